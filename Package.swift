@@ -1,0 +1,92 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "swift-qtasks",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "QTasks", targets: ["QTasks"]),
+        .library(name: "QTasksRabbitMQ", targets: ["QTasksRabbitMQ"]),
+        .library(name: "QTasksTesting", targets: ["QTasksTesting"]),
+        .library(name: "AMQP", targets: ["AMQP"]),
+        .executable(name: "qtasks", targets: ["qtasks"]),
+        .executable(name: "qtasks-example", targets: ["qtasks-example"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
+    ],
+    targets: [
+        // The C client, rabbitmq-c (Debian: librabbitmq-dev). Shims only for
+        // what Swift cannot call directly.
+        .systemLibrary(
+            name: "CRabbitMQ",
+            pkgConfig: "librabbitmq",
+            providers: [.apt(["librabbitmq-dev"])]
+        ),
+        // The only module that imports CRabbitMQ.
+        .target(
+            name: "AMQP",
+            dependencies: [
+                "CRabbitMQ",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The core: no C, no AMQP.
+        .target(
+            name: "QTasks",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
+            name: "QTasksRabbitMQ",
+            dependencies: [
+                "QTasks",
+                "AMQP",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "QTasksTesting",
+            dependencies: ["QTasks"]
+        ),
+        .executableTarget(
+            name: "qtasks",
+            dependencies: [
+                "QTasks",
+                "QTasksRabbitMQ",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "qtasks-example",
+            dependencies: [
+                "QTasks",
+                "QTasksRabbitMQ",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // Fast tests: no server needed.
+        .testTarget(
+            name: "QTasksTests",
+            dependencies: ["QTasks", "QTasksTesting"]
+        ),
+        // AMQP layer against a real RabbitMQ (skipped with a message when none
+        // is reachable; the test script starts one).
+        .testTarget(
+            name: "AMQPTests",
+            dependencies: ["AMQP"]
+        ),
+        // End to end: real broker, real worker processes, foreign producers.
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["QTasks", "QTasksRabbitMQ", "AMQP", "qtasks", "qtasks-example"]
+        ),
+    ]
+)
