@@ -1,0 +1,76 @@
+/// The transport a ``Worker`` and a ``TaskClient`` run on.
+///
+/// A broker moves opaque messages between named queues and offers the three
+/// delivery guarantees the worker builds on: a published message is durable
+/// once `publish` returns (publisher confirms on RabbitMQ), a consumed
+/// message stays owned by the broker until it is acknowledged, and a message
+/// whose consumer goes away unacknowledged is delivered again.
+///
+/// Two implementations ship: `RabbitMQBroker` (module `QTasksRabbitMQ`) and
+/// ``MemoryBroker`` for fast tests. Queue names are plain strings; a
+/// broker maps them to its own routing (RabbitMQ: the default exchange, with
+/// the queue name as routing key).
+public protocol Broker: Sendable {
+    /// Declares a task queue and its dead-letter queue (named
+    /// ``QueueNaming/deadLetterQueue(for:)``), both durable. Idempotent.
+    ///
+    /// - Throws: ``BrokerError`` when the broker refuses the declaration (for
+    ///   example a queue that exists with other arguments) or is unreachable.
+    func declareTaskQueue(_ name: String) async throws
+
+    /// Starts consuming the given queues, at most `prefetch` unacknowledged
+    /// deliveries at a time in total.
+    ///
+    /// The returned stream ends normally after ``stopConsuming()``, and with an
+    /// error when the connection is lost. Deliveries already handed out stay
+    /// valid until acknowledged or rejected (or the connection is lost).
+    func consume(queues: [String], prefetch: Int) async throws -> AsyncThrowingStream<Delivery, any Error>
+
+    /// Cancels the consumers started by ``consume(queues:prefetch:)``: no new
+    /// deliveries arrive, the stream finishes once what was already received
+    /// has been handed out. Deliveries not yet acknowledged stay owned by
+    /// this consumer until acknowledged or rejected.
+    func stopConsuming() async
+
+    /// Publishes a message to a queue and returns once the broker has taken
+    /// responsibility for it (RabbitMQ: publisher confirm received).
+    ///
+    /// - Parameter mandatory: when true and no queue takes the message, the
+    ///   call throws a ``BrokerError`` with code `.unroutable`.
+    func publish(_ message: Message, to queue: String, mandatory: Bool) async throws
+
+    /// Acknowledges a delivery: the broker forgets the message.
+    func acknowledge(_ delivery: Delivery) async throws
+
+    /// Rejects a delivery. With `requeue` the message goes back to its queue
+    /// (and is delivered again, possibly to another worker); without it the
+    /// broker drops it or dead-letters it by its queue's policy.
+    func reject(_ delivery: Delivery, requeue: Bool) async throws
+
+    /// Creates a private queue for results addressed to this client and starts
+    /// consuming it. The queue lives as long as the broker connection.
+    func makeReplyQueue() async throws -> ReplyQueue
+
+    /// Closes connections. Unacknowledged deliveries return to their queues.
+    func close() async
+}
+
+/// A private queue on which a ``TaskClient`` receives results.
+public struct ReplyQueue: Sendable {
+    /// The queue name to put in a task message's `reply_to`.
+    public let name: String
+    /// The messages arriving on it (already acknowledged: results are
+    /// correlated and dropped when nobody waits for them).
+    public let messages: AsyncThrowingStream<Message, any Error>
+
+    public init(name: String, messages: AsyncThrowingStream<Message, any Error>) {
+        self.name = name
+        self.messages = messages
+    }
+}
+
+/// Queue names derived from a task queue's name.
+public enum QueueNaming {
+    /// The dead-letter queue of `queue`: `"<queue>.dlq"`.
+    public static func deadLetterQueue(for queue: String) -> String { queue + ".dlq" }
+}
