@@ -1,0 +1,323 @@
+import CRabbitMQ
+
+/// An AMQP channel on an ``AMQPConnection``.
+///
+/// A value type naming the channel; every operation runs on the connection's
+/// owner thread. When the broker closes the channel (for example `404
+/// NOT_FOUND` for a missing queue), every later operation throws
+/// ``AMQPError`` with code `.channelClosed`; open a new channel to go on.
+/// Delivery tags belong to the channel that received them, so an ack naming
+/// a closed channel is refused rather than sent on a successor.
+public struct AMQPChannel: Sendable {
+    public let connection: AMQPConnection
+    let id: UInt64
+    /// The channel number on the wire.
+    public let number: UInt16
+
+    init(connection: AMQPConnection, id: UInt64, number: UInt16) {
+        self.connection = connection
+        self.id = id
+        self.number = number
+    }
+
+    /// Runs `body` with this channel's state on the owner thread.
+    private func perform<T: Sendable>(_ body: @escaping @Sendable (ConnectionCore, ChannelState) throws -> T)
+        async throws -> T
+    {
+        let (id, number) = (self.id, self.number)
+        return try await connection.perform { core in
+            try body(core, try core.channel(id, number: number))
+        }
+    }
+
+    // MARK: Queues and exchanges
+
+    /// The outcome of a queue declaration.
+    public struct QueueInfo: Sendable, Hashable {
+        /// The queue's name (the broker's choice when declared with `""`).
+        public let name: String
+        /// Messages ready for delivery.
+        public let messageCount: UInt32
+        public let consumerCount: UInt32
+    }
+
+    /// Declares a queue (`queue.declare`).
+    ///
+    /// - Parameters:
+    ///   - name: up to 255 bytes; `""` lets the broker choose a name.
+    ///   - passive: only check that the queue exists.
+    ///   - arguments: optional queue arguments such as `x-dead-letter-exchange`,
+    ///     `x-max-priority`, `x-queue-type` (RabbitMQ "Queues" guide).
+    /// - Throws: ``AMQPError`` `.channelClosed` with `404 NOT_FOUND` for a
+    ///   passive declare of a missing queue, `406 PRECONDITION_FAILED` when the
+    ///   queue exists with other properties or arguments.
+    @discardableResult
+    public func declareQueue(
+        _ name: String, passive: Bool = false, durable: Bool = true, exclusive: Bool = false,
+        autoDelete: Bool = false, arguments: AMQPTable = [:]
+    ) async throws -> QueueInfo {
+        try validateShortString(name, "queue name")
+        try validateTable(arguments, "queue argument")
+        return try await perform { core, channel in
+            let arena = CArena()
+            let ok = amqp_queue_declare(
+                core.state, channel.number, arena.bytes(name), passive ? 1 : 0, durable ? 1 : 0, exclusive ? 1 : 0,
+                autoDelete ? 1 : 0, arena.table(arguments))
+            try core.checkReply("queue.declare '\(name)'", channel: channel)
+            guard let ok else { throw AMQPError(.protocolError, "queue.declare: no declare-ok") }
+            return QueueInfo(
+                name: CDecode.string(ok.pointee.queue), messageCount: ok.pointee.message_count,
+                consumerCount: ok.pointee.consumer_count)
+        }
+    }
+
+    /// Deletes a queue (`queue.delete`) and returns how many messages it held.
+    @discardableResult
+    public func deleteQueue(_ name: String, ifUnused: Bool = false, ifEmpty: Bool = false) async throws -> UInt32 {
+        try validateShortString(name, "queue name")
+        return try await perform { core, channel in
+            let arena = CArena()
+            let ok = amqp_queue_delete(core.state, channel.number, arena.bytes(name), ifUnused ? 1 : 0, ifEmpty ? 1 : 0)
+            try core.checkReply("queue.delete '\(name)'", channel: channel)
+            return ok?.pointee.message_count ?? 0
+        }
+    }
+
+    /// Removes all ready messages from a queue (`queue.purge`) and returns
+    /// how many there were.
+    @discardableResult
+    public func purgeQueue(_ name: String) async throws -> UInt32 {
+        try validateShortString(name, "queue name")
+        return try await perform { core, channel in
+            let arena = CArena()
+            let ok = amqp_queue_purge(core.state, channel.number, arena.bytes(name))
+            try core.checkReply("queue.purge '\(name)'", channel: channel)
+            return ok?.pointee.message_count ?? 0
+        }
+    }
+
+    /// Declares an exchange (`exchange.declare`); `type` is `direct`,
+    /// `topic`, `fanout` or `headers`.
+    public func declareExchange(
+        _ name: String, type: String, durable: Bool = true, autoDelete: Bool = false, internal isInternal: Bool = false,
+        arguments: AMQPTable = [:]
+    ) async throws {
+        try validateShortString(name, "exchange name")
+        try validateShortString(type, "exchange type")
+        try validateTable(arguments, "exchange argument")
+        try await perform { core, channel in
+            let arena = CArena()
+            _ = amqp_exchange_declare(
+                core.state, channel.number, arena.bytes(name), arena.bytes(type), 0, durable ? 1 : 0,
+                autoDelete ? 1 : 0, isInternal ? 1 : 0, arena.table(arguments))
+            try core.checkReply("exchange.declare '\(name)'", channel: channel)
+        }
+    }
+
+    /// Binds a queue to an exchange (`queue.bind`).
+    public func bindQueue(_ queue: String, exchange: String, routingKey: String, arguments: AMQPTable = [:])
+        async throws
+    {
+        try validateShortString(queue, "queue name")
+        try validateShortString(exchange, "exchange name")
+        try validateShortString(routingKey, "routing key")
+        try validateTable(arguments, "binding argument")
+        try await perform { core, channel in
+            let arena = CArena()
+            _ = amqp_queue_bind(
+                core.state, channel.number, arena.bytes(queue), arena.bytes(exchange), arena.bytes(routingKey),
+                arena.table(arguments))
+            try core.checkReply("queue.bind '\(queue)' to '\(exchange)'", channel: channel)
+        }
+    }
+
+    // MARK: Consuming
+
+    /// Limits unacknowledged deliveries on this channel (`basic.qos`).
+    /// - Parameter count: 1...65535; 0 means no limit.
+    public func setPrefetch(count: Int, global: Bool = false) async throws {
+        guard (0...Int(UInt16.max)).contains(count) else {
+            throw AMQPError(.invalidArgument, "prefetch count must be 0...65535, not \(count)")
+        }
+        try await perform { core, channel in
+            _ = amqp_basic_qos(core.state, channel.number, 0, UInt16(count), global ? 1 : 0)
+            try core.checkReply("basic.qos", channel: channel)
+        }
+    }
+
+    /// Starts a consumer (`basic.consume`).
+    ///
+    /// - Parameters:
+    ///   - queue: the queue to consume.
+    ///   - tag: the consumer tag; `""` lets the broker choose.
+    ///   - noAck: the broker considers messages acknowledged on delivery.
+    /// - Returns: the deliveries; see ``AMQPConsumer``.
+    /// - Throws: ``AMQPError`` `.channelClosed` with `404 NOT_FOUND` for a
+    ///   missing queue (the channel is then closed).
+    public func consume(
+        queue: String, tag: String = "", noAck: Bool = false, exclusive: Bool = false, arguments: AMQPTable = [:]
+    ) async throws -> AMQPConsumer {
+        try validateShortString(queue, "queue name")
+        try validateShortString(tag, "consumer tag")
+        try validateTable(arguments, "consumer argument")
+        let (stream, continuation) = AsyncThrowingStream<AMQPDelivery, any Error>.makeStream()
+        let consumerTag = try await perform { core, channel in
+            let arena = CArena()
+            let ok = amqp_basic_consume(
+                core.state, channel.number, arena.bytes(queue), arena.bytes(tag), 0, noAck ? 1 : 0,
+                exclusive ? 1 : 0, arena.table(arguments))
+            try core.checkReply("basic.consume '\(queue)'", channel: channel)
+            guard let ok else { throw AMQPError(.protocolError, "basic.consume: no consume-ok") }
+            let tag = CDecode.string(ok.pointee.consumer_tag)
+            channel.consumers[tag] = continuation
+            return tag
+        }
+        return AMQPConsumer(tag: consumerTag, stream: stream)
+    }
+
+    /// Cancels a consumer (`basic.cancel`). Deliveries the broker sent
+    /// before its `cancel-ok` are still handed out; then the consumer's
+    /// sequence ends.
+    public func cancel(consumerTag: String) async throws {
+        try validateShortString(consumerTag, "consumer tag")
+        try await perform { core, channel in
+            let arena = CArena()
+            _ = amqp_basic_cancel(core.state, channel.number, arena.bytes(consumerTag))
+            try core.checkReply("basic.cancel", channel: channel)
+            // Deliveries that arrived before cancel-ok sit in rabbitmq-c's
+            // frame queue: hand them to the consumer before ending it.
+            core.pumpFrames()
+            channel.consumers.removeValue(forKey: consumerTag)?.finish()
+        }
+    }
+
+    /// Fetches one message (`basic.get`), or `nil` when the queue is empty.
+    public func get(queue: String, noAck: Bool = false) async throws -> AMQPDelivery? {
+        try validateShortString(queue, "queue name")
+        let channelValue = self
+        return try await perform { core, channel in
+            let arena = CArena()
+            let reply = amqp_basic_get(core.state, channel.number, arena.bytes(queue), noAck ? 1 : 0)
+            try core.checkReply("basic.get '\(queue)'", channel: channel)
+            guard reply.reply.id == basicGetOK else { return nil }
+            let ok = reply.reply.decoded.assumingMemoryBound(to: amqp_basic_get_ok_t.self).pointee
+            let exchange = CDecode.string(ok.exchange)
+            let routingKey = CDecode.string(ok.routing_key)
+            guard let (properties, body) = core.readContent(channel: channel.number, during: "basic.get") else {
+                throw core.closedError
+            }
+            return AMQPDelivery(
+                channel: channelValue, consumerTag: "", deliveryTag: ok.delivery_tag, redelivered: ok.redelivered != 0,
+                exchange: exchange, routingKey: routingKey, properties: properties, body: body)
+        }
+    }
+
+    // MARK: Acknowledgements
+
+    /// Acknowledges a delivery (`basic.ack`); with `multiple`, every earlier
+    /// one on this channel too. Returns once the ack is written to the socket.
+    public func ack(deliveryTag: UInt64, multiple: Bool = false) async throws {
+        try await settle("basic.ack") { core, number in
+            amqp_basic_ack(core.state, number, deliveryTag, multiple ? 1 : 0)
+        }
+    }
+
+    /// Negatively acknowledges a delivery (`basic.nack`, a RabbitMQ
+    /// extension); with `requeue` the broker delivers it again.
+    public func nack(deliveryTag: UInt64, multiple: Bool = false, requeue: Bool) async throws {
+        try await settle("basic.nack") { core, number in
+            amqp_basic_nack(core.state, number, deliveryTag, multiple ? 1 : 0, requeue ? 1 : 0)
+        }
+    }
+
+    /// Rejects a delivery (`basic.reject`).
+    public func reject(deliveryTag: UInt64, requeue: Bool) async throws {
+        try await settle("basic.reject") { core, number in
+            amqp_basic_reject(core.state, number, deliveryTag, requeue ? 1 : 0)
+        }
+    }
+
+    private func settle(_ what: String, _ call: @escaping @Sendable (ConnectionCore, amqp_channel_t) -> Int32)
+        async throws
+    {
+        let (id, number) = (self.id, self.number)
+        try await connection.perform { core in
+            guard core.isOpen else {
+                throw AMQPError(.staleDeliveryTag, "\(what): the connection that delivered this message is closed")
+            }
+            guard (try? core.channel(id, number: number)) != nil else {
+                throw AMQPError(.staleDeliveryTag, "\(what): channel \(number) that delivered this message is closed")
+            }
+            let status = call(core, number)
+            if status != 0 {
+                let error = core.libraryError(status, during: what)
+                core.fail(with: error)
+                throw error
+            }
+        }
+    }
+
+    // MARK: Publishing
+
+    /// Puts the channel in confirm mode (`confirm.select`): from now on
+    /// ``publish(_:exchange:routingKey:mandatory:properties:)`` returns only
+    /// once the broker has confirmed the message.
+    ///
+    /// - Parameter window: the most messages awaiting confirmation at once;
+    ///   further publishes wait their turn (in order) on the owner thread.
+    public func enableConfirms(window: Int = 1024) async throws {
+        guard window > 0 else { throw AMQPError(.invalidArgument, "confirm window must be > 0, not \(window)") }
+        try await perform { core, channel in
+            _ = amqp_confirm_select(core.state, channel.number)
+            try core.checkReply("confirm.select", channel: channel)
+            channel.confirmWindow = window
+        }
+    }
+
+    /// Publishes a message (`basic.publish`).
+    ///
+    /// Without confirms, returns once the message is written to the socket.
+    /// In confirm mode, returns once the broker confirmed it, and throws if it
+    /// did not.
+    ///
+    /// - Parameters:
+    ///   - body: the message body, any bytes.
+    ///   - exchange: `""` is the default exchange, which routes by queue name.
+    ///   - routingKey: up to 255 bytes.
+    ///   - mandatory: ask the broker to return the message when no queue
+    ///     takes it.
+    /// - Throws: ``AMQPError``: `.invalidArgument` for an over-long name or
+    ///   property, `.publishNacked`, `.publishReturned` (mandatory, confirm
+    ///   mode), `.channelClosed` (for example `404` for a missing exchange),
+    ///   `.connectionClosed`.
+    public func publish(
+        _ body: [UInt8], exchange: String = "", routingKey: String, mandatory: Bool = false,
+        properties: AMQPProperties = AMQPProperties()
+    ) async throws {
+        try validateShortString(exchange, "exchange name")
+        try validateShortString(routingKey, "routing key")
+        try validateProperties(properties)
+        let (id, number) = (self.id, self.number)
+        try await connection.performDeferred { core, continuation in
+            let channel: ChannelState
+            do {
+                channel = try core.channel(id, number: number)
+            } catch {
+                continuation.resume(throwing: error)
+                return
+            }
+            core.publish(
+                PendingPublish(
+                    exchange: exchange, routingKey: routingKey, mandatory: mandatory, properties: properties,
+                    body: body, continuation: continuation),
+                on: channel)
+        }
+    }
+
+    /// Closes the channel (`channel.close`). Safe to call more than once.
+    public func close() async {
+        _ = try? await perform { core, channel in core.closeChannel(channel) }
+    }
+}
+
+private let basicGetOK: amqp_method_number_t = 0x003C_0047

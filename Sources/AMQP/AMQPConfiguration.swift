@@ -1,0 +1,114 @@
+import Foundation
+
+/// Where and how to connect to a RabbitMQ broker.
+///
+/// Every field has a default, so `AMQPConfiguration()` connects to a local
+/// broker as `guest` (which RabbitMQ allows from localhost only).
+public struct AMQPConfiguration: Sendable, Hashable {
+    public var host: String = "127.0.0.1"
+    public var port: Int = 5672
+    public var username: String = "guest"
+    public var password: String = "guest"
+    /// The virtual host; RabbitMQ's default one is `/`.
+    public var virtualHost: String = "/"
+    /// Heartbeat interval in seconds, negotiated explicitly (rabbitmq-c's own
+    /// default is 0, which turns heartbeats off). 0 disables heartbeats.
+    public var heartbeat: Int = 60
+    /// How long the TCP connect and the AMQP handshake may take, in seconds.
+    public var connectTimeout: Double = 10
+    /// How long a synchronous request (queue declare, consume, close) may wait
+    /// for the broker's reply, in seconds.
+    public var rpcTimeout: Double = 30
+    /// Largest frame size in bytes; the broker may lower it.
+    public var frameMax: Int = 131_072
+    /// Most channels on this connection; the broker may lower it.
+    public var channelMax: Int = 2047
+    /// Shown in the management UI and `rabbitmqctl list_connections`.
+    public var connectionName: String?
+
+    public init() {}
+
+    /// Parses an AMQP URI: `amqp://user:pass@host:port/vhost?query`.
+    ///
+    /// Follows RabbitMQ's "AMQP URI Specification": user, password and vhost
+    /// are percent-decoded, so the default vhost `/` is written `%2F`
+    /// (`amqp://guest:guest@127.0.0.1:5672/%2F`). An absent or empty path
+    /// means the default vhost `/` (as pika reads it). Omitted parts keep
+    /// their defaults (`guest:guest@127.0.0.1:5672`). Supported query
+    /// parameters, from RabbitMQ's "URI Query Parameters" guide: `heartbeat`
+    /// (seconds), `connection_timeout` (milliseconds), `channel_max`,
+    /// `frame_max`; plus `connection_name`.
+    ///
+    /// - Throws: ``AMQPError`` with code `.invalidArgument` for another scheme
+    ///   (`amqps` is not supported yet), a malformed URL, a bad port or an
+    ///   unknown query parameter.
+    public init(url: String) throws {
+        func invalid(_ why: String) -> AMQPError {
+            AMQPError(.invalidArgument, "invalid AMQP URL '\(Self.redact(url))': \(why)")
+        }
+        guard let components = URLComponents(string: url) else { throw invalid("not a URL") }
+        switch components.scheme?.lowercased() {
+        case "amqp": break
+        case "amqps": throw invalid("TLS (amqps) is not supported yet; use amqp://")
+        case let other?: throw invalid("scheme must be amqp, not \(other)")
+        case nil: throw invalid("missing scheme amqp://")
+        }
+        if let host = components.host, !host.isEmpty { self.host = host }
+        if let port = components.port {
+            guard (1...65535).contains(port) else { throw invalid("port \(port) is out of range") }
+            self.port = port
+        }
+        if let user = components.user { self.username = user }
+        if let password = components.password { self.password = password }
+        let path = components.path
+        if path.count > 1 {
+            self.virtualHost = String(path.dropFirst())
+        }
+        for item in components.queryItems ?? [] {
+            let value = item.value ?? ""
+            switch item.name {
+            case "heartbeat":
+                guard let seconds = Int(value), seconds >= 0, seconds <= 65535 else {
+                    throw invalid("heartbeat must be whole seconds 0...65535")
+                }
+                heartbeat = seconds
+            case "connection_timeout":
+                guard let milliseconds = Int(value), milliseconds > 0 else {
+                    throw invalid("connection_timeout must be milliseconds > 0")
+                }
+                connectTimeout = Double(milliseconds) / 1000
+            case "channel_max":
+                guard let count = Int(value), (1...65535).contains(count) else {
+                    throw invalid("channel_max must be 1...65535")
+                }
+                channelMax = count
+            case "frame_max":
+                guard let size = Int(value), size >= 4096 else { throw invalid("frame_max must be >= 4096") }
+                frameMax = size
+            case "connection_name":
+                connectionName = value
+            default:
+                throw invalid(
+                    "unknown query parameter '\(item.name)' (supported: heartbeat, connection_timeout, channel_max, frame_max, connection_name)"
+                )
+            }
+        }
+    }
+
+    /// The URL with the password replaced by `***`, safe for logs.
+    public var redactedURL: String {
+        let vhost = virtualHost.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? virtualHost
+        let user = username.addingPercentEncoding(withAllowedCharacters: .urlUserAllowed) ?? username
+        return "amqp://\(user):***@\(host):\(port)/\(vhost)"
+    }
+
+    /// Replaces the password of an AMQP URL string with `***`, for messages
+    /// about URLs that may not parse.
+    public static func redact(_ url: String) -> String {
+        guard let schemeEnd = url.range(of: "://"), let at = url[schemeEnd.upperBound...].firstIndex(of: "@")
+        else { return url }
+        let userInfo = url[schemeEnd.upperBound..<at]
+        guard let colon = userInfo.firstIndex(of: ":") else { return url }
+        return String(url[..<url.index(after: colon)]) + "***" + String(url[at...])
+    }
+}

@@ -1,0 +1,32 @@
+/// A message delivered to a consumer (`basic.deliver`) or fetched with
+/// `basic.get`.
+///
+/// The delivery tag is only meaningful on ``channel``: acknowledge through
+/// ``ack(multiple:)`` and friends, which refuse a tag whose channel has
+/// closed since (``AMQPError/Code/staleDeliveryTag``).
+public struct AMQPDelivery: Sendable {
+    public let channel: AMQPChannel
+    public let consumerTag: String
+    public let deliveryTag: UInt64
+    public let redelivered: Bool
+    public let exchange: String
+    public let routingKey: String
+    public let properties: AMQPProperties
+    public let body: [UInt8]
+
+    /// Acknowledges this delivery (`basic.ack`).
+    public func ack(multiple: Bool = false) async throws {
+        try await channel.ack(deliveryTag: deliveryTag, multiple: multiple)
+    }
+
+    /// Rejects this delivery (`basic.nack`); with `requeue` the broker
+    /// delivers it again, otherwise it is dropped or dead-lettered.
+    public func nack(multiple: Bool = false, requeue: Bool) async throws {
+        try await channel.nack(deliveryTag: deliveryTag, multiple: multiple, requeue: requeue)
+    }
+
+    /// Rejects this delivery (`basic.reject`).
+    public func reject(requeue: Bool) async throws {
+        try await channel.reject(deliveryTag: deliveryTag, requeue: requeue)
+    }
+}

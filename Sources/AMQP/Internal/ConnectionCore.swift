@@ -1,0 +1,464 @@
+import CRabbitMQ
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The state of one connection that only its owner thread touches: the
+/// rabbitmq-c connection and every channel on it. Nothing here is locked;
+/// thread confinement is the synchronisation (see DESIGN.md, "Threading rules
+/// for rabbitmq-c").
+final class ConnectionCore {
+    let state: amqp_connection_state_t
+    let logger: Logger
+    let connectionID: UInt64
+    private(set) var isOpen = true
+    /// True when this side asked for the close, so it is not an error.
+    private(set) var closedLocally = false
+    private(set) var closeError: AMQPError?
+    private var channels: [amqp_channel_t: ChannelState] = [:]
+    private var nextChannelID: UInt64 = 1
+    private var channelMax: Int
+    private(set) var heartbeat: Int
+    var blockedHandler: (@Sendable (String?) -> Void)?
+
+    private init(state: amqp_connection_state_t, logger: Logger, connectionID: UInt64, channelMax: Int, heartbeat: Int) {
+        self.state = state
+        self.logger = logger
+        self.connectionID = connectionID
+        self.channelMax = channelMax
+        self.heartbeat = heartbeat
+    }
+
+    deinit {
+        amqp_destroy_connection(state)
+    }
+
+    // MARK: Opening
+
+    /// Opens the TCP connection and performs the AMQP handshake.
+    static func open(_ configuration: AMQPConfiguration, logger: Logger, connectionID: UInt64) throws -> ConnectionCore {
+        try validateShortString(configuration.virtualHost, "virtual host")
+        guard let state = amqp_new_connection() else {
+            throw AMQPError(.connectionFailed, "amqp_new_connection failed (out of memory)")
+        }
+        guard let socket = amqp_tcp_socket_new(state) else {
+            amqp_destroy_connection(state)
+            throw AMQPError(.connectionFailed, "amqp_tcp_socket_new failed")
+        }
+        let core = ConnectionCore(
+            state: state, logger: logger, connectionID: connectionID,
+            channelMax: configuration.channelMax, heartbeat: configuration.heartbeat)
+        let address = "\(configuration.host):\(configuration.port)"
+
+        var connectTimeout = timeval(seconds: configuration.connectTimeout)
+        errno = 0
+        let opened = amqp_socket_open_noblock(socket, configuration.host, Int32(configuration.port), &connectTimeout)
+        if opened != AMQP_STATUS_OK.rawValue {
+            let systemError = errno != 0 ? " (\(String(cString: strerror(errno))))" : ""
+            let reason = opened == AMQP_STATUS_TIMEOUT.rawValue
+                ? "timed out after \(configuration.connectTimeout) s" : libraryErrorText(opened) + systemError
+            core.isOpen = false
+            throw AMQPError(.connectionFailed, "cannot connect to \(address): \(reason)", libraryStatus: opened)
+        }
+
+        var handshakeTimeout = timeval(seconds: configuration.connectTimeout)
+        amqp_set_handshake_timeout(state, &handshakeTimeout)
+        var rpcTimeout = timeval(seconds: configuration.rpcTimeout)
+        amqp_set_rpc_timeout(state, &rpcTimeout)
+
+        let arena = CArena()
+        let capabilities: AMQPTable = [
+            "consumer_cancel_notify": true,
+            "connection.blocked": true,
+            "publisher_confirms": true,
+            "basic.nack": true,
+            "authentication_failure_close": true,
+        ]
+        var properties: AMQPTable = [
+            "product": "swift-qtasks",
+            "platform": "Swift",
+            "capabilities": .table(capabilities),
+        ]
+        if let name = configuration.connectionName { properties["connection_name"] = .string(name) }
+        var clientProperties = arena.table(properties)
+        let reply = crabbitmq_login_plain(
+            state, arena.cString(configuration.virtualHost), Int32(configuration.channelMax),
+            Int32(configuration.frameMax), Int32(configuration.heartbeat), &clientProperties,
+            arena.cString(configuration.username), arena.cString(configuration.password))
+        if reply.reply_type != AMQP_RESPONSE_NORMAL {
+            core.isOpen = false
+            throw core.loginError(reply, address: address, configuration: configuration)
+        }
+        core.channelMax = Int(amqp_get_channel_max(state))
+        core.heartbeat = Int(amqp_get_heartbeat(state))
+        return core
+    }
+
+    private func loginError(_ reply: amqp_rpc_reply_t, address: String, configuration: AMQPConfiguration) -> AMQPError {
+        switch reply.reply_type {
+        case AMQP_RESPONSE_SERVER_EXCEPTION where reply.reply.id == MethodID.connectionClose:
+            let close = reply.reply.decoded.assumingMemoryBound(to: amqp_connection_close_t.self).pointee
+            let code = close.reply_code
+            let text = CDecode.string(close.reply_text)
+            var ok = amqp_connection_close_ok_t(dummy: 0)
+            _ = amqp_send_method(state, 0, MethodID.connectionCloseOK, &ok)
+            if code == 403 {
+                return AMQPError(
+                    .authenticationFailed, "broker at \(address) refused user '\(configuration.username)'",
+                    replyCode: code, replyText: text)
+            }
+            return AMQPError(
+                .connectionFailed, "broker at \(address) refused the connection to vhost '\(configuration.virtualHost)'",
+                replyCode: code, replyText: text)
+        case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+            let status = reply.library_error
+            if status == AMQP_STATUS_TIMEOUT.rawValue {
+                return AMQPError(
+                    .connectionFailed,
+                    "AMQP handshake with \(address) timed out after \(configuration.connectTimeout) s (is it an AMQP 0-9-1 port?)",
+                    libraryStatus: status)
+            }
+            return AMQPError(
+                .connectionFailed, "AMQP handshake with \(address) failed: \(libraryErrorText(status))",
+                libraryStatus: status)
+        default:
+            return AMQPError(.connectionFailed, "AMQP handshake with \(address) failed")
+        }
+    }
+
+    // MARK: Replies and failures
+
+    /// Turns the outcome of the last synchronous request into an error,
+    /// closing what the broker closed.
+    func checkReply(_ what: String, channel: ChannelState?) throws {
+        let reply = amqp_get_rpc_reply(state)
+        switch reply.reply_type {
+        case AMQP_RESPONSE_NORMAL:
+            return
+        case AMQP_RESPONSE_SERVER_EXCEPTION:
+            throw handleServerClose(reply.reply, during: what, channel: channel)
+        case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+            let error = libraryError(reply.library_error, during: what)
+            fail(with: error)
+            throw error
+        default:
+            let error = AMQPError(.protocolError, "\(what): no reply from rabbitmq-c")
+            fail(with: error)
+            throw error
+        }
+    }
+
+    private func handleServerClose(_ method: amqp_method_t, during what: String, channel: ChannelState?) -> AMQPError {
+        if method.id == MethodID.channelClose, let number = channel?.number {
+            let close = method.decoded.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
+            let error = AMQPError(
+                .channelClosed, "\(what) failed; the broker closed channel \(number)",
+                replyCode: close.reply_code, replyText: CDecode.string(close.reply_text))
+            acknowledgeChannelClose(number, error: error)
+            return error
+        }
+        if method.id == MethodID.connectionClose {
+            let close = method.decoded.assumingMemoryBound(to: amqp_connection_close_t.self).pointee
+            let error = AMQPError(
+                .connectionClosed, "\(what) failed; the broker closed the connection",
+                replyCode: close.reply_code, replyText: CDecode.string(close.reply_text))
+            var ok = amqp_connection_close_ok_t(dummy: 0)
+            _ = amqp_send_method(state, 0, MethodID.connectionCloseOK, &ok)
+            fail(with: error)
+            return error
+        }
+        let error = AMQPError(.protocolError, "\(what): unexpected method 0x\(String(method.id, radix: 16))")
+        fail(with: error)
+        return error
+    }
+
+    private func acknowledgeChannelClose(_ number: amqp_channel_t, error: AMQPError) {
+        var ok = amqp_channel_close_ok_t(dummy: 0)
+        _ = amqp_send_method(state, number, MethodID.channelCloseOK, &ok)
+        if let channel = channels.removeValue(forKey: number) {
+            logger.warning("channel closed by broker", metadata: ["channel": "\(number)", "error": "\(error)"])
+            channel.fail(with: error)
+        }
+    }
+
+    func libraryError(_ status: Int32, during what: String) -> AMQPError {
+        let code: AMQPError.Code
+        switch status {
+        case AMQP_STATUS_TIMEOUT.rawValue: code = .timeout
+        case AMQP_STATUS_HEARTBEAT_TIMEOUT.rawValue: code = .heartbeatTimeout
+        default: code = .connectionClosed
+        }
+        return AMQPError(code, "\(what): \(libraryErrorText(status))", libraryStatus: status)
+    }
+
+    /// Marks the connection dead and fails everything waiting on it. The
+    /// owner thread's loop ends after the current step.
+    func fail(with error: AMQPError) {
+        guard isOpen else { return }
+        isOpen = false
+        closeError = error
+        let open = channels.values
+        channels.removeAll()
+        for channel in open { channel.fail(with: error) }
+    }
+
+    var closedError: AMQPError {
+        closeError ?? AMQPError(.connectionClosed, "the connection is closed")
+    }
+
+    var socketDescriptor: Int32 { amqp_get_sockfd(state) }
+
+    /// Frames rabbitmq-c has already read from the socket (or queued during a
+    /// synchronous request) that `poll` would never report again.
+    var hasBufferedFrames: Bool { amqp_frames_enqueued(state) != 0 || amqp_data_in_buffer(state) != 0 }
+
+    // MARK: Channels
+
+    func channel(_ id: UInt64, number: amqp_channel_t) throws -> ChannelState {
+        guard isOpen else { throw closedError }
+        guard let channel = channels[number], channel.id == id else {
+            throw AMQPError(.channelClosed, "channel \(number) is closed")
+        }
+        return channel
+    }
+
+    func openChannel() throws -> ChannelState {
+        guard isOpen else { throw closedError }
+        let limit = channelMax == 0 ? 65535 : channelMax
+        guard let number = (1...limit).lazy.map({ amqp_channel_t($0) }).first(where: { channels[$0] == nil }) else {
+            throw AMQPError(.invalidArgument, "all \(limit) channels of this connection are in use")
+        }
+        _ = amqp_channel_open(state, number)
+        let channel = ChannelState(id: nextChannelID, number: number)
+        nextChannelID += 1
+        channels[number] = channel
+        do {
+            try checkReply("channel.open", channel: channel)
+        } catch {
+            channels[number] = nil
+            throw error
+        }
+        return channel
+    }
+
+    func closeChannel(_ channel: ChannelState) {
+        guard isOpen, channels[channel.number] === channel else { return }
+        channels[channel.number] = nil
+        let reply = amqp_channel_close(state, channel.number, 200)
+        channel.fail(with: AMQPError(.channelClosed, "channel \(channel.number) was closed by this process"))
+        if reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION {
+            fail(with: libraryError(reply.library_error, during: "channel.close"))
+        }
+    }
+
+    /// `connection.close` from this side; waits for `close-ok` up to the RPC
+    /// timeout.
+    func closeConnection() {
+        guard isOpen else { return }
+        closedLocally = true
+        _ = amqp_connection_close(state, 200)
+        fail(with: AMQPError(.connectionClosed, "the connection was closed by this process"))
+    }
+
+    // MARK: Publishing
+
+    func publish(_ publish: PendingPublish, on channel: ChannelState) {
+        if let window = channel.confirmWindow, channel.waitingCount > 0 || channel.unconfirmedCount >= window {
+            channel.waiting.append(publish)
+            return
+        }
+        send(publish, on: channel)
+    }
+
+    private func send(_ publish: PendingPublish, on channel: ChannelState) {
+        let arena = CArena()
+        var properties = arena.properties(publish.properties)
+        let status = publish.body.withUnsafeBytes { body in
+            amqp_basic_publish(
+                state, channel.number, arena.bytes(publish.exchange), arena.bytes(publish.routingKey),
+                publish.mandatory ? 1 : 0, 0, &properties,
+                amqp_bytes_t(len: body.count, bytes: UnsafeMutableRawPointer(mutating: body.baseAddress)))
+        }
+        guard status == AMQP_STATUS_OK.rawValue else {
+            let error = libraryError(status, during: "basic.publish")
+            publish.continuation.resume(throwing: error)
+            if status != AMQP_STATUS_TABLE_TOO_BIG.rawValue && status != AMQP_STATUS_INVALID_PARAMETER.rawValue {
+                fail(with: error)
+            }
+            return
+        }
+        if channel.confirmWindow != nil {
+            channel.unconfirmed.append((channel.nextPublishSequence, publish.continuation))
+            channel.nextPublishSequence += 1
+        } else {
+            publish.continuation.resume()
+        }
+    }
+
+    private func confirm(_ tag: UInt64, multiple: Bool, nacked: Bool, on channel: ChannelState) {
+        let returned = channel.pendingReturn
+        channel.pendingReturn = nil
+        for (sequence, continuation) in channel.settle(upTo: tag, multiple: multiple) {
+            if nacked {
+                continuation.resume(throwing: AMQPError(.publishNacked, "the broker rejected the message (basic.nack)"))
+            } else if let returned, sequence == tag {
+                // RabbitMQ sends basic.return for an unroutable mandatory
+                // message just before the basic.ack that confirms it.
+                continuation.resume(
+                    throwing: AMQPError(
+                        .publishReturned, "the message matched no queue", replyCode: returned.code,
+                        replyText: returned.text))
+            } else {
+                continuation.resume()
+            }
+        }
+        while let window = channel.confirmWindow, channel.unconfirmedCount < window,
+            let next = channel.popWaiting()
+        {
+            send(next, on: channel)
+            if !isOpen { return }
+        }
+    }
+
+    // MARK: Incoming frames
+
+    /// Handles every frame rabbitmq-c already holds or the socket can give
+    /// without blocking. Also where heartbeats are sent and missed ones
+    /// detected, since rabbitmq-c services them only inside its calls.
+    func pumpFrames() {
+        var frame = amqp_frame_t()
+        var zero = timeval(tv_sec: 0, tv_usec: 0)
+        while isOpen {
+            let status = amqp_simple_wait_frame_noblock(state, &frame, &zero)
+            if status == AMQP_STATUS_TIMEOUT.rawValue { break }
+            if status != AMQP_STATUS_OK.rawValue {
+                let error = libraryError(status, during: "connection lost")
+                logger.error("AMQP connection lost", metadata: ["error": "\(error)"])
+                fail(with: error)
+                break
+            }
+            if frame.frame_type == FrameType.method {
+                handleMethod(frame.payload.method, channel: frame.channel)
+            }
+        }
+        amqp_maybe_release_buffers(state)
+    }
+
+    private func handleMethod(_ method: amqp_method_t, channel number: amqp_channel_t) {
+        switch method.id {
+        case MethodID.basicDeliver:
+            let deliver = method.decoded.assumingMemoryBound(to: amqp_basic_deliver_t.self).pointee
+            let consumerTag = CDecode.string(deliver.consumer_tag)
+            let exchange = CDecode.string(deliver.exchange)
+            let routingKey = CDecode.string(deliver.routing_key)
+            guard let (properties, body) = readContent(channel: number, during: "basic.deliver") else { return }
+            guard let channel = channels[number] else { return }
+            guard let consumer = channel.consumers[consumerTag] else {
+                // A delivery racing a cancel: give it back rather than hold it.
+                amqp_basic_reject(state, number, deliver.delivery_tag, 1)
+                return
+            }
+            let delivery = AMQPDelivery(
+                channel: AMQPChannel(connection: owner!, id: channel.id, number: number),
+                consumerTag: consumerTag, deliveryTag: deliver.delivery_tag, redelivered: deliver.redelivered != 0,
+                exchange: exchange, routingKey: routingKey, properties: properties, body: body)
+            consumer.yield(delivery)
+        case MethodID.basicAck, MethodID.basicNack:
+            let tag: UInt64
+            let multiple: Bool
+            if method.id == MethodID.basicAck {
+                let ack = method.decoded.assumingMemoryBound(to: amqp_basic_ack_t.self).pointee
+                (tag, multiple) = (ack.delivery_tag, ack.multiple != 0)
+            } else {
+                let nack = method.decoded.assumingMemoryBound(to: amqp_basic_nack_t.self).pointee
+                (tag, multiple) = (nack.delivery_tag, nack.multiple != 0)
+            }
+            if let channel = channels[number] {
+                confirm(tag, multiple: multiple, nacked: method.id == MethodID.basicNack, on: channel)
+            }
+        case MethodID.basicReturn:
+            let returned = method.decoded.assumingMemoryBound(to: amqp_basic_return_t.self).pointee
+            let code = returned.reply_code
+            let text = CDecode.string(returned.reply_text)
+            let routingKey = CDecode.string(returned.routing_key)
+            guard readContent(channel: number, during: "basic.return") != nil else { return }
+            if let channel = channels[number] {
+                if channel.confirmWindow != nil {
+                    channel.pendingReturn = (code, text)
+                } else {
+                    logger.warning(
+                        "message returned by broker", metadata: ["routing_key": "\(routingKey)", "reply": "\(code) \(text)"])
+                }
+            }
+        case MethodID.basicCancel:
+            let cancel = method.decoded.assumingMemoryBound(to: amqp_basic_cancel_t.self).pointee
+            let tag = CDecode.string(cancel.consumer_tag)
+            if let consumer = channels[number]?.consumers.removeValue(forKey: tag) {
+                logger.warning("consumer cancelled by broker", metadata: ["consumer_tag": "\(tag)"])
+                consumer.finish(
+                    throwing: AMQPError(
+                        .channelClosed, "the broker cancelled consumer \(tag) (its queue was deleted or failed over)"))
+            }
+        case MethodID.channelClose:
+            let close = method.decoded.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
+            let error = AMQPError(
+                .channelClosed, "the broker closed channel \(number)", replyCode: close.reply_code,
+                replyText: CDecode.string(close.reply_text))
+            acknowledgeChannelClose(number, error: error)
+        case MethodID.connectionClose:
+            let close = method.decoded.assumingMemoryBound(to: amqp_connection_close_t.self).pointee
+            let error = AMQPError(
+                .connectionClosed, "the broker closed the connection", replyCode: close.reply_code,
+                replyText: CDecode.string(close.reply_text))
+            var ok = amqp_connection_close_ok_t(dummy: 0)
+            _ = amqp_send_method(state, 0, MethodID.connectionCloseOK, &ok)
+            logger.error("AMQP connection closed by broker", metadata: ["error": "\(error)"])
+            fail(with: error)
+        case MethodID.connectionBlocked:
+            let blocked = method.decoded.assumingMemoryBound(to: amqp_connection_blocked_t.self).pointee
+            let reason = CDecode.string(blocked.reason)
+            logger.warning("broker blocked this connection (resource alarm)", metadata: ["reason": "\(reason)"])
+            blockedHandler?(reason)
+        case MethodID.connectionUnblocked:
+            logger.info("broker unblocked this connection")
+            blockedHandler?(nil)
+        default:
+            logger.debug("ignored AMQP method", metadata: ["method": "0x\(String(method.id, radix: 16))"])
+        }
+    }
+
+    /// Reads the header and body frames that follow a content-bearing
+    /// method, copying them out of rabbitmq-c's buffers.
+    func readContent(channel: amqp_channel_t, during what: String) -> (AMQPProperties, [UInt8])? {
+        var message = amqp_message_t()
+        let reply = amqp_read_message(state, channel, &message, 0)
+        guard reply.reply_type == AMQP_RESPONSE_NORMAL else {
+            let error =
+                reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION
+                ? libraryError(reply.library_error, during: what)
+                : AMQPError(.protocolError, "\(what): malformed message content")
+            fail(with: error)
+            return nil
+        }
+        defer { amqp_destroy_message(&message) }
+        return (CDecode.properties(message.properties), CDecode.bytes(message.body))
+    }
+
+    /// The public handle this core belongs to; set by the connection right
+    /// after opening, used to build `AMQPChannel` values for deliveries.
+    weak var owner: AMQPConnection?
+}
+
+func libraryErrorText(_ status: Int32) -> String {
+    guard let text = amqp_error_string2(status) else { return "rabbitmq-c status \(status)" }
+    return String(cString: text)
+}
+
+extension timeval {
+    init(seconds: Double) {
+        let whole = max(0, seconds.rounded(.down))
+        self.init(tv_sec: Int(whole), tv_usec: Int((max(0, seconds) - whole) * 1_000_000))
+    }
+}
