@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# The test command of swift-qtasks. See --help.
+set -euo pipefail
+
+QTASKS_LOG_TAG=test
+# shellcheck source=deploy/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+usage() {
+    cat <<EOF
+Usage: deploy/test.sh [swift test arguments...]
+
+Runs the whole test suite against local servers:
+  1. deploy/install-deps.sh          (skipped when QTASKS_SKIP_INSTALL=1)
+  2. deploy/rabbitmq.sh start, deploy/redis.sh start
+     (servers already running on the ports are reused, not restarted)
+  3. swift build --build-tests
+  4. swift test "\$@"                  e.g. deploy/test.sh --filter AMQPTests
+On exit (success, failure, Ctrl-C) it stops only the servers this run
+started, and exits with swift test's exit status (or the build's, if the
+build failed).
+
+Exported to the tests:
+  QTASKS_URL        amqp://guest:guest@127.0.0.1:\$QTASKS_RABBITMQ_PORT/%2F
+  QTASKS_REDIS_URL  redis://127.0.0.1:\$QTASKS_REDIS_PORT/0
+  QTASKS_VENV       ${QTASKS_RUN_DIR}/venv (Python with pika, when present)
+
+Environment:
+  QTASKS_RABBITMQ_PORT  (default 5672)   QTASKS_REDIS_PORT (default 6379)
+  QTASKS_SKIP_INSTALL=1 do not run deploy/install-deps.sh
+  QTASKS_SCRATCH_PATH   passed to swift as --scratch-path (default: .build)
+  QTASKS_SWIFT          the swift executable (default: swift)
+EOF
+}
+
+case ${1:-} in
+    -h|--help) usage; exit 0 ;;
+esac
+
+cd "$QTASKS_REPO_ROOT"
+DEPLOY="$QTASKS_REPO_ROOT/deploy"
+export QTASKS_RABBITMQ_PORT=${QTASKS_RABBITMQ_PORT:-5672}
+export QTASKS_REDIS_PORT=${QTASKS_REDIS_PORT:-6379}
+validate_port QTASKS_RABBITMQ_PORT "$QTASKS_RABBITMQ_PORT" 45535
+validate_port QTASKS_REDIS_PORT "$QTASKS_REDIS_PORT"
+SWIFT=${QTASKS_SWIFT:-swift}
+swift_opts=()
+[[ -n ${QTASKS_SCRATCH_PATH:-} ]] && swift_opts+=(--scratch-path "$QTASKS_SCRATCH_PATH")
+
+# Which servers this run started: a service counts as ours when its
+# started.pid changed while we ran its start (a server that was already
+# running, ours from an earlier `start` or anyone else's, is left alone).
+# Recorded before each start so an interrupted start is cleaned up too.
+declare -A pid_before=()
+attempted=()
+pidfile_of() {
+    case $1 in
+        rabbitmq) echo "$QTASKS_RUN_DIR/rabbitmq-$QTASKS_RABBITMQ_PORT/started.pid" ;;
+        redis) echo "$QTASKS_RUN_DIR/redis-$QTASKS_REDIS_PORT/started.pid" ;;
+    esac
+}
+current_pid() { cat "$(pidfile_of "$1")" 2>/dev/null || true; }
+
+start_service() {
+    local svc=$1
+    pid_before[$svc]=$(current_pid "$svc")
+    attempted+=("$svc")
+    "$DEPLOY/$svc.sh" start
+}
+
+cleanup() {
+    local rc=$?
+    trap '' INT TERM   # let the cleanup finish on a second Ctrl-C
+    local i svc now stopped=()
+    for (( i=${#attempted[@]}-1; i>=0; i-- )); do
+        svc=${attempted[i]}
+        now=$(current_pid "$svc")
+        if [[ -n $now && $now != "${pid_before[$svc]}" ]]; then
+            "$DEPLOY/$svc.sh" stop || warn "stopping $svc failed"
+            stopped+=("$svc")
+        fi
+    done
+    if (( ${#stopped[@]} )); then
+        log "stopped the servers this run started: ${stopped[*]}"
+    elif (( ${#attempted[@]} )); then
+        log "left running the servers this run did not start: ${attempted[*]}"
+    fi
+    log "exit status $rc"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+if [[ ${QTASKS_SKIP_INSTALL:-0} == 1 ]]; then
+    log "QTASKS_SKIP_INSTALL=1: not running deploy/install-deps.sh"
+else
+    "$DEPLOY/install-deps.sh"
+fi
+
+start_service rabbitmq
+start_service redis
+
+export QTASKS_URL="amqp://guest:guest@127.0.0.1:${QTASKS_RABBITMQ_PORT}/%2F"
+export QTASKS_REDIS_URL="redis://127.0.0.1:${QTASKS_REDIS_PORT}/0"
+[[ -x $QTASKS_RUN_DIR/venv/bin/python ]] && export QTASKS_VENV="$QTASKS_RUN_DIR/venv"
+log "QTASKS_URL=$QTASKS_URL QTASKS_REDIS_URL=$QTASKS_REDIS_URL"
+
+command -v "$SWIFT" >/dev/null || die "$SWIFT not found on PATH"
+log "$SWIFT build --build-tests ${swift_opts[*]}"
+set +e
+"$SWIFT" build --build-tests "${swift_opts[@]}"
+rc=$?
+set -e
+if (( rc != 0 )); then
+    log "swift build failed (exit $rc)"
+    exit "$rc"
+fi
+
+log "$SWIFT test ${swift_opts[*]} $*"
+set +e
+"$SWIFT" test "${swift_opts[@]}" "$@"
+rc=$?
+set -e
+log "swift test exited with $rc"
+exit "$rc"
