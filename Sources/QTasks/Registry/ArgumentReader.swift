@@ -1,0 +1,167 @@
+/// Reads a task's arguments, one parameter at a time, from the body's `args`
+/// and `kwargs`, with Python's call semantics: positional first, then by
+/// name; an omitted `Optional` parameter is nil; too many positional
+/// arguments, unknown or duplicate keyword arguments and missing ones are
+/// errors worded like Python's.
+///
+/// A class because parameter-pack expansion calls ``next(_:)`` once per
+/// parameter and each call advances the shared position.
+final class ArgumentReader {
+    private let taskName: String
+    private let names: [String]?
+    private var positional: UnkeyedDecodingContainer?
+    private let positionalCount: Int
+    private let keywords: KeyedDecodingContainer<ArgumentKey>?
+    private var position = 0
+
+    /// Checks the shape and the count of the arguments against the
+    /// parameters before any of them is decoded, so arity errors win over
+    /// type errors (as in Python).
+    ///
+    /// - Throws: ``TaskInputError``.
+    init(
+        taskName: String,
+        parameterNames names: [String]?,
+        parameterCount count: Int,
+        container: KeyedDecodingContainer<EnvelopeKey>
+    ) throws {
+        self.taskName = taskName
+        self.names = names
+        if Self.isPresent(.args, in: container) {
+            do {
+                positional = try container.nestedUnkeyedContainer(forKey: .args)
+            } catch {
+                throw TaskInputError(.invalidField, "args must be a JSON array, found \(Self.kind(of: .args, in: container))")
+            }
+        }
+        positionalCount = positional?.count ?? 0
+        if Self.isPresent(.kwargs, in: container) {
+            do {
+                keywords = try container.nestedContainer(keyedBy: ArgumentKey.self, forKey: .kwargs)
+            } catch {
+                throw TaskInputError(.invalidField, "kwargs must be a JSON object, found \(Self.kind(of: .kwargs, in: container))")
+            }
+        } else {
+            keywords = nil
+        }
+
+        if positionalCount > count {
+            throw TaskInputError(
+                .invalidArguments,
+                "\(taskName)() takes \(count) argument\(count == 1 ? "" : "s") but \(positionalCount) \(positionalCount == 1 ? "was" : "were") given"
+            )
+        }
+        // Sorted so that the error names the same key every time.
+        for key in (keywords?.allKeys ?? []).map(\.stringValue).sorted() {
+            guard let index = names?.firstIndex(of: key) else {
+                throw TaskInputError(.invalidArguments, "\(taskName)() got an unexpected keyword argument '\(key)'")
+            }
+            if index < positionalCount {
+                throw TaskInputError(.invalidArguments, "\(taskName)() got multiple values for argument '\(key)'")
+            }
+        }
+    }
+
+    /// Decodes the next parameter.
+    ///
+    /// - Throws: ``TaskInputError`` naming the parameter, the expected type
+    ///   and what was found.
+    func next<Value: Decodable>(_ type: Value.Type) throws -> Value {
+        let index = position
+        position += 1
+        let name = names?[index]
+        if index < positionalCount, var container = positional {
+            defer { positional = container }
+            do {
+                return try container.decode(Value.self)
+            } catch {
+                let found = try? container.decode(JSONValue.self)
+                throw mismatch(Value.self, index: index, name: name, found: found, error: error, pathPrefix: 2)
+            }
+        }
+        if let name, let keywords, keywords.contains(ArgumentKey(stringValue: name)) {
+            let key = ArgumentKey(stringValue: name)
+            do {
+                return try keywords.decode(Value.self, forKey: key)
+            } catch {
+                let found = try? keywords.decode(JSONValue.self, forKey: key)
+                throw mismatch(Value.self, index: index, name: name, found: found, error: error, pathPrefix: 2)
+            }
+        }
+        if let optional = Value.self as? any OptionalParameter.Type {
+            return optional.omitted as! Value
+        }
+        let label = name.map { "'\($0)' (position \(index + 1))" } ?? "at position \(index + 1)"
+        throw TaskInputError(.invalidArguments, "\(taskName)() missing argument \(label) of type \(DecodingErrorText.typeName(Value.self))")
+    }
+
+    private func mismatch(
+        _ type: Any.Type,
+        index: Int,
+        name: String?,
+        found: JSONValue?,
+        error: any Error,
+        pathPrefix: Int
+    ) -> TaskInputError {
+        let label = "\(taskName)() argument \(index + 1)" + (name.map { " ('\($0)')" } ?? "")
+        let isTopLevel: Bool
+        if let error = error as? DecodingError {
+            switch error {
+            case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
+                isTopLevel = context.codingPath.count <= pathPrefix
+            case .keyNotFound(_, let context):
+                isTopLevel = context.codingPath.count < pathPrefix
+            @unknown default:
+                isTopLevel = false
+            }
+        } else {
+            isTopLevel = false
+        }
+        if isTopLevel, let found {
+            return TaskInputError(.invalidArguments, "\(label): expected \(DecodingErrorText.typeName(type)), found \(Self.describe(found))")
+        }
+        return TaskInputError(.invalidArguments, "\(label): \(DecodingErrorText.describe(error, droppingPathPrefix: pathPrefix))")
+    }
+
+    /// `string "abc"`, `number 1.5`, `object`: short, never a whole payload.
+    private static func describe(_ value: JSONValue) -> String {
+        switch value {
+        case .array, .object: return value.kindName
+        default:
+            var text = value.description
+            if text.count > 40 { text = String(text.prefix(37)) + "..." }
+            return value.isNull ? "null" : "\(value.kindName) \(text)"
+        }
+    }
+
+    private static func isPresent(_ key: EnvelopeKey, in container: KeyedDecodingContainer<EnvelopeKey>) -> Bool {
+        container.contains(key) && (try? container.decodeNil(forKey: key)) == false
+    }
+
+    private static func kind(of key: EnvelopeKey, in container: KeyedDecodingContainer<EnvelopeKey>) -> String {
+        (try? container.decode(JSONValue.self, forKey: key))?.kindName ?? "an unreadable value"
+    }
+
+    /// Reads `args` and `kwargs` as they are, for tasks that take any
+    /// arguments and for ``TaskMessage``.
+    ///
+    /// - Throws: ``TaskInputError`` when `args` is not an array or `kwargs`
+    ///   not an object.
+    static func raw(from container: KeyedDecodingContainer<EnvelopeKey>) throws -> TaskArguments {
+        var args: [JSONValue] = []
+        var kwargs: [String: JSONValue] = [:]
+        if isPresent(.args, in: container) {
+            guard case .array(let values)? = try? container.decode(JSONValue.self, forKey: .args) else {
+                throw TaskInputError(.invalidField, "args must be a JSON array, found \(kind(of: .args, in: container))")
+            }
+            args = values
+        }
+        if isPresent(.kwargs, in: container) {
+            guard case .object(let values)? = try? container.decode(JSONValue.self, forKey: .kwargs) else {
+                throw TaskInputError(.invalidField, "kwargs must be a JSON object, found \(kind(of: .kwargs, in: container))")
+            }
+            kwargs = values
+        }
+        return TaskArguments(args: args, kwargs: kwargs)
+    }
+}

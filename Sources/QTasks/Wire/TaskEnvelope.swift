@@ -1,0 +1,145 @@
+import Foundation
+
+/// A task message decoded for running: the header fields plus the
+/// arguments already decoded into the handler's parameter types, all in one
+/// `JSONDecoder` pass over the body.
+///
+/// The handler is looked up by `task_name` inside `init(from:)` (the
+/// catalog travels in `userInfo`), so the arguments are decoded straight
+/// from the parsed body with no intermediate `JSONValue` tree.
+struct TaskEnvelope: Decodable {
+    /// The body's `uuid`, nil when absent.
+    var bodyUUID: String?
+    var taskName: String
+    var priority: Int
+    /// The body's `created_at`, nil when absent.
+    var bodyCreatedAt: Double?
+    var call: PreparedCall
+
+    /// The uuid with its fallbacks filled in by ``decode(_:catalog:messageID:decoder:)``.
+    var uuid: String = ""
+    var createdAt: Double = 0
+
+    static let catalogKey = CodingUserInfoKey(rawValue: "qtasks.catalog")!
+
+    /// A decoder that looks tasks up in `catalog` (nil: decode arguments as
+    /// raw JSON values, for ``TaskMessage``).
+    static func makeDecoder(catalog: TaskCatalog?) -> JSONDecoder {
+        let decoder = JSONDecoder()
+        if let catalog { decoder.userInfo[catalogKey] = catalog }
+        return decoder
+    }
+
+    /// Decodes a body, filling `uuid` from `messageID` or a new UUID and
+    /// `createdAt` with now when the body has none.
+    ///
+    /// - Throws: ``TaskInputError`` saying what is wrong with the body.
+    static func decode(
+        _ body: [UInt8],
+        catalog: TaskCatalog?,
+        messageID: String?,
+        decoder: JSONDecoder? = nil
+    ) throws(TaskInputError) -> TaskEnvelope {
+        var envelope: TaskEnvelope
+        do {
+            envelope = try (decoder ?? makeDecoder(catalog: catalog)).decode(TaskEnvelope.self, from: Data(body))
+        } catch {
+            throw explain(error, body: body)
+        }
+        envelope.uuid = envelope.bodyUUID ?? messageID ?? UUID().uuidString.lowercased()
+        envelope.createdAt = envelope.bodyCreatedAt ?? Date().timeIntervalSince1970
+        return envelope
+    }
+
+    private static func explain(_ error: any Error, body: [UInt8]) -> TaskInputError {
+        // Invalid UTF-8 shows up as whatever string happened to be read
+        // first; name the real cause.
+        if !JSONDiagnostics.isValidUTF8(body) {
+            return TaskInputError(.malformedJSON, "task message body is not valid UTF-8")
+        }
+        if let error = error as? TaskInputError { return error }
+        if case DecodingError.dataCorrupted(let context) = error, context.codingPath.isEmpty {
+            return TaskInputError(.malformedJSON, JSONDiagnostics.syntaxProblem(in: body))
+        }
+        if case DecodingError.typeMismatch(_, let context) = error, context.codingPath.isEmpty {
+            return TaskInputError(.notAnObject, "task message must be a JSON object, found \(JSONDiagnostics.topLevelKind(of: body))")
+        }
+        return TaskInputError(.malformedJSON, "task message could not be read: \(DecodingErrorText.describe(error))")
+    }
+
+    init(from decoder: any Decoder) throws {
+        let container: KeyedDecodingContainer<EnvelopeKey>
+        do {
+            container = try decoder.container(keyedBy: EnvelopeKey.self)
+        } catch {
+            let found = (try? decoder.singleValueContainer().decode(JSONValue.self))?.kindName ?? "something else"
+            throw TaskInputError(.notAnObject, "task message must be a JSON object, found \(found)")
+        }
+        let uuid = try Self.field(String.self, .uuid, in: container, expected: "a string")
+        guard let taskName = try Self.field(String.self, .taskName, in: container, expected: "a string", uuid: uuid) else {
+            throw TaskInputError(.invalidField, "task message has no task_name", uuid: uuid)
+        }
+        self.bodyUUID = uuid
+        self.taskName = taskName
+        self.priority = try Self.priority(in: container, uuid: uuid, taskName: taskName)
+        self.bodyCreatedAt = try Self.field(Double.self, .createdAt, in: container, expected: "a number (Unix seconds)", uuid: uuid, taskName: taskName)
+
+        guard let catalog = decoder.userInfo[Self.catalogKey] as? TaskCatalog else {
+            do {
+                call = PreparedCall(arguments: try ArgumentReader.raw(from: container), run: { _ in .null })
+            } catch let error as TaskInputError {
+                throw error.reading(uuid: uuid, taskName: taskName)
+            }
+            return
+        }
+        guard let task = catalog.tasks[taskName] else {
+            throw TaskInputError(.unknownTask, "unknown task '\(taskName)'", uuid: uuid, taskName: taskName)
+        }
+        do {
+            call = try task.prepare(container)
+        } catch let error as TaskInputError {
+            throw error.reading(uuid: uuid, taskName: taskName)
+        } catch {
+            throw TaskInputError(.invalidArguments, "\(taskName)(): \(DecodingErrorText.describe(error))", uuid: uuid, taskName: taskName)
+        }
+    }
+
+    /// Reads an optional field: absent and `null` give nil, a value of the
+    /// wrong type throws `.invalidField`.
+    private static func field<T: Decodable>(
+        _ type: T.Type,
+        _ key: EnvelopeKey,
+        in container: KeyedDecodingContainer<EnvelopeKey>,
+        expected: String,
+        uuid: String? = nil,
+        taskName: String? = nil
+    ) throws -> T? {
+        guard container.contains(key), (try? container.decodeNil(forKey: key)) == false else { return nil }
+        do {
+            return try container.decode(T.self, forKey: key)
+        } catch {
+            let found = (try? container.decode(JSONValue.self, forKey: key))?.kindName ?? "an unreadable value"
+            throw TaskInputError(.invalidField, "\(key.stringValue) must be \(expected), found \(found)", uuid: uuid, taskName: taskName)
+        }
+    }
+
+    private static func priority(
+        in container: KeyedDecodingContainer<EnvelopeKey>,
+        uuid: String?,
+        taskName: String
+    ) throws -> Int {
+        guard let value = try field(JSONValue.self, .priority, in: container, expected: "an integer", uuid: uuid, taskName: taskName) else {
+            return 0
+        }
+        switch value {
+        case .int(let number) where Int(exactly: number) != nil:
+            return Int(number)
+        case .double(let number) where Int(exactly: number) != nil:
+            return Int(number)
+        case .int, .double:
+            throw TaskInputError(.invalidField, "priority must be an integer, found \(value)", uuid: uuid, taskName: taskName)
+        default:
+            throw TaskInputError(.invalidField, "priority must be an integer, found \(value.kindName)", uuid: uuid, taskName: taskName)
+        }
+    }
+}
