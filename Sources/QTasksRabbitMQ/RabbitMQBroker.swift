@@ -1,0 +1,238 @@
+import AMQP
+import Logging
+import QTasks
+import Synchronization
+
+/// A ``Broker`` over RabbitMQ, through rabbitmq-c (module `AMQP`).
+///
+/// Topology, all through the default exchange (routing key = queue name):
+/// - each task queue is durable and declared with
+///   `x-dead-letter-exchange: ""` and `x-dead-letter-routing-key:
+///   "<queue>.dlq"`, so that messages the broker itself drops (rejections,
+///   TTL expiry, quorum delivery limits) land in the dead-letter queue too;
+/// - `<queue>.dlq` is a durable queue; the worker publishes failed messages
+///   there with `x-qtasks-*` headers saying why;
+/// - reply queues are server-named, exclusive and auto-deleted: they vanish
+///   with the client's connection.
+///
+/// Connections: one for consuming and acknowledging (and reply queues), one
+/// for publishing with publisher confirms, so that flow control on publishes
+/// never stalls acks (see DESIGN.md). Both open on first use and again after
+/// a loss; a delivery from an earlier consuming channel can no longer be
+/// acknowledged (``BrokerError/Code/staleDelivery``): RabbitMQ redelivers it.
+public final class RabbitMQBroker: Broker {
+    public let configuration: RabbitMQBrokerConfiguration
+    private let logger: Logger
+    private let publisher: ConnectionSlot
+    private let consumer: ConnectionSlot
+    private let consuming = Mutex(ConsumingState())
+
+    private struct ConsumingState {
+        var nextGeneration: UInt64 = 1
+        /// The channels deliveries came from, by the generation in their
+        /// tokens.
+        var channels: [UInt64: AMQPChannel] = [:]
+        var active: [(channel: AMQPChannel, tags: [String])] = []
+    }
+
+    /// - Parameter configuration: where to connect and how to declare queues.
+    ///   Nothing connects until the first operation; call ``connect()`` to
+    ///   fail fast on a wrong URL or password.
+    public init(configuration: RabbitMQBrokerConfiguration, logger: Logger = Logger(label: "qtasks.rabbitmq")) {
+        self.configuration = configuration
+        self.logger = logger
+        self.publisher = ConnectionSlot(
+            configuration: configuration.connection, role: "publisher", confirmWindow: configuration.confirmWindow,
+            logger: logger)
+        self.consumer = ConnectionSlot(
+            configuration: configuration.connection, role: "consumer", confirmWindow: nil, logger: logger)
+    }
+
+    /// - Parameter url: `amqp://user:pass@host:port/vhost`.
+    /// - Throws: `AMQPError` `.invalidArgument` for a malformed URL.
+    public convenience init(url: String, logger: Logger = Logger(label: "qtasks.rabbitmq")) throws {
+        self.init(configuration: try RabbitMQBrokerConfiguration(url: url), logger: logger)
+    }
+
+    /// Opens both connections now.
+    /// - Throws: ``BrokerError`` `.connectionFailed` with the broker's reply
+    ///   (for example `403 ACCESS_REFUSED`).
+    public func connect() async throws {
+        try await mapErrors {
+            _ = try await publisher.channel()
+            _ = try await consumer.connection()
+        }
+    }
+
+    // MARK: Broker
+
+    public func declareTaskQueue(_ name: String) async throws {
+        try await mapErrors {
+            let connection = try await publisher.connection()
+            let deadLetterQueue = QueueNaming.deadLetterQueue(for: name)
+            var arguments = configuration.queueArguments
+            arguments["x-dead-letter-exchange"] = ""
+            arguments["x-dead-letter-routing-key"] = .string(deadLetterQueue)
+            var deadLetterArguments: AMQPTable = [:]
+            if let type = configuration.queueArguments["x-queue-type"] { deadLetterArguments["x-queue-type"] = type }
+            try await declare(deadLetterQueue, arguments: deadLetterArguments, on: connection)
+            try await declare(name, arguments: arguments, on: connection)
+        }
+    }
+
+    /// Declares on a short-lived channel: a refused declaration closes its
+    /// channel, which must not take the publishing channel down with it.
+    private func declare(_ queue: String, arguments: AMQPTable, on connection: AMQPConnection) async throws {
+        let channel = try await connection.openChannel()
+        defer { Task { await channel.close() } }
+        do {
+            try await channel.declareQueue(queue, durable: true, arguments: arguments)
+        } catch let error as AMQPError where error.replyCode == 406 {
+            // The queue exists with other arguments (made by another tool, or
+            // by a Python QTasks producer that declares it bare). Use it as it
+            // is rather than refuse to start; the worker still dead-letters
+            // failures itself.
+            logger.warning(
+                "queue exists with other arguments; using it as it is",
+                metadata: ["queue": "\(queue)", "broker": "\(error.replyText ?? "")"])
+            let check = try await connection.openChannel()
+            defer { Task { await check.close() } }
+            try await check.declareQueue(queue, passive: true)
+        }
+    }
+
+    public func consume(queues: [String], prefetch: Int) async throws -> AsyncThrowingStream<Delivery, any Error> {
+        try await mapErrors {
+            let connection = try await consumer.connection()
+            let channel = try await connection.openChannel()
+            // Per consumer (RabbitMQ's reading of global=false), because
+            // quorum queues refuse a channel-wide (global) prefetch.
+            try await channel.setPrefetch(count: min(prefetch, Int(UInt16.max)))
+            var consumers: [AMQPConsumer] = []
+            for queue in queues {
+                consumers.append(try await channel.consume(queue: queue))
+            }
+            let generation = consuming.withLock { state in
+                let generation = state.nextGeneration
+                state.nextGeneration += 1
+                state.channels[generation] = channel
+                state.active.append((channel, consumers.map(\.tag)))
+                return generation
+            }
+            return merge(consumers, queues: queues, generation: generation)
+        }
+    }
+
+    private func merge(_ consumers: [AMQPConsumer], queues: [String], generation: UInt64)
+        -> AsyncThrowingStream<Delivery, any Error>
+    {
+        let (stream, continuation) = AsyncThrowingStream<Delivery, any Error>.makeStream()
+        let forwarding = Task {
+            do {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for (consumer, queue) in zip(consumers, queues) {
+                        group.addTask {
+                            for try await delivery in consumer {
+                                continuation.yield(
+                                    Delivery(
+                                        message: Message(
+                                            body: delivery.body,
+                                            properties: MessageMapping.messageProperties(delivery.properties)),
+                                        queue: queue, redelivered: delivery.redelivered,
+                                        token: DeliveryToken(generation: generation, tag: delivery.deliveryTag)))
+                            }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+                continuation.finish()
+            } catch {
+                continuation.finish(throwing: MessageMapping.brokerError(error))
+            }
+        }
+        continuation.onTermination = { _ in forwarding.cancel() }
+        return stream
+    }
+
+    public func stopConsuming() async {
+        let active = consuming.withLock { state in
+            defer { state.active = [] }
+            return state.active
+        }
+        for (channel, tags) in active {
+            for tag in tags {
+                do {
+                    try await channel.cancel(consumerTag: tag)
+                } catch {
+                    logger.debug("consumer cancel failed", metadata: ["tag": "\(tag)", "error": "\(error)"])
+                }
+            }
+        }
+    }
+
+    public func publish(_ message: Message, to queue: String, mandatory: Bool) async throws {
+        let channel = try await mapErrors { try await publisher.channel() }
+        do {
+            try await channel.publish(
+                message.body, exchange: "", routingKey: queue, mandatory: mandatory,
+                properties: MessageMapping.amqpProperties(message.properties))
+        } catch let error as AMQPError {
+            if error.code == .channelClosed { await publisher.invalidate(channel) }
+            throw MessageMapping.brokerError(error)
+        }
+    }
+
+    public func acknowledge(_ delivery: Delivery) async throws {
+        let channel = try channel(for: delivery)
+        try await mapErrors { try await channel.ack(deliveryTag: delivery.token.tag) }
+    }
+
+    public func reject(_ delivery: Delivery, requeue: Bool) async throws {
+        let channel = try channel(for: delivery)
+        try await mapErrors { try await channel.reject(deliveryTag: delivery.token.tag, requeue: requeue) }
+    }
+
+    private func channel(for delivery: Delivery) throws -> AMQPChannel {
+        guard let channel = consuming.withLock({ $0.channels[delivery.token.generation] }) else {
+            throw BrokerError(.staleDelivery, "delivery \(delivery.token.tag) belongs to an unknown consumer")
+        }
+        return channel
+    }
+
+    public func makeReplyQueue() async throws -> ReplyQueue {
+        try await mapErrors {
+            let connection = try await consumer.connection()
+            let channel = try await connection.openChannel()
+            let info = try await channel.declareQueue("", durable: false, exclusive: true, autoDelete: true)
+            let amqpConsumer = try await channel.consume(queue: info.name, noAck: true, exclusive: true)
+            let (stream, continuation) = AsyncThrowingStream<Message, any Error>.makeStream()
+            let forwarding = Task {
+                do {
+                    for try await delivery in amqpConsumer {
+                        continuation.yield(
+                            Message(body: delivery.body, properties: MessageMapping.messageProperties(delivery.properties)))
+                    }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: MessageMapping.brokerError(error))
+                }
+            }
+            continuation.onTermination = { _ in forwarding.cancel() }
+            return ReplyQueue(name: info.name, messages: stream)
+        }
+    }
+
+    public func close() async {
+        await consumer.close()
+        await publisher.close()
+        consuming.withLock { $0 = ConsumingState() }
+    }
+
+    private func mapErrors<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch {
+            throw MessageMapping.brokerError(error)
+        }
+    }
+}
