@@ -77,12 +77,14 @@ DATA_DIR_FILE="${SVC_DIR}/datadir"
 # opens its listener last during boot, so this means "ready for clients".
 amqp_ready() {
     local out
+    local -a b
+    # shellcheck disable=SC2016  # $1 expands in the inner bash
     out=$(timeout 3 bash -c '
         exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
         printf "AMQP\x00\x00\x09\x01" >&3
         head -c 11 <&3 | od -An -tx1' _ "$PORT" 2>/dev/null) || return 1
-    out=$(echo $out)   # collapse whitespace
-    [[ $out == "01 00 00 "*" 00 0a 00 0a" ]]
+    read -r -a b <<<"$out"
+    [[ ${#b[@]} -eq 11 && "${b[*]:0:3}" == "01 00 00" && "${b[*]:7:4}" == "00 0a 00 0a" ]]
 }
 
 # our_pid: prints the recorded PID if the process is alive and really is

@@ -59,6 +59,7 @@ DATA_DIR_FILE="${SVC_DIR}/datadir"
 # redis_ready: PING answers +PONG. Plain bash, so it needs no redis-cli.
 redis_ready() {
     local out
+    # shellcheck disable=SC2016  # $1 expands in the inner bash
     out=$(timeout 3 bash -c '
         exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
         printf "PING\r\n" >&3

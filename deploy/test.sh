@@ -2,7 +2,7 @@
 # The test command of swift-qtasks. See --help.
 set -euo pipefail
 
-QTASKS_LOG_TAG=test
+QTASKS_LOG_TAG="test"
 # shellcheck source=deploy/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
@@ -68,6 +68,7 @@ start_service() {
     "$DEPLOY/$svc.sh" start
 }
 
+# shellcheck disable=SC2317  # invoked by the EXIT trap
 cleanup() {
     local rc=$?
     trap '' INT TERM   # let the cleanup finish on a second Ctrl-C

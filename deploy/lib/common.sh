@@ -8,6 +8,7 @@
 #   * runtime state lives under <repo>/.run/ (gitignored).
 
 QTASKS_REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck disable=SC2034  # used by the scripts that source this file
 QTASKS_RUN_DIR="${QTASKS_REPO_ROOT}/.run"
 
 log()  { printf '[%s] %s\n' "${QTASKS_LOG_TAG:-deploy}" "$*"; }
@@ -17,8 +18,9 @@ die()  { printf '[%s] ERROR: %s\n' "${QTASKS_LOG_TAG:-deploy}" "$*" >&2; exit 1;
 # validate_port NAME VALUE [MAX]
 validate_port() {
     local name=$1 value=$2 max=${3:-65535}
-    [[ $value =~ ^[0-9]+$ ]] && (( value >= 1 && value <= max )) \
-        || die "$name must be a TCP port number between 1 and $max (got '$value')"
+    if ! [[ $value =~ ^[0-9]+$ ]] || (( value < 1 || value > max )); then
+        die "$name must be a TCP port number between 1 and $max (got '$value')"
+    fi
 }
 
 # pid_alive PID: true when PID exists and is not a zombie. (PID 1 of a
@@ -84,13 +86,14 @@ stop_pid_tree() {
     local p
     mapfile -t -O "${#tree[@]}" tree < <(descendants "$pid")
     for p in "${tree[@]}"; do
-        pid_alive "$p" && kill -KILL "$p" 2>/dev/null || true
+        if pid_alive "$p"; then kill -KILL "$p" 2>/dev/null || true; fi
     done
     wait_pids_gone 10 "${tree[@]}" || warn "some processes of $name survived SIGKILL: ${tree[*]}"
 }
 
 # tcp_open PORT: something accepts TCP connections on 127.0.0.1:PORT.
 tcp_open() {
+    # shellcheck disable=SC2016  # $1 expands in the inner bash
     timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' _ "$1" 2>/dev/null
 }
 
