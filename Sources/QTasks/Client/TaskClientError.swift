@@ -1,0 +1,30 @@
+/// An error from a ``TaskClient`` or ``TaskHandle``.
+public struct TaskClientError: Error, Sendable, Hashable, CustomStringConvertible {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Base: String { case timeout, closed, replyQueueLost }
+        private let base: Base
+        private init(_ base: Base) { self.base = base }
+        /// No result arrived within the timeout. The task may still run; a
+        /// later ``TaskHandle/result(timeout:)`` can still get its result.
+        public static let timeout = Code(.timeout)
+        /// The client was closed.
+        public static let closed = Code(.closed)
+        /// The reply queue's stream ended (connection lost): results of tasks
+        /// sent before cannot arrive any more.
+        public static let replyQueueLost = Code(.replyQueueLost)
+        public var description: String { base.rawValue }
+    }
+
+    public var code: Code
+    public var message: String
+    /// The task concerned, when there is one.
+    public var uuid: String?
+
+    public init(_ code: Code, _ message: String, uuid: String? = nil) {
+        self.code = code
+        self.message = message
+        self.uuid = uuid
+    }
+
+    public var description: String { message }
+}

@@ -1,0 +1,51 @@
+/// A task that was sent: wait for its result with ``result(timeout:)``.
+///
+/// The client keeps a result for a handle only while the handle exists;
+/// dropping the handle (fire and forget) lets the client discard the result
+/// when it arrives.
+public final class TaskHandle: Sendable {
+    /// The task's uuid (also its `message_id` and `correlation_id`).
+    public let uuid: String
+    public let taskName: String
+    /// The queue it was sent to.
+    public let queue: String
+    private let slot: ReplySlot
+    private let client: TaskClient
+
+    init(uuid: String, taskName: String, queue: String, slot: ReplySlot, client: TaskClient) {
+        self.uuid = uuid
+        self.taskName = taskName
+        self.queue = queue
+        self.slot = slot
+        self.client = client
+    }
+
+    deinit {
+        client.forget(uuid)
+    }
+
+    /// Waits for the task's result. Can be called again (after a timeout,
+    /// or to read the same result twice).
+    ///
+    /// - Parameter timeout: how long to wait.
+    /// - Returns: the result, whatever its status (`success`, `error`, `cancel`).
+    /// - Throws: ``TaskClientError`` `.timeout` when no result arrived in
+    ///   time, `.closed` / `.replyQueueLost` when it cannot arrive any more;
+    ///   `CancellationError` when the calling task is cancelled.
+    public func result(timeout: Duration) async throws -> TaskResult {
+        if let result = slot.result { return result }
+        let slot = self.slot
+        return try await withThrowingTaskGroup(of: TaskResult?.self) { group in
+            group.addTask { try await slot.wait() }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            if let result = try await group.next() ?? nil {
+                return result
+            }
+            throw TaskClientError(.timeout, "no result for task '\(taskName)' (uuid \(uuid)) within \(timeout)", uuid: uuid)
+        }
+    }
+}

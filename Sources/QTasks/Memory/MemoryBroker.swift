@@ -1,0 +1,272 @@
+import Synchronization
+
+/// An in-process ``Broker`` for tests: FIFO queues, consumers with prefetch,
+/// acknowledgements, reply queues; no persistence.
+///
+/// Follows RabbitMQ's semantics where tests can see them: a consumer gets
+/// at most `prefetch` unacknowledged deliveries; a rejected-with-requeue
+/// message goes back to the front of its queue and is delivered again with
+/// `redelivered` true; a mandatory publish to a missing queue throws
+/// `.unroutable` (a non-mandatory one is dropped); `close()` returns every
+/// unacknowledged delivery to its queue. Rejecting without requeue drops the
+/// message (the ``Worker`` publishes its own dead-letter copy first).
+///
+/// Inspection helpers (``messages(in:)``, ``unackedCount``, ...) let tests
+/// check that nothing was lost.
+public final class MemoryBroker: Broker {
+    private struct Consumer {
+        var queues: [String]
+        var prefetch: Int
+        var unacked = 0
+        var active = true
+        /// Where the next round-robin pass over `queues` starts.
+        var cursor = 0
+        var continuation: AsyncThrowingStream<Delivery, any Error>.Continuation
+    }
+
+    private struct Unacked {
+        var message: Message
+        var queue: String
+        var consumer: UInt64
+    }
+
+    private struct State {
+        var queues: [String: MemoryQueue] = [:]
+        var consumers: [UInt64: Consumer] = [:]
+        var unacked: [DeliveryToken: Unacked] = [:]
+        var replyQueues: [String: AsyncThrowingStream<Message, any Error>.Continuation] = [:]
+        var publishFailures: [String: BrokerError] = [:]
+        var nextConsumer: UInt64 = 0
+        var nextTag: UInt64 = 0
+        var nextReplyQueue = 0
+        var closed = false
+        var published = 0
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    // MARK: Broker
+
+    /// Declares `name` and `<name>.dlq`. Idempotent.
+    ///
+    /// - Throws: ``BrokerError`` `.closed` after ``close()``.
+    public func declareTaskQueue(_ name: String) async throws {
+        try state.withLock { state in
+            guard !state.closed else { throw Self.closedError }
+            if state.queues[name] == nil { state.queues[name] = MemoryQueue() }
+            let deadLetters = QueueNaming.deadLetterQueue(for: name)
+            if state.queues[deadLetters] == nil { state.queues[deadLetters] = MemoryQueue() }
+        }
+    }
+
+    /// - Throws: ``BrokerError`` `.refused` for a queue not declared,
+    ///   `.closed` after ``close()``.
+    public func consume(queues: [String], prefetch: Int) async throws -> AsyncThrowingStream<Delivery, any Error> {
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: Delivery.self, throwing: (any Error).self)
+        let id = try state.withLock { state -> UInt64 in
+            guard !state.closed else { throw Self.closedError }
+            if let missing = queues.first(where: { state.queues[$0] == nil }) {
+                throw BrokerError(.refused, "no queue '\(missing)'", replyCode: 404, replyText: "NOT_FOUND - no queue '\(missing)'")
+            }
+            state.nextConsumer += 1
+            state.consumers[state.nextConsumer] = Consumer(queues: queues, prefetch: max(1, prefetch), continuation: continuation)
+            Self.dispatch(&state)
+            return state.nextConsumer
+        }
+        continuation.onTermination = { [weak self] _ in
+            self?.state.withLock { state in state.consumers[id]?.active = false }
+        }
+        return stream
+    }
+
+    public func stopConsuming() async {
+        let continuations = state.withLock { state in
+            var stopped: [AsyncThrowingStream<Delivery, any Error>.Continuation] = []
+            for id in state.consumers.keys where state.consumers[id]!.active {
+                state.consumers[id]!.active = false
+                stopped.append(state.consumers[id]!.continuation)
+            }
+            return stopped
+        }
+        for continuation in continuations { continuation.finish() }
+    }
+
+    /// - Throws: ``BrokerError`` `.unroutable` for a mandatory message to a
+    ///   missing queue, `.closed` after ``close()``, or the error set with
+    ///   ``failPublishes(to:with:)``.
+    public func publish(_ message: Message, to queue: String, mandatory: Bool) async throws {
+        try state.withLock { state in
+            guard !state.closed else { throw Self.closedError }
+            if let failure = state.publishFailures[queue] { throw failure }
+            if let reply = state.replyQueues[queue] {
+                state.published += 1
+                reply.yield(message)
+            } else if state.queues[queue] != nil {
+                state.published += 1
+                state.queues[queue]!.append(MemoryQueue.Entry(message: message, redelivered: false))
+                Self.dispatch(&state)
+            } else if mandatory {
+                throw BrokerError(.unroutable, "no queue '\(queue)' for a mandatory message", replyCode: 312, replyText: "NO_ROUTE")
+            }
+        }
+    }
+
+    /// - Throws: ``BrokerError`` `.staleDelivery` for a delivery already
+    ///   settled or returned by ``close()``.
+    public func acknowledge(_ delivery: Delivery) async throws {
+        try state.withLock { state in
+            _ = try Self.settle(delivery, in: &state)
+            Self.dispatch(&state)
+        }
+    }
+
+    /// - Throws: ``BrokerError`` `.staleDelivery` for a delivery already
+    ///   settled or returned by ``close()``.
+    public func reject(_ delivery: Delivery, requeue: Bool) async throws {
+        try state.withLock { state in
+            let entry = try Self.settle(delivery, in: &state)
+            if requeue {
+                state.queues[entry.queue]?.prepend(MemoryQueue.Entry(message: entry.message, redelivered: true))
+            }
+            Self.dispatch(&state)
+        }
+    }
+
+    /// A reply queue named `memory.reply.<n>`; its messages arrive already
+    /// acknowledged. It lives until ``close()``.
+    ///
+    /// - Throws: ``BrokerError`` `.closed` after ``close()``.
+    public func makeReplyQueue() async throws -> ReplyQueue {
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: Message.self, throwing: (any Error).self)
+        let name = try state.withLock { state -> String in
+            guard !state.closed else { throw Self.closedError }
+            state.nextReplyQueue += 1
+            let name = "memory.reply.\(state.nextReplyQueue)"
+            state.replyQueues[name] = continuation
+            return name
+        }
+        continuation.onTermination = { [weak self] _ in
+            self?.state.withLock { state in _ = state.replyQueues.removeValue(forKey: name) }
+        }
+        return ReplyQueue(name: name, messages: stream)
+    }
+
+    /// Ends every consumer and reply stream; unacknowledged deliveries go
+    /// back to the front of their queues, marked redelivered. Further calls
+    /// throw `.closed`.
+    public func close() async {
+        let (consumers, replies) = state.withLock { state in
+            state.closed = true
+            // Highest tag first, each to the front: restores the original order.
+            for (_, entry) in state.unacked.sorted(by: { $0.key.tag > $1.key.tag }) {
+                state.queues[entry.queue]?.prepend(MemoryQueue.Entry(message: entry.message, redelivered: true))
+            }
+            state.unacked = [:]
+            let consumers = state.consumers.values.map(\.continuation)
+            let replies = Array(state.replyQueues.values)
+            state.consumers = [:]
+            state.replyQueues = [:]
+            return (consumers, replies)
+        }
+        for continuation in consumers { continuation.finish() }
+        for continuation in replies { continuation.finish() }
+    }
+
+    // MARK: Inspection and fault injection for tests
+
+    /// Declares a plain queue (no dead-letter queue), for example a reply-to
+    /// queue that a test reads with ``messages(in:)``.
+    public func declareQueue(_ name: String) {
+        state.withLock { state in
+            if state.queues[name] == nil { state.queues[name] = MemoryQueue() }
+        }
+    }
+
+    /// The ready (not delivered) messages of a queue, oldest first; empty
+    /// for a missing queue.
+    public func messages(in queue: String) -> [Message] {
+        state.withLock { $0.queues[queue]?.messages ?? [] }
+    }
+
+    /// How many ready messages a queue holds.
+    public func readyCount(in queue: String) -> Int {
+        state.withLock { $0.queues[queue]?.count ?? 0 }
+    }
+
+    /// Removes and returns the ready messages of a queue.
+    public func drain(_ queue: String) -> [Message] {
+        state.withLock { state in
+            let messages = state.queues[queue]?.messages ?? []
+            state.queues[queue]?.removeAll()
+            return messages
+        }
+    }
+
+    /// Deliveries handed to consumers and not yet acknowledged or rejected.
+    public var unackedCount: Int {
+        state.withLock { $0.unacked.count }
+    }
+
+    /// Unacknowledged deliveries taken from `queue`.
+    public func unackedCount(in queue: String) -> Int {
+        state.withLock { $0.unacked.values.count(where: { $0.queue == queue }) }
+    }
+
+    /// The names of the declared queues (reply queues excluded), sorted.
+    public var queueNames: [String] {
+        state.withLock { $0.queues.keys.sorted() }
+    }
+
+    /// How many messages publishing accepted, reply queues included.
+    public var publishedCount: Int {
+        state.withLock { $0.published }
+    }
+
+    /// Makes every publish to `queue` throw `error` (nil restores normal
+    /// publishing): to test what happens when the broker refuses a result or
+    /// a dead-letter copy.
+    public func failPublishes(to queue: String, with error: BrokerError?) {
+        state.withLock { $0.publishFailures[queue] = error }
+    }
+
+    // MARK: Internals
+
+    private static let closedError = BrokerError(.closed, "the memory broker is closed")
+
+    private static func settle(_ delivery: Delivery, in state: inout State) throws -> Unacked {
+        guard let entry = state.unacked.removeValue(forKey: delivery.token) else {
+            throw BrokerError(.staleDelivery, "delivery \(delivery.token.tag) is not outstanding")
+        }
+        state.consumers[entry.consumer]?.unacked -= 1
+        return entry
+    }
+
+    /// Hands ready messages to consumers with room under their prefetch,
+    /// round-robin over each consumer's queues.
+    ///
+    /// Yields while holding the lock: `yield` only buffers or resumes the
+    /// reader and never calls back into the broker.
+    private static func dispatch(_ state: inout State) {
+        for id in state.consumers.keys.sorted() {
+            guard var consumer = state.consumers[id], consumer.active, !consumer.queues.isEmpty else { continue }
+            var idlePasses = 0
+            while consumer.unacked < consumer.prefetch && idlePasses < consumer.queues.count {
+                let queue = consumer.queues[consumer.cursor % consumer.queues.count]
+                consumer.cursor = (consumer.cursor + 1) % consumer.queues.count
+                guard let entry = state.queues[queue]?.popFirst() else {
+                    idlePasses += 1
+                    continue
+                }
+                idlePasses = 0
+                state.nextTag += 1
+                let token = DeliveryToken(generation: id, tag: state.nextTag)
+                state.unacked[token] = Unacked(message: entry.message, queue: queue, consumer: id)
+                consumer.unacked += 1
+                consumer.continuation.yield(Delivery(message: entry.message, queue: queue, redelivered: entry.redelivered, token: token))
+            }
+            state.consumers[id] = consumer
+        }
+    }
+}

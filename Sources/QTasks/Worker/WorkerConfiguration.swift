@@ -1,0 +1,53 @@
+import Logging
+
+/// How a ``Worker`` consumes and runs tasks. Every field has a default.
+public struct WorkerConfiguration: Sendable {
+    /// The queues to consume; each is declared (with its dead-letter queue)
+    /// when the worker starts. Default `["default"]`.
+    public var queues: [String]
+    /// The most task handlers running at once. Default 10; values below 1
+    /// count as 1.
+    public var concurrency: Int
+    /// The most unacknowledged deliveries the broker hands this worker,
+    /// across all its queues. nil (the default) means 4 × `concurrency`,
+    /// after Celery's `worker_prefetch_multiplier` default of 4: enough
+    /// buffered that a free slot never waits for the network, few enough
+    /// that other workers get a fair share.
+    public var prefetch: Int?
+    /// Bodies larger than this are rejected as bad input without being
+    /// parsed, in bytes. Default 1 MiB (1_048_576).
+    public var maxMessageBytes: Int
+    /// How long running tasks may take to finish after graceful shutdown
+    /// begins, in seconds; then they are cancelled and requeued. Default 30.
+    public var shutdownGracePeriod: Double
+    /// The worker's logger; tasks get it, with task metadata, through
+    /// ``TaskContext/logger``. One line per task outcome at `info`
+    /// (success) or `warning`/`error` (failure, bad input).
+    public var logger: Logger
+
+    public init(
+        queues: [String] = ["default"],
+        concurrency: Int = 10,
+        prefetch: Int? = nil,
+        maxMessageBytes: Int = 1_048_576,
+        shutdownGracePeriod: Double = 30,
+        logger: Logger = Logger(label: "qtasks.worker")
+    ) {
+        self.queues = queues
+        self.concurrency = concurrency
+        self.prefetch = prefetch
+        self.maxMessageBytes = maxMessageBytes
+        self.shutdownGracePeriod = shutdownGracePeriod
+        self.logger = logger
+    }
+
+    /// `prefetch`, or 4 × `concurrency` when nil; at least 1.
+    public var effectivePrefetch: Int {
+        max(1, prefetch ?? 4 * effectiveConcurrency)
+    }
+
+    /// `concurrency`, at least 1.
+    public var effectiveConcurrency: Int {
+        max(1, concurrency)
+    }
+}
