@@ -4,6 +4,10 @@
 /// (fractions, exponents, integers beyond `Int64`) as ``double(_:)``.
 /// `description` is the compact JSON text (object keys sorted, so equal
 /// values print the same), for logs and for building bodies by hand.
+///
+/// Numbers compare by value: `.int(3) == .double(3.0)`, because Foundation's
+/// `JSONDecoder` reads `3.0` as an integer and the two spellings must not
+/// make equal payloads differ.
 public enum JSONValue: Sendable, Hashable {
     case null
     case bool(Bool)
@@ -86,5 +90,35 @@ extension JSONValue {
     public subscript(key: String) -> JSONValue? {
         guard case .object(let members) = self else { return nil }
         return members[key]
+    }
+}
+
+extension JSONValue {
+    public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
+        switch (lhs, rhs) {
+        case (.null, .null): return true
+        case (.bool(let a), .bool(let b)): return a == b
+        case (.int(let a), .int(let b)): return a == b
+        case (.double(let a), .double(let b)): return a == b
+        case (.int(let a), .double(let b)), (.double(let b), .int(let a)): return Int64(exactly: b) == a
+        case (.string(let a), .string(let b)): return a == b
+        case (.array(let a), .array(let b)): return a == b
+        case (.object(let a), .object(let b)): return a == b
+        default: return false
+        }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        switch self {
+        case .null: hasher.combine(0)
+        case .bool(let value): hasher.combine(value)
+        case .int(let value): hasher.combine(value)
+        case .double(let value):
+            // Equal to an .int: hash like one.
+            if let integer = Int64(exactly: value) { hasher.combine(integer) } else { hasher.combine(value) }
+        case .string(let value): hasher.combine(value)
+        case .array(let value): hasher.combine(value)
+        case .object(let value): hasher.combine(value)
+        }
     }
 }

@@ -231,6 +231,23 @@ public final class MemoryBroker: Broker {
         state.withLock { $0.publishFailures[queue] = error }
     }
 
+    /// Simulates a lost connection: every consumer's stream ends with
+    /// `error`, and its unacknowledged deliveries return to their queues
+    /// (acknowledging them afterwards throws `.staleDelivery`), as RabbitMQ
+    /// does when a channel dies.
+    public func failConsumers(with error: BrokerError) async {
+        let continuations = state.withLock { state in
+            for (token, entry) in state.unacked.sorted(by: { $0.key.tag > $1.key.tag }) {
+                state.queues[entry.queue]?.prepend(MemoryQueue.Entry(message: entry.message, redelivered: true))
+                state.unacked[token] = nil
+            }
+            let continuations = state.consumers.values.map(\.continuation)
+            state.consumers = [:]
+            return continuations
+        }
+        for continuation in continuations { continuation.finish(throwing: error) }
+    }
+
     // MARK: Internals
 
     private static let closedError = BrokerError(.closed, "the memory broker is closed")

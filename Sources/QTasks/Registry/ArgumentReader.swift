@@ -115,7 +115,8 @@ final class ArgumentReader {
                 isTopLevel = false
             }
         } else {
-            isTopLevel = false
+            // Foundation's own number errors (e.g. 1.5 for an Int) carry no path.
+            isTopLevel = true
         }
         if isTopLevel, let found {
             return TaskInputError(.invalidArguments, "\(label): expected \(DecodingErrorText.typeName(type)), found \(Self.describe(found))")
