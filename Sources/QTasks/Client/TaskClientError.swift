@@ -1,5 +1,6 @@
 /// An error from a ``TaskClient`` or ``TaskHandle``.
 public struct TaskClientError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The kind of failure; new codes may be added.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: String { case timeout, closed, replyQueueLost }
         private let base: Base
@@ -16,10 +17,12 @@ public struct TaskClientError: Error, Sendable, Hashable, CustomStringConvertibl
     }
 
     public var code: Code
+    /// One line saying what happened.
     public var message: String
     /// The task concerned, when there is one.
     public var uuid: String?
 
+    /// - Parameter uuid: the task concerned, if any.
     public init(_ code: Code, _ message: String, uuid: String? = nil) {
         self.code = code
         self.message = message

@@ -6,6 +6,7 @@
 public final class TaskHandle: Sendable {
     /// The task's uuid (also its `message_id` and `correlation_id`).
     public let uuid: String
+    /// The task name it was sent with.
     public let taskName: String
     /// The queue it was sent to.
     public let queue: String

@@ -13,6 +13,7 @@ public struct TaskContext: Sendable {
 
     /// The task's uuid (from the body, else the AMQP `message_id`, else new).
     public let uuid: String
+    /// The registered name the message asked for (`task_name`).
     public let taskName: String
     /// 1 for the first run; from the `x-qtasks-attempt` header when present.
     public let attempt: Int

@@ -5,6 +5,7 @@ public struct TaskFailure: Sendable, Hashable, CustomStringConvertible {
     /// One line; for bad input it says what is wrong with the message.
     public var message: String
 
+    /// A failure from its parts, for example to report bad input.
     public init(errorType: String, message: String) {
         self.errorType = errorType
         self.message = message

@@ -9,12 +9,16 @@
 /// `JSONDecoder` reads `3.0` as an integer and the two spellings must not
 /// make equal payloads differ.
 public enum JSONValue: Sendable, Hashable {
+    /// JSON `null`.
     case null
     case bool(Bool)
+    /// A number that fits in `Int64` with no fraction.
     case int(Int64)
+    /// Any other number.
     case double(Double)
     case string(String)
     case array([JSONValue])
+    /// An object; member order is not kept.
     case object([String: JSONValue])
 }
 

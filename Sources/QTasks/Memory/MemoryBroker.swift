@@ -45,6 +45,7 @@ public final class MemoryBroker: Broker {
 
     private let state = Mutex(State())
 
+    /// An empty broker: declare queues before publishing to them.
     public init() {}
 
     // MARK: Broker
@@ -81,6 +82,8 @@ public final class MemoryBroker: Broker {
         return stream
     }
 
+    /// Ends every consumer stream after what it already buffered;
+    /// their unacknowledged deliveries can still be settled.
     public func stopConsuming() async {
         let continuations = state.withLock { state in
             var stopped: [AsyncThrowingStream<Delivery, any Error>.Continuation] = []

@@ -24,6 +24,7 @@ public final class TaskApp: Sendable {
     public let name: String
     private let tasks = Mutex<[String: RegisteredTask]>([:])
 
+    /// - Parameter name: the application's name, for logs.
     public init(name: String = "qtasks") {
         self.name = name
     }

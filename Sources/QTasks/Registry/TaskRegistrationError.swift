@@ -1,5 +1,6 @@
 /// A task that cannot be registered.
 public struct TaskRegistrationError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The kind of failure; new codes may be added.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: String { case duplicateTask, invalidParameters }
         private let base: Base
@@ -12,10 +13,12 @@ public struct TaskRegistrationError: Error, Sendable, Hashable, CustomStringConv
     }
 
     public var code: Code
+    /// One line saying what is wrong.
     public var message: String
     /// The task being registered.
     public var taskName: String
 
+    /// - Parameter taskName: the task being registered.
     public init(_ code: Code, _ message: String, taskName: String) {
         self.code = code
         self.message = message

@@ -4,6 +4,7 @@
 /// `traceback` and a log line; it never quotes argument values at length.
 /// `uuid` and `taskName` carry what could be read before the problem.
 public struct TaskInputError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The kind of bad input; new codes may be added.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: String {
             case oversizeMessage, malformedJSON, notAnObject, invalidField, unknownTask, invalidArguments
@@ -27,12 +28,16 @@ public struct TaskInputError: Error, Sendable, Hashable, CustomStringConvertible
     }
 
     public var code: Code
+    /// One line saying what is wrong with the message.
     public var message: String
     /// The task uuid, when it could be read.
     public var uuid: String?
     /// The task name, when it could be read.
     public var taskName: String?
 
+    /// - Parameters:
+    ///   - uuid: the task uuid, if it could be read.
+    ///   - taskName: the task name, if it could be read.
     public init(_ code: Code, _ message: String, uuid: String? = nil, taskName: String? = nil) {
         self.code = code
         self.message = message

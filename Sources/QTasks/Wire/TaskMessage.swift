@@ -11,6 +11,7 @@ import Foundation
 public struct TaskMessage: Hashable, Sendable {
     /// Identifies the task run; results carry it back.
     public var uuid: String
+    /// The registered task to run (`task_name`).
     public var taskName: String
     /// QTasks priority, carried in the body as given (lower runs first in
     /// QTasks). Not mapped to the AMQP priority property.

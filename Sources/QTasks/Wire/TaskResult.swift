@@ -2,7 +2,7 @@ import Foundation
 
 /// The outcome of one task run, as published to the task's `reply_to` queue.
 ///
-/// Wire form (UTF-8 JSON object, see `docs/wire-format.md`):
+/// Wire form (UTF-8 JSON object):
 /// `{"uuid", "task_name", "status", "returning", "traceback", "created_at",
 /// "updated_at", "retry"}`. Times are Unix seconds as `Double`.
 public struct TaskResult: Codable, Hashable, Sendable {
@@ -10,6 +10,7 @@ public struct TaskResult: Codable, Hashable, Sendable {
     public var uuid: String
     /// The task name; empty when the message was too malformed to read it.
     public var taskName: String
+    /// `success`, `error` or `cancel`.
     public var status: TaskStatus
     /// What the handler returned, `nil` (JSON `null`) on error, cancel, or a
     /// handler returning `Void`.
@@ -24,6 +25,7 @@ public struct TaskResult: Codable, Hashable, Sendable {
     /// first run).
     public var retry: Int
 
+    /// A result from its fields; times in Unix seconds.
     public init(
         uuid: String,
         taskName: String,

@@ -1,7 +1,9 @@
 /// How a task run ended, as written in a result's `status` field.
 public struct TaskStatus: RawRepresentable, Codable, Hashable, Sendable, CustomStringConvertible {
+    /// The wire spelling.
     public let rawValue: String
 
+    /// A status by its wire spelling (statuses from other producers included).
     public init(rawValue: String) { self.rawValue = rawValue }
 
     /// The handler returned; `returning` holds its value.

@@ -24,8 +24,13 @@ import ServiceLifecycle
 /// ``triggerGracefulShutdown()``) stops consuming; deliveries received but
 /// not started are rejected with requeue; running tasks get
 /// ``WorkerConfiguration/shutdownGracePeriod`` seconds to finish, then are
-/// cancelled and requeued. ``run()`` then returns normally.
+/// cancelled and requeued. ``run()`` then returns normally. Cancellation is
+/// cooperative: a handler that never checks for it (or awaits nothing
+/// cancellable) delays the return until it finishes.
+///
+/// A worker runs once; make a new one to run again.
 public final class Worker: Service, Sendable {
+    /// The configuration the worker was made with.
     public let configuration: WorkerConfiguration
     private let broker: any Broker
     private let app: TaskApp

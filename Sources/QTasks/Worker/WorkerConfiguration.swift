@@ -25,6 +25,7 @@ public struct WorkerConfiguration: Sendable {
     /// (success) or `warning`/`error` (failure, bad input).
     public var logger: Logger
 
+    /// Every parameter has the default documented on its property.
     public init(
         queues: [String] = ["default"],
         concurrency: Int = 10,
