@@ -3,7 +3,7 @@ import PackageDescription
 
 let package = Package(
     name: "swift-qtasks",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .library(name: "QTasks", targets: ["QTasks"]),
         .library(name: "QTasksRabbitMQ", targets: ["QTasksRabbitMQ"]),

@@ -56,9 +56,12 @@ final class ConnectionCore {
         errno = 0
         let opened = amqp_socket_open_noblock(socket, configuration.host, Int32(configuration.port), &connectTimeout)
         if opened != AMQP_STATUS_OK.rawValue {
-            let systemError = errno != 0 ? " (\(String(cString: strerror(errno))))" : ""
+            // rabbitmq-c connects non-blockingly and drops the socket's own
+            // error, leaving errno at EINPROGRESS: not worth showing.
+            let systemError = errno != 0 && errno != EINPROGRESS ? " (\(String(cString: strerror(errno))))" : ""
+            let hint = opened == AMQP_STATUS_SOCKET_ERROR.rawValue ? " (nothing listening there, or unreachable)" : ""
             let reason = opened == AMQP_STATUS_TIMEOUT.rawValue
-                ? "timed out after \(configuration.connectTimeout) s" : libraryErrorText(opened) + systemError
+                ? "timed out after \(configuration.connectTimeout) s" : libraryErrorText(opened) + systemError + hint
             core.isOpen = false
             throw AMQPError(.connectionFailed, "cannot connect to \(address): \(reason)", libraryStatus: opened)
         }

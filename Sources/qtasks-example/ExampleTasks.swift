@@ -1,0 +1,77 @@
+import Foundation
+import QTasks
+
+/// The tasks of the example worker: what a user tries first.
+enum ExampleTasks {
+    /// Registers every example task on `app`.
+    static func register(on app: TaskApp) throws {
+        // add(a, b): positional or keyword (`{"kwargs": {"a": 2, "b": 3}}`).
+        try app.register("add", parameters: ["a", "b"]) { (a: Double, b: Double) -> JSONValue in
+            let sum = a + b
+            // Whole numbers come back as integers, as Python's 2 + 3 == 5.
+            if let whole = Int64(exactly: sum) { return .int(whole) }
+            return .double(sum)
+        }
+
+        // echo(...): returns its arguments exactly as received.
+        try app.register("echo") { (context: TaskContext) -> JSONValue in
+            ["args": .array(context.arguments.args), "kwargs": .object(context.arguments.kwargs)]
+        }
+
+        // sleep(seconds): waits, cooperatively (cancellation ends it early).
+        try app.register("sleep", parameters: ["seconds"]) { (seconds: Double) -> Double in
+            guard seconds >= 0, seconds <= 3600 else {
+                throw ExampleError("seconds must be between 0 and 3600, not \(seconds)")
+            }
+            try await Task.sleep(for: .seconds(seconds))
+            return seconds
+        }
+
+        // fail(message): always throws, to see an error result and the
+        // dead-letter queue.
+        try app.register("fail", parameters: ["message"]) { (message: String?) -> JSONValue in
+            throw ExampleError(message ?? "failed on purpose")
+        }
+
+        // word_count(text, top): real work on the input.
+        try app.register("word_count", parameters: ["text", "top"]) { (text: String, top: Int?) -> WordCount in
+            WordCount(text: text, top: top ?? 5)
+        }
+    }
+}
+
+/// The error the example tasks throw; its message becomes the traceback.
+struct ExampleError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Word statistics of a text: Unicode-aware, so Russian counts as words.
+struct WordCount: Encodable, Sendable {
+    let words: Int
+    let unique: Int
+    let lines: Int
+    let characters: Int
+    /// The most frequent words, most frequent first, ties alphabetical.
+    let top: [[JSONValue]]
+
+    init(text: String, top limit: Int) {
+        var counts: [String: Int] = [:]
+        var words = 0
+        // A word is a run of letters and digits, with inner apostrophes and
+        // hyphens ("don't", "из-за").
+        for token in text.split(whereSeparator: { !($0.isLetter || $0.isNumber || $0 == "'" || $0 == "-") }) {
+            let word = token.trimmingCharacters(in: CharacterSet(charactersIn: "'-"))
+            guard !word.isEmpty else { continue }
+            counts[word.lowercased(), default: 0] += 1
+            words += 1
+        }
+        self.words = words
+        self.unique = counts.count
+        self.lines = text.isEmpty ? 0 : text.split(separator: "\n", omittingEmptySubsequences: false).count
+        self.characters = text.count
+        self.top = counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+            .prefix(max(0, limit))
+            .map { [.string($0.key), .int(Int64($0.value))] }
+    }
+}

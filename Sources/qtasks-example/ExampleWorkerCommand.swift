@@ -1,0 +1,107 @@
+import ArgumentParser
+import Foundation
+import Logging
+import QTasks
+import QTasksRabbitMQ
+import ServiceLifecycle
+
+/// The example worker: the tasks of ``ExampleTasks`` on a RabbitMQ broker.
+@main
+struct ExampleWorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "qtasks-example",
+        abstract: "Runs a worker with the example tasks: add, echo, sleep, fail, word_count.",
+        discussion: """
+            Consumes the given queues from RabbitMQ, runs each task and publishes its result to the \
+            message's reply_to queue. SIGINT or SIGTERM stops consuming, lets running tasks finish (up \
+            to --shutdown-grace seconds), acknowledges them and exits 0.
+
+            The broker URL comes from --url, else QTASKS_URL, else \
+            amqp://guest:guest@127.0.0.1:5672/%2F.
+            """)
+
+    @Option(help: "Broker URL, amqp://user:pass@host:port/vhost (default: $QTASKS_URL or the local broker).")
+    var url: String?
+
+    @Option(name: .customLong("queue"), help: "A queue to consume; repeat for several (default: default).")
+    var queues: [String] = []
+
+    @Option(help: "How many tasks run at once.")
+    var concurrency: Int = 10
+
+    @Option(help: "Most unacknowledged messages held per queue (default: 4 x concurrency).")
+    var prefetch: Int?
+
+    @Option(help: "Seconds running tasks get to finish after SIGTERM/SIGINT.")
+    var shutdownGrace: Double = 30
+
+    @Option(help: "Largest accepted message body, in bytes.")
+    var maxMessageBytes: Int = 1_048_576
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard concurrency > 0 else { throw ValidationError("--concurrency must be at least 1") }
+        if let prefetch, prefetch < 1 || prefetch > 65535 {
+            throw ValidationError("--prefetch must be 1...65535")
+        }
+        guard shutdownGrace >= 0 else { throw ValidationError("--shutdown-grace must be >= 0") }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        guard maxMessageBytes > 0 else { throw ValidationError("--max-message-bytes must be > 0") }
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "qtasks.example")
+        let brokerURL = url ?? ProcessInfo.processInfo.environment["QTASKS_URL"] ?? "amqp://guest:guest@127.0.0.1:5672/%2F"
+
+        let app = TaskApp(name: "example")
+        try ExampleTasks.register(on: app)
+
+        let broker: RabbitMQBroker
+        do {
+            broker = try RabbitMQBroker(url: brokerURL, logger: Logger(label: "qtasks.rabbitmq"))
+            try await broker.connect()
+        } catch {
+            logger.critical("cannot start: \(error)")
+            throw ExitCode(4)
+        }
+
+        var configuration = WorkerConfiguration()
+        configuration.queues = queues.isEmpty ? ["default"] : queues
+        configuration.concurrency = concurrency
+        configuration.prefetch = prefetch
+        configuration.shutdownGracePeriod = shutdownGrace
+        configuration.maxMessageBytes = maxMessageBytes
+        configuration.logger = Logger(label: "qtasks.worker")
+        let worker = Worker(broker: broker, app: app, configuration: configuration)
+
+        logger.info(
+            "worker starting",
+            metadata: [
+                "broker": "\(broker.configuration.connection.redactedURL)",
+                "queues": "\(configuration.queues.joined(separator: ","))",
+                "concurrency": "\(concurrency)", "tasks": "\(app.taskNames.joined(separator: ","))",
+            ])
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [.init(service: worker)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            logger.error("worker stopped: \(error)")
+            await broker.close()
+            throw ExitCode(1)
+        }
+        await broker.close()
+        logger.info("worker stopped")
+    }
+}

@@ -1,0 +1,26 @@
+import ArgumentParser
+
+/// `qtasks`: the command-line tool for a swift-qtasks deployment.
+@main
+struct QTasksCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "qtasks",
+        abstract: "Send tasks to swift-qtasks workers over RabbitMQ and read their results.",
+        discussion: """
+            Every command reads the broker URL from --url, else the QTASKS_URL environment variable, \
+            else amqp://guest:guest@127.0.0.1:5672/%2F (RabbitMQ's URI format: the default vhost / is \
+            written %2F).
+
+            Exit status: 0 success; 1 the task's result was an error or a cancel; 3 no result within \
+            --wait seconds; 4 the broker could not be reached or refused the request; 64 bad usage.
+            """,
+        subcommands: [SendCommand.self])
+}
+
+/// The exit statuses of `qtasks`, documented in its help.
+enum ExitStatus {
+    static let taskFailed = ExitCode(1)
+    static let timeout = ExitCode(3)
+    static let brokerFailure = ExitCode(4)
+    static let usage = ExitCode(64)
+}

@@ -1,0 +1,120 @@
+import ArgumentParser
+import Foundation
+import Logging
+import QTasks
+import QTasksRabbitMQ
+
+/// `qtasks send TASK [ARG...]`: publishes a task and prints its result.
+struct SendCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "send",
+        abstract: "Send a task and print its result as JSON.",
+        discussion: """
+            Each ARG is read as JSON when it parses as JSON (2, 2.5, true, null, "text", [1,2], \
+            {"a":1}), and as a plain string otherwise: `qtasks send add 2 3` sends args [2, 3], \
+            `qtasks send word_count "hello world"` sends args ["hello world"]. To send the string "2", \
+            quote it as JSON: '"2"'. Arguments that start with a dash follow `--`: \
+            `qtasks send add -- -1 2`.
+
+            The result message is printed on standard output as received (the wire format in \
+            docs/wire-format.md). With --wait 0 the task is sent and its uuid printed, without \
+            waiting for a result.
+            """)
+
+    @OptionGroup var broker: BrokerOptions
+
+    @Argument(help: "The task name, as registered on the worker.")
+    var task: String
+
+    @Argument(help: "Positional arguments (JSON, or plain strings); put -- before any that starts with '-'.")
+    var args: [String] = []
+
+    @Option(help: "Keyword arguments as one JSON object, e.g. '{\"a\": 2, \"b\": 3}'.")
+    var kwargs: String?
+
+    @Option(help: "The queue to send to.")
+    var queue: String = "default"
+
+    @Option(help: "The QTasks priority written in the task body.")
+    var priority: Int?
+
+    @Option(help: "Seconds to wait for the result; 0 sends without waiting.")
+    var wait: Double = 30
+
+    func validate() throws {
+        guard wait >= 0 else { throw ValidationError("--wait must be >= 0 seconds") }
+        guard !queue.isEmpty else { throw ValidationError("--queue must not be empty") }
+        _ = try parsedKwargs()
+    }
+
+    private func parsedKwargs() throws -> [String: JSONValue] {
+        guard let kwargs else { return [:] }
+        guard case .object(let object)? = try? JSONDecoder().decode(JSONValue.self, from: Data(kwargs.utf8)) else {
+            throw ValidationError("--kwargs must be a JSON object, e.g. '{\"a\": 2}', not: \(kwargs)")
+        }
+        return object
+    }
+
+    /// An argument as JSON when it parses, else as a string.
+    static func argumentValue(_ text: String) -> JSONValue {
+        if let value = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) { return value }
+        return .string(text)
+    }
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .warning
+            return handler
+        }
+        let brokerConnection: RabbitMQBroker
+        do {
+            brokerConnection = try RabbitMQBroker(url: broker.resolvedURL)
+        } catch {
+            printError("qtasks: \(error)")
+            throw ExitStatus.usage
+        }
+        let client = TaskClient(broker: brokerConnection)
+        let handle: TaskHandle
+        do {
+            handle = try await client.send(
+                task, args: args.map(Self.argumentValue), kwargs: try parsedKwargs(), queue: queue,
+                priority: priority)
+        } catch {
+            printError("qtasks: cannot send \(task) to queue \(queue): \(error)")
+            await brokerConnection.close()
+            throw ExitStatus.brokerFailure
+        }
+        guard wait > 0 else {
+            print(handle.uuid)
+            await client.close()
+            await brokerConnection.close()
+            return
+        }
+        let result: TaskResult
+        do {
+            result = try await handle.result(timeout: .milliseconds(Int64(wait * 1000)))
+        } catch let error as TaskClientError where error.code == .timeout {
+            printError("qtasks: no result for \(task) (uuid \(handle.uuid)) within \(wait) s; is a worker consuming '\(queue)'?")
+            await client.close()
+            await brokerConnection.close()
+            throw ExitStatus.timeout
+        } catch {
+            printError("qtasks: waiting for the result of \(task) failed: \(error)")
+            await client.close()
+            await brokerConnection.close()
+            throw ExitStatus.brokerFailure
+        }
+        print(String(decoding: result.jsonBytes(), as: UTF8.self))
+        await client.close()
+        await brokerConnection.close()
+        if result.status != .success {
+            printError("qtasks: \(task) ended with status \(result.status): \(result.traceback ?? "")")
+            throw ExitStatus.taskFailed
+        }
+    }
+}
+
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}
