@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# The main job of swift-qtasks: a real worker on a real local RabbitMQ doing
+# real tasks, sent with the qtasks CLI. See --help.
+set -euo pipefail
+
+QTASKS_LOG_TAG="demo"
+# shellcheck source=deploy/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+usage() {
+    cat <<EOF
+Usage: deploy/demo.sh
+
+  1. deploy/install-deps.sh           (skipped when QTASKS_SKIP_INSTALL=1)
+  2. deploy/rabbitmq.sh start         (reuses a broker already on the port)
+  3. swift build                      (the qtasks CLI and the qtasks-example worker)
+  4. starts qtasks-example on queue "demo" in the background
+  5. sends tasks with \`qtasks send\` and prints each result
+  6. stops the worker with SIGTERM (graceful), then the broker if this run
+     started it
+
+Environment: QTASKS_RABBITMQ_PORT (default 5672), QTASKS_SKIP_INSTALL=1,
+QTASKS_SCRATCH_PATH (swift --scratch-path). The worker's log is kept in
+.run/demo-worker.log.
+EOF
+}
+case ${1:-} in -h|--help) usage; exit 0 ;; esac
+
+cd "$QTASKS_REPO_ROOT"
+DEPLOY="$QTASKS_REPO_ROOT/deploy"
+export QTASKS_RABBITMQ_PORT=${QTASKS_RABBITMQ_PORT:-5672}
+validate_port QTASKS_RABBITMQ_PORT "$QTASKS_RABBITMQ_PORT" 45535
+export QTASKS_URL="amqp://guest:guest@127.0.0.1:${QTASKS_RABBITMQ_PORT}/%2F"
+swift_opts=()
+[[ -n ${QTASKS_SCRATCH_PATH:-} ]] && swift_opts+=(--scratch-path "$QTASKS_SCRATCH_PATH")
+
+broker_pidfile="$QTASKS_RUN_DIR/rabbitmq-$QTASKS_RABBITMQ_PORT/started.pid"
+broker_pid_before=$(cat "$broker_pidfile" 2>/dev/null || true)
+worker_pid=""
+
+# shellcheck disable=SC2317  # invoked by the EXIT trap
+cleanup() {
+    local rc=$?
+    trap '' INT TERM
+    if [[ -n $worker_pid ]] && pid_alive "$worker_pid"; then
+        kill -TERM "$worker_pid" 2>/dev/null || true
+        wait "$worker_pid" 2>/dev/null || true
+    fi
+    local now
+    now=$(cat "$broker_pidfile" 2>/dev/null || true)
+    if [[ -n $now && $now != "$broker_pid_before" ]]; then
+        "$DEPLOY/rabbitmq.sh" stop || warn "stopping RabbitMQ failed"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+if [[ ${QTASKS_SKIP_INSTALL:-} != 1 ]]; then "$DEPLOY/install-deps.sh" --no-venv; fi
+"$DEPLOY/rabbitmq.sh" start
+
+log "building the qtasks CLI and the qtasks-example worker (the first build compiles the dependencies: a few minutes)"
+swift build "${swift_opts[@]}" --product qtasks-example
+swift build "${swift_opts[@]}" --product qtasks
+bin=$(swift build "${swift_opts[@]}" --show-bin-path)
+
+mkdir -p "$QTASKS_RUN_DIR"
+worker_log="$QTASKS_RUN_DIR/demo-worker.log"
+log "starting the worker: qtasks-example --queue demo --concurrency 4 (log: $worker_log)"
+"$bin/qtasks-example" --queue demo --concurrency 4 >"$worker_log" 2>&1 &
+worker_pid=$!
+for _ in $(seq 1 100); do
+    grep -q "worker started" "$worker_log" 2>/dev/null && break
+    pid_alive "$worker_pid" || { cat "$worker_log" >&2; die "the worker exited"; }
+    sleep 0.1
+done
+grep -q "worker started" "$worker_log" || { cat "$worker_log" >&2; die "the worker did not start in 10 s"; }
+
+send() {
+    local title=$1; shift
+    printf '\n== %s\n$ qtasks send --queue demo %s\n' "$title" "$*"
+    local rc=0
+    "$bin/qtasks" send --queue demo "$@" || rc=$?
+    [[ $rc == 0 ]] || printf '(exit status %s)\n' "$rc"
+}
+
+send "add two numbers" add 2 3
+send "keyword arguments" add --kwargs '{"a": 1.5, "b": 2.25}'
+send "echo returns its arguments as received" echo "Введите телефон" 42 '{"nested": [true, null]}' --kwargs '{"lang": "ru"}'
+send "word counts of a text" word_count "Depends for resources, State for the data between the steps of a workflow. Вместе они позволяют строить гибкие пайплайны, гибкие и надёжные." --kwargs '{"top": 3}'
+send "a task that sleeps" sleep 0.5
+send "a task that fails: error result, message dead-lettered to demo.dlq" fail "failed on purpose"
+send "an unknown task: bad input, error result, dead-lettered" no_such_task
+
+log "stopping the worker (SIGTERM: in-flight tasks finish, then it exits 0)"
+kill -TERM "$worker_pid"
+status=0
+wait "$worker_pid" || status=$?
+worker_pid=""
+printf '\n== the worker log\n'
+cat "$worker_log"
+log "worker exited with status $status"
+[[ $status == 0 ]]
