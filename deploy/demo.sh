@@ -79,7 +79,7 @@ grep -q "worker started" "$worker_log" || { cat "$worker_log" >&2; die "the work
 
 send() {
     local title=$1; shift
-    printf '\n== %s\n$ qtasks send --queue demo %s\n' "$title" "$*"
+    printf '\n== %s\n$ qtasks send --queue demo' "$title"; printf ' %q' "$@"; printf '\n'
     local rc=0
     "$bin/qtasks" send --queue demo "$@" || rc=$?
     [[ $rc == 0 ]] || printf '(exit status %s)\n' "$rc"
