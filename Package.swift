@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "AMQP", targets: ["AMQP"]),
         .executable(name: "qtasks", targets: ["qtasks"]),
         .executable(name: "qtasks-example", targets: ["qtasks-example"]),
+        .executable(name: "qtasks-benchmark", targets: ["qtasks-benchmark"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -65,6 +66,21 @@ let package = Package(
         .executableTarget(
             name: "qtasks-example",
             dependencies: [
+                "QTasks",
+                "QTasksRabbitMQ",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The benchmark: the worker against a bare rabbitmq-c loop, side by
+        // side (docs/performance.md). Its baseline is the only code outside
+        // AMQP that calls rabbitmq-c, on purpose.
+        .executableTarget(
+            name: "qtasks-benchmark",
+            dependencies: [
+                "CRabbitMQ",
+                "AMQP",
                 "QTasks",
                 "QTasksRabbitMQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
