@@ -1,0 +1,283 @@
+import AMQP
+import ArgumentParser
+import Foundation
+import Logging
+import QTasks
+import QTasksRabbitMQ
+
+@main
+struct Benchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "qtasks-benchmark",
+        abstract: "Measures the worker against a bare rabbitmq-c loop on the same broker.",
+        subcommands: [RunBenchmark.self, BenchmarkWorker.self],
+        defaultSubcommand: RunBenchmark.self)
+}
+
+/// `qtasks-benchmark run`: every row, side by side with the baseline.
+struct RunBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the benchmark (the default command).",
+        discussion: """
+            Needs a RabbitMQ (deploy/rabbitmq.sh start). Build in release mode: \
+            swift run -c release qtasks-benchmark --count 100000. Queues are durable and messages \
+            persistent throughout; each row is repeated --repetitions times and shown as min, median \
+            and max, with the median's ratio to the baseline's median. See docs/performance.md.
+            """)
+
+    @Option(help: "Broker URL (default: $QTASKS_URL, else the local broker).")
+    var url: String?
+    @Option(help: "Tasks (messages) per drain row.")
+    var count: Int = 100_000
+    @Option(help: "Repetitions of every row (at least 3 for min/median/max).")
+    var repetitions: Int = 3
+    @Option(help: "Worker concurrency (handlers at once).")
+    var concurrency: Int = 32
+    @Option(help: "Prefetch of both the worker and the baseline.")
+    var prefetch: Int = 256
+    @Option(help: "Round trips for the RPC rows.")
+    var rpcCount: Int = 2_000
+    @Option(help: "Tasks in flight for the RPC throughput row.")
+    var inFlight: Int = 64
+
+    func validate() throws {
+        guard count > 0, repetitions > 0, concurrency > 0, rpcCount > 0, inFlight > 0 else {
+            throw ValidationError("counts must be positive")
+        }
+        guard (1...65535).contains(prefetch) else { throw ValidationError("--prefetch must be 1...65535") }
+    }
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .warning
+            return handler
+        }
+        let url = self.url ?? ProcessInfo.processInfo.environment["QTASKS_URL"] ?? "amqp://guest:guest@127.0.0.1:5672/%2F"
+        let amqp = try AMQPConfiguration(url: url)
+        print("swift-qtasks benchmark: N=\(count), repetitions=\(repetitions), concurrency=\(concurrency), prefetch=\(prefetch), RPC round trips=\(rpcCount), broker \(amqp.redactedURL)")
+        print("durable queues, persistent messages; rates from the first delivery to the last")
+        fflush(nil)
+
+        var rows = Rows()
+        for repetition in 1...repetitions {
+            log("repetition \(repetition)/\(repetitions): baseline")
+            rows.add("baseline", try await baseline(amqp))
+            log("repetition \(repetition)/\(repetitions): drain")
+            let (drainRate, peak) = try await drain(url: url, amqp: amqp)
+            rows.add("drain", drainRate)
+            rows.add("peak", peak)
+            log("repetition \(repetition)/\(repetitions): enqueue, drain with results")
+            let (enqueueRate, resultsRate, peakWithResults) = try await enqueueAndDrainWithResults(url: url)
+            rows.add("enqueue", enqueueRate)
+            rows.add("results", resultsRate)
+            rows.add("peak", peakWithResults)
+            log("repetition \(repetition)/\(repetitions): RPC")
+            let rpc = try await roundTrips(url: url)
+            rows.add("p50", rpc.p50)
+            rows.add("p90", rpc.p90)
+            rows.add("p99", rpc.p99)
+            rows.add("rpc-rate", rpc.rate)
+            rows.add("idle", rpc.idleMemory)
+        }
+        rows.print(count: count, inFlight: inFlight)
+    }
+
+    // MARK: Rows
+
+    /// Publishes `count` persistent task messages to `queue` with confirms.
+    private func prefill(_ queue: String, amqp: AMQPConfiguration, body: [UInt8], replyTo: String? = nil) async throws {
+        let connection = try await AMQPConnection.connect(amqp)
+        let channel = try await connection.openChannel()
+        try await channel.enableConfirms(window: 1024)
+        let properties = AMQPProperties(
+            contentType: "application/json", deliveryMode: AMQPProperties.persistentDeliveryMode, replyTo: replyTo)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<count {
+                if index >= 2048 { try await group.next() }
+                group.addTask { try await channel.publish(body, routingKey: queue, properties: properties) }
+            }
+            try await group.waitForAll()
+        }
+        await connection.close()
+    }
+
+    private func baseline(_ amqp: AMQPConfiguration) async throws -> Double {
+        let queue = "qtasks-benchmark-baseline"
+        let admin = try await AMQPConnection.connect(amqp)
+        let channel = try await admin.openChannel()
+        try await channel.deleteQueue(queue)
+        try await channel.declareQueue(queue, durable: true)
+        try await prefill(queue, amqp: amqp, body: Self.noopBody)
+        let seconds = try RawBaseline.consumeAndAck(amqp, queue: queue, count: count, prefetch: prefetch)
+        try await channel.deleteQueue(queue)
+        await admin.close()
+        return Double(count) / seconds
+    }
+
+    static let noopBody = Array(#"{"task_name": "noop", "args": [], "kwargs": {}}"#.utf8)
+
+    private func drain(url: String, amqp: AMQPConfiguration) async throws -> (rate: Double, peakMiB: Double) {
+        let queue = "qtasks-benchmark-drain"
+        let broker = try RabbitMQBroker(url: url)
+        try await deleteQueues(queue, amqp: amqp)
+        try await broker.declareTaskQueue(queue)
+        try await prefill(queue, amqp: amqp, body: Self.noopBody)
+        let worker = try WorkerProcess(url: url, queue: queue, concurrency: concurrency, prefetch: prefetch, count: count)
+        defer { worker.stop() }
+        _ = try await worker.waitFor("ready")
+        guard let seconds = Double(try await worker.waitFor("drained")) else { throw BenchmarkError("bad drain line") }
+        let peak = worker.memory().peak
+        worker.stop()
+        await broker.close()
+        try await deleteQueues(queue, amqp: amqp)
+        return (Double(count) / seconds, peak)
+    }
+
+    private func enqueueAndDrainWithResults(url: String) async throws -> (enqueue: Double, results: Double, peakMiB: Double) {
+        let queue = "qtasks-benchmark-results"
+        let amqp = try AMQPConfiguration(url: url)
+        try await deleteQueues(queue, amqp: amqp)
+        let broker = try RabbitMQBroker(url: url)
+        let client = TaskClient(broker: broker)
+        _ = try await client.send("noop", queue: queue)  // declares the queue, creates the reply queue
+        let first = try await handleOfFirst(client, queue: queue)
+        // Enqueue: N sends through the Swift client, each confirmed.
+        let enqueueStart = ContinuousClock.now
+        let handles = try await withThrowingTaskGroup(of: TaskHandle.self) { group in
+            var handles: [TaskHandle] = [first]
+            handles.reserveCapacity(count)
+            for index in 1..<count {
+                if index > 512, let handle = try await group.next() { handles.append(handle) }
+                group.addTask { try await client.send("noop", queue: queue) }
+            }
+            for try await handle in group { handles.append(handle) }
+            return handles
+        }
+        let enqueueSeconds = (ContinuousClock.now - enqueueStart).seconds
+        // Drain with results: the worker publishes every result (confirmed)
+        // before its ack; timed by the results' arrival here.
+        let worker = try WorkerProcess(url: url, queue: queue, concurrency: concurrency, prefetch: prefetch, count: 0)
+        defer { worker.stop() }
+        let times = try await withThrowingTaskGroup(of: ContinuousClock.Instant.self) { group in
+            for handle in handles {
+                group.addTask {
+                    _ = try await handle.result(timeout: .seconds(300))
+                    return ContinuousClock.now
+                }
+            }
+            var times: [ContinuousClock.Instant] = []
+            for try await time in group { times.append(time) }
+            return times
+        }
+        let peak = worker.memory().peak
+        worker.stop()
+        let seconds = (times.max()! - times.min()!).seconds
+        await client.close()
+        await broker.close()
+        try await deleteQueues(queue, amqp: amqp)
+        return (Double(count - 1) / enqueueSeconds, Double(count) / seconds, peak)
+    }
+
+    /// The handle of the first task of the results row (a queue with no
+    /// worker yet holds it).
+    private func handleOfFirst(_ client: TaskClient, queue: String) async throws -> TaskHandle {
+        try await client.send("noop", queue: queue)
+    }
+
+    private func roundTrips(url: String) async throws -> (p50: Double, p90: Double, p99: Double, rate: Double, idleMemory: Double) {
+        let queue = "qtasks-benchmark-rpc"
+        let amqp = try AMQPConfiguration(url: url)
+        try await deleteQueues(queue, amqp: amqp)
+        let broker = try RabbitMQBroker(url: url)
+        try await broker.declareTaskQueue(queue)
+        let worker = try WorkerProcess(url: url, queue: queue, concurrency: concurrency, prefetch: prefetch, count: 0)
+        defer { worker.stop() }
+        _ = try await worker.waitFor("ready")
+        try await Task.sleep(for: .milliseconds(500))
+        let idle = worker.memory().current
+        let client = TaskClient(broker: broker)
+        // Warm up the connections and the reply queue.
+        for _ in 0..<50 { _ = try await client.send("noop", queue: queue).result(timeout: .seconds(10)) }
+        var latencies: [Double] = []
+        latencies.reserveCapacity(rpcCount)
+        for _ in 0..<rpcCount {
+            let start = ContinuousClock.now
+            _ = try await client.send("noop", queue: queue).result(timeout: .seconds(10))
+            latencies.append((ContinuousClock.now - start).seconds * 1000)
+        }
+        let start = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<rpcCount {
+                if index >= inFlight { try await group.next() }
+                group.addTask { _ = try await client.send("noop", queue: queue).result(timeout: .seconds(30)) }
+            }
+            try await group.waitForAll()
+        }
+        let rate = Double(rpcCount) / (ContinuousClock.now - start).seconds
+        worker.stop()
+        await client.close()
+        await broker.close()
+        try await deleteQueues(queue, amqp: amqp)
+        return (percentile(latencies, 0.5), percentile(latencies, 0.9), percentile(latencies, 0.99), rate, idle)
+    }
+
+    private func deleteQueues(_ queue: String, amqp: AMQPConfiguration) async throws {
+        let connection = try await AMQPConnection.connect(amqp)
+        let channel = try await connection.openChannel()
+        try await channel.deleteQueue(queue)
+        try await channel.deleteQueue(QueueNaming.deadLetterQueue(for: queue))
+        await connection.close()
+    }
+
+    private func log(_ text: String) {
+        FileHandle.standardError.write(Data("[benchmark] \(text)\n".utf8))
+    }
+}
+
+/// The measurements by row, and the table.
+struct Rows {
+    private var values: [String: [Double]] = [:]
+
+    mutating func add(_ row: String, _ value: Double) { values[row, default: []].append(value) }
+
+    func print(count: Int, inFlight: Int) {
+        let baseline = Summary(values["baseline"] ?? []).median
+        func line(_ name: String, _ unit: String, _ key: String, ratio: Bool = false, target: String = "") {
+            let summary = Summary(values[key] ?? [])
+            let ratioText = ratio && baseline > 0 ? String(format: "%.2f", summary.median / baseline) : ""
+            Swift.print(
+                name.padding(toLength: 38, withPad: " ", startingAt: 0)
+                    + unit.padding(toLength: 9, withPad: " ", startingAt: 0)
+                    + [summary.min, summary.median, summary.max].map { format($0).leftPadded(11) }.joined()
+                    + ratioText.leftPadded(10) + "  " + target)
+        }
+        Swift.print("")
+        Swift.print(
+            "row".padding(toLength: 38, withPad: " ", startingAt: 0) + "unit".padding(toLength: 9, withPad: " ", startingAt: 0)
+                + "min".leftPadded(11) + "median".leftPadded(11) + "max".leftPadded(11) + "x baseline".leftPadded(10)
+                + "  target")
+        line("1 baseline: rabbitmq-c consume+ack", "msg/s", "baseline", ratio: true)
+        line("2 drain, no reply_to", "tasks/s", "drain", ratio: true, target: ">= 0.80 x baseline")
+        line("3 drain, results confirmed before ack", "tasks/s", "results", ratio: true, target: ">= 0.50 x baseline")
+        line("4 RPC round trip p50", "ms", "p50", target: "<= 1.0 ms")
+        line("4 RPC round trip p90", "ms", "p90")
+        line("4 RPC round trip p99", "ms", "p99", target: "<= 5 ms")
+        line("4 RPC throughput, \(inFlight) in flight", "tasks/s", "rpc-rate")
+        line("5 enqueue, Swift client + confirms", "tasks/s", "enqueue", target: ">= 30000")
+        line("6 worker RSS idle", "MiB", "idle")
+        line("6 worker RSS peak under load", "MiB", "peak", target: "<= 50 MiB")
+        fflush(nil)
+    }
+
+    private func format(_ value: Double) -> String {
+        value >= 100 ? String(Int(value.rounded())) : String(format: "%.2f", value)
+    }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String {
+        count >= width ? " " + self : String(repeating: " ", count: width - count) + self
+    }
+}

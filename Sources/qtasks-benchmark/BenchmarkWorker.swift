@@ -1,0 +1,75 @@
+import ArgumentParser
+import Foundation
+import Logging
+import QTasks
+import QTasksRabbitMQ
+import ServiceLifecycle
+import Synchronization
+
+/// `qtasks-benchmark worker`: the worker under test, in its own process like
+/// a production worker. It registers `noop` and prints `drained <seconds>`
+/// on standard output once `--count` tasks have run, timed from the first
+/// task's start.
+struct BenchmarkWorker: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker", abstract: "Run the worker under test (started by the benchmark itself).")
+
+    @Option var url: String
+    @Option var queue: String
+    @Option var concurrency: Int
+    @Option var prefetch: Int
+    @Option(help: "Print 'drained' after this many tasks (0: never).") var count: Int = 0
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .warning
+            return handler
+        }
+        let progress = Progress(target: count)
+        let app = TaskApp(name: "benchmark")
+        try app.register("noop") { () in progress.taskFinished() }
+
+        let broker = try RabbitMQBroker(url: url)
+        try await broker.connect()
+        var configuration = WorkerConfiguration()
+        configuration.queues = [queue]
+        configuration.concurrency = concurrency
+        configuration.prefetch = prefetch
+        configuration.logger.logLevel = .warning
+        let worker = Worker(broker: broker, app: app, configuration: configuration)
+        print("ready")
+        fflush(nil)
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [.init(service: worker)], gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: Logger(label: "benchmark.worker")))
+        try await group.run()
+        await broker.close()
+    }
+}
+
+/// Counts finished tasks; prints the drain time once the target is reached.
+final class Progress: Sendable {
+    private struct State {
+        var first: ContinuousClock.Instant?
+        var finished = 0
+    }
+    private let state = Mutex(State())
+    private let target: Int
+
+    init(target: Int) { self.target = target }
+
+    func taskFinished() {
+        let elapsed: Duration? = state.withLock { state in
+            let now = ContinuousClock.now
+            if state.first == nil { state.first = now }
+            state.finished += 1
+            return state.finished == target ? now - state.first! : nil
+        }
+        if let elapsed {
+            print("drained \(elapsed.seconds)")
+            fflush(nil)
+        }
+    }
+}

@@ -1,0 +1,66 @@
+import CRabbitMQ
+import AMQP
+import Foundation
+
+/// The baseline: a bare rabbitmq-c consume-and-ack loop on one thread, as a
+/// hand-written C client would do it (one connection, `basic.qos` prefetch,
+/// `amqp_consume_message`, one `basic.ack` per message).
+///
+/// This file is the one place outside the `AMQP` module that calls
+/// rabbitmq-c: measuring the C client on its own is the point of it.
+enum RawBaseline {
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// Consumes and acks `count` messages from `queue`; returns the seconds
+    /// from the first delivery to the last ack.
+    static func consumeAndAck(_ configuration: AMQPConfiguration, queue: String, count: Int, prefetch: Int) throws -> Double {
+        guard let state = amqp_new_connection() else { throw Failure(description: "amqp_new_connection failed") }
+        defer { amqp_destroy_connection(state) }
+        guard let socket = amqp_tcp_socket_new(state) else { throw Failure(description: "amqp_tcp_socket_new failed") }
+        guard amqp_socket_open(socket, configuration.host, Int32(configuration.port)) == 0 else {
+            throw Failure(description: "cannot connect to \(configuration.host):\(configuration.port)")
+        }
+        var properties = amqp_table_t(num_entries: 0, entries: nil)
+        let login = crabbitmq_login_plain(
+            state, configuration.virtualHost, 0, 131_072, Int32(configuration.heartbeat), &properties,
+            configuration.username, configuration.password)
+        guard login.reply_type == AMQP_RESPONSE_NORMAL else { throw Failure(description: "login failed") }
+        amqp_channel_open(state, 1)
+        try check(state, "channel.open")
+        amqp_basic_qos(state, 1, 0, UInt16(prefetch), 0)
+        try check(state, "basic.qos")
+        let empty = amqp_table_t(num_entries: 0, entries: nil)
+        try queue.withCString { name in
+            amqp_basic_consume(state, 1, amqp_cstring_bytes(name), amqp_bytes_t(len: 0, bytes: nil), 0, 0, 0, empty)
+            try check(state, "basic.consume")
+        }
+        var start: ContinuousClock.Instant?
+        var envelope = amqp_envelope_t()
+        for _ in 0..<count {
+            amqp_maybe_release_buffers(state)
+            let reply = amqp_consume_message(state, &envelope, nil, 0)
+            guard reply.reply_type == AMQP_RESPONSE_NORMAL else { throw Failure(description: "consume failed") }
+            if start == nil { start = .now }
+            guard amqp_basic_ack(state, 1, envelope.delivery_tag, 0) == 0 else { throw Failure(description: "ack failed") }
+            amqp_destroy_envelope(&envelope)
+        }
+        let elapsed = ContinuousClock.now - (start ?? .now)
+        amqp_channel_close(state, 1, 200)
+        amqp_connection_close(state, 200)
+        return elapsed.seconds
+    }
+
+    private static func check(_ state: amqp_connection_state_t, _ what: String) throws {
+        guard amqp_get_rpc_reply(state).reply_type == AMQP_RESPONSE_NORMAL else {
+            throw Failure(description: "\(what) failed")
+        }
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+}

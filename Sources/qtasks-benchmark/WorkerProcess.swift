@@ -1,0 +1,78 @@
+import Foundation
+
+/// A `qtasks-benchmark worker` child process and the lines it prints.
+final class WorkerProcess: @unchecked Sendable {
+    // @unchecked: `process` is only used from the benchmark's sequential
+    // code; the line stream is Sendable.
+    private let process = Process()
+    let lines: AsyncStream<String>
+    private var iterator: AsyncStream<String>.Iterator
+
+    init(url: String, queue: String, concurrency: Int, prefetch: Int, count: Int) throws {
+        process.executableURL = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).resolvingSymlinksInPath()
+        process.arguments = [
+            "worker", "--url", url, "--queue", queue, "--concurrency", "\(concurrency)", "--prefetch", "\(prefetch)",
+            "--count", "\(count)",
+        ]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        let (stream, continuation) = AsyncStream<String>.makeStream()
+        lines = stream
+        iterator = stream.makeAsyncIterator()
+        let handle = pipe.fileHandleForReading
+        // A plain thread: the child's output arrives in blocking reads.
+        let reader = Thread {
+            var buffer = Data()
+            while true {
+                let chunk = handle.availableData
+                if chunk.isEmpty { break }
+                buffer.append(chunk)
+                while let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                    continuation.yield(String(decoding: buffer[buffer.startIndex..<newline], as: UTF8.self))
+                    buffer.removeSubrange(buffer.startIndex...newline)
+                }
+            }
+            continuation.finish()
+        }
+        try process.run()
+        reader.start()
+    }
+
+    var pid: Int32 { process.processIdentifier }
+
+    /// The next line the worker prints, or nil when it exited.
+    func nextLine() async -> String? {
+        await iterator.next()
+    }
+
+    /// Waits for a line starting with `prefix` and returns the rest.
+    func waitFor(_ prefix: String) async throws -> String {
+        while let line = await nextLine() {
+            if line.hasPrefix(prefix) { return String(line.dropFirst(prefix.count)).trimmingCharacters(in: .whitespaces) }
+        }
+        throw BenchmarkError("the worker exited before printing '\(prefix)'")
+    }
+
+    /// Resident set size now and at its peak, in MiB (`/proc/PID/status`).
+    func memory() -> (current: Double, peak: Double) {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return (0, 0) }
+        func field(_ name: String) -> Double {
+            guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(name) }) else { return 0 }
+            let kilobytes = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap { Double($0) } ?? 0
+            return kilobytes / 1024
+        }
+        return (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// SIGTERM, then waits for the graceful exit.
+    func stop() {
+        guard process.isRunning else { return }
+        process.terminate()
+        process.waitUntilExit()
+    }
+}
+
+struct BenchmarkError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
