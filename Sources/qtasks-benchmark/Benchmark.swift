@@ -10,7 +10,7 @@ struct Benchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qtasks-benchmark",
         abstract: "Measures the worker against a bare rabbitmq-c loop on the same broker.",
-        subcommands: [RunBenchmark.self, BenchmarkWorker.self],
+        subcommands: [RunBenchmark.self, BenchmarkWorker.self, Prefill.self],
         defaultSubcommand: RunBenchmark.self)
 }
 
