@@ -1,0 +1,160 @@
+import CHiredis
+import Foundation
+
+/// One hiredis connection (`redisContext`), blocking, with socket timeouts.
+///
+/// Not thread-safe: ``RedisStateStore`` uses it from its own serial dispatch
+/// queue only, never from Swift's cooperative pool. The context is freed in
+/// `deinit`; a connection that failed once is dropped (hiredis' context is
+/// unusable after an I/O or protocol error).
+final class RedisConnection {
+    /// The connection broke (I/O error, end of stream, timeout, protocol
+    /// error). `mayHaveApplied`: commands with effects had been written when
+    /// it happened, so they may or may not have run.
+    struct Failure: Error {
+        var message: String
+        var mayHaveApplied: Bool
+    }
+
+    private let context: UnsafeMutablePointer<redisContext>
+
+    private init(context: UnsafeMutablePointer<redisContext>) {
+        self.context = context
+    }
+
+    deinit {
+        redisFree(context)
+    }
+
+    /// Connects with `timeout` for the TCP connect and for every later socket
+    /// read and write.
+    ///
+    /// - Throws: ``Failure`` with hiredis' error text.
+    static func connect(host: String, port: Int, timeout: Duration) throws(Failure) -> RedisConnection {
+        let (seconds, attoseconds) = timeout.components
+        let tv = timeval(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
+        guard let context = redisConnectWithTimeout(host, Int32(port), tv) else {
+            throw Failure(message: "cannot allocate a hiredis context", mayHaveApplied: false)
+        }
+        let connection = RedisConnection(context: context)
+        if context.pointee.err != 0 {
+            throw Failure(message: connection.errorText, mayHaveApplied: false)
+        }
+        guard redisSetTimeout(context, tv) == REDIS_OK else {
+            throw Failure(message: "cannot set socket timeouts: \(connection.errorText)", mayHaveApplied: false)
+        }
+        return connection
+    }
+
+    /// Sends one command and waits for its reply.
+    ///
+    /// - Parameter hasEffects: whether the command changes data (it decides
+    ///   ``Failure/mayHaveApplied`` should the connection break).
+    func command(_ arguments: [String], hasEffects: Bool = false) throws(Failure) -> RedisReply {
+        try pipeline([arguments], hasEffects: hasEffects)[0]
+    }
+
+    /// Sends several commands in one write, then reads their replies in
+    /// order (error replies are values, not thrown).
+    func pipeline(_ commands: [[String]], hasEffects: Bool = false) throws(Failure) -> [RedisReply] {
+        for arguments in commands {
+            try append(arguments)
+        }
+        var replies: [RedisReply] = []
+        replies.reserveCapacity(commands.count)
+        for _ in commands {
+            var raw: UnsafeMutableRawPointer?
+            guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
+                throw Failure(message: errorText, mayHaveApplied: hasEffects)
+            }
+            let reply = Self.copy(raw.assumingMemoryBound(to: redisReply.self))
+            freeReplyObject(raw)
+            replies.append(reply)
+        }
+        return replies
+    }
+
+    /// Appends one command to hiredis' output buffer (binary safe, through
+    /// `redisAppendCommandArgv`; the variadic `redisCommand` is not callable
+    /// from Swift).
+    private func append(_ arguments: [String]) throws(Failure) {
+        let buffers = arguments.map { Array($0.utf8) }
+        let lengths = buffers.map(\.count)
+        // hiredis copies the arguments into its output buffer during the
+        // call; these copies only need to live until it returns.
+        let pointers: [UnsafeMutablePointer<CChar>] = buffers.map { bytes in
+            let pointer = UnsafeMutablePointer<CChar>.allocate(capacity: max(bytes.count, 1))
+            bytes.withUnsafeBytes { source in
+                UnsafeMutableRawBufferPointer(start: pointer, count: bytes.count).copyMemory(from: source)
+            }
+            return pointer
+        }
+        defer { for pointer in pointers { pointer.deallocate() } }
+        var argv: [UnsafePointer<CChar>?] = pointers.map { UnsafePointer($0) }
+        let status = argv.withUnsafeMutableBufferPointer { argv in
+            lengths.withUnsafeBufferPointer { lengths in
+                redisAppendCommandArgv(context, Int32(argv.count), argv.baseAddress, lengths.baseAddress)
+            }
+        }
+        guard status == REDIS_OK else {
+            throw Failure(message: errorText, mayHaveApplied: false)
+        }
+    }
+
+    /// hiredis' error text (`errstr`), or a generic one.
+    private var errorText: String {
+        let text = withUnsafeBytes(of: context.pointee.errstr) { bytes in
+            String(decoding: bytes.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
+        if !text.isEmpty { return text }
+        return context.pointee.err == REDIS_ERR_EOF
+            ? "connection closed by the server" : "connection error \(context.pointee.err)"
+    }
+
+    private static func copy(_ reply: UnsafeMutablePointer<redisReply>) -> RedisReply {
+        let r = reply.pointee
+        func bytes() -> [UInt8] {
+            guard let str = r.str, r.len > 0 else { return [] }
+            return Array(UnsafeRawBufferPointer(start: str, count: r.len))
+        }
+        switch r.type {
+        case REDIS_REPLY_STRING: return .string(bytes())
+        case REDIS_REPLY_STATUS: return .status(String(decoding: bytes(), as: UTF8.self))
+        case REDIS_REPLY_ERROR: return .error(String(decoding: bytes(), as: UTF8.self))
+        case REDIS_REPLY_INTEGER: return .integer(Int64(r.integer))
+        case REDIS_REPLY_ARRAY:
+            guard let elements = r.element else { return .array([]) }
+            return .array(
+                (0..<r.elements).map { index in
+                    elements[index].map(copy) ?? .nil
+                })
+        default: return .nil
+        }
+    }
+}
+
+/// Runs `body` with SIGPIPE blocked on the calling thread, then discards a
+/// SIGPIPE that `body` raised there and restores the signal mask.
+///
+/// hiredis writes with `write(2)`, which raises SIGPIPE (default action:
+/// kill the process) when Redis has closed the connection. Blocking it on
+/// this thread only turns that into an `EPIPE` error, without changing the
+/// process-wide disposition that the application may own.
+func withSIGPIPEBlocked<T>(_ body: () throws -> T) rethrows -> T {
+    #if os(Linux)
+        var pipeSet = sigset_t()
+        sigemptyset(&pipeSet)
+        sigaddset(&pipeSet, SIGPIPE)
+        var previous = sigset_t()
+        pthread_sigmask(SIG_BLOCK, &pipeSet, &previous)
+        defer {
+            var pending = sigset_t()
+            if sigismember(&previous, SIGPIPE) == 0, sigpending(&pending) == 0, sigismember(&pending, SIGPIPE) == 1 {
+                var noWait = timespec(tv_sec: 0, tv_nsec: 0)
+                _ = sigtimedwait(&pipeSet, nil, &noWait)
+            }
+            pthread_sigmask(SIG_SETMASK, &previous, nil)
+        }
+    #endif
+    return try body()
+}

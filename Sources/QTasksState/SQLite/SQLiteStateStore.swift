@@ -1,0 +1,286 @@
+import Dispatch
+import GRDB
+import QTasks
+import Synchronization
+
+/// A State backend in an SQLite file (`sqlite:///path/state.db`), through
+/// GRDB: the embedded default for the worker processes of one host.
+///
+/// Layout: one table, one row per state holding its whole document as JSON
+/// text (keys sorted, non-ASCII as UTF-8):
+///
+/// ```sql
+/// CREATE TABLE qtasks_state (
+///     namespace  TEXT NOT NULL,
+///     key        TEXT NOT NULL,     -- '' for a state without key
+///     document   TEXT NOT NULL,     -- JSON object, never '{}' (empty states have no row)
+///     expires_at INTEGER,           -- Unix time in ms; NULL: never
+///     PRIMARY KEY (namespace, key)
+/// ) WITHOUT ROWID
+/// ```
+///
+/// Concurrency: the database is in WAL mode (readers never block the
+/// writer); every write, `update` and `delete` included, is a read-modify-
+/// write of the row inside one `BEGIN IMMEDIATE` transaction, so writers of
+/// all processes are serialized by SQLite's write lock and none loses an
+/// update. A writer that finds the lock taken waits up to
+/// ``StateStoreConfiguration/timeout`` (busy timeout), then fails with
+/// ``StateError/Code-swift.struct/unavailable``. Several processes may open
+/// the same file; keep it on a local disk (WAL needs shared memory, so no
+/// network file systems).
+///
+/// Durability: with `synchronous=NORMAL` (the default) a committed write
+/// survives a crash or kill of the process; a power loss or OS crash may
+/// lose the last commits since the WAL was last synced (the database stays
+/// consistent). `?synchronous=full` syncs on every commit and also survives
+/// those, at the cost of an fsync per write.
+///
+/// Expiry: `expires_at` is compared with the wall clock on every read; an
+/// expired row reads as empty and is replaced by the next write to it. Rows
+/// that are never touched again are deleted by the first write after
+/// opening and then at most once a minute per process.
+///
+/// GRDB runs every statement on its own dispatch queues, off Swift's
+/// cooperative pool.
+public final class SQLiteStateStore: StateStore, CustomStringConvertible {
+    /// SQLite's `PRAGMA synchronous` level for the store's connections.
+    public enum Synchronous: String, Sendable {
+        /// Sync the WAL at checkpoints only: survives process crashes.
+        case normal = "NORMAL"
+        /// Sync the WAL on every commit: also survives power loss.
+        case full = "FULL"
+    }
+
+    /// The database file's path.
+    public let path: String
+    private let pool: DatabasePool
+    /// Wall-clock ms of this process's last sweep of expired rows (0: none yet).
+    private let lastSweep = Mutex<Int64>(0)
+    private let isClosed = Mutex(false)
+    private static let sweepInterval: Int64 = 60_000
+
+    private init(path: String, pool: DatabasePool) {
+        self.path = path
+        self.pool = pool
+    }
+
+    public var description: String { "SQLiteStateStore(\(path))" }
+
+    /// Opens (creating if needed) the database at `path` and its table.
+    ///
+    /// - Parameters:
+    ///   - path: the database file; its directory must exist.
+    ///   - synchronous: the durability level (default ``Synchronous/normal``).
+    ///   - configuration: ``StateStoreConfiguration/timeout`` is the busy timeout.
+    /// - Throws: ``StateError/Code-swift.struct/unavailable`` when the file
+    ///   cannot be opened or the lock not taken in time,
+    ///   ``StateError/Code-swift.struct/corrupted`` when it is not a database.
+    public static func open(
+        path: String, synchronous: Synchronous = .normal,
+        configuration: StateStoreConfiguration = StateStoreConfiguration()
+    ) async throws -> SQLiteStateStore {
+        var grdb = Configuration()
+        let seconds = configuration.timeout.components
+        grdb.busyMode = .timeout(Double(seconds.seconds) + Double(seconds.attoseconds) / 1e18)
+        grdb.label = "QTasksState.SQLite"
+        let pragma = "PRAGMA synchronous = \(synchronous.rawValue)"
+        grdb.prepareDatabase { db in try db.execute(sql: pragma) }
+        let grdbConfiguration = grdb
+        // Opening reads the file: do it on a dispatch queue, not on the
+        // cooperative pool.
+        let pool: DatabasePool = try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(
+                    with: Result {
+                        do {
+                            return try DatabasePool(path: path, configuration: grdbConfiguration)
+                        } catch {
+                            throw Self.stateError(error, path: path, doing: "open")
+                        }
+                    })
+            }
+        }
+        let store = SQLiteStateStore(path: path, pool: pool)
+        do {
+            try await pool.writeWithoutTransaction { db in
+                try db.inTransaction(.immediate) {
+                    try db.execute(
+                        sql: """
+                            CREATE TABLE IF NOT EXISTS qtasks_state (
+                                namespace  TEXT NOT NULL,
+                                key        TEXT NOT NULL,
+                                document   TEXT NOT NULL,
+                                expires_at INTEGER,
+                                PRIMARY KEY (namespace, key)
+                            ) WITHOUT ROWID;
+                            CREATE INDEX IF NOT EXISTS qtasks_state_expires_at
+                                ON qtasks_state (expires_at) WHERE expires_at IS NOT NULL;
+                            """)
+                    return .commit
+                }
+            }
+        } catch {
+            try? pool.close()
+            throw Self.stateError(error, path: path, doing: "create the State table in")
+        }
+        return store
+    }
+
+    public func get(_ field: String, in state: StateID) async throws -> JSONValue? {
+        try await getAll(in: state)[field]
+    }
+
+    public func getAll(in state: StateID) async throws -> [String: JSONValue] {
+        try checkOpen()
+        try state.validate()
+        let path = self.path
+        do {
+            return try await pool.read { db in
+                try Self.liveRow(db, state, path: path, now: TimeToLive.nowMilliseconds())?.document ?? [:]
+            }
+        } catch {
+            throw Self.stateError(error, path: path, doing: "read state \(state) from")
+        }
+    }
+
+    public func update(_ fields: [String: JSONValue], in state: StateID, ttl: Duration?) async throws {
+        guard !fields.isEmpty else {
+            try state.validate()
+            return
+        }
+        try await write(state, ttl: ttl, always: true) { document in document.merge(fields) { _, new in new } }
+    }
+
+    public func delete(_ field: String, in state: StateID) async throws {
+        try await write(state, ttl: nil, always: false) { document in document[field] = nil }
+    }
+
+    public func clear(_ state: StateID) async throws {
+        try await write(state, ttl: nil, always: false) { document in document = [:] }
+    }
+
+    public func modify<T: Sendable>(
+        _ state: StateID, ttl: Duration?, _ body: @escaping @Sendable (inout [String: JSONValue]) throws -> T
+    ) async throws -> T {
+        try await write(state, ttl: ttl, always: false, body)
+    }
+
+    public func close() async {
+        let wasOpen = isClosed.withLock { closed in
+            defer { closed = true }
+            return !closed
+        }
+        guard wasOpen else { return }
+        let pool = self.pool
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                try? pool.close()
+                continuation.resume()
+            }
+        }
+    }
+
+    // MARK: - Internals
+
+    private struct Row {
+        var document: [String: JSONValue]
+        var expiresAt: Int64?
+    }
+
+    private func checkOpen() throws(StateError) {
+        if isClosed.withLock({ $0 }) {
+            throw StateError(.closed, "the SQLite State store at \(path) is closed")
+        }
+    }
+
+    /// The row of `state`, unless missing or expired at `now`.
+    private static func liveRow(_ db: Database, _ state: StateID, path: String, now: Int64) throws -> Row? {
+        guard
+            let row = try GRDB.Row.fetchOne(
+                db, sql: "SELECT document, expires_at FROM qtasks_state WHERE namespace = ? AND key = ?",
+                arguments: [state.namespace, state.key ?? ""])
+        else { return nil }
+        let expiresAt: Int64? = row["expires_at"]
+        if let expiresAt, expiresAt <= now { return nil }
+        let text: String = row["document"]
+        let document = try StateJSON.document(from: text, what: "state \(state) in SQLite file \(path)")
+        return Row(document: document, expiresAt: expiresAt)
+    }
+
+    /// The one write path: in a `BEGIN IMMEDIATE` transaction, reads the live
+    /// document, applies `change`, and writes the row back (deleting it when
+    /// empty) if it changed or `always`.
+    private func write<T: Sendable>(
+        _ state: StateID, ttl: Duration?, always: Bool, _ change: @Sendable (inout [String: JSONValue]) throws -> T
+    ) async throws -> T {
+        try checkOpen()
+        try state.validate()
+        let ttlMilliseconds = try ttl.map { ttl throws(StateError) in try TimeToLive.milliseconds(ttl, for: state) }
+        let path = self.path
+        let now = TimeToLive.nowMilliseconds()
+        let sweep = lastSweep.withLock { last in
+            guard now - last >= Self.sweepInterval else { return false }
+            last = now
+            return true
+        }
+        do {
+            return try await pool.writeWithoutTransaction { db in
+                var result: T?
+                try db.inTransaction(.immediate) {
+                    // The clock is read again under the lock: the wait for it
+                    // may have been long.
+                    let now = TimeToLive.nowMilliseconds()
+                    if sweep {
+                        try db.execute(sql: "DELETE FROM qtasks_state WHERE expires_at <= ?", arguments: [now])
+                    }
+                    let current = try Self.liveRow(db, state, path: path, now: now)
+                    var document = current?.document ?? [:]
+                    result = try change(&document)
+                    guard always || document != current?.document ?? [:] else { return .commit }
+                    if document.isEmpty {
+                        try db.execute(
+                            sql: "DELETE FROM qtasks_state WHERE namespace = ? AND key = ?",
+                            arguments: [state.namespace, state.key ?? ""])
+                    } else {
+                        let expiresAt = ttlMilliseconds.map { now + $0 } ?? current?.expiresAt
+                        try db.execute(
+                            sql: """
+                                INSERT INTO qtasks_state (namespace, key, document, expires_at) VALUES (?, ?, ?, ?)
+                                ON CONFLICT (namespace, key) DO UPDATE
+                                    SET document = excluded.document, expires_at = excluded.expires_at
+                                """,
+                            arguments: [
+                                state.namespace, state.key ?? "", try StateJSON.text(of: document, in: state),
+                                expiresAt,
+                            ])
+                    }
+                    return .commit
+                }
+                return result!
+            }
+        } catch let error as StateError {
+            throw error
+        } catch let error as DatabaseError {
+            throw Self.stateError(error, path: path, doing: "write state \(state) to")
+        }
+        // Anything else came from `change`: rethrown unchanged.
+    }
+
+    /// Maps a GRDB error to a ``StateError``; other errors pass through.
+    private static func stateError(_ error: any Error, path: String, doing: String) -> any Error {
+        guard let error = error as? DatabaseError else { return error }
+        let text = "cannot \(doing) SQLite file \(path): \(error.message ?? "\(error.resultCode)")"
+        switch error.resultCode {
+        case .SQLITE_BUSY, .SQLITE_LOCKED:
+            return StateError(.unavailable, text + " (still locked after the busy timeout)")
+        case .SQLITE_CANTOPEN, .SQLITE_IOERR, .SQLITE_PROTOCOL:
+            return StateError(.unavailable, text)
+        case .SQLITE_CORRUPT, .SQLITE_NOTADB:
+            return StateError(.corrupted, text)
+        case .SQLITE_MISUSE where error.message?.contains("closed") == true:
+            return StateError(.closed, text)
+        default:
+            return StateError(.rejected, text)
+        }
+    }
+}

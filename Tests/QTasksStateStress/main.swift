@@ -1,0 +1,41 @@
+// A test helper, not a product: one "worker process" of the lost-update
+// test in QTasksStateTests. It increments one field of one state COUNT times
+// through the atomic operation (StateHandle.increment, built on modify).
+//
+// Usage: QTasksStateStress URL NAMESPACE KEY FIELD COUNT [START_AT]
+//   START_AT  Unix time in seconds to start at, so that two processes
+//             started one after the other overlap.
+// Prints one line: "incremented COUNT times in MS ms, last value N".
+// Exit status 0 on success, 1 on a State error (printed to stderr), 2 on
+// bad usage.
+import Foundation
+import QTasksState
+
+let arguments = CommandLine.arguments
+guard arguments.count == 6 || arguments.count == 7, let count = Int(arguments[5]), count >= 0 else {
+    FileHandle.standardError.write(Data("usage: QTasksStateStress URL NAMESPACE KEY FIELD COUNT [START_AT]\n".utf8))
+    exit(2)
+}
+let startAt = arguments.count == 7 ? Double(arguments[6]) : nil
+
+do {
+    let store = try await StateStores.open(url: arguments[1])
+    let state = AnyState(namespace: arguments[2], key: arguments[3], store: store)
+    if let startAt {
+        let wait = startAt - Date().timeIntervalSince1970
+        if wait > 0 { try await Task.sleep(for: .seconds(wait)) }
+    }
+    let clock = ContinuousClock()
+    let start = clock.now
+    var last: Int64 = 0
+    for _ in 0..<count {
+        last = try await state.increment(arguments[4])
+    }
+    let elapsed = clock.now - start
+    let milliseconds = elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
+    print("incremented \(count) times in \(milliseconds) ms, last value \(last)")
+    await store.close()
+} catch {
+    FileHandle.standardError.write(Data("QTasksStateStress: \(error)\n".utf8))
+    exit(1)
+}

@@ -1,0 +1,160 @@
+import Foundation
+import QTasks
+import QTasksState
+import Testing
+
+/// The Redis the tests use: `QTASKS_REDIS_URL`, else the local default.
+/// `deploy/test.sh` starts one (deploy/redis.sh) and sets
+/// `QTASKS_REQUIRE_BROKER=1`, so that a missing server fails the run there
+/// instead of skipping.
+enum TestRedis {
+    static let url = ProcessInfo.processInfo.environment["QTASKS_REDIS_URL"] ?? "redis://127.0.0.1:6379/0"
+    static let required = ProcessInfo.processInfo.environment["QTASKS_REQUIRE_BROKER"] == "1"
+
+    /// True when the Redis tests must run: the server answers, or one is required.
+    static let enabled: Bool = {
+        if required { return true }
+        guard let components = URLComponents(string: url), let host = components.host else { return false }
+        return portIsOpen(host: host, port: components.port ?? 6379)
+    }()
+
+    /// True when tests may spawn their own redis-server (restart and
+    /// connection-loss tests): the binary exists, or servers are required.
+    static let serverBinary: String? = {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        for directory in path.split(separator: ":") + ["/usr/bin", "/usr/sbin"] {
+            let candidate = "\(directory)/redis-server"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return nil
+    }()
+    static let canSpawn = required || serverBinary != nil
+}
+
+/// The backends of the contract suite. Redis is left out (with a note on
+/// stderr) when no server answers and none is required.
+enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case memory
+    case sqlite
+    case redis
+
+    static let available: [Backend] = {
+        if TestRedis.enabled { return allCases }
+        FileHandle.standardError.write(
+            Data("QTasksStateTests: no Redis at \(TestRedis.url); Redis backend skipped (deploy/redis.sh start)\n".utf8)
+        )
+        return [.memory, .sqlite]
+    }()
+
+    /// The backends that share data between processes.
+    static let shared: [Backend] = available.filter { $0 != .memory }
+
+    var testDescription: String { rawValue }
+}
+
+/// A directory under the system's temporary directory, removed by `remove()`.
+struct TemporaryDirectory: Sendable {
+    let path: String
+
+    init() throws {
+        path = NSTemporaryDirectory() + "qtasks-state-tests-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    func remove() {
+        try? FileManager.default.removeItem(atPath: path)
+    }
+}
+
+/// A store of `backend` for one test, closed (and its files removed) after `body`.
+func withStore<T>(_ backend: Backend, _ body: (any StateStore) async throws -> T) async throws -> T {
+    let directory = try TemporaryDirectory()
+    defer { directory.remove() }
+    let url =
+        switch backend {
+        case .memory: "memory://"
+        case .sqlite: "sqlite://\(directory.path)/state.db"
+        case .redis: TestRedis.url
+        }
+    let store = try await StateStores.open(url: url)
+    do {
+        let result = try await body(store)
+        await store.close()
+        return result
+    } catch {
+        await store.close()
+        throw error
+    }
+}
+
+/// A namespace no other test (or earlier run against the same Redis) uses.
+func uniqueNamespace(_ prefix: String = "Test") -> String {
+    "\(prefix)\(UUID().uuidString.prefix(8))"
+}
+
+func portIsOpen(host: String, port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    inet_pton(AF_INET, host == "localhost" ? "127.0.0.1" : host, &address.sin_addr)
+    return withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+        }
+    }
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw POSIXError(.EMFILE) }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = 0
+    inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+            bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+        }
+    }
+    guard bound else { throw POSIXError(.EADDRINUSE) }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// Expects `body` to throw a ``StateError`` with `code`, and returns it.
+@discardableResult
+func expectStateError(
+    _ code: StateError.Code, sourceLocation: SourceLocation = #_sourceLocation,
+    _ body: () async throws -> Void
+) async -> StateError? {
+    do {
+        try await body()
+        Issue.record("expected StateError(\(code)), got no error", sourceLocation: sourceLocation)
+    } catch let error as StateError {
+        #expect(error.code == code, "\(error)", sourceLocation: sourceLocation)
+        return error
+    } catch {
+        Issue.record("expected StateError(\(code)), got \(error)", sourceLocation: sourceLocation)
+    }
+    return nil
+}
+
+/// A value behind a lock, for counting from `@Sendable` closures.
+final class Locked<Value>: @unchecked Sendable {
+    // @unchecked: `value` is only touched while `lock` is held.
+    private let lock = NSLock()
+    private var value: Value
+
+    init(_ value: Value) { self.value = value }
+
+    func withLock<T>(_ body: (inout Value) throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&value)
+    }
+}
