@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "QTasks", targets: ["QTasks"]),
         .library(name: "QTasksRabbitMQ", targets: ["QTasksRabbitMQ"]),
         .library(name: "QTasksTesting", targets: ["QTasksTesting"]),
+        .library(name: "QTasksState", targets: ["QTasksState"]),
         .library(name: "AMQP", targets: ["AMQP"]),
         .executable(name: "qtasks", targets: ["qtasks"]),
         .executable(name: "qtasks-example", targets: ["qtasks-example"]),
@@ -17,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.0.0"),
     ],
     targets: [
         // The C client, rabbitmq-c (Debian: librabbitmq-dev). Shims only for
@@ -53,6 +55,24 @@ let package = Package(
         .target(
             name: "QTasksTesting",
             dependencies: ["QTasks"]
+        ),
+        // The C client of Redis, hiredis (Debian: libhiredis-dev). No shims:
+        // only non-variadic functions are called (redisCommandArgv & co).
+        .systemLibrary(
+            name: "CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+        // State: the key-value store shared by the steps of a workflow, with
+        // memory, SQLite (GRDB) and Redis (hiredis) backends. The only module
+        // that imports CHiredis.
+        .target(
+            name: "QTasksState",
+            dependencies: [
+                "QTasks",
+                "CHiredis",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
         ),
         .executableTarget(
             name: "qtasks",
@@ -98,6 +118,24 @@ let package = Package(
         .testTarget(
             name: "AMQPTests",
             dependencies: ["AMQP"]
+        ),
+        // State: one contract suite over memory, an SQLite file and a real
+        // Redis (QTASKS_REDIS_URL; deploy/test.sh starts one), plus servers
+        // of its own for restart tests.
+        .testTarget(
+            name: "QTasksStateTests",
+            dependencies: [
+                "QTasksState",
+                "QTasksStateStress",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        // Test helper, not a product: a process that increments one State
+        // counter N times (QTasksStateTests runs two for lost updates).
+        .executableTarget(
+            name: "QTasksStateStress",
+            dependencies: ["QTasksState"],
+            path: "Tests/QTasksStateStress"
         ),
         // End to end: real broker, real worker processes, foreign producers.
         .testTarget(
