@@ -106,7 +106,7 @@ struct SendCommand: AsyncParsableCommand {
             throw ExitStatus.brokerFailure
         }
         print(String(decoding: result.jsonBytes(), as: UTF8.self))
-        fflush(stdout)
+        fflush(nil)
         await client.close()
         await brokerConnection.close()
         if result.status != .success {
