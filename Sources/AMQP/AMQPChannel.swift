@@ -157,11 +157,40 @@ public struct AMQPChannel: Sendable {
     public func consume(
         queue: String, tag: String = "", noAck: Bool = false, exclusive: Bool = false, arguments: AMQPTable = [:]
     ) async throws -> AMQPConsumer {
+        let (stream, continuation) = AsyncThrowingStream<AMQPDelivery, any Error>.makeStream()
+        let consumerTag = try await consume(
+            queue: queue, tag: tag, noAck: noAck, exclusive: exclusive, arguments: arguments
+        ) { event in
+            switch event {
+            case .delivery(let delivery): continuation.yield(delivery)
+            case .ended(nil): continuation.finish()
+            case .ended(let error?): continuation.finish(throwing: error)
+            }
+        }
+        return AMQPConsumer(tag: consumerTag, stream: stream)
+    }
+
+    /// Starts a consumer (`basic.consume`) whose deliveries go straight to
+    /// `handler`, called on the connection's owner thread: the fastest path,
+    /// with no hop through an `AsyncSequence`.
+    ///
+    /// `handler` must return quickly and never block: while it runs, the
+    /// connection sends and receives nothing (heartbeats included). Hand the
+    /// delivery on (for example to an `AsyncStream` continuation) and
+    /// return. It gets `.ended(nil)` after ``cancel(consumerTag:)`` and
+    /// `.ended(error)` when the channel or connection closes or the broker
+    /// cancels the consumer; nothing after that.
+    ///
+    /// - Returns: the consumer tag.
+    /// - Throws: as ``consume(queue:tag:noAck:exclusive:arguments:)``.
+    public func consume(
+        queue: String, tag: String = "", noAck: Bool = false, exclusive: Bool = false, arguments: AMQPTable = [:],
+        handler: @escaping @Sendable (AMQPConsumerEvent) -> Void
+    ) async throws -> String {
         try validateShortString(queue, "queue name")
         try validateShortString(tag, "consumer tag")
         try validateTable(arguments, "consumer argument")
-        let (stream, continuation) = AsyncThrowingStream<AMQPDelivery, any Error>.makeStream()
-        let consumerTag = try await perform { core, channel in
+        return try await perform { core, channel in
             let arena = CArena()
             let ok = amqp_basic_consume(
                 core.state, channel.number, arena.bytes(queue), arena.bytes(tag), 0, noAck ? 1 : 0,
@@ -169,10 +198,9 @@ public struct AMQPChannel: Sendable {
             try core.checkReply("basic.consume '\(queue)'", channel: channel)
             guard let ok else { throw AMQPError(.protocolError, "basic.consume: no consume-ok") }
             let tag = CDecode.string(ok.pointee.consumer_tag)
-            channel.consumers[tag] = continuation
+            channel.consumers[tag] = ConsumerSink(handler: handler)
             return tag
         }
-        return AMQPConsumer(tag: consumerTag, stream: stream)
     }
 
     /// Cancels a consumer (`basic.cancel`). Deliveries the broker sent
@@ -187,7 +215,7 @@ public struct AMQPChannel: Sendable {
             // Deliveries that arrived before cancel-ok sit in rabbitmq-c's
             // frame queue: hand them to the consumer before ending it.
             core.pumpFrames()
-            channel.consumers.removeValue(forKey: consumerTag)?.finish()
+            channel.consumers.removeValue(forKey: consumerTag)?.handler(.ended(nil))
         }
     }
 
@@ -234,6 +262,27 @@ public struct AMQPChannel: Sendable {
     public func reject(deliveryTag: UInt64, requeue: Bool) async throws {
         try await settle("basic.reject") { core, number in
             amqp_basic_reject(core.state, number, deliveryTag, requeue ? 1 : 0)
+        }
+    }
+
+    /// Hands a `basic.ack` to the owner thread and returns at once, without
+    /// waiting for it to be written: the cheap path for a consumer that acks
+    /// every message. If the connection fails before the ack is written, the
+    /// broker redelivers the message (at-least-once still holds).
+    ///
+    /// - Throws: ``AMQPError`` `.staleDeliveryTag` when the connection is
+    ///   already known to be closed; a closed channel is detected on the
+    ///   owner thread and the ack dropped there (the broker has already
+    ///   requeued the message).
+    public func enqueueAck(deliveryTag: UInt64, multiple: Bool = false) throws {
+        let (id, number) = (self.id, self.number)
+        let posted = connection.mailbox.post { core in
+            guard core.isOpen, (try? core.channel(id, number: number)) != nil else { return }
+            let status = amqp_basic_ack(core.state, number, deliveryTag, multiple ? 1 : 0)
+            if status != 0 { core.fail(with: core.libraryError(status, during: "basic.ack")) }
+        }
+        if !posted {
+            throw AMQPError(.staleDeliveryTag, "basic.ack: the connection that delivered this message is closed")
         }
     }
 

@@ -16,3 +16,13 @@ public struct AMQPConsumer: AsyncSequence, Sendable {
         stream.makeAsyncIterator()
     }
 }
+
+/// What a consumer handler receives (see
+/// ``AMQPChannel/consume(queue:tag:noAck:exclusive:arguments:handler:)``).
+public enum AMQPConsumerEvent: Sendable {
+    /// A message for this consumer.
+    case delivery(AMQPDelivery)
+    /// The consumer ended: `nil` after a cancel from this side, the error
+    /// when its channel or connection closed or the broker cancelled it.
+    case ended(AMQPError?)
+}

@@ -108,50 +108,37 @@ public final class RabbitMQBroker: Broker {
             // Per consumer (RabbitMQ's reading of global=false), because
             // quorum queues refuse a channel-wide (global) prefetch.
             try await channel.setPrefetch(count: min(prefetch, Int(UInt16.max)))
-            var consumers: [AMQPConsumer] = []
-            for queue in queues {
-                consumers.append(try await channel.consume(queue: queue))
-            }
             let generation = consuming.withLock { state in
-                let generation = state.nextGeneration
-                state.nextGeneration += 1
-                state.channels[generation] = channel
-                state.active.append((channel, consumers.map(\.tag)))
-                return generation
+                defer { state.nextGeneration += 1 }
+                return state.nextGeneration
             }
-            return merge(consumers, queues: queues, generation: generation)
-        }
-    }
-
-    private func merge(_ consumers: [AMQPConsumer], queues: [String], generation: UInt64)
-        -> AsyncThrowingStream<Delivery, any Error>
-    {
-        let (stream, continuation) = AsyncThrowingStream<Delivery, any Error>.makeStream()
-        let forwarding = Task {
-            do {
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    for (consumer, queue) in zip(consumers, queues) {
-                        group.addTask {
-                            for try await delivery in consumer {
-                                continuation.yield(
-                                    Delivery(
-                                        message: Message(
-                                            body: delivery.body,
-                                            properties: MessageMapping.messageProperties(delivery.properties)),
-                                        queue: queue, redelivered: delivery.redelivered,
-                                        token: DeliveryToken(generation: generation, tag: delivery.deliveryTag)))
-                            }
-                        }
+            let (stream, continuation) = AsyncThrowingStream<Delivery, any Error>.makeStream()
+            let merger = ConsumerMerger(continuation: continuation, consumers: queues.count)
+            var tags: [String] = []
+            for queue in queues {
+                // Deliveries go from the connection's owner thread straight
+                // into the worker's stream: one hop, no forwarding task.
+                let tag = try await channel.consume(queue: queue) { event in
+                    switch event {
+                    case .delivery(let delivery):
+                        continuation.yield(
+                            Delivery(
+                                message: Message(
+                                    body: delivery.body, properties: MessageMapping.messageProperties(delivery.properties)),
+                                queue: queue, redelivered: delivery.redelivered,
+                                token: DeliveryToken(generation: generation, tag: delivery.deliveryTag)))
+                    case .ended(let error):
+                        merger.consumerEnded(error.map(MessageMapping.brokerError))
                     }
-                    try await group.waitForAll()
                 }
-                continuation.finish()
-            } catch {
-                continuation.finish(throwing: MessageMapping.brokerError(error))
+                tags.append(tag)
             }
+            consuming.withLock { state in
+                state.channels[generation] = channel
+                state.active.append((channel, tags))
+            }
+            return stream
         }
-        continuation.onTermination = { _ in forwarding.cancel() }
-        return stream
     }
 
     public func stopConsuming() async {
@@ -182,9 +169,17 @@ public final class RabbitMQBroker: Broker {
         }
     }
 
+    /// Hands the ack to the consuming connection without waiting for it to
+    /// be written (see `AMQPChannel.enqueueAck`): if the connection fails
+    /// first, RabbitMQ redelivers the message, so at-least-once holds and the
+    /// worker does not wait a thread hop per message.
     public func acknowledge(_ delivery: Delivery) async throws {
         let channel = try channel(for: delivery)
-        try await mapErrors { try await channel.ack(deliveryTag: delivery.token.tag) }
+        do {
+            try channel.enqueueAck(deliveryTag: delivery.token.tag)
+        } catch {
+            throw MessageMapping.brokerError(error)
+        }
     }
 
     public func reject(_ delivery: Delivery, requeue: Bool) async throws {
@@ -233,6 +228,36 @@ public final class RabbitMQBroker: Broker {
             return try await body()
         } catch {
             throw MessageMapping.brokerError(error)
+        }
+    }
+}
+
+/// Ends the merged delivery stream once every consumer of it has ended,
+/// with the first error if any ended with one.
+private final class ConsumerMerger: Sendable {
+    private struct State {
+        var remaining: Int
+        var error: (any Error)?
+    }
+    private let state: Mutex<State>
+    private let continuation: AsyncThrowingStream<Delivery, any Error>.Continuation
+
+    init(continuation: AsyncThrowingStream<Delivery, any Error>.Continuation, consumers: Int) {
+        self.continuation = continuation
+        self.state = Mutex(State(remaining: consumers))
+    }
+
+    func consumerEnded(_ error: (any Error)?) {
+        let finish: (done: Bool, error: (any Error)?) = state.withLock { state in
+            state.remaining -= 1
+            if state.error == nil { state.error = error }
+            return (state.remaining == 0, state.error)
+        }
+        if let error = finish.error {
+            // A lost connection ends every consumer on it: report it now.
+            continuation.finish(throwing: error)
+        } else if finish.done {
+            continuation.finish()
         }
     }
 }

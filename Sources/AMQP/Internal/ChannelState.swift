@@ -28,7 +28,7 @@ final class ChannelState {
     var waitingStart = 0
     /// Set by `basic.return`; the next confirm is for the returned message.
     var pendingReturn: (code: UInt16, text: String)? = nil
-    var consumers: [String: AsyncThrowingStream<AMQPDelivery, any Error>.Continuation] = [:]
+    var consumers: [String: ConsumerSink] = [:]
 
     init(id: UInt64, number: amqp_channel_t) {
         self.id = id
@@ -87,7 +87,12 @@ final class ChannelState {
         unconfirmed.removeAll()
         unconfirmedStart = 0
         while let pending = popWaiting() { pending.continuation.resume(throwing: error) }
-        for (_, consumer) in consumers { consumer.finish(throwing: error) }
+        for (_, consumer) in consumers { consumer.handler(.ended(error)) }
         consumers.removeAll()
     }
+}
+
+/// Where a consumer's deliveries go, called on the owner thread.
+struct ConsumerSink {
+    let handler: @Sendable (AMQPConsumerEvent) -> Void
 }

@@ -367,7 +367,7 @@ final class ConnectionCore {
                 channel: AMQPChannel(connection: owner!, id: channel.id, number: number),
                 consumerTag: consumerTag, deliveryTag: deliver.delivery_tag, redelivered: deliver.redelivered != 0,
                 exchange: exchange, routingKey: routingKey, properties: properties, body: body)
-            consumer.yield(delivery)
+            consumer.handler(.delivery(delivery))
         case MethodID.basicAck, MethodID.basicNack:
             let tag: UInt64
             let multiple: Bool
@@ -400,9 +400,10 @@ final class ConnectionCore {
             let tag = CDecode.string(cancel.consumer_tag)
             if let consumer = channels[number]?.consumers.removeValue(forKey: tag) {
                 logger.warning("consumer cancelled by broker", metadata: ["consumer_tag": "\(tag)"])
-                consumer.finish(
-                    throwing: AMQPError(
-                        .channelClosed, "the broker cancelled consumer \(tag) (its queue was deleted or failed over)"))
+                consumer.handler(
+                    .ended(
+                        AMQPError(
+                            .channelClosed, "the broker cancelled consumer \(tag) (its queue was deleted or failed over)")))
             }
         case MethodID.channelClose:
             let close = method.decoded.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
