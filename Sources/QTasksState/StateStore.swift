@@ -42,7 +42,8 @@ public protocol StateStore: Sendable {
 
     /// Sets several fields at once, atomically, keeping the other fields.
     ///
-    /// An empty `fields` does nothing (and leaves the expiry alone).
+    /// Always a write, even when no value changes (so `ttl` is applied). An
+    /// empty `fields` does nothing (and leaves the expiry alone).
     ///
     /// - Parameters:
     ///   - fields: the fields to set.

@@ -172,9 +172,11 @@ struct StateContractTests {
             let keepsExpiry = AnyState(namespace: namespace, key: "keeps", store: store)
             try await shortLived.update(["a": 1, "b": 2])
             try await longLived.set("a", to: 1)
-            try await store.set("a", to: 1, in: keepsExpiry.id, ttl: .milliseconds(200))
+            // 600 ms, so that a loaded machine cannot let it expire between
+            // these two writes.
+            try await store.set("a", to: 1, in: keepsExpiry.id, ttl: .milliseconds(600))
             try await keepsExpiry.set("b", to: 2)  // no ttl: still expires with the first write's
-            try await Task.sleep(for: .milliseconds(500))
+            try await Task.sleep(for: .milliseconds(900))
 
             #expect(try await shortLived.getAll() == [:])
             #expect(try await shortLived.get("a") == nil)
@@ -253,6 +255,15 @@ struct StateContractTests {
             await expectStateError(.invalidArgument) {
                 try await AnyState(namespace: uniqueNamespace(), store: store, ttl: .zero).set("x", to: 1)
             }
+            // A refused modify leaves the store usable (on Redis: no WATCH left behind).
+            let state = AnyState(namespace: uniqueNamespace(), store: store)
+            await expectStateError(.invalidArgument) {
+                try await state.modify { fields in fields["x"] = .double(.nan) }
+            }
+            let fields = try await state.getAll()
+            let count = try await state.increment("n")
+            #expect(fields == [:])
+            #expect(count == 1)
         }
     }
 

@@ -195,36 +195,47 @@ public final class RedisStateStore: StateStore, CustomStringConvertible, @unchec
         _ body: (inout [String: JSONValue]) throws -> T
     ) throws -> T? {
         _ = try checked(connection.command(["WATCH", key]), key: key)
-        let current: [String: JSONValue]
         let result: T
-        var document: [String: JSONValue]
+        let commands: [[String]]
         do {
-            current = try self.document(
+            let current = try self.document(
                 from: checked(connection.command(["HGETALL", key]), key: key), key: key)
-            document = current
+            var document = current
             result = try body(&document)
+            guard document != current else {
+                _ = try checked(connection.command(["UNWATCH"]), key: key)
+                return result
+            }
+            commands = try Self.writeCommands(from: current, to: document, key: key, milliseconds: milliseconds, state)
+        } catch let failure as RedisConnection.Failure {
+            throw failure  // the connection is dropped, WATCH with it
         } catch {
+            // The closure threw, or a value cannot be stored: leave the
+            // connection without a pending WATCH.
             _ = try? connection.command(["UNWATCH"])
             throw error
         }
-        guard document != current else {
-            _ = try checked(connection.command(["UNWATCH"]), key: key)
-            return result
-        }
-        var commands: [[String]] = []
-        if document.isEmpty {
-            commands.append(["DEL", key])
-        } else {
-            let removed = current.keys.filter { document[$0] == nil }
-            if !removed.isEmpty { commands.append(["HDEL", key] + removed) }
-            var hset = ["HSET", key]
-            for (field, value) in document where current[field] != value {
-                hset += [field, try StateJSON.text(of: value, field: field, in: state)]
-            }
-            if hset.count > 2 { commands.append(hset) }
-            if let milliseconds { commands.append(["PEXPIRE", key, String(milliseconds)]) }
-        }
         return try transaction(commands, on: connection, key: key) ? result : nil
+    }
+
+    /// The commands that turn `current` into `document` (not equal): `DEL`
+    /// when it became empty, else `HDEL` of removed fields, `HSET` of changed
+    /// ones and `PEXPIRE` when a time-to-live is given.
+    private static func writeCommands(
+        from current: [String: JSONValue], to document: [String: JSONValue], key: String,
+        milliseconds: Int64?, _ state: StateID
+    ) throws -> [[String]] {
+        if document.isEmpty { return [["DEL", key]] }
+        var commands: [[String]] = []
+        let removed = current.keys.filter { document[$0] == nil }
+        if !removed.isEmpty { commands.append(["HDEL", key] + removed) }
+        var hset = ["HSET", key]
+        for (field, value) in document where current[field] != value {
+            hset += [field, try StateJSON.text(of: value, field: field, in: state)]
+        }
+        if hset.count > 2 { commands.append(hset) }
+        if let milliseconds { commands.append(["PEXPIRE", key, String(milliseconds)]) }
+        return commands
     }
 
     /// Runs `commands` in `MULTI`/`EXEC`, sent in one write.
