@@ -76,7 +76,8 @@ func withStore<T>(_ backend: Backend, _ body: (any StateStore) async throws -> T
         case .sqlite: "sqlite://\(directory.path)/state.db"
         case .redis: TestRedis.url
         }
-    let store = try await StateStores.open(url: url)
+    // Clears what the test wrote, so that the shared Redis keeps no test data.
+    let store = CleaningStore(try await StateStores.open(url: url))
     do {
         let result = try await body(store)
         await store.close()
@@ -84,6 +85,50 @@ func withStore<T>(_ backend: Backend, _ body: (any StateStore) async throws -> T
     } catch {
         await store.close()
         throw error
+    }
+}
+
+/// Forwards to a store and remembers every state written through it;
+/// `close()` clears them before closing the store.
+struct CleaningStore: StateStore {
+    let base: any StateStore
+    private let written = Locked(Set<StateID>())
+
+    init(_ base: any StateStore) { self.base = base }
+
+    func get(_ field: String, in state: StateID) async throws -> JSONValue? {
+        try await base.get(field, in: state)
+    }
+
+    func getAll(in state: StateID) async throws -> [String: JSONValue] {
+        try await base.getAll(in: state)
+    }
+
+    func update(_ fields: [String: JSONValue], in state: StateID, ttl: Duration?) async throws {
+        _ = written.withLock { $0.insert(state) }
+        try await base.update(fields, in: state, ttl: ttl)
+    }
+
+    func delete(_ field: String, in state: StateID) async throws {
+        try await base.delete(field, in: state)
+    }
+
+    func clear(_ state: StateID) async throws {
+        try await base.clear(state)
+    }
+
+    func modify<T: Sendable>(
+        _ state: StateID, ttl: Duration?, _ body: @escaping @Sendable (inout [String: JSONValue]) throws -> T
+    ) async throws -> T {
+        _ = written.withLock { $0.insert(state) }
+        return try await base.modify(state, ttl: ttl, body)
+    }
+
+    func close() async {
+        for state in written.withLock({ $0 }) {
+            try? await base.clear(state)
+        }
+        await base.close()
     }
 }
 
