@@ -60,7 +60,10 @@ let package = Package(
         // only non-variadic functions are called (redisCommandArgv & co).
         .systemLibrary(
             name: "CHiredis",
-            pkgConfig: "hiredis",
+            // No pkgConfig: hiredis.pc adds -D_FILE_OFFSET_BITS=64, which
+            // SwiftPM refuses with a warning on every build; the header is
+            // found as <hiredis/hiredis.h> in the default include path and
+            // the modulemap links the library.
             providers: [.apt(["libhiredis-dev"])]
         ),
         // State: the key-value store shared by the steps of a workflow, with
