@@ -1,5 +1,6 @@
 import Foundation
 import QTasks
+import Synchronization
 
 /// The tasks of the example worker: what a user tries first.
 enum ExampleTasks {
@@ -37,7 +38,61 @@ enum ExampleTasks {
         try app.register("word_count", parameters: ["text", "top"]) { (text: String, top: Int?) -> WordCount in
             WordCount(text: text, top: top ?? 5)
         }
+
+        // test_depends(): the seed's Depends example. The task gets a
+        // database connection set up for this call and closed after it:
+        // stdout shows "Вызов выполнен", then "close...".
+        try app.register("test_depends") { (context: TaskContext) in
+            let db = try await context.resolve(exampleDatabase)
+            try await db.execute("SELECT 1")
+            printLine("Вызов выполнен")
+        }
     }
+}
+
+/// The seed's `get_db`, an async context manager in Python: connect, hand
+/// the connection to the task, print "close..." and disconnect when the
+/// call ends (whether it succeeded or not).
+let exampleDatabase = Dependency<FakeDatabase>("database", scope: .task) { _ in
+    let db = try await FakeDatabase.connect()
+    return .value(db, teardown: { db, _ in
+        printLine("close...")
+        await db.disconnect()
+    })
+}
+
+/// A stand-in for a database connection: no server, but it behaves like
+/// one (connect, execute, disconnect) and refuses work once closed.
+final class FakeDatabase: Sendable {
+    private let open = Mutex(false)
+
+    private init() {}
+
+    /// Connects; takes a moment, as a real connection would.
+    static func connect() async throws -> FakeDatabase {
+        try await Task.sleep(for: .milliseconds(1))
+        let db = FakeDatabase()
+        db.open.withLock { $0 = true }
+        return db
+    }
+
+    /// Runs a statement.
+    ///
+    /// - Throws: ``ExampleError`` when the connection is closed.
+    func execute(_ statement: String) async throws {
+        guard open.withLock({ $0 }) else { throw ExampleError("database connection is closed") }
+    }
+
+    /// Closes the connection.
+    func disconnect() async {
+        open.withLock { $0 = false }
+    }
+}
+
+/// Writes one line to stdout at once (unbuffered), so that the order of
+/// lines is the order of events even when stdout is a pipe.
+func printLine(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
 
 /// The error the example tasks throw; its message becomes the traceback.

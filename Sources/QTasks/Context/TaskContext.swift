@@ -32,6 +32,9 @@ public struct TaskContext: Sendable {
     /// The AMQP properties of the message.
     public let properties: MessageProperties
     private let baseLogger: Logger
+    /// The scopes ``resolve(_:)`` uses; set by the executor, nil for a
+    /// context made by hand.
+    var dependencies: CallDependencies?
 
     /// - Parameters:
     ///   - attempt: nil reads it from the `x-qtasks-attempt` header, else 1.
@@ -65,7 +68,12 @@ public struct TaskContext: Sendable {
     /// Built on each access: most tasks never log, so the worker does not
     /// pay for the metadata up front.
     public var logger: Logger {
-        var logger = baseLogger
+        Self.taskLogger(baseLogger, uuid: uuid, taskName: taskName)
+    }
+
+    /// `logger` with `uuid` and `task` metadata.
+    static func taskLogger(_ logger: Logger, uuid: String, taskName: String) -> Logger {
+        var logger = logger
         logger[metadataKey: "uuid"] = .string(uuid)
         logger[metadataKey: "task"] = .string(taskName)
         return logger

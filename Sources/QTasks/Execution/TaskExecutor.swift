@@ -13,26 +13,61 @@ import Logging
 public struct TaskExecutor: Sendable {
     /// Bodies larger than this are rejected unread, in bytes.
     public let maxMessageBytes: Int
+    /// The longest one task may run, in seconds; nil for no limit.
+    public let taskTimeLimit: Double?
     private let catalog: TaskCatalog
     private let decoder: JSONDecoder
     private let logger: Logger
+    /// The worker scope of ``Dependency``s, shared by copies of this
+    /// executor.
+    private let workerDependencies: DependencyStore
 
     /// - Parameters:
     ///   - app: the tasks; those registered after this call are not seen.
     ///   - maxMessageBytes: bodies over this size are rejected, in bytes
     ///     (default 1 MiB).
-    ///   - logger: handed to tasks through ``TaskContext/logger``.
-    public init(app: TaskApp, maxMessageBytes: Int = 1_048_576, logger: Logger = Logger(label: "qtasks.worker")) {
+    ///   - taskTimeLimit: the longest one task may run, in seconds; nil
+    ///     (default) or a value <= 0 means no limit. See
+    ///     ``WorkerConfiguration/taskTimeLimit``.
+    ///   - logger: handed to tasks through ``TaskContext/logger``; failed
+    ///     dependency teardowns are logged to it.
+    public init(
+        app: TaskApp,
+        maxMessageBytes: Int = 1_048_576,
+        taskTimeLimit: Double? = nil,
+        logger: Logger = Logger(label: "qtasks.worker")
+    ) {
         self.maxMessageBytes = maxMessageBytes
+        self.taskTimeLimit = taskTimeLimit.flatMap { $0 > 0 ? $0 : nil }
         self.catalog = app.catalog()
         self.decoder = TaskEnvelope.makeDecoder(catalog: catalog)
         self.logger = logger
+        self.workerDependencies = DependencyStore(scope: .worker, logger: logger)
     }
 
-    /// Runs the task a delivery carries.
+    /// Tears down the worker-scoped dependencies that were set up, in
+    /// reverse order of setup, telling them ``DependencyOutcome/shutdown``.
+    ///
+    /// Call it once the last ``execute(_:)`` returned (the ``Worker`` does,
+    /// at the end of graceful shutdown); later resolutions of worker-scoped
+    /// dependencies fail with ``DependencyError`` `.unavailable`. Failed
+    /// teardowns are logged at `error` level; the rest still run. Safe to
+    /// call more than once.
+    public func tearDownWorkerDependencies() async {
+        _ = await workerDependencies.close(.shutdown, reason: "the worker is shutting down")
+    }
+
+    /// Runs the task a delivery carries, then tears down its task-scoped
+    /// dependencies.
     ///
     /// Never throws: every failure is an outcome. Cancellation of the
-    /// calling task while the handler runs gives `.cancelled`.
+    /// calling task while the handler runs gives `.cancelled`; going over
+    /// ``taskTimeLimit`` gives `.failed` with ``TaskTimeLimitError``. The
+    /// task-scoped dependencies are torn down before this returns, in
+    /// reverse order of setup, even when the call was cancelled; a
+    /// teardown that throws turns a success into `.failed` with
+    /// ``DependencyError`` `.teardownFailed` (after a failure, the first
+    /// error stays).
     public func execute(_ delivery: Delivery) async -> TaskOutcome {
         let properties = delivery.message.properties
         let body = delivery.message.body
@@ -50,7 +85,9 @@ public struct TaskExecutor: Sendable {
         } catch {
             return rejection(error, properties: properties, attempt: attempt)
         }
-        let context = TaskContext(
+        let callLogger = TaskContext.taskLogger(logger, uuid: envelope.uuid, taskName: envelope.taskName)
+        let dependencies = CallDependencies(call: DependencyStore(scope: .task, logger: callLogger), worker: workerDependencies)
+        var context = TaskContext(
             uuid: envelope.uuid,
             taskName: envelope.taskName,
             attempt: attempt,
@@ -62,17 +99,52 @@ public struct TaskExecutor: Sendable {
             properties: properties,
             logger: logger
         )
+        context.dependencies = dependencies
+        let call = envelope.call
+        let outcome: TaskOutcome
+        let ending: DependencyOutcome
         do {
-            let returning = try await TaskContext.$current.withValue(context) {
-                try await envelope.call.run(context)
+            let returning = try await TaskContext.$current.withValue(context) { [context] in
+                try await run(call, context)
             }
-            return .completed(result(context, .success, returning: returning))
+            outcome = .completed(result(context, .success, returning: returning))
+            ending = .success
         } catch {
             if Task.isCancelled {
-                return .cancelled(result(context, .cancel, traceback: "CancellationError: the worker cancelled the task"))
+                outcome = .cancelled(result(context, .cancel, traceback: "CancellationError: the worker cancelled the task"))
+                ending = .cancelled
+            } else {
+                let failure = TaskFailure(error)
+                outcome = .failed(result(context, .error, traceback: failure.traceback), failure)
+                ending = .error(error)
             }
-            let failure = TaskFailure(error)
+        }
+        // Teardowns see the task's context too (TaskContext.current).
+        let teardownError = await TaskContext.$current.withValue(context) {
+            await dependencies.call.close(ending, reason: "the task call has ended")
+        }
+        if case .completed = outcome, let teardownError {
+            let failure = TaskFailure(teardownError)
             return .failed(result(context, .error, traceback: failure.traceback), failure)
+        }
+        return outcome
+    }
+
+    /// Runs the handler, within ``taskTimeLimit`` when there is one.
+    private func run(_ call: PreparedCall, _ context: TaskContext) async throws -> JSONValue {
+        guard let limit = taskTimeLimit else {
+            return try await call.run(context)
+        }
+        return try await withThrowingTaskGroup(of: JSONValue.self) { group in
+            group.addTask { try await call.run(context) }
+            group.addTask {
+                // Duration cannot hold huge values; a billion seconds is "never".
+                try await Task.sleep(for: .seconds(min(limit, 1e9)))
+                throw TaskTimeLimitError(taskName: context.taskName, limit: limit)
+            }
+            defer { group.cancelAll() }
+            // The first child to finish decides; two children, so never nil.
+            return try await group.next() ?? .null
         }
     }
 

@@ -26,7 +26,9 @@ import ServiceLifecycle
 /// ``WorkerConfiguration/shutdownGracePeriod`` seconds to finish, then are
 /// cancelled and requeued. ``run()`` then returns normally. Cancellation is
 /// cooperative: a handler that never checks for it (or awaits nothing
-/// cancellable) delays the return until it finishes.
+/// cancellable) delays the return until it finishes. Worker-scoped
+/// ``Dependency`` instances are torn down after the last task finished,
+/// in reverse order of setup, before ``run()`` returns.
 ///
 /// A worker runs once; make a new one to run again.
 public final class Worker: Service, Sendable {
@@ -74,7 +76,12 @@ public final class Worker: Service, Sendable {
 
     private func consume() async throws {
         let logger = configuration.logger
-        let executor = TaskExecutor(app: app, maxMessageBytes: configuration.maxMessageBytes, logger: logger)
+        let executor = TaskExecutor(
+            app: app,
+            maxMessageBytes: configuration.maxMessageBytes,
+            taskTimeLimit: configuration.taskTimeLimit,
+            logger: logger
+        )
         for queue in configuration.queues {
             try await broker.declareTaskQueue(queue)
         }
@@ -144,6 +151,8 @@ public final class Worker: Service, Sendable {
             group.cancelAll()
             return streamError
         }
+        // Every task has finished: now the worker-scoped dependencies go.
+        await executor.tearDownWorkerDependencies()
         if let streamError { throw streamError }
         logger.info("worker stopped")
     }

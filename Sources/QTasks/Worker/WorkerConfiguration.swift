@@ -20,6 +20,13 @@ public struct WorkerConfiguration: Sendable {
     /// How long running tasks may take to finish after graceful shutdown
     /// begins, in seconds; then they are cancelled and requeued. Default 30.
     public var shutdownGracePeriod: Double
+    /// The longest one task may run, in seconds; nil (the default) means no
+    /// limit, and so does a value <= 0. A task over it is cancelled and
+    /// fails with ``TaskTimeLimitError`` (status `error`, dead-lettered);
+    /// its task-scoped dependencies are torn down with that error.
+    /// Cancellation is cooperative: a handler that never awaits anything
+    /// cancellable ends only when it returns.
+    public var taskTimeLimit: Double?
     /// The worker's logger; tasks get it, with task metadata, through
     /// ``TaskContext/logger``. One line per task outcome at `info`
     /// (success) or `warning`/`error` (failure, bad input).
@@ -32,6 +39,7 @@ public struct WorkerConfiguration: Sendable {
         prefetch: Int? = nil,
         maxMessageBytes: Int = 1_048_576,
         shutdownGracePeriod: Double = 30,
+        taskTimeLimit: Double? = nil,
         logger: Logger = Logger(label: "qtasks.worker")
     ) {
         self.queues = queues
@@ -39,6 +47,7 @@ public struct WorkerConfiguration: Sendable {
         self.prefetch = prefetch
         self.maxMessageBytes = maxMessageBytes
         self.shutdownGracePeriod = shutdownGracePeriod
+        self.taskTimeLimit = taskTimeLimit
         self.logger = logger
     }
 

@@ -1,0 +1,28 @@
+/// A task ran longer than its time limit
+/// (``WorkerConfiguration/taskTimeLimit``) and was cancelled.
+///
+/// In the result: `"TaskTimeLimitError: task 'slow' exceeded its time limit of 30 s"`.
+public struct TaskTimeLimitError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The task that ran too long.
+    public var taskName: String
+    /// The limit it exceeded, in seconds.
+    public var limit: Double
+
+    /// - Parameter limit: in seconds.
+    public init(taskName: String, limit: Double) {
+        self.taskName = taskName
+        self.limit = limit
+    }
+
+    public var description: String {
+        "task '\(taskName)' exceeded its time limit of \(limit.formatted()) s"
+    }
+}
+
+extension Double {
+    /// `30` for 30.0, `0.25` for 0.25.
+    fileprivate func formatted() -> String {
+        if let whole = Int64(exactly: self) { return String(whole) }
+        return String(self)
+    }
+}
