@@ -36,6 +36,8 @@ final class ChannelState {
     }
 
     var unconfirmedCount: Int { unconfirmed.count - unconfirmedStart }
+    /// True unless confirm mode is on and its window is full.
+    var hasRoomInWindow: Bool { confirmWindow.map { unconfirmedCount < $0 } ?? true }
     var waitingCount: Int { waiting.count - waitingStart }
 
     /// Removes and returns the continuations a `basic.ack`/`basic.nack`

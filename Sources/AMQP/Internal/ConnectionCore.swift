@@ -22,6 +22,8 @@ final class ConnectionCore {
     private var channelMax: Int
     private(set) var heartbeat: Int
     var blockedHandler: (@Sendable (String?) -> Void)?
+    /// True between `connection.blocked` and `connection.unblocked`.
+    private(set) var isBlocked = false
 
     private init(state: amqp_connection_state_t, logger: Logger, connectionID: UInt64, channelMax: Int, heartbeat: Int) {
         self.state = state
@@ -267,12 +269,22 @@ final class ConnectionCore {
 
     // MARK: Publishing
 
+    /// Sends now, or holds the publish (in order) while the confirm window
+    /// is full or the broker has blocked this connection.
     func publish(_ publish: PendingPublish, on channel: ChannelState) {
-        if let window = channel.confirmWindow, channel.waitingCount > 0 || channel.unconfirmedCount >= window {
+        if isBlocked || channel.waitingCount > 0 || !channel.hasRoomInWindow {
             channel.waiting.append(publish)
             return
         }
         send(publish, on: channel)
+    }
+
+    /// Sends held publishes while there is room and the connection is not
+    /// blocked.
+    private func sendWaiting(on channel: ChannelState) {
+        while isOpen, !isBlocked, channel.hasRoomInWindow, let next = channel.popWaiting() {
+            send(next, on: channel)
+        }
     }
 
     private func send(_ publish: PendingPublish, on channel: ChannelState) {
@@ -317,12 +329,7 @@ final class ConnectionCore {
                 continuation.resume()
             }
         }
-        while let window = channel.confirmWindow, channel.unconfirmedCount < window,
-            let next = channel.popWaiting()
-        {
-            send(next, on: channel)
-            if !isOpen { return }
-        }
+        sendWaiting(on: channel)
     }
 
     // MARK: Incoming frames
@@ -423,11 +430,19 @@ final class ConnectionCore {
         case MethodID.connectionBlocked:
             let blocked = method.decoded.assumingMemoryBound(to: amqp_connection_blocked_t.self).pointee
             let reason = CDecode.string(blocked.reason)
-            logger.warning("broker blocked this connection (resource alarm)", metadata: ["reason": "\(reason)"])
+            // While blocked the broker reads nothing from this connection: a
+            // publish written now would stall this thread (and every ack and
+            // heartbeat with it) inside rabbitmq-c's send. Hold publishes
+            // until connection.unblocked.
+            isBlocked = true
+            logger.warning(
+                "broker blocked this connection (resource alarm); publishes are held", metadata: ["reason": "\(reason)"])
             blockedHandler?(reason)
         case MethodID.connectionUnblocked:
-            logger.info("broker unblocked this connection")
+            isBlocked = false
+            logger.info("broker unblocked this connection; sending held publishes")
             blockedHandler?(nil)
+            for channel in channels.values { sendWaiting(on: channel) }
         default:
             logger.debug("ignored AMQP method", metadata: ["method": "0x\(String(method.id, radix: 16))"])
         }
