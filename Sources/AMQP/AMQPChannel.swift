@@ -198,7 +198,7 @@ public struct AMQPChannel: Sendable {
             try core.checkReply("basic.consume '\(queue)'", channel: channel)
             guard let ok else { throw AMQPError(.protocolError, "basic.consume: no consume-ok") }
             let tag = CDecode.string(ok.pointee.consumer_tag)
-            channel.consumers[tag] = ConsumerSink(handler: handler)
+            channel.consumers[tag] = ConsumerSink(noAck: noAck, handler: handler)
             return tag
         }
     }
@@ -234,6 +234,7 @@ public struct AMQPChannel: Sendable {
             guard let (properties, body) = core.readContent(channel: channel.number, during: "basic.get") else {
                 throw core.closedError
             }
+            if !noAck { channel.acks.delivered(ok.delivery_tag) }
             return AMQPDelivery(
                 channel: channelValue, consumerTag: "", deliveryTag: ok.delivery_tag, redelivered: ok.redelivered != 0,
                 exchange: exchange, routingKey: routingKey, properties: properties, body: body)
@@ -245,7 +246,7 @@ public struct AMQPChannel: Sendable {
     /// Acknowledges a delivery (`basic.ack`); with `multiple`, every earlier
     /// one on this channel too. Returns once the ack is written to the socket.
     public func ack(deliveryTag: UInt64, multiple: Bool = false) async throws {
-        try await settle("basic.ack") { core, number in
+        try await settle("basic.ack", deliveryTag: deliveryTag, multiple: multiple) { core, number in
             amqp_basic_ack(core.state, number, deliveryTag, multiple ? 1 : 0)
         }
     }
@@ -253,14 +254,14 @@ public struct AMQPChannel: Sendable {
     /// Negatively acknowledges a delivery (`basic.nack`, a RabbitMQ
     /// extension); with `requeue` the broker delivers it again.
     public func nack(deliveryTag: UInt64, multiple: Bool = false, requeue: Bool) async throws {
-        try await settle("basic.nack") { core, number in
+        try await settle("basic.nack", deliveryTag: deliveryTag, multiple: multiple) { core, number in
             amqp_basic_nack(core.state, number, deliveryTag, multiple ? 1 : 0, requeue ? 1 : 0)
         }
     }
 
     /// Rejects a delivery (`basic.reject`).
     public func reject(deliveryTag: UInt64, requeue: Bool) async throws {
-        try await settle("basic.reject") { core, number in
+        try await settle("basic.reject", deliveryTag: deliveryTag, multiple: false) { core, number in
             amqp_basic_reject(core.state, number, deliveryTag, requeue ? 1 : 0)
         }
     }
@@ -274,27 +275,34 @@ public struct AMQPChannel: Sendable {
     ///   already known to be closed; a closed channel is detected on the
     ///   owner thread and the ack dropped there (the broker has already
     ///   requeued the message).
-    public func enqueueAck(deliveryTag: UInt64, multiple: Bool = false) throws {
+    public func enqueueAck(deliveryTag: UInt64) throws {
         let (id, number) = (self.id, self.number)
         let posted = connection.mailbox.post { core in
-            guard core.isOpen, (try? core.channel(id, number: number)) != nil else { return }
-            let status = amqp_basic_ack(core.state, number, deliveryTag, multiple ? 1 : 0)
-            if status != 0 { core.fail(with: core.libraryError(status, during: "basic.ack")) }
+            guard core.isOpen, let channel = try? core.channel(id, number: number) else { return }
+            // Coalesced with the other acks of this wake-up (AckCoalescer);
+            // a tag it does not track goes out as it is.
+            if channel.acks.ack(deliveryTag) {
+                core.acksPending(on: channel)
+            } else {
+                let status = amqp_basic_ack(core.state, number, deliveryTag, 0)
+                if status != 0 { core.fail(with: core.libraryError(status, during: "basic.ack")) }
+            }
         }
         if !posted {
             throw AMQPError(.staleDeliveryTag, "basic.ack: the connection that delivered this message is closed")
         }
     }
 
-    private func settle(_ what: String, _ call: @escaping @Sendable (ConnectionCore, amqp_channel_t) -> Int32)
-        async throws
-    {
+    private func settle(
+        _ what: String, deliveryTag: UInt64, multiple: Bool,
+        _ call: @escaping @Sendable (ConnectionCore, amqp_channel_t) -> Int32
+    ) async throws {
         let (id, number) = (self.id, self.number)
         try await connection.perform { core in
             guard core.isOpen else {
                 throw AMQPError(.staleDeliveryTag, "\(what): the connection that delivered this message is closed")
             }
-            guard (try? core.channel(id, number: number)) != nil else {
+            guard let channel = try? core.channel(id, number: number) else {
                 throw AMQPError(.staleDeliveryTag, "\(what): channel \(number) that delivered this message is closed")
             }
             let status = call(core, number)
@@ -303,6 +311,7 @@ public struct AMQPChannel: Sendable {
                 core.fail(with: error)
                 throw error
             }
+            channel.acks.settledDirectly(deliveryTag, multiple: multiple)
         }
     }
 

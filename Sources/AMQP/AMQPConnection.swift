@@ -153,6 +153,7 @@ public final class AMQPConnection: @unchecked Sendable {
             for command in mailbox.takeAll() {
                 command(core)
             }
+            core.flushAcks()
             guard core.isOpen else { break }
             core.pumpFrames()
             guard core.isOpen else { break }

@@ -1,5 +1,6 @@
 import AMQP
 import Logging
+import Synchronization
 
 /// One AMQP connection with one long-lived channel, opened on first use and
 /// opened again after it was lost (the connection) or closed by the broker
@@ -11,6 +12,9 @@ actor ConnectionSlot {
     private var connection: AMQPConnection?
     private var channel: AMQPChannel?
     private var connecting: Task<(AMQPConnection, AMQPChannel), any Error>?
+    /// The open channel, readable without a hop onto this actor: publishing
+    /// takes it once per message.
+    private nonisolated let ready = Mutex<AMQPChannel?>(nil)
 
     /// - Parameter confirmWindow: puts the channel in confirm mode with this
     ///   window; `nil` leaves confirms off.
@@ -25,7 +29,12 @@ actor ConnectionSlot {
     }
 
     /// The open channel, connecting first when needed.
-    func channel() async throws -> AMQPChannel {
+    nonisolated func channel() async throws -> AMQPChannel {
+        if let channel = ready.withLock({ $0 }), channel.connection.isOpen { return channel }
+        return try await openChannel()
+    }
+
+    private func openChannel() async throws -> AMQPChannel {
         if let channel, channel.connection.isOpen { return channel }
         return try await reopen().1
     }
@@ -38,7 +47,10 @@ actor ConnectionSlot {
 
     /// Forgets `stale` so that the next call opens a new channel.
     func invalidate(_ stale: AMQPChannel) {
-        if channel?.number == stale.number && channel?.connection === stale.connection { channel = nil }
+        if channel?.number == stale.number && channel?.connection === stale.connection {
+            channel = nil
+            ready.withLock { $0 = nil }
+        }
     }
 
     private func reopen() async throws -> (AMQPConnection, AMQPChannel) {
@@ -60,6 +72,7 @@ actor ConnectionSlot {
         let (connection, channel) = try await task.value
         self.connection = connection
         self.channel = channel
+        ready.withLock { $0 = channel }
         return (connection, channel)
     }
 
@@ -68,5 +81,6 @@ actor ConnectionSlot {
         if let connection { await connection.close() }
         connection = nil
         channel = nil
+        ready.withLock { $0 = nil }
     }
 }

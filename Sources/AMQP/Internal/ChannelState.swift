@@ -29,6 +29,8 @@ final class ChannelState {
     /// Set by `basic.return`; the next confirm is for the returned message.
     var pendingReturn: (code: UInt16, text: String)? = nil
     var consumers: [String: ConsumerSink] = [:]
+    /// Delivery tags awaiting acknowledgement, and acks to coalesce.
+    var acks = AckCoalescer()
 
     init(id: UInt64, number: amqp_channel_t) {
         self.id = id
@@ -96,5 +98,7 @@ final class ChannelState {
 
 /// Where a consumer's deliveries go, called on the owner thread.
 struct ConsumerSink {
+    /// Deliveries of a no-ack consumer need no acknowledgement tracking.
+    let noAck: Bool
     let handler: @Sendable (AMQPConsumerEvent) -> Void
 }

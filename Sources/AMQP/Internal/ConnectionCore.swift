@@ -250,6 +250,7 @@ final class ConnectionCore {
 
     func closeChannel(_ channel: ChannelState) {
         guard isOpen, channels[channel.number] === channel else { return }
+        flushAcks()
         channels[channel.number] = nil
         let reply = amqp_channel_close(state, channel.number, 200)
         channel.fail(with: AMQPError(.channelClosed, "channel \(channel.number) was closed by this process"))
@@ -262,9 +263,36 @@ final class ConnectionCore {
     /// timeout.
     func closeConnection() {
         guard isOpen else { return }
+        flushAcks()
         closedLocally = true
         _ = amqp_connection_close(state, 200)
         fail(with: AMQPError(.connectionClosed, "the connection was closed by this process"))
+    }
+
+    // MARK: Acknowledgements
+
+    /// Channels with acks queued by `AMQPChannel.enqueueAck`, written by
+    /// `flushAcks()` at the end of the owner thread's current step.
+    private var channelsWithPendingAcks: [ChannelState] = []
+
+    func acksPending(on channel: ChannelState) {
+        if !channelsWithPendingAcks.contains(where: { $0 === channel }) { channelsWithPendingAcks.append(channel) }
+    }
+
+    /// Writes the queued acks, as few frames as `AckCoalescer` allows.
+    func flushAcks() {
+        guard !channelsWithPendingAcks.isEmpty else { return }
+        let pending = channelsWithPendingAcks
+        channelsWithPendingAcks.removeAll(keepingCapacity: true)
+        for channel in pending where isOpen && channels[channel.number] === channel {
+            for ack in channel.acks.flush() {
+                let status = amqp_basic_ack(state, channel.number, ack.tag, ack.multiple ? 1 : 0)
+                if status != 0 {
+                    fail(with: libraryError(status, during: "basic.ack"))
+                    return
+                }
+            }
+        }
     }
 
     // MARK: Publishing
@@ -370,6 +398,7 @@ final class ConnectionCore {
                 amqp_basic_reject(state, number, deliver.delivery_tag, 1)
                 return
             }
+            if !consumer.noAck { channel.acks.delivered(deliver.delivery_tag) }
             let delivery = AMQPDelivery(
                 channel: AMQPChannel(connection: owner!, id: channel.id, number: number),
                 consumerTag: consumerTag, deliveryTag: deliver.delivery_tag, redelivered: deliver.redelivered != 0,
