@@ -183,8 +183,14 @@ public struct AMQPChannel: Sendable {
     ///
     /// - Returns: the consumer tag.
     /// - Throws: as ``consume(queue:tag:noAck:exclusive:arguments:)``.
+    ///
+    /// - Parameter maxBodySize: a body larger than this many bytes is read
+    ///   off the socket frame by frame and dropped, never held in memory:
+    ///   the delivery has an empty `body` and ``AMQPDelivery/bodyDiscarded``
+    ///   set, so the consumer can reject it. nil (default): no limit.
     public func consume(
         queue: String, tag: String = "", noAck: Bool = false, exclusive: Bool = false, arguments: AMQPTable = [:],
+        maxBodySize: Int? = nil,
         handler: @escaping @Sendable (AMQPConsumerEvent) -> Void
     ) async throws -> String {
         try validateShortString(queue, "queue name")
@@ -198,7 +204,7 @@ public struct AMQPChannel: Sendable {
             try core.checkReply("basic.consume '\(queue)'", channel: channel)
             guard let ok else { throw AMQPError(.protocolError, "basic.consume: no consume-ok") }
             let tag = CDecode.string(ok.pointee.consumer_tag)
-            channel.consumers[tag] = ConsumerSink(noAck: noAck, handler: handler)
+            channel.consumers[tag] = ConsumerSink(noAck: noAck, handler: handler, maxBodySize: maxBodySize)
             return tag
         }
     }
@@ -220,9 +226,13 @@ public struct AMQPChannel: Sendable {
     }
 
     /// Fetches one message (`basic.get`), or `nil` when the queue is empty.
-    public func get(queue: String, noAck: Bool = false) async throws -> AMQPDelivery? {
+    ///
+    /// - Parameter maxBodySize: a body larger than this many bytes is read
+    ///   off the socket and dropped, never held in memory: the delivery has
+    ///   an empty `body` and ``AMQPDelivery/bodyDiscarded`` set. nil: no limit.
+    public func get(queue: String, noAck: Bool = false, maxBodySize: Int? = nil) async throws -> AMQPDelivery? {
         try validateShortString(queue, "queue name")
-        let channelValue = self
+        let connection = self.connection
         return try await perform { core, channel in
             let arena = CArena()
             let reply = amqp_basic_get(core.state, channel.number, arena.bytes(queue), noAck ? 1 : 0)
@@ -231,13 +241,11 @@ public struct AMQPChannel: Sendable {
             let ok = reply.reply.decoded.assumingMemoryBound(to: amqp_basic_get_ok_t.self).pointee
             let exchange = CDecode.string(ok.exchange)
             let routingKey = CDecode.string(ok.routing_key)
-            guard let (properties, body) = core.readContent(channel: channel.number, during: "basic.get") else {
-                throw core.closedError
-            }
+            let delivery = try core.awaitGetContent(
+                on: channel.number, deliveryTag: ok.delivery_tag, redelivered: ok.redelivered != 0, exchange: exchange,
+                routingKey: routingKey, limit: maxBodySize, timeout: connection.configuration.rpcTimeout)
             if !noAck { channel.acks.delivered(ok.delivery_tag) }
-            return AMQPDelivery(
-                channel: channelValue, consumerTag: "", deliveryTag: ok.delivery_tag, redelivered: ok.redelivered != 0,
-                exchange: exchange, routingKey: routingKey, properties: properties, body: body)
+            return delivery
         }
     }
 

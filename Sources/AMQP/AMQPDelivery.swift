@@ -12,7 +12,30 @@ public struct AMQPDelivery: Sendable {
     public let exchange: String
     public let routingKey: String
     public let properties: AMQPProperties
+    /// The body; empty when ``bodyDiscarded``.
     public let body: [UInt8]
+    /// The body size the message's content header announced, in bytes.
+    public let bodySize: UInt64
+    /// True when the body was over the consumer's `maxBodySize`: it was
+    /// read off the socket and dropped, never held in memory, and ``body``
+    /// is empty. Reject the delivery (without requeue, to dead-letter it).
+    public let bodyDiscarded: Bool
+
+    init(
+        channel: AMQPChannel, consumerTag: String, deliveryTag: UInt64, redelivered: Bool, exchange: String,
+        routingKey: String, properties: AMQPProperties, body: [UInt8], bodySize: UInt64? = nil, bodyDiscarded: Bool = false
+    ) {
+        self.channel = channel
+        self.consumerTag = consumerTag
+        self.deliveryTag = deliveryTag
+        self.redelivered = redelivered
+        self.exchange = exchange
+        self.routingKey = routingKey
+        self.properties = properties
+        self.body = body
+        self.bodySize = bodySize ?? UInt64(body.count)
+        self.bodyDiscarded = bodyDiscarded
+    }
 
     /// Acknowledges this delivery (`basic.ack`).
     public func ack(multiple: Bool = false) async throws {

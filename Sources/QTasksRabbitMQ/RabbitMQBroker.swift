@@ -12,6 +12,16 @@ import Synchronization
 ///   TTL expiry, quorum delivery limits) land in the dead-letter queue too;
 /// - `<queue>.dlq` is a durable queue; the worker publishes failed messages
 ///   there with `x-qtasks-*` headers saying why;
+/// - with ``QueueType/quorum``, task queues get `x-queue-type: quorum` and
+///   `x-delivery-limit` (``RabbitMQBrokerConfiguration/deliveryLimit``):
+///   RabbitMQ dead-letters a message that was delivered that many times
+///   unsettled (a poison message that kills its workers);
+/// - delayed publishes (retries, ``DelayedPublishing``) go to
+///   `<queue>.retry.<ms>`, one durable queue per delay (rounded, see
+///   ``RetryDelays``) with `x-message-ttl: <ms>`, `x-dead-letter-exchange:
+///   ""`, `x-dead-letter-routing-key: "<queue>"` and `x-expires` (so unused
+///   ones vanish): the message waits there, unconsumed, and RabbitMQ moves
+///   it back to `<queue>` when its TTL expires;
 /// - reply queues are server-named, exclusive and auto-deleted: they vanish
 ///   with the client's connection.
 ///
@@ -20,12 +30,15 @@ import Synchronization
 /// never stalls acks (see DESIGN.md). Both open on first use and again after
 /// a loss; a delivery from an earlier consuming channel can no longer be
 /// acknowledged (``BrokerError/Code/staleDelivery``): RabbitMQ redelivers it.
-public final class RabbitMQBroker: Broker {
+public final class RabbitMQBroker: DelayedPublishing {
     public let configuration: RabbitMQBrokerConfiguration
     private let logger: Logger
     private let publisher: ConnectionSlot
     private let consumer: ConnectionSlot
     private let consuming = Mutex(ConsumingState())
+    /// Retry queues this process declared, and when (monotonic seconds):
+    /// a declaration renews the queue's `x-expires` lease.
+    private let retryQueues = Mutex<[String: ContinuousClock.Instant]>([:])
 
     private struct ConsumingState {
         var nextGeneration: UInt64 = 1
@@ -73,8 +86,16 @@ public final class RabbitMQBroker: Broker {
             var arguments = configuration.queueArguments
             arguments["x-dead-letter-exchange"] = ""
             arguments["x-dead-letter-routing-key"] = .string(deadLetterQueue)
+            if arguments["x-queue-type"] == nil, configuration.queueType != .classic {
+                arguments["x-queue-type"] = .string(configuration.queueType.name)
+            }
+            if arguments["x-queue-type"] == .string(QueueType.quorum.name), arguments["x-delivery-limit"] == nil,
+                let limit = configuration.deliveryLimit
+            {
+                arguments["x-delivery-limit"] = .int64(Int64(limit))
+            }
             var deadLetterArguments: AMQPTable = [:]
-            if let type = configuration.queueArguments["x-queue-type"] { deadLetterArguments["x-queue-type"] = type }
+            if let type = arguments["x-queue-type"] { deadLetterArguments["x-queue-type"] = type }
             try await declare(deadLetterQueue, arguments: deadLetterArguments, on: connection)
             try await declare(name, arguments: arguments, on: connection)
         }
@@ -102,7 +123,18 @@ public final class RabbitMQBroker: Broker {
     }
 
     public func consume(queues: [String], prefetch: Int) async throws -> AsyncThrowingStream<Delivery, any Error> {
-        try await mapErrors {
+        // Consuming again (after a lost connection or a cancelled consumer):
+        // close what is left of the earlier session, so its unacknowledged
+        // deliveries return to their queues and its other consumers stop.
+        let earlier = consuming.withLock { state in
+            defer {
+                state.active = []
+                state.channels = [:]
+            }
+            return state.active.map(\.channel)
+        }
+        for channel in earlier { await channel.close() }
+        return try await mapErrors {
             let connection = try await consumer.connection()
             let channel = try await connection.openChannel()
             // Per consumer (RabbitMQ's reading of global=false), because
@@ -118,7 +150,7 @@ public final class RabbitMQBroker: Broker {
             for queue in queues {
                 // Deliveries go from the connection's owner thread straight
                 // into the worker's stream: one hop, no forwarding task.
-                let tag = try await channel.consume(queue: queue) { event in
+                let tag = try await channel.consume(queue: queue, maxBodySize: configuration.maxMessageBytes) { event in
                     switch event {
                     case .delivery(let delivery):
                         continuation.yield(
@@ -126,7 +158,8 @@ public final class RabbitMQBroker: Broker {
                                 message: Message(
                                     body: delivery.body, properties: MessageMapping.messageProperties(delivery.properties)),
                                 queue: queue, redelivered: delivery.redelivered,
-                                token: DeliveryToken(generation: generation, tag: delivery.deliveryTag)))
+                                token: DeliveryToken(generation: generation, tag: delivery.deliveryTag),
+                                discardedBodySize: delivery.bodyDiscarded ? Int(clamping: delivery.bodySize) : nil))
                     case .ended(let error):
                         merger.consumerEnded(error.map(MessageMapping.brokerError))
                     }
@@ -192,6 +225,56 @@ public final class RabbitMQBroker: Broker {
             throw BrokerError(.staleDelivery, "delivery \(delivery.token.tag) belongs to an unknown consumer")
         }
         return channel
+    }
+
+    /// Publishes `message` to `<queue>.retry.<ms>` (declared on first use,
+    /// and again before its `x-expires` lease could run out), from which
+    /// RabbitMQ dead-letters it back to `queue` after `<ms>`; publisher
+    /// confirmed, mandatory. `delay` is rounded by
+    /// ``RetryDelays/quantizedMilliseconds(_:)``; under 5 ms the message goes
+    /// straight to `queue`.
+    ///
+    /// - Returns: the delay applied, in seconds.
+    @discardableResult
+    public func publish(_ message: Message, to queue: String, after delay: Double) async throws -> Double {
+        let milliseconds = RetryDelays.quantizedMilliseconds(delay)
+        guard milliseconds > 0 else {
+            try await publish(message, to: queue, mandatory: true)
+            return 0
+        }
+        let retryQueue = RetryDelays.queueName(for: queue, milliseconds: milliseconds)
+        try await declareRetryQueue(retryQueue, for: queue, milliseconds: milliseconds, force: false)
+        do {
+            try await publish(message, to: retryQueue, mandatory: true)
+        } catch let error as BrokerError where error.code == .unroutable {
+            // Deleted behind our back: declare it again, once.
+            try await declareRetryQueue(retryQueue, for: queue, milliseconds: milliseconds, force: true)
+            try await publish(message, to: retryQueue, mandatory: true)
+        }
+        return Double(milliseconds) / 1000
+    }
+
+    private func declareRetryQueue(_ name: String, for queue: String, milliseconds: Int, force: Bool) async throws {
+        let ttl = Double(milliseconds) / 1000
+        // The queue lives `expires` after its last declaration; a message
+        // published up to `ttl + 30 s` after a declaration expires at most
+        // `2 ttl + 30 s` after it, inside the lease with 30 s to spare.
+        let expires = 2 * milliseconds + 60_000
+        let now = ContinuousClock.now
+        if !force, let declared = retryQueues.withLock({ $0[name] }), now - declared < .seconds(ttl + 30) { return }
+        try await mapErrors {
+            let connection = try await publisher.connection()
+            try await declare(
+                name,
+                arguments: [
+                    "x-message-ttl": .int64(Int64(milliseconds)),
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": .string(queue),
+                    "x-expires": .int64(Int64(expires)),
+                ],
+                on: connection)
+        }
+        retryQueues.withLock { $0[name] = now }
     }
 
     public func makeReplyQueue() async throws -> ReplyQueue {

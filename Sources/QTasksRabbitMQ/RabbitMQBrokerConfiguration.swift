@@ -11,6 +11,21 @@ public struct RabbitMQBrokerConfiguration: Sendable {
     /// `["x-queue-type": "quorum"]` or `["x-max-priority": 10]`. The
     /// dead-letter arguments are always added (see ``RabbitMQBroker``).
     public var queueArguments: AMQPTable = [:]
+    /// The type of the task queues and their dead-letter queues. Default
+    /// ``QueueType/classic``; an `x-queue-type` in ``queueArguments`` wins.
+    public var queueType: QueueType = .classic
+    /// Quorum queues only: a message delivered this many times without
+    /// being settled (each worker that took it died or lost its connection)
+    /// is dead-lettered by RabbitMQ to `<queue>.dlq` instead of being
+    /// delivered again (`x-delivery-limit`). Default 5; nil for no limit.
+    /// Requeues by the worker itself (shutdown, lost publish) count too.
+    public var deliveryLimit: Int? = 5
+    /// Task message bodies larger than this, in bytes, are read off the
+    /// socket and dropped without being held in memory; the worker rejects
+    /// them (error result, dead-lettered by RabbitMQ with the body intact).
+    /// Set it to the worker's `maxMessageBytes`. Default 16 MiB; nil: no
+    /// limit.
+    public var maxMessageBytes: Int? = 16 * 1_048_576
 
     /// - Parameter url: an AMQP URL, `amqp://user:pass@host:port/vhost`.
     /// - Throws: `AMQPError` `.invalidArgument` for a malformed URL.

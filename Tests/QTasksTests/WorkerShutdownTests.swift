@@ -92,9 +92,11 @@ import Testing
         #expect(broker.unackedCount == 0)
     }
 
-    @Test func lostConnectionMakesRunThrow() async throws {
+    @Test func lostConnectionMakesRunThrowWithoutReconnects() async throws {
         let broker = MemoryBroker()
-        let worker = Worker(broker: broker, app: TaskApp(), configuration: quietConfiguration())
+        var configuration = quietConfiguration()
+        configuration.reconnectAttempts = 0
+        let worker = Worker(broker: broker, app: TaskApp(), configuration: configuration)
         await #expect(throws: BrokerError.self) {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await worker.run() }
@@ -104,5 +106,31 @@ import Testing
                 try await group.waitForAll()
             }
         }
+    }
+
+    @Test func lostConnectionIsFollowedByConsumingAgain() async throws {
+        let broker = MemoryBroker()
+        let app = TaskApp()
+        try app.register("add") { (a: Int, b: Int) in a + b }
+        var configuration = quietConfiguration()
+        configuration.reconnectBackoff = Backoff(initial: 0.01, jitter: 0)
+        let worker = Worker(broker: broker, app: app, configuration: configuration)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await worker.run() }
+            #expect(await eventually { broker.queueNames.contains("default") })
+            try await Task.sleep(for: .milliseconds(20))
+            for _ in 0..<3 {
+                await broker.failConsumers(with: BrokerError(.connectionLost, "test: connection lost"))
+                try await Task.sleep(for: .milliseconds(30))
+            }
+            broker.declareQueue("replies")
+            try await broker.publish(
+                Message(body: Array(#"{"task_name": "add", "args": [2, 3]}"#.utf8), properties: MessageProperties(replyTo: "replies")),
+                to: "default", mandatory: true)
+            #expect(await eventually { broker.readyCount(in: "replies") == 1 })
+            worker.triggerGracefulShutdown()
+            try await group.waitForAll()
+        }
+        #expect(try TaskResult(jsonBytes: broker.messages(in: "replies")[0].body).returning == 5)
     }
 }

@@ -101,4 +101,6 @@ struct ConsumerSink {
     /// Deliveries of a no-ack consumer need no acknowledgement tracking.
     let noAck: Bool
     let handler: @Sendable (AMQPConsumerEvent) -> Void
+    /// Bodies over this many bytes are dropped unread; nil: no limit.
+    var maxBodySize: Int? = nil
 }

@@ -18,6 +18,10 @@ final class ConnectionCore {
     private(set) var closedLocally = false
     private(set) var closeError: AMQPError?
     private var channels: [amqp_channel_t: ChannelState] = [:]
+    /// Messages whose content frames are still arriving, by channel.
+    private var incoming: [amqp_channel_t: IncomingContent] = [:]
+    /// `basic.get` messages whose content is complete, for the waiting call.
+    private var completedGets: [amqp_channel_t: AMQPDelivery] = [:]
     private var nextChannelID: UInt64 = 1
     private var channelMax: Int
     private(set) var heartbeat: Int
@@ -182,6 +186,7 @@ final class ConnectionCore {
     private func acknowledgeChannelClose(_ number: amqp_channel_t, error: AMQPError) {
         var ok = amqp_channel_close_ok_t(dummy: 0)
         _ = amqp_send_method(state, number, MethodID.channelCloseOK, &ok)
+        incoming[number] = nil
         if let channel = channels.removeValue(forKey: number) {
             logger.warning("channel closed by broker", metadata: ["channel": "\(number)", "error": "\(error)"])
             channel.fail(with: error)
@@ -377,11 +382,18 @@ final class ConnectionCore {
                 fail(with: error)
                 break
             }
-            if frame.frame_type == FrameType.method {
-                handleMethod(frame.payload.method, channel: frame.channel)
-            }
+            handleFrame(frame)
         }
         amqp_maybe_release_buffers(state)
+    }
+
+    private func handleFrame(_ frame: amqp_frame_t) {
+        switch frame.frame_type {
+        case FrameType.method: handleMethod(frame.payload.method, channel: frame.channel)
+        case FrameType.header: handleContentHeader(frame)
+        case FrameType.body: handleContentBody(frame)
+        default: break  // heartbeats: rabbitmq-c has noted them
+        }
     }
 
     private func handleMethod(_ method: amqp_method_t, channel number: amqp_channel_t) {
@@ -389,21 +401,12 @@ final class ConnectionCore {
         case MethodID.basicDeliver:
             let deliver = method.decoded.assumingMemoryBound(to: amqp_basic_deliver_t.self).pointee
             let consumerTag = CDecode.string(deliver.consumer_tag)
-            let exchange = CDecode.string(deliver.exchange)
-            let routingKey = CDecode.string(deliver.routing_key)
-            guard let (properties, body) = readContent(channel: number, during: "basic.deliver") else { return }
-            guard let channel = channels[number] else { return }
-            guard let consumer = channel.consumers[consumerTag] else {
-                // A delivery racing a cancel: give it back rather than hold it.
-                amqp_basic_reject(state, number, deliver.delivery_tag, 1)
-                return
-            }
-            if !consumer.noAck { channel.acks.delivered(deliver.delivery_tag) }
-            let delivery = AMQPDelivery(
-                channel: AMQPChannel(connection: owner!, id: channel.id, number: number),
-                consumerTag: consumerTag, deliveryTag: deliver.delivery_tag, redelivered: deliver.redelivered != 0,
-                exchange: exchange, routingKey: routingKey, properties: properties, body: body)
-            consumer.handler(.delivery(delivery))
+            expectContent(
+                on: number,
+                .deliver(
+                    consumerTag: consumerTag, deliveryTag: deliver.delivery_tag, redelivered: deliver.redelivered != 0,
+                    exchange: CDecode.string(deliver.exchange), routingKey: CDecode.string(deliver.routing_key)),
+                limit: channels[number]?.consumers[consumerTag]?.maxBodySize)
         case MethodID.basicAck, MethodID.basicNack:
             let tag: UInt64
             let multiple: Bool
@@ -419,18 +422,13 @@ final class ConnectionCore {
             }
         case MethodID.basicReturn:
             let returned = method.decoded.assumingMemoryBound(to: amqp_basic_return_t.self).pointee
-            let code = returned.reply_code
-            let text = CDecode.string(returned.reply_text)
-            let routingKey = CDecode.string(returned.routing_key)
-            guard readContent(channel: number, during: "basic.return") != nil else { return }
-            if let channel = channels[number] {
-                if channel.confirmWindow != nil {
-                    channel.pendingReturn = (code, text)
-                } else {
-                    logger.warning(
-                        "message returned by broker", metadata: ["routing_key": "\(routingKey)", "reply": "\(code) \(text)"])
-                }
-            }
+            // The returned body is of no use here: dropped as it arrives.
+            expectContent(
+                on: number,
+                .returned(
+                    code: returned.reply_code, text: CDecode.string(returned.reply_text),
+                    routingKey: CDecode.string(returned.routing_key)),
+                limit: 0)
         case MethodID.basicCancel:
             let cancel = method.decoded.assumingMemoryBound(to: amqp_basic_cancel_t.self).pointee
             let tag = CDecode.string(cancel.consumer_tag)
@@ -477,21 +475,129 @@ final class ConnectionCore {
         }
     }
 
-    /// Reads the header and body frames that follow a content-bearing
-    /// method, copying them out of rabbitmq-c's buffers.
-    func readContent(channel: amqp_channel_t, during what: String) -> (AMQPProperties, [UInt8])? {
-        var message = amqp_message_t()
-        let reply = amqp_read_message(state, channel, &message, 0)
-        guard reply.reply_type == AMQP_RESPONSE_NORMAL else {
-            let error =
-                reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION
-                ? libraryError(reply.library_error, during: what)
-                : AMQPError(.protocolError, "\(what): malformed message content")
-            fail(with: error)
-            return nil
+    // MARK: Content frames
+
+    /// Expects content frames on `channel` next, for `purpose`.
+    func expectContent(on channel: amqp_channel_t, _ purpose: IncomingContent.Purpose, limit: Int?) {
+        if incoming[channel] != nil {
+            logger.warning("content interrupted by a new message; dropped", metadata: ["channel": "\(channel)"])
         }
-        defer { amqp_destroy_message(&message) }
-        return (CDecode.properties(message.properties), CDecode.bytes(message.body))
+        incoming[channel] = IncomingContent(purpose, limit: limit)
+    }
+
+    private func handleContentHeader(_ frame: amqp_frame_t) {
+        let number = frame.channel
+        guard var content = incoming[number], !content.hasHeader, let decoded = frame.payload.properties.decoded else {
+            fail(with: AMQPError(.protocolError, "unexpected content header on channel \(number)"))
+            return
+        }
+        // Copied out now: recycling the channel's pool frees the C value.
+        let properties = CDecode.properties(decoded.assumingMemoryBound(to: amqp_basic_properties_t.self).pointee)
+        guard content.header(bodySize: frame.payload.properties.body_size, properties: properties) else {
+            fail(with: AMQPError(.protocolError, "content body size \(frame.payload.properties.body_size) is not addressable"))
+            return
+        }
+        finishIfComplete(content, on: number)
+    }
+
+    private func handleContentBody(_ frame: amqp_frame_t) {
+        let number = frame.channel
+        guard var content = incoming[number], content.hasHeader else {
+            fail(with: AMQPError(.protocolError, "unexpected content body on channel \(number)"))
+            return
+        }
+        let fragment = frame.payload.body_fragment
+        // Moved out while appending, so the array is not copied.
+        incoming[number] = nil
+        guard content.append(UnsafeRawBufferPointer(start: fragment.bytes, count: fragment.len)) else {
+            fail(with: AMQPError(.protocolError, "content body frames exceed the announced size on channel \(number)"))
+            return
+        }
+        // A large body arrives in many frames, each allocated from the
+        // channel's pool: recycle it frame by frame (everything still needed
+        // was copied out), or the pool would grow to the body's size.
+        if content.bodySize > 65_536 { amqp_maybe_release_buffers_on_channel(state, number) }
+        finishIfComplete(content, on: number)
+    }
+
+    private func finishIfComplete(_ content: IncomingContent, on number: amqp_channel_t) {
+        guard content.isComplete else {
+            incoming[number] = content
+            return
+        }
+        incoming[number] = nil
+        let properties = content.properties ?? AMQPProperties()
+        switch content.purpose {
+        case .deliver(let consumerTag, let deliveryTag, let redelivered, let exchange, let routingKey):
+            guard let channel = channels[number] else { return }
+            guard let consumer = channel.consumers[consumerTag] else {
+                // A delivery racing a cancel: give it back rather than hold it.
+                amqp_basic_reject(state, number, deliveryTag, 1)
+                return
+            }
+            if content.discard {
+                logger.warning(
+                    "message body over the consumer's limit dropped unread",
+                    metadata: ["bytes": "\(content.bodySize)", "limit": "\(content.limit ?? 0)", "routing_key": "\(routingKey)"])
+            }
+            if !consumer.noAck { channel.acks.delivered(deliveryTag) }
+            let delivery = AMQPDelivery(
+                channel: AMQPChannel(connection: owner!, id: channel.id, number: number),
+                consumerTag: consumerTag, deliveryTag: deliveryTag, redelivered: redelivered,
+                exchange: exchange, routingKey: routingKey, properties: properties, body: content.body,
+                bodySize: content.bodySize, bodyDiscarded: content.discard)
+            consumer.handler(.delivery(delivery))
+        case .returned(let code, let text, let routingKey):
+            if let channel = channels[number] {
+                if channel.confirmWindow != nil {
+                    channel.pendingReturn = (code, text)
+                } else {
+                    logger.warning(
+                        "message returned by broker", metadata: ["routing_key": "\(routingKey)", "reply": "\(code) \(text)"])
+                }
+            }
+        case .get(let deliveryTag, let redelivered, let exchange, let routingKey):
+            guard let channel = channels[number] else { return }
+            completedGets[number] = AMQPDelivery(
+                channel: AMQPChannel(connection: owner!, id: channel.id, number: number),
+                consumerTag: "", deliveryTag: deliveryTag, redelivered: redelivered,
+                exchange: exchange, routingKey: routingKey, properties: properties, body: content.body,
+                bodySize: content.bodySize, bodyDiscarded: content.discard)
+        }
+    }
+
+    /// After `basic.get-ok`: reads frames (handling those of other channels
+    /// as usual) until the message's content is complete, within the RPC
+    /// timeout.
+    func awaitGetContent(
+        on number: amqp_channel_t, deliveryTag: UInt64, redelivered: Bool, exchange: String, routingKey: String,
+        limit: Int?, timeout: Double
+    ) throws -> AMQPDelivery {
+        expectContent(
+            on: number, .get(deliveryTag: deliveryTag, redelivered: redelivered, exchange: exchange, routingKey: routingKey),
+            limit: limit)
+        let deadline = ContinuousClock.now + .seconds(timeout)
+        var frame = amqp_frame_t()
+        while isOpen, completedGets[number] == nil {
+            let remaining = deadline - ContinuousClock.now
+            guard remaining > .zero else {
+                let error = AMQPError(.timeout, "basic.get: the message content did not arrive within \(timeout) s")
+                fail(with: error)
+                throw error
+            }
+            let seconds = Double(remaining.components.seconds) + Double(remaining.components.attoseconds) / 1e18
+            var wait = timeval(seconds: min(seconds, 1))
+            let status = amqp_simple_wait_frame_noblock(state, &frame, &wait)
+            if status == AMQP_STATUS_TIMEOUT.rawValue { continue }
+            guard status == AMQP_STATUS_OK.rawValue else {
+                let error = libraryError(status, during: "basic.get")
+                fail(with: error)
+                throw error
+            }
+            handleFrame(frame)
+        }
+        guard let delivery = completedGets.removeValue(forKey: number) else { throw closedError }
+        return delivery
     }
 
     /// The public handle this core belongs to; set by the connection right

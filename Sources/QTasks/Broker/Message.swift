@@ -92,12 +92,19 @@ public struct Delivery: Sendable {
     /// Broker-specific identity of this delivery (RabbitMQ: the delivery tag
     /// and the connection it belongs to). Opaque to the worker.
     public var token: DeliveryToken
+    /// Set when the broker dropped the body unread because it was larger
+    /// than its limit (so that a huge message never sits in memory): the
+    /// size it announced, in bytes. `message.body` is then empty; the worker
+    /// rejects the delivery without requeue, and the broker dead-letters the
+    /// intact original.
+    public var discardedBodySize: Int?
 
-    public init(message: Message, queue: String, redelivered: Bool, token: DeliveryToken) {
+    public init(message: Message, queue: String, redelivered: Bool, token: DeliveryToken, discardedBodySize: Int? = nil) {
         self.message = message
         self.queue = queue
         self.redelivered = redelivered
         self.token = token
+        self.discardedBodySize = discardedBodySize
     }
 }
 

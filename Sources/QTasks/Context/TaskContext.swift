@@ -6,7 +6,7 @@ import Logging
 /// anywhere in the task's code through ``current``.
 public struct TaskContext: Sendable {
     /// The header that carries the attempt number of a retried task.
-    public static let attemptHeader = "x-qtasks-attempt"
+    public static let attemptHeader = MessageHeaders.attempt
 
     /// The context of the task running in the current Swift task, if any.
     @TaskLocal public static var current: TaskContext?
@@ -87,6 +87,20 @@ public struct TaskContext: Sendable {
     public var replyTo: String? { properties.replyTo }
     /// The AMQP headers.
     public var headers: [String: HeaderValue] { properties.headers }
+
+    /// Cancels the running task: throws ``TaskCancellation``, so the result
+    /// has status `cancel` with `reason`, and the message is acknowledged
+    /// (neither retried nor dead-lettered).
+    public func cancel(reason: String) throws -> Never {
+        throw TaskCancellation(reason: reason)
+    }
+
+    /// Asks for another attempt: throws ``TaskRetry``. It runs again after
+    /// `delay` seconds (nil: the retry policy's backoff) while the policy's
+    /// `maxAttempts` allows; after the last attempt the task fails.
+    public func retry(_ reason: String, after delay: Double? = nil) throws -> Never {
+        throw TaskRetry(reason, after: delay)
+    }
 
     /// The attempt number in `headers`, 1 when absent or unreadable.
     static func attempt(from headers: [String: HeaderValue]) -> Int {

@@ -13,8 +13,11 @@ import Logging
 public struct TaskExecutor: Sendable {
     /// Bodies larger than this are rejected unread, in bytes.
     public let maxMessageBytes: Int
-    /// The longest one task may run, in seconds; nil for no limit.
+    /// The longest one task may run, in seconds; nil for no limit. A task's
+    /// own ``TaskOptions/timeLimit`` wins.
     public let taskTimeLimit: Double?
+    /// The retry policy of tasks registered without one of their own.
+    public let retryPolicy: RetryPolicy
     private let catalog: TaskCatalog
     private let decoder: JSONDecoder
     private let logger: Logger
@@ -29,16 +32,20 @@ public struct TaskExecutor: Sendable {
     ///   - taskTimeLimit: the longest one task may run, in seconds; nil
     ///     (default) or a value <= 0 means no limit. See
     ///     ``WorkerConfiguration/taskTimeLimit``.
+    ///   - retryPolicy: for tasks registered without a policy of their own
+    ///     (default ``RetryPolicy/never``).
     ///   - logger: handed to tasks through ``TaskContext/logger``; failed
     ///     dependency teardowns are logged to it.
     public init(
         app: TaskApp,
         maxMessageBytes: Int = 1_048_576,
         taskTimeLimit: Double? = nil,
+        retryPolicy: RetryPolicy = .never,
         logger: Logger = Logger(label: "qtasks.worker")
     ) {
         self.maxMessageBytes = maxMessageBytes
         self.taskTimeLimit = taskTimeLimit.flatMap { $0 > 0 ? $0 : nil }
+        self.retryPolicy = retryPolicy
         self.catalog = app.catalog()
         self.decoder = TaskEnvelope.makeDecoder(catalog: catalog)
         self.logger = logger
@@ -62,7 +69,9 @@ public struct TaskExecutor: Sendable {
     ///
     /// Never throws: every failure is an outcome. Cancellation of the
     /// calling task while the handler runs gives `.cancelled`; going over
-    /// ``taskTimeLimit`` gives `.failed` with ``TaskTimeLimitError``. The
+    /// the time limit fails with ``TaskTimeLimitError``; a thrown
+    /// ``TaskCancellation`` gives `.cancelledByTask`; any other error
+    /// `.retry` or `.failed` as the task's ``RetryPolicy`` decides. The
     /// task-scoped dependencies are torn down before this returns, in
     /// reverse order of setup, even when the call was cancelled; a
     /// teardown that throws turns a success into `.failed` with
@@ -72,9 +81,10 @@ public struct TaskExecutor: Sendable {
         let properties = delivery.message.properties
         let body = delivery.message.body
         let attempt = TaskContext.attempt(from: properties.headers)
-        guard body.count <= maxMessageBytes else {
+        let size = delivery.discardedBodySize ?? body.count
+        guard size <= maxMessageBytes, delivery.discardedBodySize == nil else {
             return rejection(
-                TaskInputError(.oversizeMessage, "task message body is \(body.count) bytes, over the limit of \(maxMessageBytes) bytes"),
+                TaskInputError(.oversizeMessage, "task message body is \(size) bytes, over the limit of \(maxMessageBytes) bytes"),
                 properties: properties,
                 attempt: attempt
             )
@@ -101,11 +111,13 @@ public struct TaskExecutor: Sendable {
         )
         context.dependencies = dependencies
         let call = envelope.call
+        let options = catalog.tasks[envelope.taskName]?.options ?? TaskOptions()
+        let timeLimit: Double? = if let own = options.timeLimit { own > 0 ? own : nil } else { taskTimeLimit }
         let outcome: TaskOutcome
         let ending: DependencyOutcome
         do {
             let returning = try await TaskContext.$current.withValue(context) { [context] in
-                try await run(call, context)
+                try await run(call, context, timeLimit: timeLimit)
             }
             outcome = .completed(result(context, .success, returning: returning))
             ending = .success
@@ -113,9 +125,16 @@ public struct TaskExecutor: Sendable {
             if Task.isCancelled {
                 outcome = .cancelled(result(context, .cancel, traceback: "CancellationError: the worker cancelled the task"))
                 ending = .cancelled
+            } else if let cancellation = error as? TaskCancellation {
+                outcome = .cancelledByTask(result(context, .cancel, traceback: TaskFailure(cancellation).traceback))
+                ending = .cancelled
             } else {
                 let failure = TaskFailure(error)
-                outcome = .failed(result(context, .error, traceback: failure.traceback), failure)
+                let failed = result(context, .error, traceback: failure.traceback)
+                switch (options.retry ?? retryPolicy).decision(after: error, attempt: attempt) {
+                case .retry(let delay): outcome = .retry(failed, failure, delay: delay)
+                case .giveUp: outcome = .failed(failed, failure)
+                }
                 ending = .error(error)
             }
         }
@@ -130,9 +149,9 @@ public struct TaskExecutor: Sendable {
         return outcome
     }
 
-    /// Runs the handler, within ``taskTimeLimit`` when there is one.
-    private func run(_ call: PreparedCall, _ context: TaskContext) async throws -> JSONValue {
-        guard let limit = taskTimeLimit else {
+    /// Runs the handler, within `timeLimit` seconds when there is one.
+    private func run(_ call: PreparedCall, _ context: TaskContext, timeLimit: Double?) async throws -> JSONValue {
+        guard let limit = timeLimit else {
             return try await call.run(context)
         }
         return try await withThrowingTaskGroup(of: JSONValue.self) { group in

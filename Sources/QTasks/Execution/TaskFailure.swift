@@ -14,6 +14,10 @@ public struct TaskFailure: Sendable, Hashable, CustomStringConvertible {
     /// Describes a thrown error: `errorDescription` for a `LocalizedError`,
     /// else `String(describing:)`.
     public init(_ error: any Error) {
+        if let wrapper = error as? NonRetryableError {
+            self = wrapper.failure
+            return
+        }
         self.errorType = String(describing: type(of: error))
         self.message = Self.message(of: error)
     }

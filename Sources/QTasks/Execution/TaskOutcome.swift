@@ -1,10 +1,19 @@
 /// What became of one delivery, for the worker to settle it: acknowledge,
-/// dead-letter, or requeue.
+/// retry later, dead-letter, or requeue.
 public enum TaskOutcome: Sendable {
     /// The handler returned; acknowledge.
     case completed(TaskResult)
-    /// The handler threw; the result has status `error`. Dead-letter.
+    /// The handler threw and its retry policy gives it another attempt after
+    /// `delay` seconds: publish a delayed copy with the next attempt number,
+    /// then acknowledge. The result (status `error`) is not published: the
+    /// waiting client gets only the final one.
+    case retry(TaskResult, TaskFailure, delay: Double)
+    /// The handler threw and will not be retried (attempts used up, or an
+    /// error the policy does not retry); status `error`. Dead-letter.
     case failed(TaskResult, TaskFailure)
+    /// The task cancelled itself (``TaskCancellation``); status `cancel`.
+    /// Publish the result and acknowledge: neither retried nor dead-lettered.
+    case cancelledByTask(TaskResult)
     /// The message is bad input (oversize, malformed, unknown task, wrong
     /// arguments) and the handler never ran; status `error`. Dead-letter.
     case rejected(TaskResult, TaskFailure)
@@ -15,7 +24,8 @@ public enum TaskOutcome: Sendable {
     /// The result to publish to `reply_to`.
     public var result: TaskResult {
         switch self {
-        case .completed(let result), .failed(let result, _), .rejected(let result, _), .cancelled(let result):
+        case .completed(let result), .failed(let result, _), .rejected(let result, _), .cancelled(let result),
+            .retry(let result, _, _), .cancelledByTask(let result):
             return result
         }
     }
@@ -23,8 +33,8 @@ public enum TaskOutcome: Sendable {
     /// The failure, for `failed` and `rejected`.
     public var failure: TaskFailure? {
         switch self {
-        case .failed(_, let failure), .rejected(_, let failure): return failure
-        case .completed, .cancelled: return nil
+        case .failed(_, let failure), .rejected(_, let failure), .retry(_, let failure, _): return failure
+        case .completed, .cancelled, .cancelledByTask: return nil
         }
     }
 }

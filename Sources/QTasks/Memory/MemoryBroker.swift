@@ -13,7 +13,10 @@ import Synchronization
 ///
 /// Inspection helpers (``messages(in:)``, ``unackedCount``, ...) let tests
 /// check that nothing was lost.
-public final class MemoryBroker: Broker {
+/// Delayed publishes (``DelayedPublishing``, for retries) wait on a timer
+/// and then enter their queue like any publish; ``delayedCount`` tells how
+/// many are waiting.
+public final class MemoryBroker: DelayedPublishing {
     private struct Consumer {
         var queues: [String]
         var prefetch: Int
@@ -41,6 +44,7 @@ public final class MemoryBroker: Broker {
         var nextReplyQueue = 0
         var closed = false
         var published = 0
+        var delayed = 0
     }
 
     private let state = Mutex(State())
@@ -114,6 +118,35 @@ public final class MemoryBroker: Broker {
                 throw BrokerError(.unroutable, "no queue '\(queue)' for a mandatory message", replyCode: 312, replyText: "NO_ROUTE")
             }
         }
+    }
+
+    /// Publishes `message` to `queue` after `delay` seconds (exactly, on a
+    /// timer); returns `delay`. A message still waiting when the broker
+    /// closes is dropped.
+    ///
+    /// - Throws: ``BrokerError`` `.unroutable` for a missing queue, `.closed`
+    ///   after ``close()``, or the error set with ``failPublishes(to:with:)``.
+    @discardableResult
+    public func publish(_ message: Message, to queue: String, after delay: Double) async throws -> Double {
+        try state.withLock { state in
+            guard !state.closed else { throw Self.closedError }
+            if let failure = state.publishFailures[queue] { throw failure }
+            guard state.queues[queue] != nil else {
+                throw BrokerError(.unroutable, "no queue '\(queue)' for a delayed message", replyCode: 312, replyText: "NO_ROUTE")
+            }
+            state.delayed += 1
+        }
+        Task { [weak self] in
+            try? await Task.sleep(for: .seconds(min(max(delay, 0), 1e9)))
+            self?.state.withLock { state in
+                state.delayed -= 1
+                guard !state.closed, state.queues[queue] != nil else { return }
+                state.published += 1
+                state.queues[queue]!.append(MemoryQueue.Entry(message: message, redelivered: false))
+                Self.dispatch(&state)
+            }
+        }
+        return delay
     }
 
     /// - Throws: ``BrokerError`` `.staleDelivery` for a delivery already
@@ -220,6 +253,11 @@ public final class MemoryBroker: Broker {
     /// The names of the declared queues (reply queues excluded), sorted.
     public var queueNames: [String] {
         state.withLock { $0.queues.keys.sorted() }
+    }
+
+    /// Delayed publishes still waiting for their time.
+    public var delayedCount: Int {
+        state.withLock { $0.delayed }
     }
 
     /// How many messages publishing accepted, reply queues included.

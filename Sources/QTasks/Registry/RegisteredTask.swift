@@ -5,6 +5,8 @@ struct RegisteredTask: Sendable {
     /// nil when the handler takes no typed parameters.
     var parameterNames: [String]?
     var parameterCount: Int
+    /// Retry policy and time limit given at registration.
+    var options: TaskOptions = TaskOptions()
     /// Decodes `args`/`kwargs` from the body's top-level container.
     /// Throws ``TaskInputError`` (or a `DecodingError`, which the caller
     /// words as an argument error).

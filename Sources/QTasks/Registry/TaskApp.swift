@@ -40,15 +40,18 @@ public final class TaskApp: Sendable {
     ///   - name: the `task_name` producers send.
     ///   - parameters: the parameter names, so that `kwargs` can fill them
     ///     and errors can name them; nil accepts positional arguments only.
+    ///   - options: the task's retry policy and time limit (default: the
+    ///     worker's).
     ///   - handler: the task; its parameter types decode from JSON.
     /// - Throws: ``TaskRegistrationError`` when `name` is taken or
     ///   `parameters` does not match the handler's parameter count.
     public func register<each Argument: Decodable & Sendable, Result: Encodable & Sendable>(
         _ name: String,
         parameters: [String]? = nil,
+        options: TaskOptions = TaskOptions(),
         _ handler: @escaping @Sendable (repeat each Argument) async throws -> Result
     ) throws {
-        try add(name, parameters: parameters, count: Self.count(repeat (each Argument).self)) { reader in
+        try add(name, parameters: parameters, options: options, count: Self.count(repeat (each Argument).self)) { reader in
             let values = (repeat try reader!.next((each Argument).self))
             return { _ in try JSONValue(encoding: try await handler(repeat each values)) }
         }
@@ -61,9 +64,10 @@ public final class TaskApp: Sendable {
     public func register<each Argument: Decodable & Sendable>(
         _ name: String,
         parameters: [String]? = nil,
+        options: TaskOptions = TaskOptions(),
         _ handler: @escaping @Sendable (repeat each Argument) async throws -> Void
     ) throws {
-        try add(name, parameters: parameters, count: Self.count(repeat (each Argument).self)) { reader in
+        try add(name, parameters: parameters, options: options, count: Self.count(repeat (each Argument).self)) { reader in
             let values = (repeat try reader!.next((each Argument).self))
             return { _ in
                 try await handler(repeat each values)
@@ -83,10 +87,11 @@ public final class TaskApp: Sendable {
     public func register<each Argument: Decodable & Sendable, Result: Encodable & Sendable>(
         _ name: String,
         parameters: [String]? = nil,
+        options: TaskOptions = TaskOptions(),
         _ handler: @escaping @Sendable (TaskContext, repeat each Argument) async throws -> Result
     ) throws {
         let count = Self.count(repeat (each Argument).self)
-        try add(name, parameters: parameters, count: count, acceptsAnyArguments: count == 0) { reader in
+        try add(name, parameters: parameters, options: options, count: count, acceptsAnyArguments: count == 0) { reader in
             let values = (repeat try reader!.next((each Argument).self))
             return { context in try JSONValue(encoding: try await handler(context, repeat each values)) }
         }
@@ -99,10 +104,11 @@ public final class TaskApp: Sendable {
     public func register<each Argument: Decodable & Sendable>(
         _ name: String,
         parameters: [String]? = nil,
+        options: TaskOptions = TaskOptions(),
         _ handler: @escaping @Sendable (TaskContext, repeat each Argument) async throws -> Void
     ) throws {
         let count = Self.count(repeat (each Argument).self)
-        try add(name, parameters: parameters, count: count, acceptsAnyArguments: count == 0) { reader in
+        try add(name, parameters: parameters, options: options, count: count, acceptsAnyArguments: count == 0) { reader in
             let values = (repeat try reader!.next((each Argument).self))
             return { context in
                 try await handler(context, repeat each values)
@@ -120,18 +126,19 @@ public final class TaskApp: Sendable {
     private func add(
         _ name: String,
         parameters: [String]?,
+        options: TaskOptions,
         count: Int,
         acceptsAnyArguments: Bool = false,
         bind: @escaping Binder
     ) throws {
         if acceptsAnyArguments {
             // Only the context: any arguments, handed over raw.
-            try add(name, parameters: parameters, count: 0, acceptsAnyArguments: true) { container in
+            try add(name, parameters: parameters, options: options, count: 0, acceptsAnyArguments: true) { container in
                 let arguments = try ArgumentReader.raw(from: container)
                 return PreparedCall(arguments: arguments, run: try bind(nil))
             }
         } else {
-            try add(name, parameters: parameters, count: count, acceptsAnyArguments: false) { container in
+            try add(name, parameters: parameters, options: options, count: count, acceptsAnyArguments: false) { container in
                 let reader = try ArgumentReader(taskName: name, parameterNames: parameters, parameterCount: count, container: container)
                 return PreparedCall(arguments: nil, run: try bind(reader))
             }
@@ -152,6 +159,7 @@ public final class TaskApp: Sendable {
     private func add(
         _ name: String,
         parameters: [String]?,
+        options: TaskOptions,
         count: Int,
         acceptsAnyArguments: Bool,
         prepare: @escaping @Sendable (KeyedDecodingContainer<EnvelopeKey>) throws -> PreparedCall
@@ -175,7 +183,7 @@ public final class TaskApp: Sendable {
                 throw TaskRegistrationError(.invalidParameters, "task '\(name)': parameter names must be distinct and non-empty", taskName: name)
             }
         }
-        let task = RegisteredTask(name: name, parameterNames: parameters, parameterCount: count, prepare: prepare)
+        let task = RegisteredTask(name: name, parameterNames: parameters, parameterCount: count, options: options, prepare: prepare)
         try tasks.withLock { tasks in
             guard tasks[name] == nil else {
                 throw TaskRegistrationError(.duplicateTask, "task '\(name)' is already registered", taskName: name)

@@ -1,24 +1,41 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// Consumes task messages from a broker, runs their handlers, publishes
 /// results to `reply_to`, and settles each delivery.
 ///
 /// Settling follows the at-least-once contract: a delivery is acknowledged
-/// only after its handler finished and its result (if it has a `reply_to`)
-/// and, for a failure, its dead-letter copy were confirmed by the broker.
-/// When a publish fails the delivery is left unacknowledged, so the broker
-/// delivers it again after a reconnect.
+/// only after its handler finished and everything published for it (result,
+/// retry copy, dead letter) was confirmed by the broker. When such a publish
+/// fails, the delivery is rejected with requeue (after a short pause), so
+/// the broker delivers it again; if its connection is gone, the broker
+/// requeues it by itself.
 ///
 /// - Success: result published, delivery acknowledged.
-/// - Handler error or bad input (oversize, malformed JSON, unknown task,
-///   wrong arguments): error result published, a copy of the original
-///   message (same body and properties, plus `x-qtasks-error-type`,
-///   `x-qtasks-error-message`, `x-qtasks-origin-queue`, `x-qtasks-failed-at`
-///   (Unix seconds) and `x-qtasks-attempts` headers) published to
+/// - Handler error that its ``RetryPolicy`` retries: no result; a copy of
+///   the message with the next `x-qtasks-attempt` (and
+///   `x-qtasks-first-failed-at`, `x-qtasks-error-type`,
+///   `x-qtasks-error-message`) published to the same queue after the
+///   backoff delay, held by the broker (``DelayedPublishing``); then the
+///   delivery acknowledged.
+/// - Handler error on the last attempt, or not retried, or bad input
+///   (oversize, malformed JSON, unknown task, wrong arguments): error result
+///   published, a copy of the original message (same body and properties,
+///   plus the headers of ``MessageHeaders``: error type and message, origin
+///   queue, first and last failure time, attempts) published to
 ///   `<queue>.dlq`, then the delivery acknowledged.
-/// - Cancelled (shutdown deadline): rejected with requeue, no result.
+/// - The task cancelled itself (``TaskCancellation``): `cancel` result
+///   published, delivery acknowledged.
+/// - Cancelled by the worker (shutdown deadline, lost connection): rejected
+///   with requeue, no result.
+///
+/// Connection loss (the delivery stream ends with an error): running tasks
+/// are cancelled (their deliveries belong to the dead connection and are
+/// redelivered by the broker; nothing is acknowledged on a newer one), then
+/// the worker declares its queues and consumes again, retrying with
+/// ``WorkerConfiguration/reconnectBackoff``, logging each step.
 ///
 /// Graceful shutdown (service-lifecycle's, from a `ServiceGroup`, or
 /// ``triggerGracefulShutdown()``) stops consuming; deliveries received but
@@ -56,13 +73,14 @@ public final class Worker: Service, Sendable {
     /// Declares the queues, consumes until graceful shutdown, and returns
     /// once every received delivery is settled or requeued.
     ///
-    /// - Throws: a ``BrokerError`` when declaring or consuming fails, or
-    ///   when the delivery stream ends with an error (connection lost); the
-    ///   unacknowledged deliveries then return to their queues through the
-    ///   broker.
+    /// - Throws: a ``BrokerError`` when the first declaration or consume
+    ///   fails (a wrong URL, a refused queue), or when consuming again after
+    ///   a lost connection failed ``WorkerConfiguration/reconnectAttempts``
+    ///   times in a row; the unacknowledged deliveries then return to their
+    ///   queues through the broker.
     public func run() async throws {
         try await withGracefulShutdownHandler {
-            try await consume()
+            try await consumeUntilShutdown()
         } onGracefulShutdown: { [shutdown] in
             shutdown.fire()
         }
@@ -74,30 +92,125 @@ public final class Worker: Service, Sendable {
         case watcherStopped
     }
 
-    private func consume() async throws {
+    private func consumeUntilShutdown() async throws {
         let logger = configuration.logger
         let executor = TaskExecutor(
             app: app,
             maxMessageBytes: configuration.maxMessageBytes,
             taskTimeLimit: configuration.taskTimeLimit,
+            retryPolicy: configuration.retryPolicy,
             logger: logger
         )
-        for queue in configuration.queues {
-            try await broker.declareTaskQueue(queue)
+        if !(broker is any DelayedPublishing) {
+            logger.warning("this broker cannot delay messages: retries are published again at once, without backoff")
         }
-        let deliveries = try await broker.consume(queues: configuration.queues, prefetch: configuration.effectivePrefetch)
-        let concurrency = configuration.effectiveConcurrency
-        logger.info(
-            "worker started",
+        var sessions = 0
+        var failures = 0
+        var finalError: (any Error)?
+        while !shutdown.isFired {
+            let deliveries: AsyncThrowingStream<Delivery, any Error>
+            do {
+                for queue in configuration.queues {
+                    try await broker.declareTaskQueue(queue)
+                }
+                deliveries = try await broker.consume(queues: configuration.queues, prefetch: configuration.effectivePrefetch)
+            } catch {
+                // The first time, fail fast: a wrong URL or a refused queue
+                // is a configuration error, not a fault to sit out.
+                if sessions == 0 {
+                    finalError = error
+                    break
+                }
+                failures += 1
+                guard await pauseBeforeReconnecting(after: error, failures: failures) else {
+                    if !shutdown.isFired { finalError = error }
+                    break
+                }
+                continue
+            }
+            sessions += 1
+            if sessions == 1 {
+                logger.info(
+                    "worker started",
+                    metadata: [
+                        "queues": .string(configuration.queues.joined(separator: ",")),
+                        "concurrency": .stringConvertible(configuration.effectiveConcurrency),
+                        "prefetch": .stringConvertible(configuration.effectivePrefetch),
+                        "tasks": .string(app.taskNames.joined(separator: ",")),
+                    ]
+                )
+            } else {
+                logger.notice(
+                    "reconnected: consuming again",
+                    metadata: ["queues": .string(configuration.queues.joined(separator: ",")), "attempt": .stringConvertible(failures)]
+                )
+            }
+            failures = 0
+            guard let lost = await consume(deliveries, executor) else { break }
+            if shutdown.isFired { break }
+            failures = 1
+            guard await pauseBeforeReconnecting(after: lost, failures: failures) else {
+                if !shutdown.isFired { finalError = lost }
+                break
+            }
+        }
+        // Every task has finished: now the worker-scoped dependencies go.
+        await executor.tearDownWorkerDependencies()
+        if let finalError { throw finalError }
+        logger.info("worker stopped")
+    }
+
+    /// Logs the failure and sleeps the reconnect backoff; false when the
+    /// worker must stop instead (attempts used up, or shutdown began).
+    private func pauseBeforeReconnecting(after error: any Error, failures: Int) async -> Bool {
+        let logger = configuration.logger
+        if let limit = configuration.reconnectAttempts, failures > limit {
+            logger.error(
+                "connection lost; giving up",
+                metadata: ["error": "\(error)", "attempts": .stringConvertible(failures - 1)]
+            )
+            return false
+        }
+        let delay = configuration.reconnectBackoff.delay(forRetry: failures)
+        logger.warning(
+            failures == 1 ? "connection lost; reconnecting" : "reconnect failed; trying again",
             metadata: [
-                "queues": .string(configuration.queues.joined(separator: ",")),
-                "concurrency": .stringConvertible(concurrency),
-                "prefetch": .stringConvertible(configuration.effectivePrefetch),
-                "tasks": .string(app.taskNames.joined(separator: ",")),
+                "error": "\(error)",
+                "attempt": .stringConvertible(failures),
+                "delay_s": .stringConvertible((delay * 1000).rounded() / 1000),
             ]
         )
+        return await sleepUnlessShutdown(seconds: delay)
+    }
 
-        let streamError: (any Error)? = await withTaskGroup(of: ChildEvent.self) { group in
+    /// Sleeps; false when graceful shutdown began first.
+    private func sleepUnlessShutdown(seconds: Double) async -> Bool {
+        let shutdown = self.shutdown
+        return await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                do {
+                    try await Task.sleep(for: .seconds(min(max(seconds, 0), 1e9)))
+                    return true
+                } catch {
+                    return false
+                }
+            }
+            group.addTask {
+                _ = await shutdown.wait()
+                return false
+            }
+            let slept = await group.next() ?? false
+            group.cancelAll()
+            return slept && !shutdown.isFired
+        }
+    }
+
+    /// One consuming session: runs deliveries until the stream ends.
+    /// Returns the stream's error (connection lost), nil after shutdown.
+    private func consume(_ deliveries: AsyncThrowingStream<Delivery, any Error>, _ executor: TaskExecutor) async -> (any Error)? {
+        let logger = configuration.logger
+        let concurrency = configuration.effectiveConcurrency
+        return await withTaskGroup(of: ChildEvent.self) { group in
             group.addTask { await self.watchForShutdown() }
             // Children started and not yet collected with next(): this is
             // what bounds concurrency, and what keeps the group from piling
@@ -137,7 +250,10 @@ public final class Worker: Service, Sendable {
                 }
             } catch {
                 streamError = error
-                logger.error("delivery stream failed; cancelling running tasks", metadata: ["error": "\(error)"])
+                logger.error(
+                    "delivery stream failed (connection lost); cancelling running tasks, the broker redelivers them",
+                    metadata: ["error": "\(error)", "running": .stringConvertible(running)]
+                )
                 group.cancelAll()
             }
 
@@ -151,10 +267,6 @@ public final class Worker: Service, Sendable {
             group.cancelAll()
             return streamError
         }
-        // Every task has finished: now the worker-scoped dependencies go.
-        await executor.tearDownWorkerDependencies()
-        if let streamError { throw streamError }
-        logger.info("worker stopped")
     }
 
     private func cancelStragglers(_ group: inout TaskGroup<ChildEvent>, running: Int) {
@@ -195,6 +307,7 @@ public final class Worker: Service, Sendable {
                 "uuid": .string(result.uuid),
                 "task": .string(result.taskName),
                 "queue": .string(delivery.queue),
+                "attempt": .stringConvertible(result.retry + 1),
                 "duration_ms": .stringConvertible((milliseconds * 1000).rounded() / 1000),
                 "status": .string(status),
             ]
@@ -203,19 +316,42 @@ public final class Worker: Service, Sendable {
 
         switch outcome {
         case .cancelled:
-            await requeue(delivery, reason: "cancelled at shutdown", metadata: metadata("cancel"))
+            await requeue(delivery, reason: "cancelled by the worker", metadata: metadata("cancel"))
         case .completed:
             guard await publishReply(result, for: delivery, metadata: metadata("success")),
                   await settle(delivery, metadata: metadata("success"), { try await $0.acknowledge(delivery) })
             else { return }
             logger.info("task succeeded", metadata: metadata("success"))
+        case .cancelledByTask:
+            guard await publishReply(result, for: delivery, metadata: metadata("cancel")),
+                  await settle(delivery, metadata: metadata("cancel"), { try await $0.acknowledge(delivery) })
+            else { return }
+            var fields = metadata("cancel")
+            fields["reason"] = .string(result.traceback ?? "")
+            logger.notice("task cancelled itself", metadata: fields)
+        case .retry(_, let failure, let delay):
+            guard let applied = await publishRetry(delivery, failure: failure, attempt: result.retry + 1, delay: delay, metadata: metadata("retry")),
+                  await settle(delivery, metadata: metadata("retry"), { try await $0.acknowledge(delivery) })
+            else { return }
+            var fields = metadata("retry")
+            fields["error"] = .string(failure.traceback)
+            fields["delay_s"] = .stringConvertible((applied * 1000).rounded() / 1000)
+            logger.warning("task failed, will be retried", metadata: fields)
         case .failed(_, let failure), .rejected(_, let failure):
             let isBadInput: Bool
             if case .rejected = outcome { isBadInput = true } else { isBadInput = false }
-            guard await publishReply(result, for: delivery, metadata: metadata("error")),
-                  await deadLetter(delivery, failure: failure, attempts: result.retry + 1, metadata: metadata("error")),
-                  await settle(delivery, metadata: metadata("error"), { try await $0.acknowledge(delivery) })
-            else { return }
+            if delivery.discardedBodySize != nil {
+                // The body was dropped unread (too large to hold): the
+                // broker dead-letters the intact original on rejection.
+                guard await publishReply(result, for: delivery, metadata: metadata("error")),
+                      await settle(delivery, metadata: metadata("error"), { try await $0.reject(delivery, requeue: false) })
+                else { return }
+            } else {
+                guard await publishReply(result, for: delivery, metadata: metadata("error")),
+                      await deadLetter(delivery, failure: failure, attempts: result.retry + 1, metadata: metadata("error")),
+                      await settle(delivery, metadata: metadata("error"), { try await $0.acknowledge(delivery) })
+                else { return }
+            }
             var fields = metadata("error")
             fields["error"] = .string(failure.traceback)
             if isBadInput {
@@ -229,17 +365,60 @@ public final class Worker: Service, Sendable {
     private func publishReply(_ result: TaskResult, for delivery: Delivery, metadata: @autoclosure () -> Logger.Metadata) async -> Bool {
         let properties = delivery.message.properties
         guard let replyTo = properties.replyTo, !replyTo.isEmpty else { return true }
-        // Not persistent: the reply queue belongs to one client connection
-        // and dies with it, so surviving a broker restart buys nothing.
+        // Persistent when the task was: a durable reply queue (one that a
+        // producer declared itself to outlive its connection) then keeps
+        // the result across a broker restart. RabbitMQ does not write a
+        // persistent message in a non-durable queue (the usual exclusive
+        // reply queue) to disk, so this costs nothing there.
         let reply = Message(
             body: result.jsonBytes(),
             properties: MessageProperties(
                 contentType: "application/json",
-                persistent: false,
+                persistent: properties.persistent,
                 correlationID: properties.correlationID ?? result.uuid
             )
         )
-        return await settle(delivery, metadata: metadata(), { try await $0.publish(reply, to: replyTo, mandatory: false) })
+        return await publish(for: delivery, metadata: metadata(), { try await $0.publish(reply, to: replyTo, mandatory: false) })
+    }
+
+    /// The message with the worker's failure bookkeeping: the broker's own
+    /// dead-letter history dropped, the first failure time kept (or set),
+    /// the last error recorded.
+    private func failureCopy(of delivery: Delivery, failure: TaskFailure, now: Double) -> Message {
+        var copy = delivery.message
+        for key in MessageHeaders.brokerDeathHeaders { copy.properties.headers[key] = nil }
+        if copy.properties.headers[MessageHeaders.firstFailedAt] == nil {
+            copy.properties.headers[MessageHeaders.firstFailedAt] = .double(now)
+        }
+        copy.properties.headers[MessageHeaders.errorType] = .string(failure.errorType)
+        copy.properties.headers[MessageHeaders.errorMessage] = .string(failure.message)
+        return copy
+    }
+
+    /// Publishes the next attempt, delayed by the broker; returns the delay
+    /// applied, nil when publishing failed (the delivery was then requeued).
+    private func publishRetry(
+        _ delivery: Delivery,
+        failure: TaskFailure,
+        attempt: Int,
+        delay: Double,
+        metadata: @autoclosure () -> Logger.Metadata
+    ) async -> Double? {
+        var copy = failureCopy(of: delivery, failure: failure, now: Date().timeIntervalSince1970)
+        copy.properties.headers[MessageHeaders.attempt] = .int(Int64(attempt + 1))
+        copy.properties.headers[MessageHeaders.retryDelay] = .double(delay)
+        let queue = delivery.queue
+        let applied = Mutex(delay)
+        let published = await publish(for: delivery, metadata: metadata(), redeclaring: queue) { [copy] broker in
+            if let delaying = broker as? any DelayedPublishing {
+                let actual = try await delaying.publish(copy, to: queue, after: delay)
+                applied.withLock { $0 = actual }
+            } else {
+                try await broker.publish(copy, to: queue, mandatory: true)
+                applied.withLock { $0 = 0 }
+            }
+        }
+        return published ? applied.withLock { $0 } : nil
     }
 
     private func deadLetter(
@@ -248,15 +427,58 @@ public final class Worker: Service, Sendable {
         attempts: Int,
         metadata: @autoclosure () -> Logger.Metadata
     ) async -> Bool {
-        var copy = delivery.message
-        copy.properties.headers["x-qtasks-error-type"] = .string(failure.errorType)
-        copy.properties.headers["x-qtasks-error-message"] = .string(failure.message)
-        copy.properties.headers["x-qtasks-origin-queue"] = .string(delivery.queue)
-        copy.properties.headers["x-qtasks-failed-at"] = .double(Date().timeIntervalSince1970)
-        copy.properties.headers["x-qtasks-attempts"] = .int(Int64(attempts))
+        let now = Date().timeIntervalSince1970
+        var copy = failureCopy(of: delivery, failure: failure, now: now)
+        copy.properties.headers[MessageHeaders.originQueue] = .string(delivery.queue)
+        copy.properties.headers[MessageHeaders.failedAt] = .double(now)
+        copy.properties.headers[MessageHeaders.attempts] = .int(Int64(attempts))
+        copy.properties.headers[MessageHeaders.retryDelay] = nil
         let queue = QueueNaming.deadLetterQueue(for: delivery.queue)
         // Mandatory: a missing dead-letter queue must not swallow the copy.
-        return await settle(delivery, metadata: metadata(), { [copy] in try await $0.publish(copy, to: queue, mandatory: true) })
+        return await publish(for: delivery, metadata: metadata(), redeclaring: delivery.queue) { [copy] in
+            try await $0.publish(copy, to: queue, mandatory: true)
+        }
+    }
+
+    /// Runs a publish made for `delivery`. When it fails, the delivery is
+    /// requeued after a pause (so a broker that keeps refusing does not get
+    /// a hot loop), never left unacknowledged on a live connection. A
+    /// mandatory publish that found no queue gets one more try after
+    /// `redeclaring` (the task queue, with its dead-letter queue) was
+    /// declared again: someone may have deleted it.
+    private func publish(
+        for delivery: Delivery,
+        metadata: @autoclosure () -> Logger.Metadata,
+        redeclaring: String? = nil,
+        _ step: @escaping @Sendable (any Broker) async throws -> Void
+    ) async -> Bool {
+        do {
+            try await shielded(step)
+            return true
+        } catch let error as BrokerError where error.code == .unroutable && redeclaring != nil {
+            do {
+                try await shielded { broker in
+                    try await broker.declareTaskQueue(redeclaring!)
+                    try await step(broker)
+                }
+                return true
+            } catch {
+                await requeueAfterFailedPublish(delivery, error: error, metadata: metadata())
+                return false
+            }
+        } catch {
+            await requeueAfterFailedPublish(delivery, error: error, metadata: metadata())
+            return false
+        }
+    }
+
+    private func requeueAfterFailedPublish(_ delivery: Delivery, error: any Error, metadata: Logger.Metadata) async {
+        var fields = metadata
+        fields["error"] = .string(String(describing: error))
+        configuration.logger.error("publish failed; requeueing the delivery", metadata: fields)
+        // Not when cancelled: then the session is ending and requeues anyway.
+        try? await Task.sleep(for: .seconds(1))
+        await requeue(delivery, reason: "a publish for it failed", metadata: metadata)
     }
 
     private func requeue(_ delivery: Delivery, reason: String, metadata: @autoclosure () -> Logger.Metadata = [:]) async {
@@ -268,31 +490,40 @@ public final class Worker: Service, Sendable {
     }
 
     /// Runs one broker step of settling a delivery; on failure logs it and
-    /// returns false, leaving the delivery unacknowledged for the broker to
-    /// redeliver.
-    ///
-    /// A cancelled task (shutdown deadline) still has to settle its
-    /// delivery, and a broker may refuse to start work in a cancelled task,
-    /// so then the step runs in a task of its own, shielded from the
-    /// cancellation. Only that rare path pays for the extra task.
+    /// returns false. A delivery of a lost connection cannot be settled any
+    /// more; the broker has requeued it by itself.
     private func settle(
         _ delivery: Delivery,
         metadata: @autoclosure () -> Logger.Metadata,
         _ step: @escaping @Sendable (any Broker) async throws -> Void
     ) async -> Bool {
         do {
-            if Task.isCancelled {
-                let broker = self.broker
-                try await Task { try await step(broker) }.value
-            } else {
-                try await step(broker)
-            }
+            try await shielded(step)
             return true
+        } catch let error as BrokerError where error.code == .staleDelivery {
+            var fields = metadata()
+            fields["error"] = .string(String(describing: error))
+            configuration.logger.warning("delivery belongs to a lost connection; the broker redelivers it", metadata: fields)
+            return false
         } catch {
             var fields = metadata()
             fields["error"] = .string(String(describing: error))
-            configuration.logger.error("broker operation failed; delivery left unacknowledged for redelivery", metadata: fields)
+            configuration.logger.error("broker operation failed; the broker redelivers the message", metadata: fields)
             return false
+        }
+    }
+
+    /// Runs a broker step. A cancelled task (shutdown deadline, lost
+    /// connection) still has to settle its delivery, and a broker may
+    /// refuse to start work in a cancelled task, so then the step runs in a
+    /// task of its own, shielded from the cancellation. Only that rare path
+    /// pays for the extra task.
+    private func shielded(_ step: @escaping @Sendable (any Broker) async throws -> Void) async throws {
+        if Task.isCancelled {
+            let broker = self.broker
+            try await Task { try await step(broker) }.value
+        } else {
+            try await step(broker)
         }
     }
 }

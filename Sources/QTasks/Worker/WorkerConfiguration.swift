@@ -21,12 +21,27 @@ public struct WorkerConfiguration: Sendable {
     /// begins, in seconds; then they are cancelled and requeued. Default 30.
     public var shutdownGracePeriod: Double
     /// The longest one task may run, in seconds; nil (the default) means no
-    /// limit, and so does a value <= 0. A task over it is cancelled and
-    /// fails with ``TaskTimeLimitError`` (status `error`, dead-lettered);
-    /// its task-scoped dependencies are torn down with that error.
-    /// Cancellation is cooperative: a handler that never awaits anything
-    /// cancellable ends only when it returns.
+    /// limit, and so does a value <= 0. A task's own
+    /// ``TaskOptions/timeLimit`` wins. A task over it is cancelled and
+    /// fails with ``TaskTimeLimitError`` (status `error`; retried if its
+    /// retry policy says so, else dead-lettered); its task-scoped
+    /// dependencies are torn down with that error. Cancellation is
+    /// cooperative: a handler that never awaits anything cancellable ends
+    /// only when it returns.
     public var taskTimeLimit: Double?
+    /// The retry policy of tasks registered without one
+    /// (``TaskOptions/retry``). Default ``RetryPolicy/never``: a failure is
+    /// dead-lettered at once.
+    public var retryPolicy: RetryPolicy
+    /// The delays between attempts to consume again after the connection
+    /// was lost (broker restart, dropped TCP connection, missed heartbeats,
+    /// channel closed or consumer cancelled by the broker). Default 0.5 s
+    /// doubling up to 30 s, with 50 % jitter.
+    public var reconnectBackoff: Backoff
+    /// How many times in a row the worker tries to consume again before
+    /// ``Worker/run()`` gives up and throws; nil (the default) means for
+    /// ever, 0 means never (the first loss ends `run()` with its error).
+    public var reconnectAttempts: Int?
     /// The worker's logger; tasks get it, with task metadata, through
     /// ``TaskContext/logger``. One line per task outcome at `info`
     /// (success) or `warning`/`error` (failure, bad input).
@@ -40,8 +55,14 @@ public struct WorkerConfiguration: Sendable {
         maxMessageBytes: Int = 1_048_576,
         shutdownGracePeriod: Double = 30,
         taskTimeLimit: Double? = nil,
+        retryPolicy: RetryPolicy = .never,
+        reconnectBackoff: Backoff = Backoff(initial: 0.5, multiplier: 2, maximum: 30, jitter: 0.5),
+        reconnectAttempts: Int? = nil,
         logger: Logger = Logger(label: "qtasks.worker")
     ) {
+        self.retryPolicy = retryPolicy
+        self.reconnectBackoff = reconnectBackoff
+        self.reconnectAttempts = reconnectAttempts
         self.queues = queues
         self.concurrency = concurrency
         self.prefetch = prefetch

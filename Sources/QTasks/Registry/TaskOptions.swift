@@ -1,0 +1,19 @@
+/// Per-task settings given at registration; nil fields use the worker's
+/// (``WorkerConfiguration``).
+///
+/// ```swift
+/// try app.register("charge", options: TaskOptions(retry: RetryPolicy(maxAttempts: 5), timeLimit: 20)) { ... }
+/// ```
+public struct TaskOptions: Sendable {
+    /// The retry policy; nil uses ``WorkerConfiguration/retryPolicy``.
+    public var retry: RetryPolicy?
+    /// The longest one run may take, in seconds; nil uses
+    /// ``WorkerConfiguration/taskTimeLimit``, 0 (or less) means no limit
+    /// even when the worker has one.
+    public var timeLimit: Double?
+
+    public init(retry: RetryPolicy? = nil, timeLimit: Double? = nil) {
+        self.retry = retry
+        self.timeLimit = timeLimit
+    }
+}

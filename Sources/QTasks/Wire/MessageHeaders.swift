@@ -1,0 +1,27 @@
+/// The `x-qtasks-*` headers the worker writes and reads (docs/wire-format.md).
+public enum MessageHeaders {
+    /// Integer, 1 for the first run: the attempt this message is for.
+    public static let attempt = "x-qtasks-attempt"
+    /// Double, Unix seconds: when the first attempt failed (retry copies
+    /// and dead letters).
+    public static let firstFailedAt = "x-qtasks-first-failed-at"
+    /// Double, Unix seconds: when the last attempt failed (dead letters).
+    public static let failedAt = "x-qtasks-failed-at"
+    /// String: the error type of the last failure.
+    public static let errorType = "x-qtasks-error-type"
+    /// String: the error message of the last failure.
+    public static let errorMessage = "x-qtasks-error-message"
+    /// String: the queue the message was consumed from (dead letters).
+    public static let originQueue = "x-qtasks-origin-queue"
+    /// Integer: how many attempts ran (dead letters).
+    public static let attempts = "x-qtasks-attempts"
+    /// Double, seconds: the delay applied before this retry (retry copies).
+    public static let retryDelay = "x-qtasks-retry-delay"
+
+    /// Headers the broker adds when it dead-letters a message; dropped from
+    /// retry copies and replays so they do not grow without end.
+    public static let brokerDeathHeaders: Set<String> = [
+        "x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason",
+        "x-last-death-exchange", "x-last-death-queue", "x-last-death-reason", "x-delivery-count",
+    ]
+}
