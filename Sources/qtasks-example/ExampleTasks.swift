@@ -47,6 +47,10 @@ enum ExampleTasks {
             try await db.execute("SELECT 1")
             printLine("Вызов выполнен")
         }
+
+        // always_fail, limited_sleep, give_up, crash (a test task):
+        // ExampleTasks+Reliability.swift.
+        try registerReliabilityTasks(on: app)
     }
 }
 

@@ -38,6 +38,9 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
     @Option(help: "Largest accepted message body, in bytes.")
     var maxMessageBytes: Int = 1_048_576
 
+    @OptionGroup(title: "Retries, time limits, queue type")
+    var reliability: ReliabilityOptions
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -66,7 +69,9 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
 
         let broker: RabbitMQBroker
         do {
-            broker = try RabbitMQBroker(url: brokerURL, logger: Logger(label: "qtasks.rabbitmq"))
+            var brokerConfiguration = try RabbitMQBrokerConfiguration(url: brokerURL)
+            reliability.apply(to: &brokerConfiguration, maxMessageBytes: maxMessageBytes)
+            broker = RabbitMQBroker(configuration: brokerConfiguration, logger: Logger(label: "qtasks.rabbitmq"))
             try await broker.connect()
         } catch {
             logger.critical("cannot start: \(error)")
@@ -80,6 +85,7 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
         configuration.shutdownGracePeriod = shutdownGrace
         configuration.maxMessageBytes = maxMessageBytes
         configuration.logger = Logger(label: "qtasks.worker")
+        reliability.apply(to: &configuration)
         let worker = Worker(broker: broker, app: app, configuration: configuration)
 
         logger.info(

@@ -14,7 +14,7 @@ struct QTasksCommand: AsyncParsableCommand {
             Exit status: 0 success; 1 the task's result was an error or a cancel; 3 no result within \
             --wait seconds; 4 the broker could not be reached or refused the request; 64 bad usage.
             """,
-        subcommands: [SendCommand.self])
+        subcommands: [SendCommand.self, DLQCommand.self])
 }
 
 /// The exit statuses of `qtasks`, documented in its help.

@@ -1,0 +1,146 @@
+import AMQP
+import Foundation
+import Logging
+import QTasks
+
+/// Reads, replays and purges a dead-letter queue (`<queue>.dlq`): what
+/// `qtasks dlq` runs.
+///
+/// Reading never removes a message: messages are fetched with `basic.get`
+/// unacknowledged and returned to the queue (in their order) when the
+/// reading channel closes. Replaying publishes each message back to its
+/// origin queue with publisher confirms, and only then acknowledges it in
+/// the dead-letter queue: a message is never lost, at worst (a crash
+/// between the two) it is in both queues.
+public final class DeadLetterQueueAdmin: Sendable {
+    private let connection: AMQPConnection
+
+    private init(connection: AMQPConnection) {
+        self.connection = connection
+    }
+
+    /// Connects.
+    /// - Throws: ``BrokerError`` `.connectionFailed`.
+    public static func connect(_ configuration: RabbitMQBrokerConfiguration) async throws -> DeadLetterQueueAdmin {
+        do {
+            var amqp = configuration.connection
+            if amqp.connectionName == nil { amqp.connectionName = "qtasks dlq" }
+            return DeadLetterQueueAdmin(connection: try await AMQPConnection.connect(amqp))
+        } catch {
+            throw MessageMapping.brokerError(error)
+        }
+    }
+
+    public func close() async {
+        await connection.close()
+    }
+
+    /// The dead-letter queue of `queue`: `queue` itself when it already
+    /// ends in `.dlq`.
+    public static func deadLetterQueue(for queue: String) -> String {
+        queue.hasSuffix(".dlq") ? queue : QueueNaming.deadLetterQueue(for: queue)
+    }
+
+    /// How many messages the queue holds (ready ones).
+    /// - Throws: ``BrokerError`` `.refused` with 404 when it does not exist.
+    public func count(_ queue: String) async throws -> Int {
+        try await mapped {
+            let channel = try await connection.openChannel()
+            defer { Task { await channel.close() } }
+            return Int(try await channel.declareQueue(queue, passive: true).messageCount)
+        }
+    }
+
+    /// The first `limit` messages, left in the queue.
+    ///
+    /// - Parameter maxBodySize: bodies larger than this are not loaded
+    ///   (the message's body is then empty); nil loads every body.
+    public func browse(_ queue: String, limit: Int, maxBodySize: Int? = nil) async throws -> [DeadLetter] {
+        try await mapped {
+            let channel = try await connection.openChannel()
+            var letters: [DeadLetter] = []
+            do {
+                while letters.count < limit, let delivery = try await channel.get(queue: queue, noAck: false, maxBodySize: maxBodySize) {
+                    letters.append(
+                        DeadLetter(
+                            message: Message(body: delivery.body, properties: MessageMapping.messageProperties(delivery.properties)),
+                            position: letters.count + 1))
+                }
+            } catch {
+                await channel.close()
+                throw error
+            }
+            // Closing the channel returns every unacknowledged message.
+            await channel.close()
+            return letters
+        }
+    }
+
+    /// Moves up to `limit` messages back to their origin queues (the
+    /// `x-qtasks-origin-queue` header, else RabbitMQ's `x-death`, else the
+    /// name without `.dlq`), with the worker's failure headers and the
+    /// attempt number removed, so each runs again as new.
+    ///
+    /// - Returns: how many were moved, by origin queue.
+    /// - Throws: ``BrokerError`` when a publish fails (that message stays in
+    ///   the dead-letter queue).
+    public func replay(_ queue: String, limit: Int) async throws -> [String: Int] {
+        try await mapped {
+            let reader = try await connection.openChannel()
+            let publisher = try await connection.openChannel()
+            try await publisher.enableConfirms()
+            defer {
+                Task {
+                    await reader.close()
+                    await publisher.close()
+                }
+            }
+            var moved: [String: Int] = [:]
+            var count = 0
+            while count < limit, let delivery = try await reader.get(queue: queue, noAck: false) {
+                let letter = DeadLetter(
+                    message: Message(body: delivery.body, properties: MessageMapping.messageProperties(delivery.properties)),
+                    position: count + 1)
+                let origin = letter.originQueue ?? (queue.hasSuffix(".dlq") ? String(queue.dropLast(4)) : queue)
+                var properties = delivery.properties
+                var headers = properties.headers ?? [:]
+                for key in Self.failureHeaders { headers[key] = nil }
+                headers["x-qtasks-replayed-at"] = .double(Date().timeIntervalSince1970)
+                properties.headers = headers
+                do {
+                    try await publisher.publish(delivery.body, routingKey: origin, mandatory: true, properties: properties)
+                } catch {
+                    try? await delivery.reject(requeue: true)
+                    throw error
+                }
+                try await delivery.ack()
+                moved[origin, default: 0] += 1
+                count += 1
+            }
+            return moved
+        }
+    }
+
+    /// Deletes every ready message of the queue; returns how many.
+    public func purge(_ queue: String) async throws -> Int {
+        try await mapped {
+            let channel = try await connection.openChannel()
+            defer { Task { await channel.close() } }
+            return Int(try await channel.purgeQueue(queue))
+        }
+    }
+
+    /// Dropped when a message is replayed: it starts again as attempt 1.
+    static let failureHeaders: Set<String> = MessageHeaders.brokerDeathHeaders.union([
+        MessageHeaders.attempt, MessageHeaders.attempts, MessageHeaders.errorType, MessageHeaders.errorMessage,
+        MessageHeaders.failedAt, MessageHeaders.firstFailedAt, MessageHeaders.originQueue, MessageHeaders.retryDelay,
+    ])
+
+    private func mapped<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch {
+            throw MessageMapping.brokerError(error)
+        }
+    }
+}

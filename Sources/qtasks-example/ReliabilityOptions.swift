@@ -1,0 +1,49 @@
+import ArgumentParser
+import QTasks
+import QTasksRabbitMQ
+
+/// The example worker's options for retries, time limits and queue types.
+struct ReliabilityOptions: ParsableArguments {
+    @Option(help: "Queue type of the task queues: classic or quorum (quorum counts deliveries: see --delivery-limit).")
+    var queueType: String = "classic"
+
+    @Option(help: "Quorum queues: dead-letter a message after this many unsettled deliveries (0: no limit).")
+    var deliveryLimit: Int = 5
+
+    @Option(help: "Runs per task in all, the first included (1: no retries).")
+    var maxAttempts: Int = 1
+
+    @Option(help: "Seconds before the first retry; each next one doubles.")
+    var retryDelay: Double = 1
+
+    @Option(help: "Longest delay between retries, in seconds.")
+    var retryMaxDelay: Double = 300
+
+    @Option(help: "Fraction 0...1 of each retry delay taken off at random.")
+    var retryJitter: Double = 0.2
+
+    @Option(help: "Longest a task may run, in seconds (default: no limit; tasks may set their own).")
+    var taskTimeLimit: Double?
+
+    func validate() throws {
+        guard QueueType(name: queueType) != nil else { throw ValidationError("--queue-type must be classic or quorum") }
+        guard deliveryLimit >= 0 else { throw ValidationError("--delivery-limit must be >= 0") }
+        guard maxAttempts >= 1 else { throw ValidationError("--max-attempts must be at least 1") }
+        guard retryDelay >= 0, retryMaxDelay >= 0 else { throw ValidationError("retry delays must be >= 0") }
+        guard (0...1).contains(retryJitter) else { throw ValidationError("--retry-jitter must be 0...1") }
+        if let taskTimeLimit, taskTimeLimit <= 0 { throw ValidationError("--task-time-limit must be > 0") }
+    }
+
+    func apply(to configuration: inout RabbitMQBrokerConfiguration, maxMessageBytes: Int) {
+        configuration.queueType = QueueType(name: queueType) ?? .classic
+        configuration.deliveryLimit = deliveryLimit > 0 ? deliveryLimit : nil
+        configuration.maxMessageBytes = maxMessageBytes
+    }
+
+    func apply(to configuration: inout WorkerConfiguration) {
+        configuration.retryPolicy = RetryPolicy(
+            maxAttempts: maxAttempts,
+            backoff: Backoff(initial: retryDelay, multiplier: 2, maximum: retryMaxDelay, jitter: retryJitter))
+        configuration.taskTimeLimit = taskTimeLimit
+    }
+}

@@ -1,0 +1,222 @@
+import ArgumentParser
+import Foundation
+import QTasks
+import QTasksRabbitMQ
+
+/// `qtasks dlq list|show|replay|purge QUEUE`: the dead-letter queue of a
+/// task queue.
+struct DLQCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dlq",
+        abstract: "Inspect, replay or purge the dead-letter queue of a task queue.",
+        discussion: """
+            QUEUE is the task queue (its dead-letter queue is QUEUE.dlq) or the .dlq name itself. list \
+            and show leave the messages where they are (fetched unacknowledged, then returned); replay \
+            moves them back to their origin queue, each confirmed by the broker before it leaves the \
+            dead-letter queue, with its attempt count reset; purge deletes them.
+            """,
+        subcommands: [List.self, Show.self, Replay.self, Purge.self])
+
+    /// Shared by the subcommands.
+    struct Target: ParsableArguments {
+        @OptionGroup var broker: BrokerOptions
+
+        @Argument(help: "The task queue (or its .dlq).")
+        var queue: String
+
+        var deadLetterQueue: String { DeadLetterQueueAdmin.deadLetterQueue(for: queue) }
+
+        func connect() async throws -> DeadLetterQueueAdmin {
+            let configuration: RabbitMQBrokerConfiguration
+            do {
+                configuration = try RabbitMQBrokerConfiguration(url: broker.resolvedURL)
+            } catch {
+                printError("qtasks: \(error)")
+                throw ExitStatus.usage
+            }
+            do {
+                return try await DeadLetterQueueAdmin.connect(configuration)
+            } catch {
+                printError("qtasks: cannot connect: \(error)")
+                throw ExitStatus.brokerFailure
+            }
+        }
+
+        /// Runs `body` with an admin connection; broker errors exit 4.
+        func run<T>(_ body: (DeadLetterQueueAdmin) async throws -> T) async throws -> T {
+            let admin = try await connect()
+            do {
+                let value = try await body(admin)
+                await admin.close()
+                return value
+            } catch let error as ExitCode {
+                await admin.close()
+                throw error
+            } catch {
+                printError("qtasks: \(deadLetterQueue): \(error)")
+                await admin.close()
+                throw ExitStatus.brokerFailure
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Count the messages and print one line each: position, uuid, task, failed at, attempts, reason.")
+
+        @OptionGroup var target: Target
+
+        @Option(help: "Most messages to print.")
+        var limit: Int = 100
+
+        func validate() throws {
+            guard limit >= 0 else { throw ValidationError("--limit must be >= 0") }
+        }
+
+        func run() async throws {
+            let queue = target.deadLetterQueue
+            try await target.run { admin in
+                let count = try await admin.count(queue)
+                print("\(queue): \(count) message\(count == 1 ? "" : "s")")
+                // Bodies over 1 MiB are not loaded for a listing.
+                for letter in try await admin.browse(queue, limit: limit, maxBodySize: 1_048_576) {
+                    print(
+                        [
+                            String(letter.position), letter.uuid ?? "-", letter.taskName ?? "-",
+                            letter.failedAt.map(DLQCommand.time) ?? "-", letter.attempts.map(String.init) ?? "-",
+                            letter.reason,
+                        ].joined(separator: "\t"))
+                }
+                fflush(nil)
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print one message in full: properties, headers, body.")
+
+        @OptionGroup var target: Target
+
+        @Option(help: "Its position in the queue, 1 for the first (default 1).")
+        var position: Int = 1
+
+        @Option(help: "Pick the message by task uuid instead (searches the first 10000).")
+        var uuid: String?
+
+        func validate() throws {
+            guard position >= 1 else { throw ValidationError("--position must be >= 1") }
+        }
+
+        func run() async throws {
+            let queue = target.deadLetterQueue
+            let found: DeadLetter? = try await target.run { admin in
+                let letters = try await admin.browse(queue, limit: uuid == nil ? position : 10_000)
+                if let uuid { return letters.first { $0.uuid == uuid } }
+                return letters.count >= position ? letters[position - 1] : nil
+            }
+            guard let letter = found else {
+                printError("qtasks: no such message in \(queue)")
+                throw ExitCode(2)
+            }
+            print(DLQCommand.describe(letter))
+            fflush(nil)
+        }
+    }
+
+    struct Replay: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Move messages back to their origin queue (confirmed before removal), attempts reset.")
+
+        @OptionGroup var target: Target
+
+        @Option(help: "Most messages to move (default: all that are there now).")
+        var limit: Int?
+
+        func run() async throws {
+            let queue = target.deadLetterQueue
+            try await target.run { admin in
+                let limit: Int
+                if let given = self.limit { limit = given } else { limit = try await admin.count(queue) }
+                let moved = try await admin.replay(queue, limit: limit)
+                let total = moved.values.reduce(0, +)
+                print("replayed \(total) message\(total == 1 ? "" : "s") from \(queue)")
+                for (origin, count) in moved.sorted(by: { $0.key < $1.key }) { print("\(origin)\t\(count)") }
+                fflush(nil)
+            }
+        }
+    }
+
+    struct Purge: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delete every message of the dead-letter queue (asks first unless --yes).")
+
+        @OptionGroup var target: Target
+
+        @Flag(help: "Do not ask for confirmation.")
+        var yes = false
+
+        func run() async throws {
+            let queue = target.deadLetterQueue
+            if !yes {
+                FileHandle.standardError.write(Data("Delete every message in \(queue)? Type 'yes' to confirm: ".utf8))
+                guard readLine()?.trimmingCharacters(in: .whitespaces).lowercased() == "yes" else {
+                    printError("qtasks: not purged")
+                    throw ExitStatus.usage
+                }
+            }
+            try await target.run { admin in
+                let count = try await admin.purge(queue)
+                print("purged \(count) message\(count == 1 ? "" : "s") from \(queue)")
+                fflush(nil)
+            }
+        }
+    }
+
+    static func time(_ seconds: Double) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: Date(timeIntervalSince1970: seconds))
+    }
+
+    static func describe(_ letter: DeadLetter) -> String {
+        let p = letter.message.properties
+        var lines: [String] = []
+        lines.append("uuid: \(letter.uuid ?? "-")")
+        lines.append("task: \(letter.taskName ?? "-")")
+        lines.append("reason: \(letter.reason)")
+        lines.append("origin queue: \(letter.originQueue ?? "-")")
+        lines.append("attempts: \(letter.attempts.map(String.init) ?? "-")")
+        lines.append("first failed at: \(letter.firstFailedAt.map(time) ?? "-")")
+        lines.append("last failed at: \(letter.failedAt.map(time) ?? "-")")
+        lines.append("properties:")
+        let fields: [(String, String?)] = [
+            ("content_type", p.contentType), ("message_id", p.messageID), ("correlation_id", p.correlationID),
+            ("reply_to", p.replyTo), ("delivery_mode", p.persistent ? "2" : "1"),
+            ("priority", p.priority.map(String.init)), ("timestamp", p.timestamp.map(String.init)),
+        ]
+        for (name, value) in fields { if let value { lines.append("  \(name): \(value)") } }
+        lines.append("headers:")
+        for (key, value) in p.headers.sorted(by: { $0.key < $1.key }) { lines.append("  \(key): \(text(value))") }
+        lines.append("body (\(letter.message.body.count) bytes):")
+        if let body = String(validating: letter.message.body, as: UTF8.self) {
+            lines.append(body)
+        } else {
+            lines.append("<not UTF-8> " + letter.message.body.prefix(256).map { String(format: "%02x", $0) }.joined())
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    private static func text(_ value: HeaderValue) -> String {
+        switch value {
+        case .bool(let v): return String(v)
+        case .int(let v): return String(v)
+        case .double(let v): return String(v)
+        case .string(let v): return v
+        case .bytes(let v): return "<\(v.count) bytes>"
+        case .array(let v): return "[" + v.map(text).joined(separator: ", ") + "]"
+        case .table(let v): return "{" + v.sorted { $0.key < $1.key }.map { "\($0.key): \(text($0.value))" }.joined(separator: ", ") + "}"
+        case .void: return "null"
+        }
+    }
+}
