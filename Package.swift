@@ -82,6 +82,7 @@ let package = Package(
             dependencies: [
                 "QTasks",
                 "QTasksRabbitMQ",
+                "QTasksState",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -91,6 +92,7 @@ let package = Package(
             dependencies: [
                 "QTasks",
                 "QTasksRabbitMQ",
+                "QTasksState",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -130,6 +132,7 @@ let package = Package(
             dependencies: [
                 "QTasksState",
                 "QTasksStateStress",
+                "QTasksTesting",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
@@ -143,7 +146,7 @@ let package = Package(
         // End to end: real broker, real worker processes, foreign producers.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["QTasks", "QTasksRabbitMQ", "AMQP", "qtasks", "qtasks-example"]
+            dependencies: ["QTasks", "QTasksRabbitMQ", "QTasksState", "AMQP", "qtasks", "qtasks-example"]
         ),
     ]
 )

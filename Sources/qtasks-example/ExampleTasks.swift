@@ -1,11 +1,13 @@
 import Foundation
 import QTasks
+import QTasksState
 import Synchronization
 
 /// The tasks of the example worker: what a user tries first.
 enum ExampleTasks {
-    /// Registers every example task on `app`.
-    static func register(on app: TaskApp) throws {
+    /// Registers every example task on `app`; `step1` and `step2` keep
+    /// their state in `stateStore`.
+    static func register(on app: TaskApp, stateStore: Dependency<any StateStore>) throws {
         // add(a, b): positional or keyword (`{"kwargs": {"a": 2, "b": 3}}`).
         try app.register("add", parameters: ["a", "b"]) { (a: Double, b: Double) -> JSONValue in
             let sum = a + b
@@ -51,6 +53,10 @@ enum ExampleTasks {
         // always_fail, limited_sleep, give_up, crash (a test task):
         // ExampleTasks+Reliability.swift.
         try registerReliabilityTasks(on: app)
+
+        // step1(user?), step2(user?): the seed's State example
+        // (ExampleTasks+State.swift).
+        try registerStateSteps(on: app, stateStore: stateStore)
     }
 }
 

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import QTasks
 import QTasksRabbitMQ
+import QTasksState
 import ServiceLifecycle
 
 /// The example worker: the tasks of ``ExampleTasks`` on a RabbitMQ broker.
@@ -10,7 +11,7 @@ import ServiceLifecycle
 struct ExampleWorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qtasks-example",
-        abstract: "Runs a worker with the example tasks: add, echo, sleep, fail, word_count.",
+        abstract: "Runs a worker with the example tasks: add, echo, sleep, fail, word_count, test_depends, step1, step2.",
         discussion: """
             Consumes the given queues from RabbitMQ, runs each task and publishes its result to the \
             message's reply_to queue. SIGINT or SIGTERM stops consuming, lets running tasks finish (up \
@@ -18,6 +19,11 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
 
             The broker URL comes from --url, else QTASKS_URL, else \
             amqp://guest:guest@127.0.0.1:5672/%2F.
+
+            step1 and step2 keep their State in the backend named by --state, else QTASKS_STATE_URL, \
+            else the SQLite file .qtasks-state.db in the current directory (shared by the workers \
+            started there; use redis://host:6379/0 for workers on several hosts). The backend is \
+            opened by the first task that needs it and closed at shutdown; a malformed URL exits 64.
             """)
 
     @Option(help: "Broker URL, amqp://user:pass@host:port/vhost (default: $QTASKS_URL or the local broker).")
@@ -37,6 +43,12 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
 
     @Option(help: "Largest accepted message body, in bytes.")
     var maxMessageBytes: Int = 1_048_576
+
+    @Option(
+        help: ArgumentHelp(
+            "State backend URL: sqlite:///path/state.db, redis://host:6379/0, memory:// (default: $QTASKS_STATE_URL, else sqlite://<cwd>/.qtasks-state.db).",
+            valueName: "url"))
+    var state: String?
 
     @OptionGroup(title: "Retries, time limits, queue type")
     var reliability: ReliabilityOptions
@@ -64,8 +76,15 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
         let logger = Logger(label: "qtasks.example")
         let brokerURL = url ?? ProcessInfo.processInfo.environment["QTASKS_URL"] ?? "amqp://guest:guest@127.0.0.1:5672/%2F"
 
+        let stateURL = StateStores.resolvedURL(state)
+        do {
+            try StateStores.validate(url: stateURL)
+        } catch {
+            logger.critical("cannot start: \(error.message)")
+            throw ExitCode(64)
+        }
         let app = TaskApp(name: "example")
-        try ExampleTasks.register(on: app)
+        try ExampleTasks.register(on: app, stateStore: .stateStore(url: stateURL))
 
         let broker: RabbitMQBroker
         do {
@@ -94,6 +113,7 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
                 "broker": "\(broker.configuration.connection.redactedURL)",
                 "queues": "\(configuration.queues.joined(separator: ","))",
                 "concurrency": "\(concurrency)", "tasks": "\(app.taskNames.joined(separator: ","))",
+                "state": "\(StateStores.redactedURL(stateURL))",
             ])
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(

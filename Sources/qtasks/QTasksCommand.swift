@@ -9,12 +9,13 @@ struct QTasksCommand: AsyncParsableCommand {
         discussion: """
             Every command reads the broker URL from --url, else the QTASKS_URL environment variable, \
             else amqp://guest:guest@127.0.0.1:5672/%2F (RabbitMQ's URI format: the default vhost / is \
-            written %2F).
+            written %2F). `qtasks state` reads a State backend URL instead (--state, QTASKS_STATE_URL).
 
-            Exit status: 0 success; 1 the task's result was an error or a cancel; 3 no result within \
-            --wait seconds; 4 the broker could not be reached or refused the request; 64 bad usage.
+            Exit status: 0 success; 1 the task's result was an error or a cancel; 2 `state get` found \
+            no such field; 3 no result within --wait seconds; 4 the broker (or State backend) could \
+            not be reached or refused the request; 64 bad usage.
             """,
-        subcommands: [SendCommand.self, DLQCommand.self])
+        subcommands: [SendCommand.self, StateCommand.self, DLQCommand.self])
 }
 
 /// The exit statuses of `qtasks`, documented in its help.
