@@ -22,9 +22,12 @@ public struct RabbitMQBrokerConfiguration: Sendable {
     public var deliveryLimit: Int? = 5
     /// Task message bodies larger than this, in bytes, are read off the
     /// socket and dropped without being held in memory; the worker rejects
-    /// them (error result, dead-lettered by RabbitMQ with the body intact).
-    /// Set it to the worker's `maxMessageBytes`. Default 16 MiB; nil: no
-    /// limit.
+    /// them without requeue (error result; RabbitMQ dead-letters the intact
+    /// original, with its `x-death` header but none of the worker's
+    /// `x-qtasks-*` ones). Bodies up to this size and over the worker's
+    /// `maxMessageBytes` are read, and dead-lettered by the worker with its
+    /// headers. This bounds the memory one delivery can take. Default
+    /// 16 MiB; nil: no limit.
     public var maxMessageBytes: Int? = 16 * 1_048_576
 
     /// - Parameter url: an AMQP URL, `amqp://user:pass@host:port/vhost`.

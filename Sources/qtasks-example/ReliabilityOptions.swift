@@ -37,7 +37,11 @@ struct ReliabilityOptions: ParsableArguments {
     func apply(to configuration: inout RabbitMQBrokerConfiguration, maxMessageBytes: Int) {
         configuration.queueType = QueueType(name: queueType) ?? .classic
         configuration.deliveryLimit = deliveryLimit > 0 ? deliveryLimit : nil
-        configuration.maxMessageBytes = maxMessageBytes
+        // Bodies between the worker's limit and this one are read and
+        // dead-lettered by the worker with its x-qtasks-* headers; larger
+        // ones are dropped unread and dead-lettered by RabbitMQ (x-death,
+        // body intact): memory stays bounded by this limit.
+        configuration.maxMessageBytes = max(maxMessageBytes, 16 * 1_048_576)
     }
 
     func apply(to configuration: inout WorkerConfiguration) {

@@ -1,0 +1,113 @@
+import AMQP
+import Foundation
+
+/// (A copy of AMQPTests' PrivateBroker.) A RabbitMQ node of the test's own, on another port, for tests that raise
+/// resource alarms or restart the broker: doing that to the shared broker
+/// would disturb every test running beside them. Started and stopped with
+/// `deploy/rabbitmq.sh` (which stops only a node it started itself).
+struct PrivateNode {
+    let port: Int
+
+    static let repositoryRoot = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// True when this machine can start a node (the deploy script and the
+    /// server are installed).
+    static var available: Bool {
+        FileManager.default.isExecutableFile(atPath: "/usr/sbin/rabbitmq-server")
+            && FileManager.default.fileExists(atPath: repositoryRoot.appendingPathComponent("deploy/rabbitmq.sh").path)
+    }
+
+    var configuration: AMQPConfiguration {
+        var configuration = AMQPConfiguration()
+        configuration.port = port
+        configuration.connectTimeout = 5
+        return configuration
+    }
+
+    /// Starts the node and waits until it accepts AMQP connections.
+    static func start(port: Int) async throws -> PrivateNode {
+        let broker = PrivateNode(port: port)
+        try await broker.script("start")
+        return broker
+    }
+
+    /// `amqp://guest:guest@127.0.0.1:<port>/%2F?heartbeat=5`: short
+    /// heartbeats, so a lost connection is noticed within seconds.
+    var url: String { "amqp://guest:guest@127.0.0.1:\(port)/%2F?heartbeat=5" }
+
+    func stop() async {
+        _ = try? await script("stop")
+    }
+
+    /// `rabbitmqctl` against this node.
+    func ctl(_ arguments: String...) async throws {
+        try await script(["ctl"] + arguments)
+    }
+
+    @discardableResult
+    func script(_ arguments: String...) async throws -> String {
+        try await script(arguments)
+    }
+
+    @discardableResult
+    func script(_ arguments: [String]) async throws -> String {
+        let script = Self.repositoryRoot.appendingPathComponent("deploy/rabbitmq.sh").path
+        let port = self.port
+        // The script runs on a thread of its own with a blocking waitpid:
+        // it takes seconds, and Foundation's Process did not always report
+        // the exit of a script that leaves a server running behind it.
+        let (status, output) = try await withCheckedThrowingContinuation {
+            (continuation: CheckedContinuation<(Int32, String), any Error>) in
+            Thread {
+                continuation.resume(with: Result { try Self.run(script, arguments, port: port) })
+            }.start()
+        }
+        guard status == 0 else {
+            throw AMQPError(.connectionFailed, "deploy/rabbitmq.sh \(arguments.joined(separator: " ")) failed (\(status)): \(output)")
+        }
+        return output
+    }
+
+    private static func run(_ script: String, _ arguments: [String], port: Int) throws -> (Int32, String) {
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("private-broker-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: output) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, output.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var environment = ProcessInfo.processInfo.environment
+        environment["QTASKS_RABBITMQ_PORT"] = String(port)
+        let argv = ([script] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        // The test runner blocks some signals, and a child inherits the
+        // mask: the broker would then ignore the SIGTERM that stops it.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGTERM, SIGINT, SIGPIPE, SIGHUP, SIGCHLD] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, script, &actions, &attributes, argv, envp)
+        guard spawned == 0 else {
+            throw AMQPError(.connectionFailed, "cannot run \(script): \(String(cString: strerror(spawned)))")
+        }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        let text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
+        let exitCode = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return (exitCode, text)
+    }
+}
