@@ -108,6 +108,7 @@ let package = Package(
                 "AMQP",
                 "QTasks",
                 "QTasksRabbitMQ",
+                "QTasksState",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -146,7 +147,7 @@ let package = Package(
         // End to end: real broker, real worker processes, foreign producers.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["QTasks", "QTasksRabbitMQ", "QTasksState", "AMQP", "qtasks", "qtasks-example"]
+            dependencies: ["QTasks", "QTasksRabbitMQ", "QTasksState", "AMQP", "qtasks", "qtasks-example", "qtasks-benchmark"]
         ),
     ]
 )

@@ -40,6 +40,10 @@ struct RunBenchmark: AsyncParsableCommand {
     var rpcCount: Int = 2_000
     @Option(help: "Tasks in flight for the RPC throughput row.")
     var inFlight: Int = 64
+    @Option(help: "Prefix of the queues the benchmark declares and deletes.")
+    var queuePrefix: String = "qtasks-benchmark"
+    @Option(help: "Rows to run, comma-separated: baseline,drain,results,rpc,depends,state (enqueue runs with results).")
+    var rows: String = "baseline,drain,results,rpc,depends,state"
 
     func validate() throws {
         guard count > 0, repetitions > 0, concurrency > 0, rpcCount > 0, inFlight > 0 else {
@@ -60,26 +64,48 @@ struct RunBenchmark: AsyncParsableCommand {
         print("durable queues, persistent messages; rates from the first delivery to the last")
         fflush(nil)
 
+        let selected = Set(self.rows.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+        let stateDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("qtasks-benchmark-\(getpid())")
+        try FileManager.default.createDirectory(at: stateDirectory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: stateDirectory) }
         var rows = Rows()
         for repetition in 1...repetitions {
-            log("repetition \(repetition)/\(repetitions): baseline")
-            rows.add("baseline", try await baseline(amqp))
-            log("repetition \(repetition)/\(repetitions): drain")
-            let (drainRate, peak) = try await drain(url: url, amqp: amqp)
-            rows.add("drain", drainRate)
-            rows.add("peak", peak)
-            log("repetition \(repetition)/\(repetitions): enqueue, drain with results")
-            let (enqueueRate, resultsRate, peakWithResults) = try await enqueueAndDrainWithResults(url: url)
-            rows.add("enqueue", enqueueRate)
-            rows.add("results", resultsRate)
-            rows.add("peak", peakWithResults)
-            log("repetition \(repetition)/\(repetitions): RPC")
-            let rpc = try await roundTrips(url: url)
-            rows.add("p50", rpc.p50)
-            rows.add("p90", rpc.p90)
-            rows.add("p99", rpc.p99)
-            rows.add("rpc-rate", rpc.rate)
-            rows.add("idle", rpc.idleMemory)
+            func step(_ name: String) { log("repetition \(repetition)/\(repetitions): \(name)") }
+            if selected.contains("baseline") {
+                step("baseline")
+                rows.add("baseline", try await baseline(amqp))
+            }
+            if selected.contains("drain") {
+                step("drain")
+                let (drainRate, peak) = try await drain(url: url, amqp: amqp, task: "noop")
+                rows.add("drain", drainRate)
+                rows.add("peak", peak)
+            }
+            if selected.contains("results") {
+                step("enqueue, drain with results")
+                let (enqueueRate, resultsRate, peakWithResults) = try await enqueueAndDrainWithResults(url: url)
+                rows.add("enqueue", enqueueRate)
+                rows.add("results", resultsRate)
+                rows.add("peak", peakWithResults)
+            }
+            if selected.contains("rpc") {
+                step("RPC")
+                let rpc = try await roundTrips(url: url)
+                rows.add("p50", rpc.p50)
+                rows.add("p90", rpc.p90)
+                rows.add("p99", rpc.p99)
+                rows.add("rpc-rate", rpc.rate)
+                rows.add("idle", rpc.idleMemory)
+            }
+            if selected.contains("depends") {
+                step("drain with dependencies")
+                rows.add("depends", try await drain(url: url, amqp: amqp, task: "noop_depends").rate)
+            }
+            if selected.contains("state") {
+                step("drain with a State update on SQLite")
+                let database = stateDirectory.appendingPathComponent("state-\(repetition).db").path
+                rows.add("state", try await drain(url: url, amqp: amqp, task: "noop_state", stateURL: "sqlite://\(database)").rate)
+            }
         }
         rows.print(count: count, inFlight: inFlight)
     }
@@ -87,7 +113,12 @@ struct RunBenchmark: AsyncParsableCommand {
     // MARK: Rows
 
     /// Publishes `count` persistent task messages to `queue` with confirms.
-    private func prefill(_ queue: String, amqp: AMQPConfiguration, body: [UInt8], replyTo: String? = nil) async throws {
+    /// A task body as a producer sends it, with a uuid of its own.
+    static func taskBody(_ task: String) -> [UInt8] {
+        Array(#"{"uuid": "\#(UUID().uuidString.lowercased())", "task_name": "\#(task)", "args": [], "kwargs": {}}"#.utf8)
+    }
+
+    private func prefill(_ queue: String, amqp: AMQPConfiguration, task: String, replyTo: String? = nil) async throws {
         let connection = try await AMQPConnection.connect(amqp)
         let channel = try await connection.openChannel()
         try await channel.enableConfirms(window: 1024)
@@ -96,7 +127,7 @@ struct RunBenchmark: AsyncParsableCommand {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for index in 0..<count {
                 if index >= 2048 { try await group.next() }
-                group.addTask { try await channel.publish(body, routingKey: queue, properties: properties) }
+                group.addTask { try await channel.publish(Self.taskBody(task), routingKey: queue, properties: properties) }
             }
             try await group.waitForAll()
         }
@@ -104,27 +135,28 @@ struct RunBenchmark: AsyncParsableCommand {
     }
 
     private func baseline(_ amqp: AMQPConfiguration) async throws -> Double {
-        let queue = "qtasks-benchmark-baseline"
+        let queue = "\(queuePrefix)-baseline"
         let admin = try await AMQPConnection.connect(amqp)
         let channel = try await admin.openChannel()
         try await channel.deleteQueue(queue)
         try await channel.declareQueue(queue, durable: true)
-        try await prefill(queue, amqp: amqp, body: Self.noopBody)
+        try await prefill(queue, amqp: amqp, task: "noop")
         let seconds = try RawBaseline.consumeAndAck(amqp, queue: queue, count: count, prefetch: prefetch)
         try await channel.deleteQueue(queue)
         await admin.close()
         return Double(count) / seconds
     }
 
-    static let noopBody = Array(#"{"task_name": "noop", "args": [], "kwargs": {}}"#.utf8)
-
-    private func drain(url: String, amqp: AMQPConfiguration) async throws -> (rate: Double, peakMiB: Double) {
-        let queue = "qtasks-benchmark-drain"
+    private func drain(url: String, amqp: AMQPConfiguration, task: String, stateURL: String? = nil) async throws
+        -> (rate: Double, peakMiB: Double)
+    {
+        let queue = "\(queuePrefix)-drain"
         let broker = try RabbitMQBroker(url: url)
         try await deleteQueues(queue, amqp: amqp)
         try await broker.declareTaskQueue(queue)
-        try await prefill(queue, amqp: amqp, body: Self.noopBody)
-        let worker = try WorkerProcess(url: url, queue: queue, concurrency: concurrency, prefetch: prefetch, count: count)
+        try await prefill(queue, amqp: amqp, task: task)
+        let worker = try WorkerProcess(
+            url: url, queue: queue, concurrency: concurrency, prefetch: prefetch, count: count, stateURL: stateURL)
         defer { worker.stop() }
         _ = try await worker.waitFor("ready")
         guard let seconds = Double(try await worker.waitFor("drained")) else { throw BenchmarkError("bad drain line") }
@@ -136,7 +168,7 @@ struct RunBenchmark: AsyncParsableCommand {
     }
 
     private func enqueueAndDrainWithResults(url: String) async throws -> (enqueue: Double, results: Double, peakMiB: Double) {
-        let queue = "qtasks-benchmark-results"
+        let queue = "\(queuePrefix)-results"
         let amqp = try AMQPConfiguration(url: url)
         try await deleteQueues(queue, amqp: amqp)
         let broker = try RabbitMQBroker(url: url)
@@ -187,7 +219,7 @@ struct RunBenchmark: AsyncParsableCommand {
     }
 
     private func roundTrips(url: String) async throws -> (p50: Double, p90: Double, p99: Double, rate: Double, idleMemory: Double) {
-        let queue = "qtasks-benchmark-rpc"
+        let queue = "\(queuePrefix)-rpc"
         let amqp = try AMQPConfiguration(url: url)
         try await deleteQueues(queue, amqp: amqp)
         let broker = try RabbitMQBroker(url: url)
@@ -245,7 +277,8 @@ struct Rows {
     func print(count: Int, inFlight: Int) {
         let baseline = Summary(values["baseline"] ?? []).median
         func line(_ name: String, _ unit: String, _ key: String, ratio: Bool = false, target: String = "") {
-            let summary = Summary(values[key] ?? [])
+            guard let measured = values[key], !measured.isEmpty else { return }
+            let summary = Summary(measured)
             let ratioText = ratio && baseline > 0 ? String(format: "%.2f", summary.median / baseline) : ""
             Swift.print(
                 name.padding(toLength: 38, withPad: " ", startingAt: 0)
@@ -268,6 +301,8 @@ struct Rows {
         line("5 enqueue, Swift client + confirms", "tasks/s", "enqueue", target: ">= 30000")
         line("6 worker RSS idle", "MiB", "idle")
         line("6 worker RSS peak under load", "MiB", "peak", target: "<= 50 MiB")
+        line("7 drain, task + worker dependency", "tasks/s", "depends", ratio: true)
+        line("7 drain, one SQLite State update", "tasks/s", "state", ratio: true)
         fflush(nil)
     }
 

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import QTasks
 import QTasksRabbitMQ
+import QTasksState
 import ServiceLifecycle
 import Synchronization
 
@@ -19,6 +20,7 @@ struct BenchmarkWorker: AsyncParsableCommand {
     @Option var concurrency: Int
     @Option var prefetch: Int
     @Option(help: "Print 'drained' after this many tasks (0: never).") var count: Int = 0
+    @Option(help: "State store for noop_state (sqlite:///path).") var stateURL: String?
 
     func run() async throws {
         LoggingSystem.bootstrap { label in
@@ -29,6 +31,26 @@ struct BenchmarkWorker: AsyncParsableCommand {
         let progress = Progress(target: count)
         let app = TaskApp(name: "benchmark")
         try app.register("noop") { () in progress.taskFinished() }
+
+        // One task-scoped and one worker-scoped dependency per task.
+        let shared = Dependency<Counter>("shared-counter", scope: .worker) { _ in Counter() }
+        let perTask = Dependency<Counter>("per-task-resource") { _ in
+            .value(Counter(), teardown: { counter, _ in counter.increment() })
+        }
+        try app.register("noop_depends") { (context: TaskContext) in
+            _ = try await context.resolve(perTask)
+            try await context.resolve(shared).increment()
+            progress.taskFinished()
+        }
+
+        // One State update per task (its own key: a workflow step).
+        if let stateURL {
+            let store = try await StateStores.open(url: stateURL)
+            try app.register("noop_state") { (context: TaskContext) in
+                try await store.update(["step": 1, "done": true], in: StateID(namespace: "benchmark", key: context.uuid), ttl: nil)
+                progress.taskFinished()
+            }
+        }
 
         let broker = try RabbitMQBroker(url: url)
         try await broker.connect()
@@ -72,4 +94,10 @@ final class Progress: Sendable {
             fflush(nil)
         }
     }
+}
+
+/// A tiny resource for the dependency row.
+final class Counter: Sendable {
+    private let value = Mutex(0)
+    func increment() { value.withLock { $0 += 1 } }
 }

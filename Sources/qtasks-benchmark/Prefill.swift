@@ -27,7 +27,7 @@ struct Prefill: AsyncParsableCommand {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for index in 0..<count {
                 if index >= 2048 { try await group.next() }
-                group.addTask { try await channel.publish(RunBenchmark.noopBody, routingKey: queue, properties: properties) }
+                group.addTask { try await channel.publish(RunBenchmark.taskBody("noop"), routingKey: queue, properties: properties) }
             }
             try await group.waitForAll()
         }

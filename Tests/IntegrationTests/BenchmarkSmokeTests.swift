@@ -1,0 +1,36 @@
+import Foundation
+import Testing
+
+/// The benchmark is measured by hand (docs/performance.md); here only a tiny
+/// run checks that it completes and prints every row. No timing is asserted.
+@Suite(.enabled(if: IntegrationEnvironment.enabled, "no RabbitMQ reachable at QTASKS_URL; deploy/test.sh starts one"))
+struct BenchmarkSmokeTests {
+    @Test(.timeLimit(.minutes(3)))
+    func tinyRunPrintsEveryRow() async throws {
+        let executable = IntegrationEnvironment.productsDirectory.appendingPathComponent("qtasks-benchmark").path
+        let prefix = IntegrationEnvironment.uniqueQueue("bench")
+        let benchmark = try ChildProcess(
+            executable,
+            [
+                "run", "--url", IntegrationEnvironment.url, "--count", "200", "--repetitions", "1", "--rpc-count", "20",
+                "--in-flight", "4", "--concurrency", "4", "--prefetch", "16", "--queue-prefix", prefix,
+            ])
+        let termination = await benchmark.waitForExit(timeout: 150)
+        if termination == nil { _ = await benchmark.stop(grace: 5) }
+        let output = benchmark.standardOutputText
+        #expect(termination == .exited(0), "stderr: \(String(decoding: benchmark.standardError, as: UTF8.self).suffix(2000))")
+        for row in [
+            "1 baseline: rabbitmq-c consume+ack", "2 drain, no reply_to", "3 drain, results confirmed before ack",
+            "4 RPC round trip p50", "4 RPC round trip p90", "4 RPC round trip p99", "4 RPC throughput",
+            "5 enqueue, Swift client + confirms", "6 worker RSS idle", "6 worker RSS peak under load",
+            "7 drain, task + worker dependency", "7 drain, one SQLite State update",
+        ] {
+            let line = output.split(separator: "\n").first { $0.hasPrefix(row) }
+            #expect(line != nil, "missing row '\(row)' in:\n\(output)")
+            // Every figure is a number, and a rate is never zero.
+            if let line, let median = line.dropFirst(47).split(separator: " ").dropFirst().first {
+                #expect(Double(median).map { $0 > 0 } == true, "row '\(row)' has median \(median)")
+            }
+        }
+    }
+}
