@@ -6,7 +6,17 @@ QTASKS_LOG_TAG=install-deps
 # shellcheck source=deploy/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-PIKA_VERSION=1.3.2
+# The Python packages of the venv, pinned: pika is an independent AMQP
+# client for the integration tests; Celery (with its kombu) and QTasks (with
+# its RabbitMQ extra, aio-pika) are the foreign producers the interop tests
+# drive (docs/interop.md).
+PYTHON_PACKAGES=(
+    pika==1.3.2
+    celery==5.5.3
+    kombu==5.5.4
+    "qtasks[rabbitmq]==1.7.3"
+    aio-pika==10.2.1
+)
 VENV="${QTASKS_RUN_DIR}/venv"
 PYTHON=${QTASKS_PYTHON:-python3}
 
@@ -39,8 +49,9 @@ exist, one that denies every start (exit 101) is in place during the install
 and removed afterwards. The servers are started by deploy/rabbitmq.sh and
 deploy/redis.sh instead, bound to 127.0.0.1.
 
-Then creates the Python venv ${VENV} with pika==$PIKA_VERSION
-(used by integration tests as an independent AMQP client), unless present.
+Then creates the Python venv ${VENV} with ${PYTHON_PACKAGES[*]}
+(used by integration tests: pika as an independent AMQP client, Celery and
+QTasks as foreign producers), unless present with these versions.
 
 Options:
   --check    only report what is missing; exit 1 if anything is
@@ -73,10 +84,13 @@ python_has_venv() {
 }
 
 venv_ok() {
-    [[ -x $VENV/bin/python ]] && "$VENV/bin/python" - "$PIKA_VERSION" <<'EOF' 2>/dev/null
-import sys
+    [[ -x $VENV/bin/python ]] && "$VENV/bin/python" - "${PYTHON_PACKAGES[@]}" <<'EOF' 2>/dev/null
+import re, sys
 from importlib.metadata import version
-sys.exit(0 if version("pika") == sys.argv[1] else 1)
+for pin in sys.argv[1:]:
+    name, wanted = re.sub(r"\[.*\]", "", pin).split("==")
+    if version(name) != wanted:
+        sys.exit(1)
 EOF
 }
 
@@ -103,8 +117,8 @@ if (( check_only )); then
         log "all packages installed"
     fi
     if (( with_venv )); then
-        if venv_ok; then log "venv $VENV has pika==$PIKA_VERSION"
-        else log "venv $VENV missing or without pika==$PIKA_VERSION"; status=1; fi
+        if venv_ok; then log "venv $VENV has ${PYTHON_PACKAGES[*]}"
+        else log "venv $VENV missing or without ${PYTHON_PACKAGES[*]}"; status=1; fi
     fi
     exit "$status"
 fi
@@ -158,20 +172,20 @@ fi
 
 if (( with_venv )); then
     if venv_ok; then
-        log "venv $VENV already has pika==$PIKA_VERSION"
+        log "venv $VENV already has ${PYTHON_PACKAGES[*]}"
     else
         python_has_venv || die "$PYTHON cannot create a virtual environment (no venv/ensurepip module)"
         mkdir -p "$QTASKS_RUN_DIR"
         if [[ -e $VENV ]]; then
-            log "recreating venv $VENV (pika==$PIKA_VERSION missing or venv broken)"
+            log "recreating venv $VENV (a pinned package is missing or the venv is broken)"
             "$PYTHON" -m venv --clear "$VENV"
         else
             log "creating venv $VENV with $("$PYTHON" --version 2>&1)"
             "$PYTHON" -m venv "$VENV"
         fi
-        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "pika==$PIKA_VERSION"
-        venv_ok || die "pika==$PIKA_VERSION is not importable from $VENV after pip install"
-        log "venv $VENV ready with pika==$PIKA_VERSION"
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PYTHON_PACKAGES[@]}"
+        venv_ok || die "$VENV lacks one of ${PYTHON_PACKAGES[*]} after pip install"
+        log "venv $VENV ready with ${PYTHON_PACKAGES[*]}"
     fi
 fi
 

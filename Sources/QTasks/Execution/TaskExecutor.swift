@@ -79,7 +79,7 @@ public struct TaskExecutor: Sendable {
     /// error stays).
     public func execute(_ delivery: Delivery) async -> TaskOutcome {
         let properties = delivery.message.properties
-        let body = delivery.message.body
+        var body = delivery.message.body
         let attempt = TaskContext.attempt(from: properties.headers)
         let size = delivery.discardedBodySize ?? body.count
         guard size <= maxMessageBytes, delivery.discardedBodySize == nil else {
@@ -88,6 +88,15 @@ public struct TaskExecutor: Sendable {
                 properties: properties,
                 attempt: attempt
             )
+        }
+        if WireFormat(detecting: properties) == .celery {
+            // Celery protocol 2: rewritten as a QTasks body, then decoded
+            // like any other (same typed arguments, same errors).
+            do {
+                body = try CeleryProtocol.qtasksBody(from: body, properties: properties)
+            } catch {
+                return rejection(error, properties: properties, attempt: attempt)
+            }
         }
         let envelope: TaskEnvelope
         do {

@@ -343,11 +343,11 @@ public final class Worker: Service, Sendable {
             if delivery.discardedBodySize != nil {
                 // The body was dropped unread (too large to hold): the
                 // broker dead-letters the intact original on rejection.
-                guard await publishReply(result, for: delivery, metadata: metadata("error")),
+                guard await publishReply(result, failure: failure, for: delivery, metadata: metadata("error")),
                       await settle(delivery, metadata: metadata("error"), { try await $0.reject(delivery, requeue: false) })
                 else { return }
             } else {
-                guard await publishReply(result, for: delivery, metadata: metadata("error")),
+                guard await publishReply(result, failure: failure, for: delivery, metadata: metadata("error")),
                       await deadLetter(delivery, failure: failure, attempts: result.retry + 1, metadata: metadata("error")),
                       await settle(delivery, metadata: metadata("error"), { try await $0.acknowledge(delivery) })
                 else { return }
@@ -362,22 +362,20 @@ public final class Worker: Service, Sendable {
         }
     }
 
-    private func publishReply(_ result: TaskResult, for delivery: Delivery, metadata: @autoclosure () -> Logger.Metadata) async -> Bool {
-        let properties = delivery.message.properties
-        guard let replyTo = properties.replyTo, !replyTo.isEmpty else { return true }
+    /// Publishes the result to `reply_to` in the request's format
+    /// (``ResultReply``); true when there is nothing to publish.
+    private func publishReply(
+        _ result: TaskResult, failure: TaskFailure? = nil, for delivery: Delivery,
+        metadata: @autoclosure () -> Logger.Metadata
+    ) async -> Bool {
         // Persistent when the task was: a durable reply queue (one that a
         // producer declared itself to outlive its connection) then keeps
         // the result across a broker restart. RabbitMQ does not write a
         // persistent message in a non-durable queue (the usual exclusive
         // reply queue) to disk, so this costs nothing there.
-        let reply = Message(
-            body: result.jsonBytes(),
-            properties: MessageProperties(
-                contentType: "application/json",
-                persistent: properties.persistent,
-                correlationID: properties.correlationID ?? result.uuid
-            )
-        )
+        guard let reply = ResultReply.message(for: result, failure: failure, request: delivery.message.properties),
+            let replyTo = delivery.message.properties.replyTo
+        else { return true }
         return await publish(for: delivery, metadata: metadata(), { try await $0.publish(reply, to: replyTo, mandatory: false) })
     }
 
