@@ -40,6 +40,8 @@ struct RunBenchmark: AsyncParsableCommand {
     var rpcCount: Int = 2_000
     @Option(help: "Tasks in flight for the RPC throughput row.")
     var inFlight: Int = 64
+    @Option(help: "Sends awaiting their confirm at once in the enqueue row.")
+    var enqueueInFlight: Int = 2048
     @Option(help: "Prefix of the queues the benchmark declares and deletes.")
     var queuePrefix: String = "qtasks-benchmark"
     @Option(help: "Rows to run, comma-separated: baseline,drain,results,rpc,depends,state (enqueue runs with results).")
@@ -181,7 +183,7 @@ struct RunBenchmark: AsyncParsableCommand {
             var handles: [TaskHandle] = [first]
             handles.reserveCapacity(count)
             for index in 1..<count {
-                if index > 512, let handle = try await group.next() { handles.append(handle) }
+                if index > enqueueInFlight, let handle = try await group.next() { handles.append(handle) }
                 group.addTask { try await client.send("noop", queue: queue) }
             }
             for try await handle in group { handles.append(handle) }
