@@ -5,6 +5,8 @@
 // Usage: QTasksStateStress URL NAMESPACE KEY FIELD COUNT [START_AT]
 //   START_AT  Unix time in seconds to start at, so that two processes
 //             started one after the other overlap.
+// With QTASKS_STRESS_OPEN_AT_START=1 it waits for START_AT before opening
+// the store, so that several processes open a fresh file at once.
 // Prints one line: "incremented COUNT times in MS ms, last value N".
 // Exit status 0 on success, 1 on a State error (printed to stderr), 2 on
 // bad usage.
@@ -18,13 +20,18 @@ guard arguments.count == 6 || arguments.count == 7, let count = Int(arguments[5]
 }
 let startAt = arguments.count == 7 ? Double(arguments[6]) : nil
 
+func waitForStart() async throws {
+    guard let startAt else { return }
+    let wait = startAt - Date().timeIntervalSince1970
+    if wait > 0 { try await Task.sleep(for: .seconds(wait)) }
+}
+
 do {
+    let openAtStart = ProcessInfo.processInfo.environment["QTASKS_STRESS_OPEN_AT_START"] == "1"
+    if openAtStart { try await waitForStart() }
     let store = try await StateStores.open(url: arguments[1])
     let state = AnyState(namespace: arguments[2], key: arguments[3], store: store)
-    if let startAt {
-        let wait = startAt - Date().timeIntervalSince1970
-        if wait > 0 { try await Task.sleep(for: .seconds(wait)) }
-    }
+    if !openAtStart { try await waitForStart() }
     let clock = ContinuousClock()
     let start = clock.now
     var last: Int64 = 0

@@ -14,9 +14,12 @@ final class ChildProcess: @unchecked Sendable {
     private var finishedStatus: Int32?
     private var timedOut = false
 
-    init(_ executable: String, _ arguments: [String]) {
+    init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) {
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         FileManager.default.createFile(atPath: outputPath, contents: nil)
         let output = FileHandle(forWritingAtPath: outputPath)
         process.standardOutput = output

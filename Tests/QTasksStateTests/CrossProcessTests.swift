@@ -52,4 +52,31 @@ struct CrossProcessTests {
         try await state.clear()
         await store.close()
     }
+
+    /// Several worker processes starting together on a fresh SQLite file:
+    /// opening switches the file to WAL mode, which SQLite refuses with
+    /// SQLITE_BUSY (without waiting) while another process does the same.
+    /// Every process must open it and count.
+    @Test func processesOpeningAFreshSQLiteFileTogetherAllSucceed() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let url = "sqlite://\(directory.path)/fresh.db"
+        let processes = 8
+        let increments = 50
+        let startAt = String(Date().timeIntervalSince1970 + 1.5)
+        let workers = (0..<processes).map { _ in
+            ChildProcess(
+                Self.helperPath, [url, "Fresh", "counter", "count", String(increments), startAt],
+                environment: ["QTASKS_STRESS_OPEN_AT_START": "1"])
+        }
+        for worker in workers { try worker.run() }
+        for (index, worker) in workers.enumerated() {
+            let status = await worker.wait(timeout: .seconds(120))
+            #expect(status == 0, "process \(index): \(worker.text)")
+        }
+        let store = try await StateStores.open(url: url)
+        let final = try await AnyState(namespace: "Fresh", key: "counter", store: store).get("count", as: Int.self)
+        #expect(final == processes * increments)
+        await store.close()
+    }
 }

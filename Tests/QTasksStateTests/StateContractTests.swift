@@ -172,11 +172,11 @@ struct StateContractTests {
             let keepsExpiry = AnyState(namespace: namespace, key: "keeps", store: store)
             try await shortLived.update(["a": 1, "b": 2])
             try await longLived.set("a", to: 1)
-            // 600 ms, so that a loaded machine cannot let it expire between
+            // 3 s, so that a loaded machine cannot let it expire between
             // these two writes.
-            try await store.set("a", to: 1, in: keepsExpiry.id, ttl: .milliseconds(600))
+            try await store.set("a", to: 1, in: keepsExpiry.id, ttl: .seconds(3))
             try await keepsExpiry.set("b", to: 2)  // no ttl: still expires with the first write's
-            try await Task.sleep(for: .milliseconds(900))
+            try await Task.sleep(for: .milliseconds(3_400))
 
             #expect(try await shortLived.getAll() == [:])
             #expect(try await shortLived.get("a") == nil)

@@ -100,8 +100,10 @@ import Testing
         #expect(attempts.numbers == [1, 2, 3])
         let gaps = attempts.gaps
         #expect(gaps.count == 2)
-        #expect(gaps[0] >= 0.1 && gaps[0] < 2, "\(gaps)")
-        #expect(gaps[1] >= 0.2 && gaps[1] < 2.1, "\(gaps)")
+        // At least the backoff; the upper bounds only catch a delay gone
+        // wrong by an order of magnitude, with room for a loaded machine.
+        #expect(gaps[0] >= 0.1 && gaps[0] < 10, "\(gaps)")
+        #expect(gaps[1] >= 0.2 && gaps[1] < 10, "\(gaps)")
 
         let dead = try #require(broker.messages(in: "default.dlq").first)
         let headers = dead.properties.headers

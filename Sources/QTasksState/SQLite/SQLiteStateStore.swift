@@ -3,6 +3,10 @@ import GRDB
 import QTasks
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A State backend in an SQLite file (`sqlite:///path/state.db`), through
 /// GRDB: the embedded default for the worker processes of one host.
 ///
@@ -93,7 +97,7 @@ public final class SQLiteStateStore: StateStore, CustomStringConvertible {
                 continuation.resume(
                     with: Result {
                         do {
-                            return try DatabasePool(path: path, configuration: grdbConfiguration)
+                            return try Self.openPool(path: path, configuration: grdbConfiguration, timeout: configuration.timeout)
                         } catch {
                             throw Self.stateError(error, path: path, doing: "open")
                         }
@@ -124,6 +128,24 @@ public final class SQLiteStateStore: StateStore, CustomStringConvertible {
             throw Self.stateError(error, path: path, doing: "create the State table in")
         }
         return store
+    }
+
+    /// Opens the pool, trying again while another process holds the lock.
+    ///
+    /// Opening switches a new file to WAL mode, and SQLite answers
+    /// `SQLITE_BUSY` at once, without calling the busy handler, when another
+    /// process is doing the same: several workers starting together on a
+    /// fresh file would fail. So the open itself is retried, with a short
+    /// jittered pause, until the busy timeout.
+    private static func openPool(path: String, configuration: Configuration, timeout: Duration) throws -> DatabasePool {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            do {
+                return try DatabasePool(path: path, configuration: configuration)
+            } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY && ContinuousClock.now < deadline {
+                usleep(UInt32.random(in: 5_000...25_000))
+            }
+        }
     }
 
     public func get(_ field: String, in state: StateID) async throws -> JSONValue? {
