@@ -23,7 +23,7 @@ build failed).
 Exported to the tests:
   QTASKS_URL        amqp://guest:guest@127.0.0.1:\$QTASKS_RABBITMQ_PORT/%2F
   QTASKS_REDIS_URL  redis://127.0.0.1:\$QTASKS_REDIS_PORT/0
-  QTASKS_VENV       ${QTASKS_RUN_DIR}/venv (Python with pika, when present)
+  QTASKS_VENV       ${QTASKS_RUN_DIR}/venv (Python with pika, Celery and QTasks, when present)
 
 Environment:
   QTASKS_RABBITMQ_PORT  (default 5672)   QTASKS_REDIS_PORT (default 6379)

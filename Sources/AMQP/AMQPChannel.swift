@@ -114,6 +114,16 @@ public struct AMQPChannel: Sendable {
         }
     }
 
+    /// Deletes an exchange (`exchange.delete`).
+    public func deleteExchange(_ name: String, ifUnused: Bool = false) async throws {
+        try validateShortString(name, "exchange name")
+        try await perform { core, channel in
+            let arena = CArena()
+            _ = amqp_exchange_delete(core.state, channel.number, arena.bytes(name), ifUnused ? 1 : 0)
+            try core.checkReply("exchange.delete '\(name)'", channel: channel)
+        }
+    }
+
     /// Binds a queue to an exchange (`queue.bind`).
     public func bindQueue(_ queue: String, exchange: String, routingKey: String, arguments: AMQPTable = [:])
         async throws

@@ -30,7 +30,7 @@ import Synchronization
 /// never stalls acks (see DESIGN.md). Both open on first use and again after
 /// a loss; a delivery from an earlier consuming channel can no longer be
 /// acknowledged (``BrokerError/Code/staleDelivery``): RabbitMQ redelivers it.
-public final class RabbitMQBroker: DelayedPublishing {
+public final class RabbitMQBroker: DelayedPublishing, PriorityQueueing {
     public let configuration: RabbitMQBrokerConfiguration
     private let logger: Logger
     private let publisher: ConnectionSlot
@@ -79,26 +79,74 @@ public final class RabbitMQBroker: DelayedPublishing {
 
     // MARK: Broker
 
+    /// ``RabbitMQBrokerConfiguration/maxPriority``, else an
+    /// `x-max-priority` in ``RabbitMQBrokerConfiguration/queueArguments``
+    /// (which plain queues do not get).
+    public func maxPriority(forQueue queue: String) -> Int? {
+        if let maxPriority = configuration.maxPriority { return maxPriority }
+        guard !configuration.plainQueues.contains(queue) else { return nil }
+        switch configuration.queueArguments["x-max-priority"] {
+        case .int64(let value)?: return Int(value)
+        case .int32(let value)?: return Int(value)
+        case .int16(let value)?: return Int(value)
+        case .int8(let value)?: return Int(value)
+        case .uint8(let value)?: return Int(value)
+        case .uint16(let value)?: return Int(value)
+        case .uint32(let value)?: return Int(value)
+        default: return nil
+        }
+    }
+
     public func declareTaskQueue(_ name: String) async throws {
         try await mapErrors {
             let connection = try await publisher.connection()
             let deadLetterQueue = QueueNaming.deadLetterQueue(for: name)
-            var arguments = configuration.queueArguments
-            arguments["x-dead-letter-exchange"] = ""
-            arguments["x-dead-letter-routing-key"] = .string(deadLetterQueue)
-            if arguments["x-queue-type"] == nil, configuration.queueType != .classic {
-                arguments["x-queue-type"] = .string(configuration.queueType.name)
-            }
-            if arguments["x-queue-type"] == .string(QueueType.quorum.name), arguments["x-delivery-limit"] == nil,
-                let limit = configuration.deliveryLimit
-            {
-                arguments["x-delivery-limit"] = .int64(Int64(limit))
-            }
+            var arguments = taskQueueArguments(name)
             var deadLetterArguments: AMQPTable = [:]
             if let type = arguments["x-queue-type"] { deadLetterArguments["x-queue-type"] = type }
+            if arguments["x-max-priority"] == nil, let maxPriority = configuration.maxPriority {
+                arguments["x-max-priority"] = .int64(Int64(maxPriority))
+            }
             try await declare(deadLetterQueue, arguments: deadLetterArguments, on: connection)
             try await declare(name, arguments: arguments, on: connection)
+            for binding in configuration.bindings where binding.queue == name {
+                try await bind(binding, on: connection)
+            }
         }
+    }
+
+    /// A task queue's arguments, but `x-max-priority`: the dead-letter
+    /// ones, queue type and delivery limit; for a plain queue only the
+    /// queue type.
+    private func taskQueueArguments(_ name: String) -> AMQPTable {
+        if configuration.plainQueues.contains(name) {
+            var arguments: AMQPTable = [:]
+            if configuration.queueType != .classic {
+                arguments["x-queue-type"] = .string(configuration.queueType.name)
+            }
+            return arguments
+        }
+        var arguments = configuration.queueArguments
+        arguments["x-dead-letter-exchange"] = ""
+        arguments["x-dead-letter-routing-key"] = .string(QueueNaming.deadLetterQueue(for: name))
+        if arguments["x-queue-type"] == nil, configuration.queueType != .classic {
+            arguments["x-queue-type"] = .string(configuration.queueType.name)
+        }
+        if arguments["x-queue-type"] == .string(QueueType.quorum.name), arguments["x-delivery-limit"] == nil,
+            let limit = configuration.deliveryLimit
+        {
+            arguments["x-delivery-limit"] = .int64(Int64(limit))
+        }
+        return arguments
+    }
+
+    /// Declares a binding's exchange (durable) and binds its queue, on a
+    /// short-lived channel: an exchange of another type closes it with 406.
+    private func bind(_ binding: QueueBinding, on connection: AMQPConnection) async throws {
+        let channel = try await connection.openChannel()
+        defer { Task { await channel.close() } }
+        try await channel.declareExchange(binding.exchange, type: binding.exchangeType.name, durable: true)
+        try await channel.bindQueue(binding.queue, exchange: binding.exchange, routingKey: binding.routingKey)
     }
 
     /// Declares on a short-lived channel: a refused declaration closes its
@@ -123,6 +171,12 @@ public final class RabbitMQBroker: DelayedPublishing {
     }
 
     public func consume(queues: [String], prefetch: Int) async throws -> AsyncThrowingStream<Delivery, any Error> {
+        try await consume(queues.map { QueueSubscription(queue: $0, prefetch: prefetch) })
+    }
+
+    /// Consumes every queue on one channel, each consumer with its own
+    /// prefetch (`basic.qos` before each `basic.consume`).
+    public func consume(_ subscriptions: [QueueSubscription]) async throws -> AsyncThrowingStream<Delivery, any Error> {
         // Consuming again (after a lost connection or a cancelled consumer):
         // close what is left of the earlier session, so its unacknowledged
         // deliveries return to their queues and its other consumers stop.
@@ -137,17 +191,23 @@ public final class RabbitMQBroker: DelayedPublishing {
         return try await mapErrors {
             let connection = try await consumer.connection()
             let channel = try await connection.openChannel()
-            // Per consumer (RabbitMQ's reading of global=false), because
-            // quorum queues refuse a channel-wide (global) prefetch.
-            try await channel.setPrefetch(count: min(prefetch, Int(UInt16.max)))
             let generation = consuming.withLock { state in
                 defer { state.nextGeneration += 1 }
                 return state.nextGeneration
             }
             let (stream, continuation) = AsyncThrowingStream<Delivery, any Error>.makeStream()
-            let merger = ConsumerMerger(continuation: continuation, consumers: queues.count)
+            let merger = ConsumerMerger(continuation: continuation, consumers: subscriptions.count)
             var tags: [String] = []
-            for queue in queues {
+            var prefetch: Int?
+            for subscription in subscriptions {
+                let queue = subscription.queue
+                // Per consumer (RabbitMQ's reading of global=false): it
+                // applies to the consumers started after it. Not global,
+                // because quorum queues refuse a channel-wide prefetch.
+                if prefetch != subscription.prefetch {
+                    try await channel.setPrefetch(count: min(subscription.prefetch, Int(UInt16.max)))
+                    prefetch = subscription.prefetch
+                }
                 // Deliveries go from the connection's owner thread straight
                 // into the worker's stream: one hop, no forwarding task.
                 let tag = try await channel.consume(queue: queue, maxBodySize: configuration.maxMessageBytes) { event in

@@ -29,6 +29,29 @@ public struct RabbitMQBrokerConfiguration: Sendable {
     /// headers. This bounds the memory one delivery can take. Default
     /// 16 MiB; nil: no limit.
     public var maxMessageBytes: Int? = 16 * 1_048_576
+    /// Makes every task queue a priority queue: declared with
+    /// `x-max-priority` set to this (1...255; RabbitMQ advises at most 10).
+    /// Default nil: no priorities. A ``TaskClient`` on this broker maps a
+    /// QTasks priority `p` (lower runs first) to the AMQP priority
+    /// `max(0, min(maxPriority, maxPriority - p))` (``PriorityMapping``).
+    /// Producers and workers must agree on it: a queue declared with
+    /// another value is used as it is (see ``RabbitMQBroker``).
+    public var maxPriority: Int?
+    /// Task queues that other producers declare themselves, with no
+    /// arguments: they get no dead-letter arguments and no delivery limit,
+    /// only `x-max-priority` (``maxPriority``) and `x-queue-type` (a
+    /// ``queueType`` other than classic). Declared like that, both orders
+    /// work: the foreign producer's own declaration matches ours. The
+    /// worker still dead-letters failures to `<queue>.dlq` itself; only
+    /// bodies over ``maxMessageBytes`` (dropped unread and rejected) are
+    /// lost there, unless a policy sets a dead-letter exchange. Default:
+    /// Celery's default queue `celery` and Python QTasks' default
+    /// `QueueTasks:task_queue` (docs/interop.md).
+    public var plainQueues: Set<String> = ["celery", "QueueTasks:task_queue"]
+    /// Exchanges and bindings declared together with their queue (a worker
+    /// declares its queues on start and after each reconnect), for routing
+    /// by key through a direct or topic exchange. Default none.
+    public var bindings: [QueueBinding] = []
 
     /// - Parameter url: an AMQP URL, `amqp://user:pass@host:port/vhost`.
     /// - Throws: `AMQPError` `.invalidArgument` for a malformed URL.

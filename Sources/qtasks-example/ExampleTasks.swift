@@ -54,6 +54,10 @@ enum ExampleTasks {
         // ExampleTasks+Reliability.swift.
         try registerReliabilityTasks(on: app)
 
+        // work(ms): where a task ran, for fleets and routing
+        // (ExampleTasks+Fleet.swift).
+        try registerFleetTasks(on: app)
+
         // step1(user?), step2(user?): the seed's State example
         // (ExampleTasks+State.swift).
         try registerStateSteps(on: app, stateStore: stateStore)

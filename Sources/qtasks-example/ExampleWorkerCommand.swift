@@ -11,7 +11,7 @@ import ServiceLifecycle
 struct ExampleWorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qtasks-example",
-        abstract: "Runs a worker with the example tasks: add, echo, sleep, fail, word_count, test_depends, step1, step2.",
+        abstract: "Runs a worker with the example tasks: add, echo, sleep, fail, word_count, work, test_depends, step1, step2.",
         discussion: """
             Consumes the given queues from RabbitMQ, runs each task and publishes its result to the \
             message's reply_to queue. SIGINT or SIGTERM stops consuming, lets running tasks finish (up \
@@ -53,6 +53,9 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
     @OptionGroup(title: "Retries, time limits, queue type")
     var reliability: ReliabilityOptions
 
+    @OptionGroup(title: "Routing, per-queue concurrency, priorities")
+    var routing: RoutingOptions
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -64,6 +67,7 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
         guard shutdownGrace >= 0 else { throw ValidationError("--shutdown-grace must be >= 0") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
         guard maxMessageBytes > 0 else { throw ValidationError("--max-message-bytes must be > 0") }
+        _ = try routing.parsedBindings(queues: queues.isEmpty ? ["default"] : queues)
     }
 
     func run() async throws {
@@ -86,10 +90,12 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
         let app = TaskApp(name: "example")
         try ExampleTasks.register(on: app, stateStore: .stateStore(url: stateURL))
 
+        let consumedQueues = queues.isEmpty ? ["default"] : queues
         let broker: RabbitMQBroker
         do {
             var brokerConfiguration = try RabbitMQBrokerConfiguration(url: brokerURL)
             reliability.apply(to: &brokerConfiguration, maxMessageBytes: maxMessageBytes)
+            try routing.apply(to: &brokerConfiguration, queues: consumedQueues)
             broker = RabbitMQBroker(configuration: brokerConfiguration, logger: Logger(label: "qtasks.rabbitmq"))
             try await broker.connect()
         } catch {
@@ -98,13 +104,14 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
         }
 
         var configuration = WorkerConfiguration()
-        configuration.queues = queues.isEmpty ? ["default"] : queues
+        configuration.queues = consumedQueues
         configuration.concurrency = concurrency
         configuration.prefetch = prefetch
         configuration.shutdownGracePeriod = shutdownGrace
         configuration.maxMessageBytes = maxMessageBytes
         configuration.logger = Logger(label: "qtasks.worker")
         reliability.apply(to: &configuration)
+        try routing.apply(to: &configuration)
         let worker = Worker(broker: broker, app: app, configuration: configuration)
 
         logger.info(

@@ -35,8 +35,11 @@ struct SendCommand: AsyncParsableCommand {
     @Option(help: "The queue to send to.")
     var queue: String = "default"
 
-    @Option(help: "The QTasks priority written in the task body.")
+    @Option(help: "The QTasks priority (lower runs first): written in the task body, and on a priority queue (--max-priority) mapped to the AMQP priority max(0, MAX - PRIORITY).")
     var priority: Int?
+
+    @Option(help: "The queue is a priority queue with this x-max-priority (1...255), as the worker declares it (its --max-priority).")
+    var maxPriority: Int?
 
     @Option(help: "Seconds to wait for the result; 0 sends without waiting.")
     var wait: Double = 30
@@ -44,6 +47,7 @@ struct SendCommand: AsyncParsableCommand {
     func validate() throws {
         guard wait >= 0 else { throw ValidationError("--wait must be >= 0 seconds") }
         guard !queue.isEmpty else { throw ValidationError("--queue must not be empty") }
+        if let maxPriority, !(1...255).contains(maxPriority) { throw ValidationError("--max-priority must be 1...255") }
         _ = try parsedKwargs()
     }
 
@@ -69,7 +73,9 @@ struct SendCommand: AsyncParsableCommand {
         }
         let brokerConnection: RabbitMQBroker
         do {
-            brokerConnection = try RabbitMQBroker(url: broker.resolvedURL)
+            var configuration = try RabbitMQBrokerConfiguration(url: broker.resolvedURL)
+            configuration.maxPriority = maxPriority
+            brokerConnection = RabbitMQBroker(configuration: configuration)
         } catch {
             printError("qtasks: \(error)")
             throw ExitStatus.usage

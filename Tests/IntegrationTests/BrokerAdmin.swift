@@ -42,6 +42,19 @@ final class BrokerAdmin: Sendable {
         try await channel.publish(body, routingKey: queue, mandatory: true, properties: properties)
     }
 
+    /// Publishes `body` to `exchange` with `routingKey` and waits for the
+    /// broker's confirm; not mandatory (an unroutable message is dropped).
+    func publish(_ body: [UInt8], exchange: String, routingKey: String, properties: AMQPProperties) async throws {
+        try await channel.publish(body, exchange: exchange, routingKey: routingKey, properties: properties)
+    }
+
+    /// Deletes an exchange, ignoring errors.
+    func deleteExchange(_ name: String) async {
+        guard let deleting = try? await connection.openChannel() else { return }
+        try? await deleting.deleteExchange(name)
+        await deleting.close()
+    }
+
     /// Takes one message (`basic.get`, auto-ack), or nil when there is none.
     func get(_ queue: String) async throws -> AMQPDelivery? {
         try await channel.get(queue: queue, noAck: true)

@@ -26,6 +26,11 @@ public protocol Broker: Sendable {
     /// valid until acknowledged or rejected (or the connection is lost).
     func consume(queues: [String], prefetch: Int) async throws -> AsyncThrowingStream<Delivery, any Error>
 
+    /// Starts consuming the given queues, each with its own prefetch, into
+    /// one stream; otherwise as ``consume(queues:prefetch:)``. The default
+    /// implementation calls that with the largest prefetch.
+    func consume(_ subscriptions: [QueueSubscription]) async throws -> AsyncThrowingStream<Delivery, any Error>
+
     /// Cancels the consumers started by ``consume(queues:prefetch:)``: no new
     /// deliveries arrive, the stream finishes once what was already received
     /// has been handed out. Deliveries not yet acknowledged stay owned by
@@ -53,6 +58,12 @@ public protocol Broker: Sendable {
 
     /// Closes connections. Unacknowledged deliveries return to their queues.
     func close() async
+}
+
+extension Broker {
+    public func consume(_ subscriptions: [QueueSubscription]) async throws -> AsyncThrowingStream<Delivery, any Error> {
+        try await consume(queues: subscriptions.map(\.queue), prefetch: subscriptions.map(\.prefetch).max() ?? 1)
+    }
 }
 
 /// A private queue on which a ``TaskClient`` receives results.

@@ -32,13 +32,19 @@ public final class TaskClient: Sendable {
     }
 
     private let broker: any Broker
+    private let app: TaskApp?
     private let logger: Logger
     private let state = Mutex(State())
 
-    /// - Parameter logger: for dropped and unreadable results (at `debug`
-    ///   and `warning`).
-    public init(broker: any Broker, logger: Logger = Logger(label: "qtasks.client")) {
+    /// - Parameters:
+    ///   - app: when given, a task sent without a queue goes to the queue
+    ///     it was registered with (``TaskOptions/queue``); the client
+    ///     never runs its handlers.
+    ///   - logger: for dropped and unreadable results (at `debug` and
+    ///     `warning`).
+    public init(broker: any Broker, app: TaskApp? = nil, logger: Logger = Logger(label: "qtasks.client")) {
         self.broker = broker
+        self.app = app
         self.logger = logger
     }
 
@@ -52,17 +58,23 @@ public final class TaskClient: Sendable {
     /// confirmed the message.
     ///
     /// - Parameters:
-    ///   - queue: the task queue. Default `"default"`.
-    ///   - priority: the QTasks priority written in the body (default 0).
+    ///   - queue: the task queue; nil (the default) means the task's
+    ///     registered queue when the client was given the app
+    ///     (``TaskOptions/queue``), else `"default"`.
+    ///   - priority: the QTasks priority (lower runs first; default 0),
+    ///     written in the body; on a priority queue also the AMQP priority
+    ///     property, through ``PriorityMapping`` with the queue's
+    ///     `x-max-priority` (``PriorityQueueing``).
     /// - Throws: ``BrokerError`` when declaring or publishing fails,
     ///   ``TaskClientError`` `.closed` after ``close()``.
     public func send(
         _ taskName: String,
         args: [JSONValue] = [],
         kwargs: [String: JSONValue] = [:],
-        queue: String = "default",
+        queue: String? = nil,
         priority: Int? = nil
     ) async throws -> TaskHandle {
+        let queue = queue ?? app?.queue(for: taskName) ?? "default"
         let replyTo = try await replySession().name
         if !state.withLock({ $0.declaredQueues.contains(queue) }) {
             try await broker.declareTaskQueue(queue)
@@ -74,7 +86,7 @@ public final class TaskClient: Sendable {
             properties: MessageProperties(
                 contentType: "application/json",
                 persistent: true,
-                priority: Self.amqpPriority(for: priority),
+                priority: amqpPriority(for: priority, queue: queue),
                 correlationID: task.uuid,
                 replyTo: replyTo,
                 messageID: task.uuid,
@@ -106,7 +118,7 @@ public final class TaskClient: Sendable {
         _ taskName: String,
         _ first: First,
         _ rest: repeat each Rest,
-        queue: String = "default",
+        queue: String? = nil,
         priority: Int? = nil
     ) async throws -> TaskHandle {
         var args = [try JSONValue(encoding: first)]
@@ -140,11 +152,14 @@ public final class TaskClient: Sendable {
         state.withLock { _ = $0.slots.removeValue(forKey: uuid) }
     }
 
-    /// The AMQP priority property for a QTasks priority. None yet: QTasks'
-    /// "lower runs first" needs a mapping onto AMQP's "higher first" and
-    /// priority queues (`x-max-priority`); it belongs here.
-    private static func amqpPriority(for priority: Int?) -> UInt8? {
-        nil
+    /// The AMQP priority property for a QTasks priority: set only for a
+    /// priority queue (``PriorityMapping``), and then always, the default
+    /// priority 0 included (a message without it would rank lowest).
+    private func amqpPriority(for priority: Int?, queue: String) -> UInt8? {
+        guard let broker = broker as? any PriorityQueueing, let maxPriority = broker.maxPriority(forQueue: queue) else {
+            return nil
+        }
+        return PriorityMapping(maxPriority: maxPriority).amqpPriority(for: priority ?? 0)
     }
 
     private func replySession() async throws -> ReplySession {

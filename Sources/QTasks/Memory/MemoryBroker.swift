@@ -21,6 +21,9 @@ public final class MemoryBroker: DelayedPublishing {
         var queues: [String]
         var prefetch: Int
         var unacked = 0
+        /// Per-queue prefetch (``consume(_:)``), and what each holds.
+        var queueLimits: [String: Int] = [:]
+        var unackedIn: [String: Int] = [:]
         var active = true
         /// Where the next round-robin pass over `queues` starts.
         var cursor = 0
@@ -69,6 +72,23 @@ public final class MemoryBroker: DelayedPublishing {
     /// - Throws: ``BrokerError`` `.refused` for a queue not declared,
     ///   `.closed` after ``close()``.
     public func consume(queues: [String], prefetch: Int) async throws -> AsyncThrowingStream<Delivery, any Error> {
+        try await consume(queues: queues, prefetch: prefetch, queueLimits: [:])
+    }
+
+    /// Each queue with its own prefetch, as RabbitMQ's per-consumer
+    /// prefetch does.
+    ///
+    /// - Throws: as ``consume(queues:prefetch:)``.
+    public func consume(_ subscriptions: [QueueSubscription]) async throws -> AsyncThrowingStream<Delivery, any Error> {
+        var limits: [String: Int] = [:]
+        for subscription in subscriptions { limits[subscription.queue] = subscription.prefetch }
+        return try await consume(
+            queues: subscriptions.map(\.queue), prefetch: subscriptions.map(\.prefetch).reduce(0, +), queueLimits: limits)
+    }
+
+    private func consume(queues: [String], prefetch: Int, queueLimits: [String: Int]) async throws
+        -> AsyncThrowingStream<Delivery, any Error>
+    {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: Delivery.self, throwing: (any Error).self)
         let id = try state.withLock { state -> UInt64 in
             guard !state.closed else { throw Self.closedError }
@@ -76,7 +96,8 @@ public final class MemoryBroker: DelayedPublishing {
                 throw BrokerError(.refused, "no queue '\(missing)'", replyCode: 404, replyText: "NOT_FOUND - no queue '\(missing)'")
             }
             state.nextConsumer += 1
-            state.consumers[state.nextConsumer] = Consumer(queues: queues, prefetch: max(1, prefetch), continuation: continuation)
+            state.consumers[state.nextConsumer] = Consumer(
+                queues: queues, prefetch: max(1, prefetch), queueLimits: queueLimits, continuation: continuation)
             Self.dispatch(&state)
             return state.nextConsumer
         }
@@ -298,6 +319,7 @@ public final class MemoryBroker: DelayedPublishing {
             throw BrokerError(.staleDelivery, "delivery \(delivery.token.tag) is not outstanding")
         }
         state.consumers[entry.consumer]?.unacked -= 1
+        state.consumers[entry.consumer]?.unackedIn[entry.queue, default: 1] -= 1
         return entry
     }
 
@@ -313,6 +335,10 @@ public final class MemoryBroker: DelayedPublishing {
             while consumer.unacked < consumer.prefetch && idlePasses < consumer.queues.count {
                 let queue = consumer.queues[consumer.cursor % consumer.queues.count]
                 consumer.cursor = (consumer.cursor + 1) % consumer.queues.count
+                if let limit = consumer.queueLimits[queue], consumer.unackedIn[queue, default: 0] >= limit {
+                    idlePasses += 1
+                    continue
+                }
                 guard let entry = state.queues[queue]?.popFirst() else {
                     idlePasses += 1
                     continue
@@ -322,6 +348,7 @@ public final class MemoryBroker: DelayedPublishing {
                 let token = DeliveryToken(generation: id, tag: state.nextTag)
                 state.unacked[token] = Unacked(message: entry.message, queue: queue, consumer: id)
                 consumer.unacked += 1
+                consumer.unackedIn[queue, default: 0] += 1
                 consumer.continuation.yield(Delivery(message: entry.message, queue: queue, redelivered: entry.redelivered, token: token))
             }
             state.consumers[id] = consumer

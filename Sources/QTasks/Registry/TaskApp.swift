@@ -34,6 +34,20 @@ public final class TaskApp: Sendable {
         tasks.withLock { $0.keys.sorted() }
     }
 
+    /// The default queue a task was registered with (``TaskOptions/queue``),
+    /// nil when it has none or is not registered.
+    public func queue(for taskName: String) -> String? {
+        tasks.withLock { $0[taskName]?.options.queue }
+    }
+
+    /// The queues the registered tasks name as their default, sorted,
+    /// plus `"default"` when some task names none: what a worker running
+    /// every task of this app consumes.
+    public var defaultQueues: [String] {
+        let queues = tasks.withLock { tasks in Set(tasks.values.map { $0.options.queue ?? "default" }) }
+        return queues.sorted()
+    }
+
     /// Registers a handler with typed parameters.
     ///
     /// - Parameters:

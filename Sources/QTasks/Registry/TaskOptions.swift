@@ -11,9 +11,17 @@ public struct TaskOptions: Sendable {
     /// ``WorkerConfiguration/taskTimeLimit``, 0 (or less) means no limit
     /// even when the worker has one.
     public var timeLimit: Double?
+    /// The task's default queue: where a ``TaskClient`` that knows the app
+    /// sends it when the caller names no queue. nil: `"default"`. A
+    /// producer may always send the task to another queue; a worker runs
+    /// whatever arrives on the queues it consumes (list them in
+    /// ``WorkerConfiguration/queues``; ``TaskApp/defaultQueues`` has them
+    /// all).
+    public var queue: String?
 
-    public init(retry: RetryPolicy? = nil, timeLimit: Double? = nil) {
+    public init(retry: RetryPolicy? = nil, timeLimit: Double? = nil, queue: String? = nil) {
         self.retry = retry
         self.timeLimit = timeLimit
+        self.queue = queue
     }
 }

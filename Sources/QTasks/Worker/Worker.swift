@@ -87,7 +87,7 @@ public final class Worker: Service, Sendable {
     }
 
     private enum ChildEvent: Sendable {
-        case taskFinished
+        case taskFinished(queue: String)
         case deadline
         case watcherStopped
     }
@@ -113,7 +113,7 @@ public final class Worker: Service, Sendable {
                 for queue in configuration.queues {
                     try await broker.declareTaskQueue(queue)
                 }
-                deliveries = try await broker.consume(queues: configuration.queues, prefetch: configuration.effectivePrefetch)
+                deliveries = try await broker.consume(configuration.subscriptions)
             } catch {
                 // The first time, fail fast: a wrong URL or a refused queue
                 // is a configuration error, not a fault to sit out.
@@ -216,6 +216,9 @@ public final class Worker: Service, Sendable {
             // what bounds concurrency, and what keeps the group from piling
             // up finished children.
             var running = 0
+            // Per queue, for the queues with a concurrency of their own.
+            let queueLimits = configuration.queueConcurrency
+            var runningIn: [String: Int] = [:]
             // Received after shutdown began: requeued once the stream ends,
             // so the broker cannot hand them straight back to us.
             var held: [Delivery] = []
@@ -223,8 +226,9 @@ public final class Worker: Service, Sendable {
 
             func collect(_ event: ChildEvent?) -> Bool {
                 switch event {
-                case .taskFinished?:
+                case .taskFinished(let queue)?:
                     running -= 1
+                    if queueLimits[queue] != nil { runningIn[queue, default: 1] -= 1 }
                     return false
                 case .deadline?:
                     return true
@@ -235,7 +239,11 @@ public final class Worker: Service, Sendable {
 
             do {
                 for try await delivery in deliveries {
-                    while running >= concurrency {
+                    // A queue's own limit rarely waits here: its prefetch is
+                    // that limit, so the broker holds its next delivery back.
+                    let queue = delivery.queue
+                    let queueLimit = queueLimits[queue].map { max(1, $0) }
+                    while running >= concurrency || queueLimit.map({ runningIn[queue, default: 0] >= $0 }) == true {
                         if collect(await group.next()) { self.cancelStragglers(&group, running: running) }
                     }
                     if shutdown.isFired {
@@ -243,9 +251,10 @@ public final class Worker: Service, Sendable {
                         continue
                     }
                     running += 1
+                    if queueLimit != nil { runningIn[queue, default: 0] += 1 }
                     group.addTask {
                         await self.process(delivery, executor)
-                        return .taskFinished
+                        return .taskFinished(queue: queue)
                     }
                 }
             } catch {

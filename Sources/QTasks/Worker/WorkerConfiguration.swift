@@ -14,6 +14,14 @@ public struct WorkerConfiguration: Sendable {
     /// buffered that a free slot never waits for the network, few enough
     /// that other workers get a fair share.
     public var prefetch: Int?
+    /// Queues with a concurrency of their own: at most that many tasks from
+    /// the queue run at once, and the broker hands out at most that many of
+    /// its deliveries (its prefetch), so a busy queue neither starves the
+    /// others nor hoards messages other workers could run. Queues not
+    /// listed have `prefetch` and share `concurrency`, which still bounds
+    /// the total: make it at least the sum for fully separate pools.
+    /// Default none.
+    public var queueConcurrency: [String: Int] = [:]
     /// Bodies larger than this are rejected as bad input without being
     /// parsed, in bytes. Default 1 MiB (1_048_576).
     public var maxMessageBytes: Int
@@ -80,5 +88,11 @@ public struct WorkerConfiguration: Sendable {
     /// `concurrency`, at least 1.
     public var effectiveConcurrency: Int {
         max(1, concurrency)
+    }
+
+    /// What the worker consumes: each queue with ``queueConcurrency`` as
+    /// its prefetch when it has one, else ``effectivePrefetch``.
+    public var subscriptions: [QueueSubscription] {
+        queues.map { QueueSubscription(queue: $0, prefetch: queueConcurrency[$0].map { max(1, $0) } ?? effectivePrefetch) }
     }
 }

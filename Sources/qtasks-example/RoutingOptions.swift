@@ -1,0 +1,72 @@
+import ArgumentParser
+import QTasks
+import QTasksRabbitMQ
+
+/// The example worker's options for routing, per-queue concurrency and
+/// priorities (docs/interop.md).
+struct RoutingOptions: ParsableArguments {
+    @Option(
+        name: .customLong("bind"),
+        help: ArgumentHelp(
+            "Declare an exchange and bind a queue to it: [QUEUE=]EXCHANGE:TYPE:ROUTING_KEY, TYPE direct, topic or fanout (QUEUE defaults to the only --queue); repeat for several.",
+            valueName: "binding"))
+    var bindings: [String] = []
+
+    @Option(
+        name: .customLong("queue-concurrency"),
+        help: ArgumentHelp(
+            "A queue's own concurrency (also its prefetch): QUEUE=N; repeat for several. --concurrency still bounds the total.",
+            valueName: "queue=n"))
+    var queueConcurrency: [String] = []
+
+    @Option(help: "Make the task queues priority queues with this x-max-priority (1...255); producers must declare them alike.")
+    var maxPriority: Int?
+
+    @Option(
+        name: .customLong("plain-queue"),
+        help: ArgumentHelp(
+            "A queue other producers declare without arguments (besides celery and QueueTasks:task_queue): declared without dead-letter arguments; repeat for several.",
+            valueName: "queue"))
+    var plainQueues: [String] = []
+
+    func validate() throws {
+        if let maxPriority, !(1...255).contains(maxPriority) {
+            throw ValidationError("--max-priority must be 1...255")
+        }
+        _ = try parsedQueueConcurrency()
+    }
+
+    /// The bindings, with `queues` (the worker's) for the default queue.
+    func parsedBindings(queues: [String]) throws -> [QueueBinding] {
+        try bindings.map { text in
+            do {
+                return try QueueBinding(parsing: text, defaultQueue: queues.count == 1 ? queues[0] : nil)
+            } catch let error as QueueBindingError {
+                throw ValidationError("--bind: \(error.message)")
+            }
+        }
+    }
+
+    func parsedQueueConcurrency() throws -> [String: Int] {
+        var limits: [String: Int] = [:]
+        for text in queueConcurrency {
+            guard let equals = text.lastIndex(of: "="), let limit = Int(text[text.index(after: equals)...]), limit >= 1,
+                equals != text.startIndex
+            else {
+                throw ValidationError("--queue-concurrency must be QUEUE=N with N >= 1, not '\(text)'")
+            }
+            limits[String(text[..<equals])] = limit
+        }
+        return limits
+    }
+
+    func apply(to configuration: inout RabbitMQBrokerConfiguration, queues: [String]) throws {
+        configuration.maxPriority = maxPriority
+        configuration.plainQueues.formUnion(plainQueues)
+        configuration.bindings = try parsedBindings(queues: queues)
+    }
+
+    func apply(to configuration: inout WorkerConfiguration) throws {
+        configuration.queueConcurrency = try parsedQueueConcurrency()
+    }
+}
