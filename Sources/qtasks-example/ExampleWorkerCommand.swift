@@ -64,7 +64,9 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
         if let prefetch, prefetch < 1 || prefetch > 65535 {
             throw ValidationError("--prefetch must be 1...65535")
         }
-        guard shutdownGrace >= 0 else { throw ValidationError("--shutdown-grace must be >= 0") }
+        guard (0...86_400).contains(shutdownGrace) else {
+            throw ValidationError("--shutdown-grace must be seconds from 0 to 86400")
+        }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
         guard maxMessageBytes > 0 else { throw ValidationError("--max-message-bytes must be > 0") }
         _ = try routing.parsedBindings(queues: queues.isEmpty ? ["default"] : queues)

@@ -29,9 +29,16 @@ struct ReliabilityOptions: ParsableArguments {
         guard QueueType(name: queueType) != nil else { throw ValidationError("--queue-type must be classic or quorum") }
         guard deliveryLimit >= 0 else { throw ValidationError("--delivery-limit must be >= 0") }
         guard maxAttempts >= 1 else { throw ValidationError("--max-attempts must be at least 1") }
-        guard retryDelay >= 0, retryMaxDelay >= 0 else { throw ValidationError("retry delays must be >= 0") }
+        // `contains` is false for NaN and infinity: a delay the broker cannot
+        // hold is refused here, not discovered on the first retry.
+        let seconds = 0...2_592_000.0
+        guard seconds.contains(retryDelay), seconds.contains(retryMaxDelay) else {
+            throw ValidationError("--retry-delay and --retry-max-delay must be seconds from 0 to 2592000 (30 days)")
+        }
         guard (0...1).contains(retryJitter) else { throw ValidationError("--retry-jitter must be 0...1") }
-        if let taskTimeLimit, taskTimeLimit <= 0 { throw ValidationError("--task-time-limit must be > 0") }
+        if let taskTimeLimit, !(taskTimeLimit > 0 && taskTimeLimit <= 2_592_000) {
+            throw ValidationError("--task-time-limit must be seconds, more than 0 and at most 2592000 (30 days)")
+        }
     }
 
     func apply(to configuration: inout RabbitMQBrokerConfiguration, maxMessageBytes: Int) {

@@ -80,12 +80,14 @@ struct DLQCommand: AsyncParsableCommand {
                 print("\(queue): \(count) message\(count == 1 ? "" : "s")")
                 // Bodies over 1 MiB are not loaded for a listing.
                 for letter in try await admin.browse(queue, limit: limit, maxBodySize: 1_048_576) {
+                    // One line per message whatever the producer put in its
+                    // fields: control characters are escaped.
                     print(
                         [
                             String(letter.position), letter.uuid ?? "-", letter.taskName ?? "-",
                             letter.failedAt.map(DLQCommand.time) ?? "-", letter.attempts.map(String.init) ?? "-",
                             letter.reason,
-                        ].joined(separator: "\t"))
+                        ].map(LogText.sanitized).joined(separator: "\t"))
                 }
                 fflush(nil)
             }
@@ -104,6 +106,9 @@ struct DLQCommand: AsyncParsableCommand {
         @Option(help: "Pick the message by task uuid instead (searches the first 10000).")
         var uuid: String?
 
+        @Flag(help: "Print the whole body, however large (default: the first 64 KiB).")
+        var full = false
+
         func validate() throws {
             guard position >= 1 else { throw ValidationError("--position must be >= 1") }
         }
@@ -119,7 +124,7 @@ struct DLQCommand: AsyncParsableCommand {
                 printError("qtasks: no such message in \(queue)")
                 throw ExitCode(2)
             }
-            print(DLQCommand.describe(letter))
+            print(DLQCommand.describe(letter, bodyLimit: full ? nil : 65_536))
             fflush(nil)
         }
     }
@@ -160,9 +165,11 @@ struct DLQCommand: AsyncParsableCommand {
             let queue = target.deadLetterQueue
             if !yes {
                 FileHandle.standardError.write(Data("Delete every message in \(queue)? Type 'yes' to confirm: ".utf8))
+                // Declined: status 1, so a script sees nothing was purged
+                // (64 would call it a usage error, which it is not).
                 guard readLine()?.trimmingCharacters(in: .whitespaces).lowercased() == "yes" else {
-                    printError("qtasks: not purged")
-                    throw ExitStatus.usage
+                    printError("qtasks: not purged (answer 'yes', or pass --yes)")
+                    throw ExitCode(1)
                 }
             }
             try await target.run { admin in
@@ -179,12 +186,12 @@ struct DLQCommand: AsyncParsableCommand {
         return formatter.string(from: Date(timeIntervalSince1970: seconds))
     }
 
-    static func describe(_ letter: DeadLetter) -> String {
+    static func describe(_ letter: DeadLetter, bodyLimit: Int? = nil) -> String {
         let p = letter.message.properties
         var lines: [String] = []
-        lines.append("uuid: \(letter.uuid ?? "-")")
-        lines.append("task: \(letter.taskName ?? "-")")
-        lines.append("reason: \(letter.reason)")
+        lines.append("uuid: \(LogText.sanitized(letter.uuid ?? "-"))")
+        lines.append("task: \(LogText.sanitized(letter.taskName ?? "-"))")
+        lines.append("reason: \(LogText.sanitized(letter.reason))")
         lines.append("origin queue: \(letter.originQueue ?? "-")")
         lines.append("attempts: \(letter.attempts.map(String.init) ?? "-")")
         lines.append("first failed at: \(letter.firstFailedAt.map(time) ?? "-")")
@@ -198,11 +205,14 @@ struct DLQCommand: AsyncParsableCommand {
         for (name, value) in fields { if let value { lines.append("  \(name): \(value)") } }
         lines.append("headers:")
         for (key, value) in p.headers.sorted(by: { $0.key < $1.key }) { lines.append("  \(key): \(text(value))") }
-        lines.append("body (\(letter.message.body.count) bytes):")
-        if let body = String(validating: letter.message.body, as: UTF8.self) {
-            lines.append(body)
+        let body = letter.message.body
+        lines.append("body (\(body.count) bytes):")
+        let shown = bodyLimit.map { Array(body.prefix($0)) } ?? body
+        if let text = String(validating: shown, as: UTF8.self) ?? (shown.count < body.count ? String(decoding: shown, as: UTF8.self) : nil) {
+            lines.append(text)
+            if shown.count < body.count { lines.append("… \(body.count - shown.count) more bytes (--full prints them)") }
         } else {
-            lines.append("<not UTF-8> " + letter.message.body.prefix(256).map { String(format: "%02x", $0) }.joined())
+            lines.append("<not UTF-8> " + body.prefix(256).map { String(format: "%02x", $0) }.joined())
         }
         return lines.joined(separator: "\n")
     }

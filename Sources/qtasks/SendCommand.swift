@@ -44,9 +44,21 @@ struct SendCommand: AsyncParsableCommand {
     @Option(help: "Seconds to wait for the result; 0 sends without waiting.")
     var wait: Double = 30
 
+    static let longestWait = 604_800.0
+    static let longestQueueName = 255 - ".retry.2592000000".utf8.count
+
     func validate() throws {
-        guard wait >= 0 else { throw ValidationError("--wait must be >= 0 seconds") }
+        // (0...limit).contains is false for NaN and infinity too.
+        guard (0...Self.longestWait).contains(wait) else {
+            throw ValidationError("--wait must be a number of seconds from 0 to \(Int(Self.longestWait)) (a week)")
+        }
+        guard !task.isEmpty else { throw ValidationError("the task name must not be empty") }
         guard !queue.isEmpty else { throw ValidationError("--queue must not be empty") }
+        // The worker declares `<queue>.dlq` and `<queue>.retry.<ms>` next to
+        // it; AMQP names are at most 255 bytes.
+        guard queue.utf8.count <= Self.longestQueueName else {
+            throw ValidationError("--queue is \(queue.utf8.count) bytes; at most \(Self.longestQueueName), so that its dead-letter and retry queues fit AMQP's 255")
+        }
         if let maxPriority, !(1...255).contains(maxPriority) { throw ValidationError("--max-priority must be 1...255") }
         _ = try parsedKwargs()
     }

@@ -26,6 +26,7 @@ struct StateSetCommand: AsyncParsableCommand {
     var ttl: Double?
 
     func validate() throws {
+        // False for NaN and infinity as well.
         if let ttl, !(ttl > 0 && ttl < 1e9) {
             throw ValidationError("--ttl must be a positive number of seconds")
         }

@@ -222,6 +222,27 @@ struct AMQPConnectionTests {
         }
     }
 
+    /// RabbitMQ closes the whole connection (541 INTERNAL_ERROR) on an
+    /// infinite float in a table; refused before sending instead.
+    @Test("Non-finite numbers in headers are refused, the connection stays usable", arguments: [
+        AMQPFieldValue.double(.infinity), .double(.nan), .float(-.infinity),
+        .array([.int32(1), .double(.infinity)]), .table(["inner": .double(.nan)]),
+    ])
+    func nonFiniteHeaderValuesAreRefused(_ value: AMQPFieldValue) async throws {
+        try await withChannel { connection, channel in
+            let queue = TestBroker.uniqueQueue()
+            try await channel.declareQueue(queue, durable: false, autoDelete: true)
+            try await channel.enableConfirms()
+            await #expect {
+                try await channel.publish([1], routingKey: queue, properties: AMQPProperties(headers: ["x-delay": value]))
+            } throws: { ($0 as? AMQPError)?.code == .invalidArgument }
+            try await channel.publish([2], routingKey: queue, properties: AMQPProperties(headers: ["x-delay": .double(1.5)]))
+            #expect(connection.isOpen)
+            let info = try await channel.declareQueue(queue, passive: true)
+            #expect(info.messageCount == 1)
+        }
+    }
+
     @Test func heartbeatsKeepAnIdleConnectionAlive() async throws {
         var configuration = TestBroker.configuration
         configuration.heartbeat = 1

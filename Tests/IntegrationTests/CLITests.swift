@@ -107,6 +107,42 @@ struct CLITests {
         }
     }
 
+    /// Values that used to crash the CLI after it had sent the task (an
+    /// infinite --wait) or to be sent as they were (an empty task name):
+    /// refused before anything is sent, as usage errors.
+    @Test("Bad values are usage errors and send nothing", arguments: [
+        (["send", "add", "1", "--wait", "inf"], "--wait"),
+        (["send", "add", "1", "--wait", "nan"], "--wait"),
+        (["send", "add", "1", "--wait", "1e300"], "--wait"),
+        (["send", ""], "task name"),
+    ])
+    func badValuesAreUsageErrors(arguments: [String], mentions: String) async throws {
+        try await TestScope.run("cli-values") { scope in
+            let run = try await scope.runCLI(arguments + ["--queue", scope.queue])
+            #expect(run.termination == .exited(64), "\(run)")
+            #expect(run.stderr.contains(mentions), "\(run)")
+            #expect(!run.stderr.contains("Fatal error"), "\(run)")
+            #expect(try await scope.admin.queueInfo(scope.queue) == nil, "nothing declared, nothing sent")
+        }
+    }
+
+    @Test func aQueueNameTooLongForItsRetryQueuesIsAUsageError() async throws {
+        let run = try await ChildProcess.run(
+            IntegrationEnvironment.cliExecutable, ["send", "add", "1", "--queue", String(repeating: "q", count: 300)],
+            timeout: 30)
+        #expect(run.termination == .exited(64), "\(run)")
+        #expect(run.stderr.contains("--queue is 300 bytes"), "\(run)")
+    }
+
+    @Test("The example worker refuses delays and limits it cannot use", arguments: [
+        ["--retry-delay", "inf"], ["--retry-max-delay", "nan"], ["--task-time-limit", "inf"], ["--shutdown-grace", "inf"],
+    ])
+    func workerRefusesNonFiniteSeconds(arguments: [String]) async throws {
+        let run = try await ChildProcess.run(IntegrationEnvironment.workerExecutable, arguments, timeout: 30)
+        #expect(run.termination == .exited(64), "\(run)")
+        #expect(!run.stderr.contains("Fatal error"), "\(run)")
+    }
+
     // MARK: URLs
 
     /// `IntegrationEnvironment.url` with other credentials.

@@ -417,7 +417,9 @@ struct WorkerFaultTests {
             #expect(replayed.properties.headers?["x-qtasks-error-type"] == nil)
 
             let refused = try await scope.runCLI(["dlq", "purge", scope.queue])
-            #expect(refused.termination != .exited(0), "asks first; stdin is empty")
+            #expect(refused.termination == .exited(1), "asks first; stdin is empty, so it declines")
+            #expect(refused.stderr.contains("not purged"), "\(refused)")
+            #expect(try await scope.admin.queueInfo(scope.deadLetterQueue)?.messageCount == 1)
             let purge = try await scope.runCLI(["dlq", "purge", scope.queue, "--yes"])
             #expect(purge.stdout.contains("purged 1 message"), "\(purge)")
             #expect(try await scope.admin.queueInfo(scope.deadLetterQueue)?.messageCount == 0)

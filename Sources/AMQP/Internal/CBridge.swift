@@ -300,7 +300,25 @@ func validateTable(_ table: AMQPTable?, _ what: String) throws {
     guard let table else { return }
     for (key, value) in table {
         try validateShortString(key, "\(what) key '\(key.prefix(32))…'")
-        if case .table(let nested) = value { try validateTable(nested, what) }
+        try validateFieldValue(value, "\(what) '\(key.prefix(32))'")
+    }
+}
+
+/// RabbitMQ cannot decode an infinite or NaN float: it closes the whole
+/// connection (`541 INTERNAL_ERROR`). Refused here instead, with a clear
+/// error, before anything is sent.
+private func validateFieldValue(_ value: AMQPFieldValue, _ what: String) throws {
+    switch value {
+    case .double(let number) where !number.isFinite:
+        throw AMQPError(.invalidArgument, "\(what) is \(number); AMQP tables carry finite numbers only")
+    case .float(let number) where !number.isFinite:
+        throw AMQPError(.invalidArgument, "\(what) is \(number); AMQP tables carry finite numbers only")
+    case .table(let nested):
+        try validateTable(nested, what)
+    case .array(let elements):
+        for element in elements { try validateFieldValue(element, what) }
+    default:
+        break
     }
 }
 

@@ -576,7 +576,7 @@ final class ConnectionCore {
         expectContent(
             on: number, .get(deliveryTag: deliveryTag, redelivered: redelivered, exchange: exchange, routingKey: routingKey),
             limit: limit)
-        let deadline = ContinuousClock.now + .seconds(timeout)
+        let deadline = ContinuousClock.now + .seconds(timeout.isNaN ? 0 : min(max(timeout, 0), 86_400))
         var frame = amqp_frame_t()
         while isOpen, completedGets[number] == nil {
             let remaining = deadline - ContinuousClock.now
@@ -611,8 +611,11 @@ func libraryErrorText(_ status: Int32) -> String {
 }
 
 extension timeval {
+    /// A timeout from configuration: NaN or negative is 0, anything over a
+    /// day is a day (`Int(_:)` traps on infinity).
     init(seconds: Double) {
-        let whole = max(0, seconds.rounded(.down))
-        self.init(tv_sec: Int(whole), tv_usec: Int((max(0, seconds) - whole) * 1_000_000))
+        let seconds = seconds.isNaN ? 0 : min(max(seconds, 0), 86_400)
+        let whole = seconds.rounded(.down)
+        self.init(tv_sec: Int(whole), tv_usec: Int((seconds - whole) * 1_000_000))
     }
 }

@@ -167,7 +167,7 @@ public struct TaskExecutor: Sendable {
             group.addTask { try await call.run(context) }
             group.addTask {
                 // Duration cannot hold huge values; a billion seconds is "never".
-                try await Task.sleep(for: .seconds(min(limit, 1e9)))
+                try await Task.sleep(for: Seconds.duration(limit))
                 throw TaskTimeLimitError(taskName: context.taskName, limit: limit)
             }
             defer { group.cancelAll() }

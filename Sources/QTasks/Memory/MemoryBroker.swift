@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 
 /// An in-process ``Broker`` for tests: FIFO queues, consumers with prefetch,
@@ -48,6 +49,15 @@ public final class MemoryBroker: DelayedPublishing {
         var closed = false
         var published = 0
         var delayed = 0
+        var delayedMessages: [UUID: DelayedMessage] = [:]
+    }
+
+    /// A message waiting for its delay to pass (see ``delayedMessages``).
+    public struct DelayedMessage: Sendable {
+        public let message: Message
+        public let queue: String
+        /// Seconds, as the publisher asked.
+        public let delay: Double
     }
 
     private let state = Mutex(State())
@@ -157,10 +167,13 @@ public final class MemoryBroker: DelayedPublishing {
             }
             state.delayed += 1
         }
+        let id = UUID()
+        state.withLock { $0.delayedMessages[id] = DelayedMessage(message: message, queue: queue, delay: delay) }
         Task { [weak self] in
-            try? await Task.sleep(for: .seconds(min(max(delay, 0), 1e9)))
+            try? await Task.sleep(for: Seconds.duration(delay))
             self?.state.withLock { state in
                 state.delayed -= 1
+                state.delayedMessages[id] = nil
                 guard !state.closed, state.queues[queue] != nil else { return }
                 state.published += 1
                 state.queues[queue]!.append(MemoryQueue.Entry(message: message, redelivered: false))
@@ -279,6 +292,11 @@ public final class MemoryBroker: DelayedPublishing {
     /// Delayed publishes still waiting for their time.
     public var delayedCount: Int {
         state.withLock { $0.delayed }
+    }
+
+    /// The delayed publishes still waiting, in no particular order.
+    public var delayedMessages: [DelayedMessage] {
+        state.withLock { Array($0.delayedMessages.values) }
     }
 
     /// How many messages publishing accepted, reply queues included.

@@ -30,11 +30,16 @@ public struct Backoff: Sendable, Hashable {
 
     /// The nominal delay before retry `n` (1 for the first), capped, before
     /// jitter, in seconds.
+    ///
+    /// Always finite, 0...1e9: an infinite or NaN parameter (a bad
+    /// configuration value) cannot make a delay the broker or `Duration`
+    /// would refuse.
     public func nominalDelay(forRetry n: Int) -> Double {
-        let initial = max(0, self.initial)
-        let cap = max(initial, maximum)
+        let initial = Seconds.clamped(self.initial)
+        let cap = max(initial, Seconds.clamped(maximum))
         let exponent = Double(max(0, n - 1))
-        let raw = initial * pow(max(1, multiplier), exponent)
+        let factor = multiplier.isNaN ? 1 : max(1, multiplier)
+        let raw = initial * pow(factor, exponent)
         return raw.isFinite ? min(raw, cap) : cap
     }
 
@@ -42,7 +47,8 @@ public struct Backoff: Sendable, Hashable {
     ///
     /// - Parameter random: a value in 0..<1 (tests pass a fixed one).
     public func delay(forRetry n: Int, random: Double = Double.random(in: 0..<1)) -> Double {
-        let jitter = min(max(self.jitter, 0), 1)
-        return nominalDelay(forRetry: n) * (1 - jitter * min(max(random, 0), 1))
+        let jitter = self.jitter.isNaN ? 0 : min(max(self.jitter, 0), 1)
+        let random = random.isNaN ? 0 : min(max(random, 0), 1)
+        return nominalDelay(forRetry: n) * (1 - jitter * random)
     }
 }

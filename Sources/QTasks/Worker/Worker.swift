@@ -189,7 +189,7 @@ public final class Worker: Service, Sendable {
         return await withTaskGroup(of: Bool.self) { group in
             group.addTask {
                 do {
-                    try await Task.sleep(for: .seconds(min(max(seconds, 0), 1e9)))
+                    try await Task.sleep(for: Seconds.duration(seconds))
                     return true
                 } catch {
                     return false
@@ -292,7 +292,7 @@ public final class Worker: Service, Sendable {
         guard await shutdown.wait() else { return .watcherStopped }
         // Large values (or infinity) mean "wait for ever"; Duration cannot
         // hold them.
-        let grace = min(max(configuration.shutdownGracePeriod, 0), 1e9)
+        let grace = Seconds.clamped(configuration.shutdownGracePeriod)
         let deadline = ContinuousClock.now + .seconds(grace)
         configuration.logger.info("graceful shutdown: stop consuming", metadata: ["grace_period_s": .stringConvertible(grace)])
         await broker.stopConsuming()
@@ -313,8 +313,10 @@ public final class Worker: Service, Sendable {
             let elapsed = ContinuousClock.now - start
             let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
             return [
-                "uuid": .string(result.uuid),
-                "task": .string(result.taskName),
+                // The producer's words: escaped so that they cannot forge
+                // or garble log lines.
+                "uuid": .string(LogText.sanitized(result.uuid)),
+                "task": .string(LogText.sanitized(result.taskName)),
                 "queue": .string(delivery.queue),
                 "attempt": .stringConvertible(result.retry + 1),
                 "duration_ms": .stringConvertible((milliseconds * 1000).rounded() / 1000),
@@ -339,11 +341,11 @@ public final class Worker: Service, Sendable {
             fields["reason"] = .string(result.traceback ?? "")
             logger.notice("task cancelled itself", metadata: fields)
         case .retry(_, let failure, let delay):
-            guard let applied = await publishRetry(delivery, failure: failure, attempt: result.retry + 1, delay: delay, metadata: metadata("retry")),
+            guard let applied = await publishRetry(delivery, failure: failure, uuid: result.uuid, attempt: result.retry + 1, delay: delay, metadata: metadata("retry")),
                   await settle(delivery, metadata: metadata("retry"), { try await $0.acknowledge(delivery) })
             else { return }
             var fields = metadata("retry")
-            fields["error"] = .string(failure.traceback)
+            fields["error"] = .string(LogText.sanitized(failure.traceback))
             fields["delay_s"] = .stringConvertible((applied * 1000).rounded() / 1000)
             logger.warning("task failed, will be retried", metadata: fields)
         case .failed(_, let failure), .rejected(_, let failure):
@@ -357,14 +359,14 @@ public final class Worker: Service, Sendable {
                 else { return }
             } else {
                 guard await publishReply(result, failure: failure, for: delivery, metadata: metadata("error")),
-                      await deadLetter(delivery, failure: failure, attempts: result.retry + 1, metadata: metadata("error")),
+                      await deadLetter(delivery, failure: failure, uuid: result.uuid, attempts: result.retry + 1, metadata: metadata("error")),
                       await settle(delivery, metadata: metadata("error"), { try await $0.acknowledge(delivery) })
                 else { return }
             }
             var fields = metadata("error")
-            fields["error"] = .string(failure.traceback)
+            fields["error"] = .string(LogText.sanitized(failure.traceback))
             if isBadInput {
-                logger.warning("bad task message dead-lettered: \(failure.message)", metadata: fields)
+                logger.warning("bad task message dead-lettered: \(LogText.sanitized(failure.message))", metadata: fields)
             } else {
                 logger.error("task failed, dead-lettered", metadata: fields)
             }
@@ -385,14 +387,34 @@ public final class Worker: Service, Sendable {
         guard let reply = ResultReply.message(for: result, failure: failure, request: delivery.message.properties),
             let replyTo = delivery.message.properties.replyTo
         else { return true }
-        return await publish(for: delivery, metadata: metadata(), { try await $0.publish(reply, to: replyTo, mandatory: false) })
+        // Mandatory, so that a reply_to naming no queue (a typo, a client
+        // long gone) is seen and logged instead of vanishing; the task itself
+        // ran, so its delivery is still acknowledged.
+        let logger = configuration.logger
+        let fields = metadata()
+        return await publish(for: delivery, metadata: fields) { broker in
+            do {
+                try await broker.publish(reply, to: replyTo, mandatory: true)
+            } catch let error as BrokerError where error.code == .unroutable {
+                var fields = fields
+                fields["reply_to"] = .string(LogText.sanitized(replyTo))
+                logger.warning("result dropped: no queue named by its reply_to", metadata: fields)
+            }
+        }
     }
 
     /// The message with the worker's failure bookkeeping: the broker's own
     /// dead-letter history dropped, the first failure time kept (or set),
     /// the last error recorded.
-    private func failureCopy(of delivery: Delivery, failure: TaskFailure, now: Double) -> Message {
+    /// The uuid the worker gave a task whose body and properties named none
+    /// goes into the copy's `message_id`: the uuid then stays the same
+    /// across retries (the result's correlation id too) and can be found in
+    /// the dead-letter queue.
+    private func failureCopy(of delivery: Delivery, failure: TaskFailure, uuid: String, now: Double) -> Message {
         var copy = delivery.message
+        if copy.properties.messageID == nil || copy.properties.messageID?.isEmpty == true {
+            copy.properties.messageID = uuid
+        }
         for key in MessageHeaders.brokerDeathHeaders { copy.properties.headers[key] = nil }
         if copy.properties.headers[MessageHeaders.firstFailedAt] == nil {
             copy.properties.headers[MessageHeaders.firstFailedAt] = .double(now)
@@ -407,11 +429,15 @@ public final class Worker: Service, Sendable {
     private func publishRetry(
         _ delivery: Delivery,
         failure: TaskFailure,
+        uuid: String,
         attempt: Int,
         delay: Double,
         metadata: @autoclosure () -> Logger.Metadata
     ) async -> Double? {
-        var copy = failureCopy(of: delivery, failure: failure, now: Date().timeIntervalSince1970)
+        // A delay from a task's `TaskRetry(after:)` or a policy is not
+        // trusted to be finite: the broker refuses a non-finite header.
+        let delay = Seconds.clamped(delay)
+        var copy = failureCopy(of: delivery, failure: failure, uuid: uuid, now: Date().timeIntervalSince1970)
         copy.properties.headers[MessageHeaders.attempt] = .int(Int64(attempt + 1))
         copy.properties.headers[MessageHeaders.retryDelay] = .double(delay)
         let queue = delivery.queue
@@ -431,11 +457,12 @@ public final class Worker: Service, Sendable {
     private func deadLetter(
         _ delivery: Delivery,
         failure: TaskFailure,
+        uuid: String,
         attempts: Int,
         metadata: @autoclosure () -> Logger.Metadata
     ) async -> Bool {
         let now = Date().timeIntervalSince1970
-        var copy = failureCopy(of: delivery, failure: failure, now: now)
+        var copy = failureCopy(of: delivery, failure: failure, uuid: uuid, now: now)
         copy.properties.headers[MessageHeaders.originQueue] = .string(delivery.queue)
         copy.properties.headers[MessageHeaders.failedAt] = .double(now)
         copy.properties.headers[MessageHeaders.attempts] = .int(Int64(attempts))
@@ -481,7 +508,7 @@ public final class Worker: Service, Sendable {
 
     private func requeueAfterFailedPublish(_ delivery: Delivery, error: any Error, metadata: Logger.Metadata) async {
         var fields = metadata
-        fields["error"] = .string(String(describing: error))
+        fields["error"] = .string(LogText.sanitized(String(describing: error)))
         configuration.logger.error("publish failed; requeueing the delivery", metadata: fields)
         // Not when cancelled: then the session is ending and requeues anyway.
         try? await Task.sleep(for: .seconds(1))
@@ -509,12 +536,12 @@ public final class Worker: Service, Sendable {
             return true
         } catch let error as BrokerError where error.code == .staleDelivery {
             var fields = metadata()
-            fields["error"] = .string(String(describing: error))
+            fields["error"] = .string(LogText.sanitized(String(describing: error)))
             configuration.logger.warning("delivery belongs to a lost connection; the broker redelivers it", metadata: fields)
             return false
         } catch {
             var fields = metadata()
-            fields["error"] = .string(String(describing: error))
+            fields["error"] = .string(LogText.sanitized(String(describing: error)))
             configuration.logger.error("broker operation failed; the broker redelivers the message", metadata: fields)
             return false
         }
