@@ -66,6 +66,8 @@ struct CeleryProducerTests {
             }
             let dead = try #require(try await scope.admin.get(scope.deadLetterQueue))
             #expect(dead.properties.headers?["task"] != nil, "the dead letter keeps Celery's headers")
+            // Celery declared a direct exchange named after its queue.
+            await scope.admin.deleteExchange(scope.queue)
         }
     }
 
@@ -93,6 +95,7 @@ struct CeleryProducerTests {
             #expect(ended == .exited(0), "\(producer.standardErrorText)")
             let out = try JSONDecoder().decode(JSONValue.self, from: producer.standardOutput)
             #expect(out["value"] == 5, "\(out)")
+            await scope.admin.deleteExchange("celery")
         }
     }
 }
