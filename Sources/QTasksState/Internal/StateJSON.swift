@@ -72,10 +72,15 @@ enum StateJSON {
 
     /// Converts an `Encodable` value to the JSON value to store.
     ///
-    /// - Throws: `encoding` when `JSONEncoder` fails.
+    /// - Throws: `invalidArgument` for a non-finite number (as ``text(of:field:in:)``),
+    ///   `encoding` when `JSONEncoder` fails.
     static func encode(_ value: some Encodable, field: String, in state: StateID) throws(StateError) -> JSONValue {
         do {
             return try JSONValue(encoding: value)
+        } catch is NonFiniteNumberError {
+            throw StateError(
+                .invalidArgument,
+                "field '\(field)' of state \(state) holds a non-finite number, which JSON cannot store")
         } catch {
             throw StateError(
                 .encoding, "field '\(field)' of state \(state): cannot encode \(type(of: value)) as JSON: \(error)")
