@@ -13,6 +13,8 @@ struct Prefill: AsyncParsableCommand {
     @Option var queue: String
     @Option var count: Int = 100_000
     @Option(help: "Set reply_to on every task (a queue that must exist).") var replyTo: String?
+    @Option(help: "Publisher confirm window.") var window: Int = 1024
+    @Option(help: "Publishes awaiting their confirm at once.") var inFlight: Int = 2048
 
     func run() async throws {
         let broker = try RabbitMQBroker(url: url)
@@ -20,13 +22,13 @@ struct Prefill: AsyncParsableCommand {
         await broker.close()
         let connection = try await AMQPConnection.connect(try AMQPConfiguration(url: url))
         let channel = try await connection.openChannel()
-        try await channel.enableConfirms(window: 1024)
+        try await channel.enableConfirms(window: window)
         let properties = AMQPProperties(
             contentType: "application/json", deliveryMode: AMQPProperties.persistentDeliveryMode, replyTo: replyTo)
         let start = ContinuousClock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
             for index in 0..<count {
-                if index >= 2048 { try await group.next() }
+                if index >= inFlight { try await group.next() }
                 group.addTask { try await channel.publish(RunBenchmark.taskBody("noop"), routingKey: queue, properties: properties) }
             }
             try await group.waitForAll()
