@@ -30,6 +30,8 @@ Environment:
   QTASKS_SKIP_INSTALL=1 do not run deploy/install-deps.sh
   QTASKS_SCRATCH_PATH   passed to swift as --scratch-path (default: .build)
   QTASKS_TEST_PARALLEL=1  run tests in parallel (default: one at a time)
+  (exported) QTASKS_PRIVATE_RABBITMQ_PORT  the first port of the private
+                        nodes fault tests start: broker port + 21 (uses +0..+3)
   QTASKS_SWIFT          the swift executable (default: swift)
 EOF
 }
@@ -42,8 +44,11 @@ cd "$QTASKS_REPO_ROOT"
 DEPLOY="$QTASKS_REPO_ROOT/deploy"
 export QTASKS_RABBITMQ_PORT=${QTASKS_RABBITMQ_PORT:-5672}
 export QTASKS_REDIS_PORT=${QTASKS_REDIS_PORT:-6379}
-validate_port QTASKS_RABBITMQ_PORT "$QTASKS_RABBITMQ_PORT" 45535
+validate_port QTASKS_RABBITMQ_PORT "$QTASKS_RABBITMQ_PORT" 45510  # private nodes use +21..+24
 validate_port QTASKS_REDIS_PORT "$QTASKS_REDIS_PORT"
+# Private nodes that fault tests start and restart: ports derived from this
+# run's broker port, so that checkouts testing on other ports never meet.
+export QTASKS_PRIVATE_RABBITMQ_PORT=$((QTASKS_RABBITMQ_PORT + 21))
 SWIFT=${QTASKS_SWIFT:-swift}
 swift_opts=()
 [[ -n ${QTASKS_SCRATCH_PATH:-} ]] && swift_opts+=(--scratch-path "$QTASKS_SCRATCH_PATH")

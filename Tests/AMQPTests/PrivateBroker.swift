@@ -11,6 +11,16 @@ struct PrivateBroker {
     static let repositoryRoot = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
+    /// The port of a private node: `QTASKS_PRIVATE_RABBITMQ_PORT` plus
+    /// `offset` (deploy/test.sh sets it to its broker's port + 21, so that
+    /// two checkouts testing with different ports never share a node), else
+    /// 5693 plus `offset`. Offsets in use: 0 (AMQPTests), 2 and 3
+    /// (IntegrationTests).
+    static func port(offset: Int) -> Int {
+        let base = ProcessInfo.processInfo.environment["QTASKS_PRIVATE_RABBITMQ_PORT"].flatMap(Int.init) ?? 5693
+        return base + offset
+    }
+
     /// True when this machine can start a node (the deploy script and the
     /// server are installed).
     static var available: Bool {

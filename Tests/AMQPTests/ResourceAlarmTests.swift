@@ -12,7 +12,7 @@ import Testing
 struct ResourceAlarmTests {
     @Test(.timeLimit(.minutes(2)))
     func publishesPauseWhileBlockedAndResumeWhenUnblocked() async throws {
-        let broker = try await PrivateBroker.start(port: 5693)
+        let broker = try await PrivateBroker.start(port: PrivateBroker.port(offset: 0))
         do {
             try await run(on: broker)
         } catch {

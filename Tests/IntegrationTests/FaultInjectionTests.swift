@@ -7,14 +7,14 @@ import Testing
 /// injected from outside. Each scenario prints a `fault-suite` line with
 /// its figures (tasks sent, results received, duplicates, lost).
 ///
-/// Scenarios that restart the broker run on a private node (port 5695;
-/// deploy/rabbitmq.sh starts and stops it), never on the shared broker
-/// other tests use at the same time.
+/// Scenarios that restart the broker run on a private node
+/// (`QTASKS_PRIVATE_RABBITMQ_PORT` + 2, by default 5695; deploy/rabbitmq.sh
+/// starts and stops it), never on the shared broker other tests use.
 @Suite(
     .enabled(if: IntegrationEnvironment.enabled && PrivateNode.available, "needs RabbitMQ installed (deploy/install-deps.sh)"),
     .serialized, .timeLimit(.minutes(5)))
 struct BrokerRestartFaultTests {
-    static let port = 5695
+    static let port = (ProcessInfo.processInfo.environment["QTASKS_PRIVATE_RABBITMQ_PORT"].flatMap(Int.init) ?? 5693) + 2
 
     /// 2,000 tasks with results awaited; the broker restarted when about a
     /// quarter of the results are in. Every task's result arrives (each uuid
