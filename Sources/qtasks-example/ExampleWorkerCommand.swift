@@ -94,8 +94,16 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
 
         let consumedQueues = queues.isEmpty ? ["default"] : queues
         let broker: RabbitMQBroker
+        var brokerConfiguration: RabbitMQBrokerConfiguration
         do {
-            var brokerConfiguration = try RabbitMQBrokerConfiguration(url: brokerURL)
+            brokerConfiguration = try RabbitMQBrokerConfiguration(url: brokerURL)
+        } catch {
+            // A malformed URL is a usage error (64), as in the qtasks CLI;
+            // an unreachable or refusing broker is 4.
+            logger.critical("cannot start: \(error)")
+            throw ExitCode(64)
+        }
+        do {
             reliability.apply(to: &brokerConfiguration, maxMessageBytes: maxMessageBytes)
             try routing.apply(to: &brokerConfiguration, queues: consumedQueues)
             broker = RabbitMQBroker(configuration: brokerConfiguration, logger: Logger(label: "qtasks.rabbitmq"))

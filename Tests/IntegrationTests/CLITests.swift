@@ -134,8 +134,9 @@ struct CLITests {
         #expect(run.stderr.contains("--queue is 300 bytes"), "\(run)")
     }
 
-    @Test("The example worker refuses delays and limits it cannot use", arguments: [
+    @Test("The example worker refuses delays, limits and URLs it cannot use (usage errors, 64)", arguments: [
         ["--retry-delay", "inf"], ["--retry-max-delay", "nan"], ["--task-time-limit", "inf"], ["--shutdown-grace", "inf"],
+        ["--url", "http://x"], ["--url", "amqp://h:99999/"],
     ])
     func workerRefusesNonFiniteSeconds(arguments: [String]) async throws {
         let run = try await ChildProcess.run(IntegrationEnvironment.workerExecutable, arguments, timeout: 30)
