@@ -114,6 +114,13 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // What the test targets share: probing ports, private RabbitMQ
+        // nodes for fault tests.
+        .target(
+            name: "TestSupport",
+            dependencies: ["AMQP"],
+            path: "Tests/TestSupport"
+        ),
         // Fast tests: no server needed.
         .testTarget(
             name: "QTasksTests",
@@ -123,7 +130,7 @@ let package = Package(
         // is reachable; the test script starts one).
         .testTarget(
             name: "AMQPTests",
-            dependencies: ["AMQP"]
+            dependencies: ["AMQP", "TestSupport"]
         ),
         // State: one contract suite over memory, an SQLite file and a real
         // Redis (QTASKS_REDIS_URL; deploy/test.sh starts one), plus servers
@@ -131,6 +138,7 @@ let package = Package(
         .testTarget(
             name: "QTasksStateTests",
             dependencies: [
+                "TestSupport",
                 "QTasksState",
                 "QTasksStateStress",
                 "QTasksTesting",
@@ -147,7 +155,10 @@ let package = Package(
         // End to end: real broker, real worker processes, foreign producers.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["QTasks", "QTasksRabbitMQ", "QTasksState", "AMQP", "qtasks", "qtasks-example", "qtasks-benchmark"]
+            dependencies: [
+                "QTasks", "QTasksRabbitMQ", "QTasksState", "AMQP", "TestSupport", "qtasks", "qtasks-example",
+                "qtasks-benchmark",
+            ]
         ),
     ]
 )

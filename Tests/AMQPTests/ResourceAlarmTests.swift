@@ -1,18 +1,19 @@
 import AMQP
 import Foundation
 import Synchronization
+import TestSupport
 import Testing
 
 /// `connection.blocked`: with a memory alarm raised, publishes are held (not
 /// written into a socket the broker no longer reads) and go out, all of them
 /// confirmed, once the alarm clears.
 @Suite(
-    .enabled(if: TestBroker.enabled && PrivateBroker.available, "needs RabbitMQ installed (deploy/install-deps.sh)"),
+    .enabled(if: TestBroker.enabled && PrivateRabbitMQ.available, "needs RabbitMQ installed (deploy/install-deps.sh)"),
     .serialized)
 struct ResourceAlarmTests {
     @Test(.timeLimit(.minutes(2)))
     func publishesPauseWhileBlockedAndResumeWhenUnblocked() async throws {
-        let broker = try await PrivateBroker.start(port: PrivateBroker.port(offset: 0))
+        let broker = try await PrivateRabbitMQ.start(port: PrivateRabbitMQ.port(offset: 0))
         do {
             try await run(on: broker)
         } catch {
@@ -23,7 +24,7 @@ struct ResourceAlarmTests {
         await broker.stop()
     }
 
-    private func run(on broker: PrivateBroker) async throws {
+    private func run(on broker: PrivateRabbitMQ) async throws {
         let connection = try await AMQPConnection.connect(broker.configuration)
         let events = Recorder()
         try await connection.onBlockedChange { reason in events.blockedChanged(reason) }

@@ -1,5 +1,6 @@
 import AMQP
 import Foundation
+import TestSupport
 import Synchronization
 import Testing
 
@@ -11,16 +12,16 @@ import Testing
 /// (`QTASKS_PRIVATE_RABBITMQ_PORT` + 2, by default 5695; deploy/rabbitmq.sh
 /// starts and stops it), never on the shared broker other tests use.
 @Suite(
-    .enabled(if: IntegrationEnvironment.enabled && PrivateNode.available, "needs RabbitMQ installed (deploy/install-deps.sh)"),
+    .enabled(if: IntegrationEnvironment.enabled && PrivateRabbitMQ.available, "needs RabbitMQ installed (deploy/install-deps.sh)"),
     .serialized, .timeLimit(.minutes(5)))
 struct BrokerRestartFaultTests {
-    static let port = (ProcessInfo.processInfo.environment["QTASKS_PRIVATE_RABBITMQ_PORT"].flatMap(Int.init) ?? 5693) + 2
+    static let port = PrivateRabbitMQ.port(offset: 2)
 
     /// 2,000 tasks with results awaited; the broker restarted when about a
     /// quarter of the results are in. Every task's result arrives (each uuid
     /// at least once) and the worker resumes by itself, without a restart.
     @Test func brokerRestartedMidRunLosesNoResult() async throws {
-        let node = try await PrivateNode.start(port: Self.port)
+        let node = try await PrivateRabbitMQ.start(port: Self.port)
         var workerProcess: ChildProcess?
         do {
             try await runRestartScenario(node) { workerProcess = $0 }
@@ -33,7 +34,7 @@ struct BrokerRestartFaultTests {
         await node.stop()
     }
 
-    private func runRestartScenario(_ node: PrivateNode, started: (ChildProcess) -> Void) async throws {
+    private func runRestartScenario(_ node: PrivateRabbitMQ, started: (ChildProcess) -> Void) async throws {
         let queue = IntegrationEnvironment.uniqueQueue("restart")
         let replies = queue + ".results"
         var configuration = node.configuration
@@ -98,7 +99,7 @@ struct BrokerRestartFaultTests {
     /// connection (connection.blocked): results wait, none is lost, and
     /// they all arrive once the alarm clears.
     @Test func resourceAlarmMidRunLosesNoResult() async throws {
-        let node = try await PrivateNode.start(port: Self.port + 1)
+        let node = try await PrivateRabbitMQ.start(port: Self.port + 1)
         var workerProcess: ChildProcess?
         do {
             try await runAlarmScenario(node) { workerProcess = $0 }
@@ -112,7 +113,7 @@ struct BrokerRestartFaultTests {
         await node.stop()
     }
 
-    private func runAlarmScenario(_ node: PrivateNode, started: (ChildProcess) -> Void) async throws {
+    private func runAlarmScenario(_ node: PrivateRabbitMQ, started: (ChildProcess) -> Void) async throws {
         let queue = IntegrationEnvironment.uniqueQueue("alarm")
         let replies = queue + ".results"
         let configuration = node.configuration

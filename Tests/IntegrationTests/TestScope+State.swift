@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import QTasksState
 import Testing
 
@@ -11,7 +12,7 @@ enum IntegrationRedis {
     static let enabled: Bool = {
         if ProcessInfo.processInfo.environment["QTASKS_REQUIRE_BROKER"] == "1" { return true }
         guard let components = URLComponents(string: url), let host = components.host else { return false }
-        return IntegrationEnvironment.portIsOpen(host: host, port: components.port ?? 6379)
+        return TCPPort.isOpen(host: host, port: components.port ?? 6379)
     }()
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 
 /// A redis-server of the test's own, on a free port of 127.0.0.1, with its
 /// data in a temporary directory and persistence on (`appendonly yes`,
@@ -37,7 +38,7 @@ final class SpawnedRedis: @unchecked Sendable {
         try server.run()
         self.server = server
         let deadline = ContinuousClock.now + .seconds(10)
-        while !portIsOpen(host: "127.0.0.1", port: port) {
+        while !TCPPort.isOpen(host: "127.0.0.1", port: port) {
             guard ContinuousClock.now < deadline else {
                 throw SpawnError(message: "redis-server on port \(port) did not start: \(server.text)")
             }

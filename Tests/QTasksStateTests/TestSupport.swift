@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import QTasks
 import QTasksState
 import Testing
@@ -15,7 +16,7 @@ enum TestRedis {
     static let enabled: Bool = {
         if required { return true }
         guard let components = URLComponents(string: url), let host = components.host else { return false }
-        return portIsOpen(host: host, port: components.port ?? 6379)
+        return TCPPort.isOpen(host: host, port: components.port ?? 6379)
     }()
 
     /// True when tests may spawn their own redis-server (restart and
@@ -137,20 +138,6 @@ func uniqueNamespace(_ prefix: String = "Test") -> String {
     "\(prefix)\(UUID().uuidString.prefix(8))"
 }
 
-func portIsOpen(host: String, port: Int) -> Bool {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { return false }
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    inet_pton(AF_INET, host == "localhost" ? "127.0.0.1" : host, &address.sin_addr)
-    return withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-        }
-    }
-}
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 func freePort() throws -> Int {

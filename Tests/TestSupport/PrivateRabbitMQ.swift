@@ -1,24 +1,42 @@
 import AMQP
 import Foundation
 
-/// (A copy of AMQPTests' PrivateBroker.) A RabbitMQ node of the test's own, on another port, for tests that raise
+/// A RabbitMQ node of the test's own, on another port, for tests that raise
 /// resource alarms or restart the broker: doing that to the shared broker
 /// would disturb every test running beside them. Started and stopped with
 /// `deploy/rabbitmq.sh` (which stops only a node it started itself).
-struct PrivateNode {
-    let port: Int
+public struct PrivateRabbitMQ: Sendable {
+    public let port: Int
 
-    static let repositoryRoot = URL(fileURLWithPath: #filePath)
+    public static let repositoryRoot = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// The port of a private node: `QTASKS_PRIVATE_RABBITMQ_PORT` plus
+    /// `offset` (deploy/test.sh sets it to its broker's port + 21, so that
+    /// two checkouts testing with different ports never share a node), else
+    /// 5693 plus `offset`. Offsets in use: 0 (AMQPTests), 2 and 3
+    /// (IntegrationTests).
+    public static func port(offset: Int) -> Int {
+        let base = ProcessInfo.processInfo.environment["QTASKS_PRIVATE_RABBITMQ_PORT"].flatMap(Int.init) ?? 5693
+        return base + offset
+    }
 
     /// True when this machine can start a node (the deploy script and the
     /// server are installed).
-    static var available: Bool {
+    public static var available: Bool {
         FileManager.default.isExecutableFile(atPath: "/usr/sbin/rabbitmq-server")
             && FileManager.default.fileExists(atPath: repositoryRoot.appendingPathComponent("deploy/rabbitmq.sh").path)
     }
 
-    var configuration: AMQPConfiguration {
+    /// `amqp://guest:guest@127.0.0.1:<port>/%2F?heartbeat=5`: short
+    /// heartbeats, so a lost connection is noticed within seconds.
+    public var url: String { "amqp://guest:guest@127.0.0.1:\(port)/%2F?heartbeat=5" }
+
+    public init(port: Int) {
+        self.port = port
+    }
+
+    public var configuration: AMQPConfiguration {
         var configuration = AMQPConfiguration()
         configuration.port = port
         configuration.connectTimeout = 5
@@ -26,32 +44,28 @@ struct PrivateNode {
     }
 
     /// Starts the node and waits until it accepts AMQP connections.
-    static func start(port: Int) async throws -> PrivateNode {
-        let broker = PrivateNode(port: port)
+    public static func start(port: Int) async throws -> PrivateRabbitMQ {
+        let broker = PrivateRabbitMQ(port: port)
         try await broker.script("start")
         return broker
     }
 
-    /// `amqp://guest:guest@127.0.0.1:<port>/%2F?heartbeat=5`: short
-    /// heartbeats, so a lost connection is noticed within seconds.
-    var url: String { "amqp://guest:guest@127.0.0.1:\(port)/%2F?heartbeat=5" }
-
-    func stop() async {
+    public func stop() async {
         _ = try? await script("stop")
     }
 
     /// `rabbitmqctl` against this node.
-    func ctl(_ arguments: String...) async throws {
+    public func ctl(_ arguments: String...) async throws {
         try await script(["ctl"] + arguments)
     }
 
     @discardableResult
-    func script(_ arguments: String...) async throws -> String {
+    public func script(_ arguments: String...) async throws -> String {
         try await script(arguments)
     }
 
     @discardableResult
-    func script(_ arguments: [String]) async throws -> String {
+    public func script(_ arguments: [String]) async throws -> String {
         let script = Self.repositoryRoot.appendingPathComponent("deploy/rabbitmq.sh").path
         let port = self.port
         // The script runs on a thread of its own with a blocking waitpid:
