@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import QTasks
 import QTasksRabbitMQ
+import Synchronization
 
 @main
 struct Benchmark: AsyncParsableCommand {
@@ -44,8 +45,8 @@ struct RunBenchmark: AsyncParsableCommand {
     var enqueueInFlight: Int = 2048
     @Option(help: "Prefix of the queues the benchmark declares and deletes.")
     var queuePrefix: String = "qtasks-benchmark"
-    @Option(help: "Rows to run, comma-separated: baseline,drain,results,rpc,depends,state (enqueue runs with results).")
-    var rows: String = "baseline,drain,results,rpc,depends,state"
+    @Option(help: "Rows to run, comma-separated: baseline,drain,results,rpc,enqueue,depends,state.")
+    var rows: String = "baseline,drain,results,rpc,enqueue,depends,state"
 
     func validate() throws {
         guard count > 0, repetitions > 0, concurrency > 0, rpcCount > 0, inFlight > 0 else {
@@ -84,11 +85,14 @@ struct RunBenchmark: AsyncParsableCommand {
                 rows.add("peak", peak)
             }
             if selected.contains("results") {
-                step("enqueue, drain with results")
-                let (enqueueRate, resultsRate, peakWithResults) = try await enqueueAndDrainWithResults(url: url)
-                rows.add("enqueue", enqueueRate)
+                step("drain with results")
+                let (resultsRate, peakWithResults) = try await drainWithResults(url: url, amqp: amqp)
                 rows.add("results", resultsRate)
                 rows.add("peak", peakWithResults)
+            }
+            if selected.contains("enqueue") {
+                step("enqueue")
+                rows.add("enqueue", try await enqueue(url: url))
             }
             if selected.contains("rpc") {
                 step("RPC")
@@ -169,55 +173,60 @@ struct RunBenchmark: AsyncParsableCommand {
         return (Double(count) / seconds, peak)
     }
 
-    private func enqueueAndDrainWithResults(url: String) async throws -> (enqueue: Double, results: Double, peakMiB: Double) {
-        let queue = "\(queuePrefix)-results"
+    /// Row 5: N sends through the Swift client, each confirmed by the
+    /// broker, `--enqueue-in-flight` at a time.
+    private func enqueue(url: String) async throws -> Double {
+        let queue = "\(queuePrefix)-enqueue"
         let amqp = try AMQPConfiguration(url: url)
         try await deleteQueues(queue, amqp: amqp)
         let broker = try RabbitMQBroker(url: url)
         let client = TaskClient(broker: broker)
         _ = try await client.send("noop", queue: queue)  // declares the queue, creates the reply queue
-        let first = try await handleOfFirst(client, queue: queue)
-        // Enqueue: N sends through the Swift client, each confirmed.
-        let enqueueStart = ContinuousClock.now
-        let handles = try await withThrowingTaskGroup(of: TaskHandle.self) { group in
-            var handles: [TaskHandle] = [first]
-            handles.reserveCapacity(count)
-            for index in 1..<count {
-                if index > enqueueInFlight, let handle = try await group.next() { handles.append(handle) }
-                group.addTask { try await client.send("noop", queue: queue) }
+        let start = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<count {
+                if index >= enqueueInFlight { try await group.next() }
+                group.addTask { _ = try await client.send("noop", queue: queue) }
             }
-            for try await handle in group { handles.append(handle) }
-            return handles
+            try await group.waitForAll()
         }
-        let enqueueSeconds = (ContinuousClock.now - enqueueStart).seconds
-        // Drain with results: the worker publishes every result (confirmed)
-        // before its ack; timed by the results' arrival here.
-        let worker = try WorkerProcess(url: url, queue: queue, concurrency: concurrency, prefetch: prefetch, count: 0)
-        defer { worker.stop() }
-        let times = try await withThrowingTaskGroup(of: ContinuousClock.Instant.self) { group in
-            for handle in handles {
-                group.addTask {
-                    _ = try await handle.result(timeout: .seconds(300))
-                    return ContinuousClock.now
-                }
-            }
-            var times: [ContinuousClock.Instant] = []
-            for try await time in group { times.append(time) }
-            return times
-        }
-        let peak = worker.memory().peak
-        worker.stop()
-        let seconds = (times.max()! - times.min()!).seconds
+        let seconds = (ContinuousClock.now - start).seconds
         await client.close()
         await broker.close()
         try await deleteQueues(queue, amqp: amqp)
-        return (Double(count - 1) / enqueueSeconds, Double(count) / seconds, peak)
+        return Double(count) / seconds
     }
 
-    /// The handle of the first task of the results row (a queue with no
-    /// worker yet holds it).
-    private func handleOfFirst(_ client: TaskClient, queue: String) async throws -> TaskHandle {
-        try await client.send("noop", queue: queue)
+    /// Row 3: N pre-published tasks with a `reply_to`; the worker publishes
+    /// every result and waits for its confirm before the ack. Timed by the
+    /// results' arrival at a bare counting consumer (no-ack, no decoding),
+    /// so that the machine's CPU goes to the broker and the worker, not to
+    /// a client's bookkeeping (which rows 4 and 5 measure).
+    private func drainWithResults(url: String, amqp: AMQPConfiguration) async throws -> (rate: Double, peakMiB: Double) {
+        let queue = "\(queuePrefix)-results"
+        let replies = "\(queuePrefix)-replies"
+        try await deleteQueues(queue, amqp: amqp)
+        let broker = try RabbitMQBroker(url: url)
+        try await broker.declareTaskQueue(queue)
+        let connection = try await AMQPConnection.connect(amqp)
+        let channel = try await connection.openChannel()
+        try await channel.deleteQueue(replies)
+        try await channel.declareQueue(replies, durable: false)
+        try await prefill(queue, amqp: amqp, task: "noop", replyTo: replies)
+        let counter = ArrivalCounter(target: count)
+        _ = try await channel.consume(queue: replies, noAck: true) { event in
+            if case .delivery = event { counter.arrived() }
+        }
+        let worker = try WorkerProcess(url: url, queue: queue, concurrency: concurrency, prefetch: prefetch, count: 0)
+        defer { worker.stop() }
+        let seconds = try await counter.seconds(timeout: .seconds(600))
+        let peak = worker.memory().peak
+        worker.stop()
+        try await channel.deleteQueue(replies)
+        await connection.close()
+        await broker.close()
+        try await deleteQueues(queue, amqp: amqp)
+        return (Double(count) / seconds, peak)
     }
 
     private func roundTrips(url: String) async throws -> (p50: Double, p90: Double, p99: Double, rate: Double, idleMemory: Double) {
@@ -316,5 +325,37 @@ struct Rows {
 extension String {
     func leftPadded(_ width: Int) -> String {
         count >= width ? " " + self : String(repeating: " ", count: width - count) + self
+    }
+}
+
+/// Counts result arrivals on the consumer's owner thread; the seconds from
+/// the first to the `target`-th.
+final class ArrivalCounter: Sendable {
+    private struct State {
+        var first: ContinuousClock.Instant?
+        var count = 0
+        var done: ContinuousClock.Instant?
+    }
+    private let state = Mutex(State())
+    private let target: Int
+
+    init(target: Int) { self.target = target }
+
+    func arrived() {
+        state.withLock { state in
+            let now = ContinuousClock.now
+            if state.first == nil { state.first = now }
+            state.count += 1
+            if state.count == target { state.done = now }
+        }
+    }
+
+    func seconds(timeout: Duration) async throws -> Double {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let span = state.withLock({ state in state.done.map { $0 - state.first! } }) { return span.seconds }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        throw BenchmarkError("only \(state.withLock { $0.count }) of \(target) results arrived")
     }
 }
