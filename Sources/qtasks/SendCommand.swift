@@ -100,6 +100,7 @@ struct SendCommand: AsyncParsableCommand {
                 priority: priority)
         } catch {
             printError("qtasks: cannot send \(task) to queue \(queue): \(error)")
+            await client.close()
             await brokerConnection.close()
             throw ExitStatus.brokerFailure
         }

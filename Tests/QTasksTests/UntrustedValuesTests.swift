@@ -119,3 +119,31 @@ import Testing
         }
     }
 }
+
+/// JSON that parses but cannot become Swift values gets a plain message,
+/// not Foundation's internal names or "an unreadable value".
+@Suite struct UnreadableValueMessagesTests {
+    @Test("Each unreadable value says what is wrong", arguments: [
+        (#"{"task_name": "add", "args": [1e400, 1]}"#, "TaskInputError: add() argument 1: the number 1e400 is out of range"),
+        (#"{"task_name": "echo", "args": [1e400]}"#, "TaskInputError: args could not be read: the number 1e400 is out of range"),
+        (#"{"task_name": "echo", "kwargs": {"a": -1e999}}"#, "TaskInputError: kwargs could not be read: the number -1e999 is out of range"),
+        (#"{"task_name": "add", "args": [1, 2], "created_at": 1e400}"#,
+         "TaskInputError: created_at must be a number (Unix seconds), found a value that cannot be read (the number 1e400 is out of range)"),
+        (#"{"task_name": "echo", "args": {"a": 1}}"#, "TaskInputError: args must be a JSON array, found object"),
+    ])
+    func messages(body: String, traceback: String) async throws {
+        let app = TaskApp()
+        try app.register("add") { (a: Double, b: Double) in a + b }
+        try app.register("echo") { (context: TaskContext) -> JSONValue in .array(context.arguments.args) }
+        let outcome = await TaskExecutor(app: app, logger: quietLogger).execute(makeDelivery(body))
+        #expect(outcome.result.traceback == traceback)
+    }
+
+    @Test func aLoneSurrogateIsNamed() async throws {
+        let app = TaskApp()
+        try app.register("echo") { (context: TaskContext) -> JSONValue in .array(context.arguments.args) }
+        let outcome = await TaskExecutor(app: app, logger: quietLogger).execute(makeDelivery(#"{"task_name": "echo", "args": ["\ud800"]}"#))
+        #expect(outcome.result.traceback?.hasPrefix("TaskInputError: args could not be read: a string holds half of a UTF-16 surrogate pair") == true,
+                "\(outcome.result.traceback ?? "nil")")
+    }
+}

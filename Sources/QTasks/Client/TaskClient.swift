@@ -207,7 +207,9 @@ public final class TaskClient: Sendable {
                 }
             }
         } catch {
-            logger.warning("reply queue failed", metadata: ["queue": .string(queue.name), "error": "\(error)"])
+            // After `close()` the end of the queue is expected, not news.
+            let level: Logger.Level = state.withLock { $0.closed } ? .debug : .warning
+            logger.log(level: level, "reply queue failed", metadata: ["queue": .string(queue.name), "error": "\(error)"])
         }
         guard !Task.isCancelled else { return }
         // Results for tasks sent through this queue can no longer arrive;

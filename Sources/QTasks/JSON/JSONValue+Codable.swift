@@ -16,6 +16,23 @@ extension JSONValue: Codable {
         } else if let value = try? container.decode([String: JSONValue].self) {
             self = .object(value)
         } else {
+            // Say why, when a number or a string is there but unreadable (a
+            // number out of range, a lone UTF-16 surrogate): that tells more
+            // than "not a JSON value".
+            // Arrays and objects pass on what is wrong inside them.
+            let attempts: [() throws -> Void] = [
+                { _ = try container.decode(Double.self) }, { _ = try container.decode(String.self) },
+                { _ = try container.decode([JSONValue].self) }, { _ = try container.decode([String: JSONValue].self) },
+            ]
+            for attempt in attempts {
+                do {
+                    try attempt()
+                } catch let error as DecodingError {
+                    if case .dataCorrupted = error { throw error }
+                } catch {
+                    throw error
+                }
+            }
             throw DecodingError.dataCorruptedError(in: container, debugDescription: "not a JSON value")
         }
     }

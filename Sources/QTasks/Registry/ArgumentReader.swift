@@ -31,7 +31,7 @@ final class ArgumentReader {
             do {
                 positional = try container.nestedUnkeyedContainer(forKey: .args)
             } catch {
-                throw TaskInputError(.invalidField, "args must be a JSON array, found \(Self.kind(of: .args, in: container))")
+                throw Self.fieldError(.args, "a JSON array", in: container)
             }
         }
         positionalCount = positional?.count ?? 0
@@ -39,7 +39,7 @@ final class ArgumentReader {
             do {
                 keywords = try container.nestedContainer(keyedBy: ArgumentKey.self, forKey: .kwargs)
             } catch {
-                throw TaskInputError(.invalidField, "kwargs must be a JSON object, found \(Self.kind(of: .kwargs, in: container))")
+                throw Self.fieldError(.kwargs, "a JSON object", in: container)
             }
         } else {
             keywords = nil
@@ -139,8 +139,19 @@ final class ArgumentReader {
         container.contains(key) && (try? container.decodeNil(forKey: key)) == false
     }
 
-    private static func kind(of key: EnvelopeKey, in container: KeyedDecodingContainer<EnvelopeKey>) -> String {
-        (try? container.decode(JSONValue.self, forKey: key))?.kindName ?? "an unreadable value"
+    /// "args must be a JSON array, found an object"; or, when what is there
+    /// does not even read as JSON values, what is wrong inside it.
+    private static func fieldError(
+        _ key: EnvelopeKey, _ expected: String, in container: KeyedDecodingContainer<EnvelopeKey>
+    ) -> TaskInputError {
+        do {
+            let found = try container.decode(JSONValue.self, forKey: key)
+            return TaskInputError(.invalidField, "\(key.stringValue) must be \(expected), found \(found.kindName)")
+        } catch {
+            return TaskInputError(
+                .invalidField,
+                "\(key.stringValue) could not be read: \(DecodingErrorText.describe(error, droppingPathPrefix: 1))")
+        }
     }
 
     /// Reads `args` and `kwargs` as they are, for tasks that take any
@@ -153,13 +164,13 @@ final class ArgumentReader {
         var kwargs: [String: JSONValue] = [:]
         if isPresent(.args, in: container) {
             guard case .array(let values)? = try? container.decode(JSONValue.self, forKey: .args) else {
-                throw TaskInputError(.invalidField, "args must be a JSON array, found \(kind(of: .args, in: container))")
+                throw fieldError(.args, "a JSON array", in: container)
             }
             args = values
         }
         if isPresent(.kwargs, in: container) {
             guard case .object(let values)? = try? container.decode(JSONValue.self, forKey: .kwargs) else {
-                throw TaskInputError(.invalidField, "kwargs must be a JSON object, found \(kind(of: .kwargs, in: container))")
+                throw fieldError(.kwargs, "a JSON object", in: container)
             }
             kwargs = values
         }

@@ -118,7 +118,7 @@ struct TaskEnvelope: Decodable {
         do {
             return try container.decode(T.self, forKey: key)
         } catch {
-            let found = (try? container.decode(JSONValue.self, forKey: key))?.kindName ?? "an unreadable value"
+            let found = DecodingErrorText.kind(of: key, in: container)
             throw TaskInputError(.invalidField, "\(key.stringValue) must be \(expected), found \(found)", uuid: uuid, taskName: taskName)
         }
     }
