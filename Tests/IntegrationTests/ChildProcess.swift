@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Synchronization
 
 #if canImport(Glibc)
@@ -68,31 +69,15 @@ final class ChildProcess: Sendable {
         // that connection open after the test closed it.
         if let closeFrom = Self.addCloseFrom { _ = closeFrom(&actions, 3) }
 
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGTERM, SIGINT, SIGPIPE, SIGHUP, SIGCHLD] { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-
         var merged = ProcessInfo.processInfo.environment
         merged.merge(environment) { _, new in new }
-        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
-        let envp: [UnsafeMutablePointer<CChar>?] = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
-        }
-        var pid: pid_t = 0
-        let status = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
-        guard status == 0 else {
+        let pid: pid_t
+        switch Spawn.start(executable, arguments, environment: merged, actions: &actions) {
+        case .success(let started):
+            pid = started
+        case .failure(let code):
             try? FileManager.default.removeItem(at: directory)
-            throw ChildProcessError("posix_spawn \(executable) failed: \(String(cString: strerror(status)))")
+            throw ChildProcessError("posix_spawn \(executable) failed: \(String(cString: strerror(code.code.rawValue)))")
         }
         self.pid = pid
         LiveChildren.add(pid)

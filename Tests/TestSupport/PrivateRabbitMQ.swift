@@ -94,29 +94,12 @@ public struct PrivateRabbitMQ: Sendable {
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         var environment = ProcessInfo.processInfo.environment
         environment["QTASKS_RABBITMQ_PORT"] = String(port)
-        let argv = ([script] + arguments).map { strdup($0) } + [nil]
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
-        }
-        // The test runner blocks some signals, and a child inherits the
-        // mask: the broker would then ignore the SIGTERM that stops it.
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGTERM, SIGINT, SIGPIPE, SIGHUP, SIGCHLD] { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, script, &actions, &attributes, argv, envp)
-        guard spawned == 0 else {
-            throw AMQPError(.connectionFailed, "cannot run \(script): \(String(cString: strerror(spawned)))")
+        let pid: pid_t
+        switch Spawn.start(script, arguments, environment: environment, actions: &actions) {
+        case .success(let started):
+            pid = started
+        case .failure(let code):
+            throw AMQPError(.connectionFailed, "cannot run \(script): \(String(cString: strerror(code.code.rawValue)))")
         }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
