@@ -20,7 +20,7 @@ final class ChildProcess: @unchecked Sendable {
         if !environment.isEmpty {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         }
-        FileManager.default.createFile(atPath: outputPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
         let output = FileHandle(forWritingAtPath: outputPath)
         process.standardOutput = output
         process.standardError = output

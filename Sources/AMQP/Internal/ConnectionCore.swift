@@ -17,17 +17,17 @@ final class ConnectionCore {
     /// True when this side asked for the close, so it is not an error.
     private(set) var closedLocally = false
     private(set) var closeError: AMQPError?
-    private var channels: [amqp_channel_t: ChannelState] = [:]
+    var channels: [amqp_channel_t: ChannelState] = [:]
     /// Messages whose content frames are still arriving, by channel.
-    private var incoming: [amqp_channel_t: IncomingContent] = [:]
+    var incoming: [amqp_channel_t: IncomingContent] = [:]
     /// `basic.get` messages whose content is complete, for the waiting call.
-    private var completedGets: [amqp_channel_t: AMQPDelivery] = [:]
+    var completedGets: [amqp_channel_t: AMQPDelivery] = [:]
     private var nextChannelID: UInt64 = 1
     private var channelMax: Int
     private(set) var heartbeat: Int
     var blockedHandler: (@Sendable (String?) -> Void)?
     /// True between `connection.blocked` and `connection.unblocked`.
-    private(set) var isBlocked = false
+    var isBlocked = false
 
     private init(state: amqp_connection_state_t, logger: Logger, connectionID: UInt64, channelMax: Int, heartbeat: Int) {
         self.state = state
@@ -40,6 +40,10 @@ final class ConnectionCore {
     deinit {
         amqp_destroy_connection(state)
     }
+
+    /// The public handle this core belongs to; set by the connection right
+    /// after opening, used to build `AMQPChannel` values for deliveries.
+    weak var owner: AMQPConnection?
 
     // MARK: Opening
 
@@ -183,7 +187,7 @@ final class ConnectionCore {
         return error
     }
 
-    private func acknowledgeChannelClose(_ number: amqp_channel_t, error: AMQPError) {
+    func acknowledgeChannelClose(_ number: amqp_channel_t, error: AMQPError) {
         var ok = amqp_channel_close_ok_t(dummy: 0)
         _ = amqp_send_method(state, number, MethodID.channelCloseOK, &ok)
         incoming[number] = nil
@@ -314,7 +318,7 @@ final class ConnectionCore {
 
     /// Sends held publishes while there is room and the connection is not
     /// blocked.
-    private func sendWaiting(on channel: ChannelState) {
+    func sendWaiting(on channel: ChannelState) {
         while isOpen, !isBlocked, channel.hasRoomInWindow, let next = channel.popWaiting() {
             send(next, on: channel)
         }
@@ -345,7 +349,7 @@ final class ConnectionCore {
         }
     }
 
-    private func confirm(_ tag: UInt64, multiple: Bool, nacked: Bool, on channel: ChannelState) {
+    func confirm(_ tag: UInt64, multiple: Bool, nacked: Bool, on channel: ChannelState) {
         let returned = channel.pendingReturn
         channel.pendingReturn = nil
         for (sequence, continuation) in channel.settle(upTo: tag, multiple: multiple) {
@@ -365,244 +369,6 @@ final class ConnectionCore {
         sendWaiting(on: channel)
     }
 
-    // MARK: Incoming frames
-
-    /// Handles every frame rabbitmq-c already holds or the socket can give
-    /// without blocking. Also where heartbeats are sent and missed ones
-    /// detected, since rabbitmq-c services them only inside its calls.
-    func pumpFrames() {
-        var frame = amqp_frame_t()
-        var zero = timeval(tv_sec: 0, tv_usec: 0)
-        while isOpen {
-            let status = amqp_simple_wait_frame_noblock(state, &frame, &zero)
-            if status == AMQP_STATUS_TIMEOUT.rawValue { break }
-            if status != AMQP_STATUS_OK.rawValue {
-                let error = libraryError(status, during: "connection lost")
-                logger.error("AMQP connection lost", metadata: ["error": "\(error)"])
-                fail(with: error)
-                break
-            }
-            handleFrame(frame)
-        }
-        amqp_maybe_release_buffers(state)
-    }
-
-    private func handleFrame(_ frame: amqp_frame_t) {
-        switch frame.frame_type {
-        case FrameType.method: handleMethod(frame.payload.method, channel: frame.channel)
-        case FrameType.header: handleContentHeader(frame)
-        case FrameType.body: handleContentBody(frame)
-        default: break  // heartbeats: rabbitmq-c has noted them
-        }
-    }
-
-    private func handleMethod(_ method: amqp_method_t, channel number: amqp_channel_t) {
-        switch method.id {
-        case MethodID.basicDeliver:
-            let deliver = method.decoded.assumingMemoryBound(to: amqp_basic_deliver_t.self).pointee
-            let consumerTag = CDecode.string(deliver.consumer_tag)
-            expectContent(
-                on: number,
-                .deliver(
-                    consumerTag: consumerTag, deliveryTag: deliver.delivery_tag, redelivered: deliver.redelivered != 0,
-                    exchange: CDecode.string(deliver.exchange), routingKey: CDecode.string(deliver.routing_key)),
-                limit: channels[number]?.consumers[consumerTag]?.maxBodySize)
-        case MethodID.basicAck, MethodID.basicNack:
-            let tag: UInt64
-            let multiple: Bool
-            if method.id == MethodID.basicAck {
-                let ack = method.decoded.assumingMemoryBound(to: amqp_basic_ack_t.self).pointee
-                (tag, multiple) = (ack.delivery_tag, ack.multiple != 0)
-            } else {
-                let nack = method.decoded.assumingMemoryBound(to: amqp_basic_nack_t.self).pointee
-                (tag, multiple) = (nack.delivery_tag, nack.multiple != 0)
-            }
-            if let channel = channels[number] {
-                confirm(tag, multiple: multiple, nacked: method.id == MethodID.basicNack, on: channel)
-            }
-        case MethodID.basicReturn:
-            let returned = method.decoded.assumingMemoryBound(to: amqp_basic_return_t.self).pointee
-            // The returned body is of no use here: dropped as it arrives.
-            expectContent(
-                on: number,
-                .returned(
-                    code: returned.reply_code, text: CDecode.string(returned.reply_text),
-                    routingKey: CDecode.string(returned.routing_key)),
-                limit: 0)
-        case MethodID.basicCancel:
-            let cancel = method.decoded.assumingMemoryBound(to: amqp_basic_cancel_t.self).pointee
-            let tag = CDecode.string(cancel.consumer_tag)
-            if let consumer = channels[number]?.consumers.removeValue(forKey: tag) {
-                logger.warning("consumer cancelled by broker", metadata: ["consumer_tag": "\(tag)"])
-                consumer.handler(
-                    .ended(
-                        AMQPError(
-                            .channelClosed, "the broker cancelled consumer \(tag) (its queue was deleted or failed over)")))
-            }
-        case MethodID.channelClose:
-            let close = method.decoded.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
-            let error = AMQPError(
-                .channelClosed, "the broker closed channel \(number)", replyCode: close.reply_code,
-                replyText: CDecode.string(close.reply_text))
-            acknowledgeChannelClose(number, error: error)
-        case MethodID.connectionClose:
-            let close = method.decoded.assumingMemoryBound(to: amqp_connection_close_t.self).pointee
-            let error = AMQPError(
-                .connectionClosed, "the broker closed the connection", replyCode: close.reply_code,
-                replyText: CDecode.string(close.reply_text))
-            var ok = amqp_connection_close_ok_t(dummy: 0)
-            _ = amqp_send_method(state, 0, MethodID.connectionCloseOK, &ok)
-            logger.error("AMQP connection closed by broker", metadata: ["error": "\(error)"])
-            fail(with: error)
-        case MethodID.connectionBlocked:
-            let blocked = method.decoded.assumingMemoryBound(to: amqp_connection_blocked_t.self).pointee
-            let reason = CDecode.string(blocked.reason)
-            // While blocked the broker reads nothing from this connection: a
-            // publish written now would stall this thread (and every ack and
-            // heartbeat with it) inside rabbitmq-c's send. Hold publishes
-            // until connection.unblocked.
-            isBlocked = true
-            logger.warning(
-                "broker blocked this connection (resource alarm); publishes are held", metadata: ["reason": "\(reason)"])
-            blockedHandler?(reason)
-        case MethodID.connectionUnblocked:
-            isBlocked = false
-            logger.info("broker unblocked this connection; sending held publishes")
-            blockedHandler?(nil)
-            for channel in channels.values { sendWaiting(on: channel) }
-        default:
-            logger.debug("ignored AMQP method", metadata: ["method": "0x\(String(method.id, radix: 16))"])
-        }
-    }
-
-    // MARK: Content frames
-
-    /// Expects content frames on `channel` next, for `purpose`.
-    func expectContent(on channel: amqp_channel_t, _ purpose: IncomingContent.Purpose, limit: Int?) {
-        if incoming[channel] != nil {
-            logger.warning("content interrupted by a new message; dropped", metadata: ["channel": "\(channel)"])
-        }
-        incoming[channel] = IncomingContent(purpose, limit: limit)
-    }
-
-    private func handleContentHeader(_ frame: amqp_frame_t) {
-        let number = frame.channel
-        guard var content = incoming[number], !content.hasHeader, let decoded = frame.payload.properties.decoded else {
-            fail(with: AMQPError(.protocolError, "unexpected content header on channel \(number)"))
-            return
-        }
-        // Copied out now: recycling the channel's pool frees the C value.
-        let properties = CDecode.properties(decoded.assumingMemoryBound(to: amqp_basic_properties_t.self).pointee)
-        guard content.header(bodySize: frame.payload.properties.body_size, properties: properties) else {
-            fail(with: AMQPError(.protocolError, "content body size \(frame.payload.properties.body_size) is not addressable"))
-            return
-        }
-        finishIfComplete(content, on: number)
-    }
-
-    private func handleContentBody(_ frame: amqp_frame_t) {
-        let number = frame.channel
-        guard var content = incoming[number], content.hasHeader else {
-            fail(with: AMQPError(.protocolError, "unexpected content body on channel \(number)"))
-            return
-        }
-        let fragment = frame.payload.body_fragment
-        // Moved out while appending, so the array is not copied.
-        incoming[number] = nil
-        guard content.append(UnsafeRawBufferPointer(start: fragment.bytes, count: fragment.len)) else {
-            fail(with: AMQPError(.protocolError, "content body frames exceed the announced size on channel \(number)"))
-            return
-        }
-        // A large body arrives in many frames, each allocated from the
-        // channel's pool: recycle it frame by frame (everything still needed
-        // was copied out), or the pool would grow to the body's size.
-        if content.bodySize > 65_536 { amqp_maybe_release_buffers_on_channel(state, number) }
-        finishIfComplete(content, on: number)
-    }
-
-    private func finishIfComplete(_ content: IncomingContent, on number: amqp_channel_t) {
-        guard content.isComplete else {
-            incoming[number] = content
-            return
-        }
-        incoming[number] = nil
-        let properties = content.properties ?? AMQPProperties()
-        switch content.purpose {
-        case .deliver(let consumerTag, let deliveryTag, let redelivered, let exchange, let routingKey):
-            guard let channel = channels[number] else { return }
-            guard let consumer = channel.consumers[consumerTag] else {
-                // A delivery racing a cancel: give it back rather than hold it.
-                amqp_basic_reject(state, number, deliveryTag, 1)
-                return
-            }
-            if content.discard {
-                logger.warning(
-                    "message body over the consumer's limit dropped unread",
-                    metadata: ["bytes": "\(content.bodySize)", "limit": "\(content.limit ?? 0)", "routing_key": "\(routingKey)"])
-            }
-            if !consumer.noAck { channel.acks.delivered(deliveryTag) }
-            let delivery = AMQPDelivery(
-                channel: AMQPChannel(connection: owner!, id: channel.id, number: number),
-                consumerTag: consumerTag, deliveryTag: deliveryTag, redelivered: redelivered,
-                exchange: exchange, routingKey: routingKey, properties: properties, body: content.body,
-                bodySize: content.bodySize, bodyDiscarded: content.discard)
-            consumer.handler(.delivery(delivery))
-        case .returned(let code, let text, let routingKey):
-            if let channel = channels[number] {
-                if channel.confirmWindow != nil {
-                    channel.pendingReturn = (code, text)
-                } else {
-                    logger.warning(
-                        "message returned by broker", metadata: ["routing_key": "\(routingKey)", "reply": "\(code) \(text)"])
-                }
-            }
-        case .get(let deliveryTag, let redelivered, let exchange, let routingKey):
-            guard let channel = channels[number] else { return }
-            completedGets[number] = AMQPDelivery(
-                channel: AMQPChannel(connection: owner!, id: channel.id, number: number),
-                consumerTag: "", deliveryTag: deliveryTag, redelivered: redelivered,
-                exchange: exchange, routingKey: routingKey, properties: properties, body: content.body,
-                bodySize: content.bodySize, bodyDiscarded: content.discard)
-        }
-    }
-
-    /// After `basic.get-ok`: reads frames (handling those of other channels
-    /// as usual) until the message's content is complete, within the RPC
-    /// timeout.
-    func awaitGetContent(
-        on number: amqp_channel_t, deliveryTag: UInt64, redelivered: Bool, exchange: String, routingKey: String,
-        limit: Int?, timeout: Double
-    ) throws -> AMQPDelivery {
-        expectContent(
-            on: number, .get(deliveryTag: deliveryTag, redelivered: redelivered, exchange: exchange, routingKey: routingKey),
-            limit: limit)
-        let deadline = ContinuousClock.now + .seconds(timeout.isNaN ? 0 : min(max(timeout, 0), 86_400))
-        var frame = amqp_frame_t()
-        while isOpen, completedGets[number] == nil {
-            let remaining = deadline - ContinuousClock.now
-            guard remaining > .zero else {
-                let error = AMQPError(.timeout, "basic.get: the message content did not arrive within \(timeout) s")
-                fail(with: error)
-                throw error
-            }
-            let seconds = Double(remaining.components.seconds) + Double(remaining.components.attoseconds) / 1e18
-            var wait = timeval(seconds: min(seconds, 1))
-            let status = amqp_simple_wait_frame_noblock(state, &frame, &wait)
-            if status == AMQP_STATUS_TIMEOUT.rawValue { continue }
-            guard status == AMQP_STATUS_OK.rawValue else {
-                let error = libraryError(status, during: "basic.get")
-                fail(with: error)
-                throw error
-            }
-            handleFrame(frame)
-        }
-        guard let delivery = completedGets.removeValue(forKey: number) else { throw closedError }
-        return delivery
-    }
-
-    /// The public handle this core belongs to; set by the connection right
-    /// after opening, used to build `AMQPChannel` values for deliveries.
-    weak var owner: AMQPConnection?
 }
 
 func libraryErrorText(_ status: Int32) -> String {
