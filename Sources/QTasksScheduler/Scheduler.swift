@@ -123,14 +123,23 @@ public final class Scheduler: Service, Sendable {
         self.onSubmit = onSubmit
     }
 
+    /// Runs every entry until graceful shutdown, cancellation, or `until`;
+    /// returns normally in all three cases.
     public func run() async throws {
-        try await cancelWhenGracefulShutdown {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for entry in self.entries {
-                    group.addTask { try await self.runEntry(entry) }
+        // Logged from inside the service: in a ServiceGroup, after its signal
+        // handlers are in place.
+        logger.info("scheduler started", metadata: ["schedules": "\(entries.count)"])
+        do {
+            try await cancelWhenGracefulShutdown {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for entry in self.entries {
+                        group.addTask { try await self.runEntry(entry) }
+                    }
+                    try await group.waitForAll()
                 }
-                try await group.waitForAll()
             }
+        } catch is CancellationError {
+            // Stopping is not a failure.
         }
     }
 

@@ -34,13 +34,13 @@ struct SchedulerTests {
                 "--every", "1:add:\(scope.queue):[2,3]", "--from", String(from), "--until", String(until),
             ]
             let schedulers = try (0..<2).map { _ in try scope.spawn(Self.schedulerExecutable, arguments) }
-            try await waitUntil("both schedulers to log 'scheduler starting'", timeout: 10) {
+            try await waitUntil("both schedulers to log 'scheduler started'", timeout: 10) {
                 for process in schedulers {
                     if let ended = process.exitStatus {
                         throw ChildProcessError("a scheduler ended early (\(ended)):\n\(process.stderrTail())")
                     }
                 }
-                return schedulers.allSatisfy { $0.standardErrorText.contains("scheduler starting") }
+                return schedulers.allSatisfy { $0.standardErrorText.contains("scheduler started") }
             }
             #expect(Date().timeIntervalSince1970 < Double(from), "both schedulers were up before the first tick")
 
@@ -81,7 +81,7 @@ struct SchedulerTests {
                 ["--url", IntegrationEnvironment.url, "--state", directory.sqliteURL, "--cron", "*/5 * * * *:add:\(scope.queue)"])
             try await waitUntil("the scheduler to start", timeout: 10) {
                 if let ended = scheduler.exitStatus { throw ChildProcessError("ended early (\(ended)):\n\(scheduler.stderrTail())") }
-                return scheduler.standardErrorText.contains("scheduler starting")
+                return scheduler.standardErrorText.contains("scheduler started")
             }
             await scope.stopGracefully(scheduler)
 
