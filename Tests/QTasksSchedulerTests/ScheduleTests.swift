@@ -127,3 +127,30 @@ private func utc(_ year: Int, _ month: Int, _ day: Int, _ hour: Int = 0, _ minut
         #expect(tasks.allSatisfy { $0.taskName == "add" && $0.args == [1, 2] })
     }
 }
+
+/// Claims through two SQLite stores on one file, as two processes would:
+/// each tick won by exactly one.
+@Suite struct SQLiteClaimTests {
+    @Test func twoStoresOnOneFileClaimEachTickOnce() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("qtasks-sched-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let url = "sqlite://\(directory.path)/state.db"
+        let first = try await StateStores.open(url: url)
+        let second = try await StateStores.open(url: url)
+        let entry = ScheduleEntry(taskName: "add", schedule: .every(1))
+        let wins = try await withThrowingTaskGroup(of: Int.self) { group in
+            for store in [first, second] {
+                group.addTask {
+                    var won = 0
+                    for tick in Int64(1)...50 where try await Scheduler.claim(entry, tick: tick, in: store) { won += 1 }
+                    return won
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        #expect(wins == 50)
+        await first.close()
+        await second.close()
+    }
+}
