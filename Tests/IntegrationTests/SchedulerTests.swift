@@ -1,4 +1,5 @@
 import Foundation
+import QTasksState
 import Testing
 
 /// Periodic tasks (`qtasks-scheduler`, docs/scheduling.md) on the real broker.
@@ -26,11 +27,22 @@ struct SchedulerTests {
     @Test func twoSchedulersSubmitEachOfTenTicksOnce() async throws {
         let directory = try StateDirectory()
         defer { directory.remove() }
+        try await twoSchedulersSubmitEachOfTenTicksOnce(stateURL: directory.sqliteURL)
+    }
+
+    /// The same with Redis as the shared State backend (the claim key is
+    /// cleared at the end).
+    @Test(.enabled(if: IntegrationRedis.enabled, "no Redis at QTASKS_REDIS_URL; deploy/redis.sh start"))
+    func twoSchedulersSharingRedisSubmitEachOfTenTicksOnce() async throws {
+        try await twoSchedulersSubmitEachOfTenTicksOnce(stateURL: IntegrationRedis.url)
+    }
+
+    func twoSchedulersSubmitEachOfTenTicksOnce(stateURL: String) async throws {
         try await TestScope.run("sched") { scope in
             let from = Int64(Date().timeIntervalSince1970.rounded(.down)) + 4
             let until = from + 10
             let arguments = [
-                "--url", IntegrationEnvironment.url, "--state", directory.sqliteURL,
+                "--url", IntegrationEnvironment.url, "--state", stateURL,
                 "--every", "1:add:\(scope.queue):[2,3]", "--from", String(from), "--until", String(until),
             ]
             let schedulers = try (0..<2).map { _ in try scope.spawn(Self.schedulerExecutable, arguments) }
@@ -52,7 +64,7 @@ struct SchedulerTests {
             let printed = schedulers.flatMap(Self.submissions)
             #expect(printed.map(\.tick).sorted() == Array(from..<until), "each tick printed by exactly one process: \(printed)")
             let perProcess = schedulers.map { Self.submissions($0).count }
-            print("scheduler test: ticks \(from)..<\(until), submitted per process: \(perProcess)")
+            print("scheduler test (\(stateURL.prefix(6))): ticks \(from)..<\(until), submitted per process: \(perProcess)")
 
             let info = try await scope.admin.queueInfo(scope.queue)
             #expect(info?.messageCount == 10, "tasks in the queue: \(String(describing: info))")
@@ -67,6 +79,14 @@ struct SchedulerTests {
             #expect(uuids.count == 10)
             #expect(Set(uuids).count == 10, "no duplicates: \(uuids)")
             #expect(Set(uuids) == Set(printed.map(\.uuid)))
+
+            // The entry's claim: last_tick is the last tick; then removed
+            // (a shared Redis outlives the test).
+            let store = try await StateStores.open(url: stateURL)
+            let claim = StateID(namespace: "qtasks-schedule", key: "add@\(scope.queue)@every 1s")
+            #expect(try await store.getAll(in: claim) == ["last_tick": .int(until - 1)])
+            try await store.clear(claim)
+            await store.close()
         }
     }
 
