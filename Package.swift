@@ -9,10 +9,12 @@ let package = Package(
         .library(name: "QTasksRabbitMQ", targets: ["QTasksRabbitMQ"]),
         .library(name: "QTasksTesting", targets: ["QTasksTesting"]),
         .library(name: "QTasksState", targets: ["QTasksState"]),
+        .library(name: "QTasksScheduler", targets: ["QTasksScheduler"]),
         .library(name: "AMQP", targets: ["AMQP"]),
         .executable(name: "qtasks", targets: ["qtasks"]),
         .executable(name: "qtasks-example", targets: ["qtasks-example"]),
         .executable(name: "qtasks-benchmark", targets: ["qtasks-benchmark"]),
+        .executable(name: "qtasks-scheduler", targets: ["qtasks-scheduler"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -77,6 +79,29 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
+        // Periodic tasks: interval and cron schedules, each tick claimed
+        // once in a shared State backend (docs/scheduling.md).
+        .target(
+            name: "QTasksScheduler",
+            dependencies: [
+                "QTasks",
+                "QTasksState",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "qtasks-scheduler",
+            dependencies: [
+                "QTasks",
+                "QTasksRabbitMQ",
+                "QTasksState",
+                "QTasksScheduler",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "qtasks",
             dependencies: [
@@ -126,6 +151,10 @@ let package = Package(
             name: "QTasksTests",
             dependencies: ["QTasks", "QTasksTesting"]
         ),
+        .testTarget(
+            name: "QTasksSchedulerTests",
+            dependencies: ["QTasksScheduler", "QTasksState", "QTasks", "QTasksTesting"]
+        ),
         // AMQP layer against a real RabbitMQ (skipped with a message when none
         // is reachable; the test script starts one).
         .testTarget(
@@ -157,7 +186,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "QTasks", "QTasksRabbitMQ", "QTasksState", "AMQP", "TestSupport", "qtasks", "qtasks-example",
-                "qtasks-benchmark",
+                "qtasks-benchmark", "qtasks-scheduler",
             ]
         ),
     ]

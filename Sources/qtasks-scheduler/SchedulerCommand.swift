@@ -1,0 +1,164 @@
+import ArgumentParser
+import Foundation
+import Logging
+import QTasks
+import QTasksRabbitMQ
+import QTasksScheduler
+import QTasksState
+import ServiceLifecycle
+
+/// `qtasks-scheduler`: submits periodic tasks until SIGTERM/SIGINT
+/// (docs/scheduling.md).
+@main
+struct SchedulerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "qtasks-scheduler",
+        abstract: "Submit tasks on interval and cron schedules, each tick exactly once across scheduler processes.",
+        discussion: """
+            Run one or more copies (for availability) with the same schedules and the same --state \
+            backend: each tick is claimed atomically in that backend, and only the process that \
+            claims it sends the task. Use an SQLite file for processes on one host, Redis across \
+            hosts; memory:// only protects a single process.
+
+            --every SECONDS:TASK[:QUEUE[:ARGS]] ticks at the multiples of SECONDS since the Unix \
+            epoch. --cron 'EXPR:TASK[:QUEUE[:ARGS]]' takes a 5-field cron expression (minute hour \
+            day month weekday; numbers, *, ranges a-b, lists a,b, steps */n; UTC). QUEUE defaults \
+            to default, ARGS is a JSON array of positional arguments (default []). Each task sent \
+            gets a uuid derived from its schedule and tick, printed on stdout as \
+            `submitted TICK UUID TASK QUEUE`.
+
+            Ticks that pass while no scheduler runs are not sent afterwards. Exits 0 on SIGTERM or \
+            SIGINT, or once --until is reached; 64 on bad arguments, 4 when the broker or the \
+            State backend cannot be reached.
+            """
+    )
+
+    @Option(help: "Broker URL (default: $QTASKS_URL or the local broker).")
+    var url: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "State backend URL shared by all schedulers: sqlite:///path/state.db, redis://host:6379/0 (default: $QTASKS_STATE_URL, else sqlite://<cwd>/.qtasks-state.db).",
+            valueName: "url"))
+    var state: String?
+
+    @Option(name: .customLong("every"), help: ArgumentHelp("An interval schedule; repeat for several.", valueName: "seconds:task[:queue[:args]]"))
+    var everies: [String] = []
+
+    @Option(name: .customLong("cron"), help: ArgumentHelp("A cron schedule (UTC); repeat for several.", valueName: "expr:task[:queue[:args]]"))
+    var crons: [String] = []
+
+    @Option(help: "Skip ticks before this Unix time (seconds).")
+    var from: Int64?
+
+    @Option(help: "Send only ticks before this Unix time (seconds), then exit 0.")
+    var until: Int64?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        guard !everies.isEmpty || !crons.isEmpty else { throw ValidationError("give at least one --every or --cron") }
+        _ = try entries()
+    }
+
+    /// Parses `SCHEDULE:TASK[:QUEUE[:ARGS]]`.
+    static func entry(_ text: String, option: String, schedule: (String) throws -> Schedule) throws -> ScheduleEntry {
+        let parts = text.split(separator: ":", maxSplits: 3, omittingEmptySubsequences: false).map(String.init)
+        guard parts.count >= 2, !parts[1].isEmpty else {
+            throw ValidationError("\(option) '\(text)': expected SCHEDULE:TASK[:QUEUE[:ARGS]]")
+        }
+        let queue = parts.count >= 3 && !parts[2].isEmpty ? parts[2] : "default"
+        var args: [JSONValue] = []
+        if parts.count == 4 {
+            guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(parts[3].utf8)),
+                  let array = value.arrayValue else {
+                throw ValidationError("\(option) '\(text)': ARGS must be a JSON array")
+            }
+            args = array
+        }
+        return ScheduleEntry(taskName: parts[1], args: args, queue: queue, schedule: try schedule(parts[0]))
+    }
+
+    func entries() throws -> [ScheduleEntry] {
+        var result: [ScheduleEntry] = []
+        for text in everies {
+            result.append(try Self.entry(text, option: "--every") { seconds in
+                guard let value = Int64(seconds), value >= 1 else {
+                    throw ValidationError("--every '\(text)': SECONDS must be a whole number >= 1")
+                }
+                return .every(value)
+            })
+        }
+        for text in crons {
+            result.append(try Self.entry(text, option: "--cron") { expression in
+                do { return try Schedule.cron(expression) } catch { throw ValidationError("--cron: \(error)") }
+            })
+        }
+        let names = result.map(\.name)
+        guard Set(names).count == names.count else { throw ValidationError("the same schedule is given twice") }
+        return result
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "qtasks.scheduler")
+        let entries = try entries()
+        let brokerURL = url ?? ProcessInfo.processInfo.environment["QTASKS_URL"] ?? "amqp://guest:guest@127.0.0.1:5672/%2F"
+        let stateURL = StateStores.resolvedURL(state)
+        let brokerConfiguration: RabbitMQBrokerConfiguration
+        do {
+            try StateStores.validate(url: stateURL)
+            brokerConfiguration = try RabbitMQBrokerConfiguration(url: brokerURL)
+        } catch {
+            logger.critical("cannot start: \(error)")
+            throw ExitCode(64)
+        }
+        let broker = RabbitMQBroker(configuration: brokerConfiguration, logger: Logger(label: "qtasks.rabbitmq"))
+        let store: any StateStore
+        do {
+            try await broker.connect()
+            store = try await StateStores.open(url: stateURL)
+        } catch {
+            logger.critical("cannot start: \(error)")
+            await broker.close()
+            throw ExitCode(4)
+        }
+        let scheduler = Scheduler(
+            entries: entries, broker: broker, store: store, from: from, until: until,
+            logger: logger
+        ) { entry, tick, uuid in
+            // Unbuffered: one write per line, visible at once to whoever reads.
+            FileHandle.standardOutput.write(Data("submitted \(tick) \(uuid) \(entry.taskName) \(entry.queue)\n".utf8))
+        }
+        logger.info(
+            "scheduler starting",
+            metadata: [
+                "broker": "\(broker.configuration.connection.redactedURL)",
+                "state": "\(StateStores.redactedURL(stateURL))",
+                "schedules": "\(entries.map(\.name).joined(separator: ", "))",
+            ])
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [.init(service: scheduler, successTerminationBehavior: .gracefullyShutdownGroup)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        var failed = false
+        do {
+            try await group.run()
+        } catch {
+            logger.error("scheduler stopped: \(error)")
+            failed = true
+        }
+        await store.close()
+        await broker.close()
+        if failed { throw ExitCode(1) }
+        logger.info("scheduler stopped")
+    }
+}

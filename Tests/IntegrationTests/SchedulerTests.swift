@@ -1,0 +1,113 @@
+import Foundation
+import QTasksState
+import Testing
+
+/// Periodic tasks (`qtasks-scheduler`, docs/scheduling.md) on the real broker.
+@Suite(.enabled(if: IntegrationEnvironment.enabled, "no RabbitMQ reachable at QTASKS_URL; deploy/test.sh starts one"),
+       .timeLimit(.minutes(1)))
+struct SchedulerTests {
+    static var schedulerExecutable: String {
+        IntegrationEnvironment.productsDirectory.appendingPathComponent("qtasks-scheduler").path
+    }
+
+    /// The `submitted TICK UUID TASK QUEUE` lines a scheduler printed.
+    static func submissions(_ process: ChildProcess) -> [(tick: Int64, uuid: String)] {
+        process.standardOutputText.split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: " ")
+            guard fields.count == 5, fields[0] == "submitted", let tick = Int64(fields[1]) else { return nil }
+            return (tick, String(fields[2]))
+        }
+    }
+
+    /// The Must-show: two scheduler processes sharing one SQLite State file,
+    /// both running `--every 1` for the same 10 ticks (`--from F --until
+    /// F+10`: ticks F ... F+9, F a few seconds after both are started), then
+    /// exiting by themselves. The queue holds exactly 10 tasks, one per tick,
+    /// all uuids distinct, and each was printed by exactly one process.
+    @Test func twoSchedulersSubmitEachOfTenTicksOnce() async throws {
+        let directory = try StateDirectory()
+        defer { directory.remove() }
+        try await twoSchedulersSubmitEachOfTenTicksOnce(stateURL: directory.sqliteURL)
+    }
+
+    /// The same with Redis as the shared State backend (the claim key is
+    /// cleared at the end).
+    @Test(.enabled(if: IntegrationRedis.enabled, "no Redis at QTASKS_REDIS_URL; deploy/redis.sh start"))
+    func twoSchedulersSharingRedisSubmitEachOfTenTicksOnce() async throws {
+        try await twoSchedulersSubmitEachOfTenTicksOnce(stateURL: IntegrationRedis.url)
+    }
+
+    func twoSchedulersSubmitEachOfTenTicksOnce(stateURL: String) async throws {
+        try await TestScope.run("sched") { scope in
+            let from = Int64(Date().timeIntervalSince1970.rounded(.down)) + 4
+            let until = from + 10
+            let arguments = [
+                "--url", IntegrationEnvironment.url, "--state", stateURL,
+                "--every", "1:add:\(scope.queue):[2,3]", "--from", String(from), "--until", String(until),
+            ]
+            let schedulers = try (0..<2).map { _ in try scope.spawn(Self.schedulerExecutable, arguments) }
+            try await waitUntil("both schedulers to log 'scheduler started'", timeout: 10) {
+                for process in schedulers {
+                    if let ended = process.exitStatus {
+                        throw ChildProcessError("a scheduler ended early (\(ended)):\n\(process.stderrTail())")
+                    }
+                }
+                return schedulers.allSatisfy { $0.standardErrorText.contains("scheduler started") }
+            }
+            #expect(Date().timeIntervalSince1970 < Double(from), "both schedulers were up before the first tick")
+
+            for process in schedulers {
+                let ended = await process.waitForExit(timeout: Double(until) - Date().timeIntervalSince1970 + 10)
+                #expect(ended == .exited(0), "scheduler after --until:\n\(process.stderrTail())")
+            }
+
+            let printed = schedulers.flatMap(Self.submissions)
+            #expect(printed.map(\.tick).sorted() == Array(from..<until), "each tick printed by exactly one process: \(printed)")
+            let perProcess = schedulers.map { Self.submissions($0).count }
+            print("scheduler test (\(stateURL.prefix(6))): ticks \(from)..<\(until), submitted per process: \(perProcess)")
+
+            let info = try await scope.admin.queueInfo(scope.queue)
+            #expect(info?.messageCount == 10, "tasks in the queue: \(String(describing: info))")
+            var uuids: [String] = []
+            while let delivery = try await scope.admin.get(scope.queue) {
+                let object = try JSONSerialization.jsonObject(with: Data(delivery.body)) as? [String: Any]
+                #expect(object?["task_name"] as? String == "add")
+                #expect(object?["args"] as? [Int] == [2, 3])
+                uuids.append(object?["uuid"] as? String ?? "?")
+                #expect(delivery.properties.messageID == object?["uuid"] as? String)
+            }
+            #expect(uuids.count == 10)
+            #expect(Set(uuids).count == 10, "no duplicates: \(uuids)")
+            #expect(Set(uuids) == Set(printed.map(\.uuid)))
+
+            // The entry's claim: last_tick is the last tick; then removed
+            // (a shared Redis outlives the test).
+            let store = try await StateStores.open(url: stateURL)
+            let claim = StateID(namespace: "qtasks-schedule", key: "add@\(scope.queue)@every 1s")
+            #expect(try await store.getAll(in: claim) == ["last_tick": .int(until - 1)])
+            try await store.clear(claim)
+            await store.close()
+        }
+    }
+
+    /// SIGTERM stops a scheduler with status 0; a bad cron expression is a
+    /// usage error (64).
+    @Test func stopsOnSigtermAndRejectsBadCron() async throws {
+        let directory = try StateDirectory()
+        defer { directory.remove() }
+        try await TestScope.run("sched-stop") { scope in
+            let scheduler = try scope.spawn(
+                Self.schedulerExecutable,
+                ["--url", IntegrationEnvironment.url, "--state", directory.sqliteURL, "--cron", "*/5 * * * *:add:\(scope.queue)"])
+            try await waitUntil("the scheduler to start", timeout: 10) {
+                if let ended = scheduler.exitStatus { throw ChildProcessError("ended early (\(ended)):\n\(scheduler.stderrTail())") }
+                return scheduler.standardErrorText.contains("scheduler started")
+            }
+            await scope.stopGracefully(scheduler)
+
+            let bad = try await ChildProcess.run(
+                Self.schedulerExecutable, ["--state", directory.sqliteURL, "--cron", "61 * * * *:add"], timeout: 10)
+            #expect(bad.termination == .exited(64), "\(bad)")
+        }
+    }
+}
