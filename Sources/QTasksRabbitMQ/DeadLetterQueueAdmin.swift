@@ -51,6 +51,21 @@ public final class DeadLetterQueueAdmin: Sendable {
         }
     }
 
+    /// The ready message count and consumer count of a queue (a passive
+    /// `queue.declare`), or nil when the queue does not exist.
+    public func status(_ queue: String) async throws -> (ready: Int, consumers: Int)? {
+        do {
+            return try await mapped {
+                let channel = try await connection.openChannel()
+                defer { Task { await channel.close() } }
+                let info = try await channel.declareQueue(queue, passive: true)
+                return (Int(info.messageCount), Int(info.consumerCount))
+            }
+        } catch let error as BrokerError where error.replyCode == 404 {
+            return nil
+        }
+    }
+
     /// The first `limit` messages, left in the queue.
     ///
     /// - Parameter maxBodySize: bodies larger than this are not loaded

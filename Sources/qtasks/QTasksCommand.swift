@@ -15,7 +15,7 @@ struct QTasksCommand: AsyncParsableCommand {
             no such field; 3 no result within --wait seconds; 4 the broker (or State backend) could \
             not be reached or refused the request; 64 bad usage.
             """,
-        subcommands: [SendCommand.self, StateCommand.self, DLQCommand.self])
+        subcommands: [SendCommand.self, InspectCommand.self, PurgeCommand.self, DLQCommand.self, StateCommand.self])
 }
 
 /// The exit statuses of `qtasks`, documented in its help.

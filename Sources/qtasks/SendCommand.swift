@@ -19,6 +19,14 @@ struct SendCommand: AsyncParsableCommand {
             The result message is printed on standard output as received (the wire format in \
             docs/wire-format.md). With --wait 0 the task is sent and its uuid printed, without \
             waiting for a result.
+
+            With --count N the task is sent N times (each copy with its own uuid) and, instead of \
+            results, a throughput summary is printed: `sent N tasks in S s (R tasks/s)`, and with \
+            --wait > 0 `results: N received, N succeeded, N failed, N timed out in S s (R results/s)`, \
+            --wait then being the time allowed for all results after the last send. Progress goes \
+            to standard error: a progress bar on a terminal, a line every second otherwise. Exit \
+            status with --count: 1 if any result was an error or a cancel, else 3 if any result \
+            did not arrive within --wait, 4 if a send failed.
             """)
 
     @OptionGroup var broker: BrokerOptions
@@ -44,6 +52,9 @@ struct SendCommand: AsyncParsableCommand {
     @Option(help: "Seconds to wait for the result; 0 sends without waiting.")
     var wait: Double = 30
 
+    @Option(help: "Send the task this many times (each with its own uuid) and print a throughput summary.")
+    var count: Int?
+
     static let longestWait = 604_800.0
     static let longestQueueName = 255 - ".retry.2592000000".utf8.count
 
@@ -59,6 +70,7 @@ struct SendCommand: AsyncParsableCommand {
         guard queue.utf8.count <= Self.longestQueueName else {
             throw ValidationError("--queue is \(queue.utf8.count) bytes; at most \(Self.longestQueueName), so that its dead-letter and retry queues fit AMQP's 255")
         }
+        if let count, !(1...10_000_000).contains(count) { throw ValidationError("--count must be 1...10000000") }
         if let maxPriority, !(1...255).contains(maxPriority) { throw ValidationError("--max-priority must be 1...255") }
         _ = try parsedKwargs()
     }
@@ -93,6 +105,13 @@ struct SendCommand: AsyncParsableCommand {
             throw ExitStatus.usage
         }
         let client = TaskClient(broker: brokerConnection)
+        if let count {
+            let outcome = await sendMany(count, client: client)
+            await client.close()
+            await brokerConnection.close()
+            if let outcome { throw outcome }
+            return
+        }
         let handle: TaskHandle
         do {
             handle = try await client.send(
@@ -131,6 +150,129 @@ struct SendCommand: AsyncParsableCommand {
         if result.status != .success {
             printError("qtasks: \(task) ended with status \(result.status): \(result.traceback ?? "")")
             throw ExitStatus.taskFailed
+        }
+    }
+}
+
+extension SendCommand {
+    /// `--count N`: sends N copies, then waits for their results (--wait >
+    /// 0); prints the summary. Returns the exit status when not 0.
+    func sendMany(_ count: Int, client: TaskClient) async -> ExitCode? {
+        let arguments = args.map(Self.argumentValue)
+        let keywords = (try? parsedKwargs()) ?? [:]
+        var handles: [TaskHandle] = []
+        handles.reserveCapacity(wait > 0 ? count : 0)
+        let progress = ProgressReporter(label: "sent", total: count)
+        let start = ContinuousClock.now
+        for index in 0..<count {
+            do {
+                let handle = try await client.send(task, args: arguments, kwargs: keywords, queue: queue, priority: priority)
+                if wait > 0 { handles.append(handle) }
+            } catch {
+                progress.finish(index)
+                printError("qtasks: cannot send \(task) to queue \(queue) (copy \(index + 1) of \(count)): \(error)")
+                print("sent \(index) of \(count) tasks before the failure")
+                fflush(nil)
+                return ExitStatus.brokerFailure
+            }
+            progress.update(index + 1)
+        }
+        progress.finish(count)
+        let sendSeconds = Self.seconds(since: start)
+        print("sent \(count) tasks in \(Self.format(sendSeconds)) s (\(Self.format(Double(count) / max(sendSeconds, 1e-9))) tasks/s)")
+        fflush(nil)
+        guard wait > 0 else { return nil }
+
+        let deadline = ContinuousClock.now + .milliseconds(Int64(wait * 1000))
+        let results = ProgressReporter(label: "results", total: count)
+        var succeeded = 0, failed = 0, timedOut = 0, lost = 0
+        var firstFailure: TaskResult?
+        // Results arrive in any order; each handle keeps its own, so waiting
+        // in send order still takes no longer than the slowest one.
+        for (index, handle) in handles.enumerated() {
+            let remaining = max(deadline - ContinuousClock.now, .zero)
+            do {
+                let result = try await handle.result(timeout: remaining)
+                if result.status == .success {
+                    succeeded += 1
+                } else {
+                    failed += 1
+                    if firstFailure == nil { firstFailure = result }
+                }
+            } catch let error as TaskClientError where error.code == .timeout {
+                timedOut += 1
+            } catch {
+                lost += 1
+            }
+            results.update(index + 1)
+        }
+        results.finish(count)
+        let resultSeconds = Self.seconds(since: start)
+        let received = succeeded + failed
+        print(
+            "results: \(received) received, \(succeeded) succeeded, \(failed) failed, \(timedOut + lost) timed out in "
+                + "\(Self.format(resultSeconds)) s (\(Self.format(Double(received) / max(resultSeconds, 1e-9))) results/s)")
+        fflush(nil)
+        if let firstFailure {
+            printError("qtasks: \(failed) of \(count) ended with an error or cancel; first: \(firstFailure.status): \(firstFailure.traceback ?? "")")
+            return ExitStatus.taskFailed
+        }
+        if lost > 0 {
+            printError("qtasks: \(lost) results cannot arrive any more (the connection to the broker was lost)")
+            return ExitStatus.brokerFailure
+        }
+        if timedOut > 0 {
+            printError("qtasks: \(timedOut) of \(count) results did not arrive within \(wait) s; is a worker consuming '\(queue)'?")
+            return ExitStatus.timeout
+        }
+        return nil
+    }
+
+    static func seconds(since start: ContinuousClock.Instant) -> Double {
+        let elapsed = ContinuousClock.now - start
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    }
+
+    static func format(_ value: Double) -> String { String(format: "%.2f", value) }
+}
+
+/// Progress on standard error: a redrawn bar on a terminal, a plain line
+/// at most once a second otherwise.
+final class ProgressReporter {
+    let label: String
+    let total: Int
+    let isTerminal = isatty(STDERR_FILENO) != 0
+    private var lastDraw = ContinuousClock.now
+    private let start = ContinuousClock.now
+
+    init(label: String, total: Int) {
+        self.label = label
+        self.total = total
+    }
+
+    func update(_ done: Int) {
+        let now = ContinuousClock.now
+        let interval: Duration = isTerminal ? .milliseconds(100) : .seconds(1)
+        guard now - lastDraw >= interval else { return }
+        lastDraw = now
+        draw(done, final: false)
+    }
+
+    func finish(_ done: Int) {
+        // A plain line only when a run lasted long enough to have printed some.
+        if isTerminal || ContinuousClock.now - start >= .seconds(1) { draw(done, final: true) }
+    }
+
+    private func draw(_ done: Int, final: Bool) {
+        let fraction = total > 0 ? Double(done) / Double(total) : 1
+        if isTerminal {
+            let width = 30
+            let filled = min(width, Int(fraction * Double(width)))
+            let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
+            let text = "\r\(label) [\(bar)] \(done)/\(total) \(Int(fraction * 100))%" + (final ? "\n" : "")
+            FileHandle.standardError.write(Data(text.utf8))
+        } else {
+            printError("\(label): \(done)/\(total) (\(Int(fraction * 100))%)")
         }
     }
 }

@@ -1,0 +1,143 @@
+import Foundation
+import QTasks
+import Testing
+
+/// `qtasks inspect`, `qtasks purge` and `qtasks send --count` (the built
+/// executable) against the test broker.
+@Suite(.enabled(if: IntegrationEnvironment.enabled, "no RabbitMQ reachable at QTASKS_URL; deploy/test.sh starts one"),
+       .timeLimit(.minutes(2)))
+struct InspectCLITests {
+    /// Sends `count` copies of add(2, 3) without waiting: the client
+    /// declares the queue, so they wait there.
+    private func fill(_ scope: TestScope, _ count: Int) async throws {
+        let run = try await scope.runCLI(["send", "add", "2", "3", "--count", String(count), "--queue", scope.queue, "--wait", "0"])
+        #expect(run.termination == .exited(0), "\(run)")
+        #expect(run.stdout.contains("sent \(count) tasks in "), "\(run)")
+        try await waitUntil("\(count) messages in \(scope.queue)", timeout: 10) {
+            try await scope.admin.queueInfo(scope.queue)?.messageCount == UInt32(count)
+        }
+    }
+
+    private func jsonRows(_ run: CompletedProcess) throws -> [[String: Any]] {
+        let parsed = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8))
+        return try #require(parsed as? [[String: Any]], "\(run)")
+    }
+
+    @Test func inspectShowsReadyAndConsumerCountsOfAQueueWithoutAWorker() async throws {
+        try await TestScope.run("cli-inspect") { scope in
+            try await fill(scope, 3)
+            let table = try await scope.runCLI(["inspect", scope.queue])
+            #expect(table.termination == .exited(0), "\(table)")
+            let lines = table.stdout.split(separator: "\n").map(String.init)
+            #expect(lines.first?.hasPrefix("QUEUE") == true, "\(table)")
+            let row = try #require(lines.first { $0.hasPrefix(scope.queue + " ") }, "\(table)")
+            #expect(row.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+                == [scope.queue, "queue", "3", "n/a", "0"], "\(table)")
+            #expect(table.stdout.contains("unacked: n/a (needs --management-url)"), "\(table)")
+
+            let json = try await scope.runCLI(["inspect", scope.queue, "--json"])
+            #expect(json.termination == .exited(0), "\(json)")
+            let rows = try jsonRows(json)
+            let queue = try #require(rows.first { $0["queue"] as? String == scope.queue }, "\(json)")
+            #expect(queue["ready"] as? Int == 3 && queue["consumers"] as? Int == 0 && queue["exists"] as? Bool == true, "\(json)")
+            #expect(queue["unacked"] is NSNull, "\(json)")
+        }
+    }
+
+    @Test func inspectCountsAWorkersConsumerAndItsDeadLetterQueue() async throws {
+        try await TestScope.run("cli-inspect-worker") { scope in
+            _ = try await scope.startWorker()
+            // One failed task in the dead-letter queue.
+            let failed = try await scope.runCLI(["send", "fail", "boom", "--queue", scope.queue, "--wait", "20"])
+            #expect(failed.termination == .exited(1), "\(failed)")
+            try await waitUntil("the failed task in \(scope.deadLetterQueue)", timeout: 10) {
+                try await scope.admin.queueInfo(scope.deadLetterQueue)?.messageCount == 1
+            }
+            let json = try await scope.runCLI(["inspect", scope.queue, "--json"])
+            #expect(json.termination == .exited(0), "\(json)")
+            let rows = try jsonRows(json)
+            let queue = try #require(rows.first { $0["queue"] as? String == scope.queue }, "\(json)")
+            #expect(queue["ready"] as? Int == 0 && queue["consumers"] as? Int == 1, "\(json)")
+            let dlq = try #require(rows.first { $0["queue"] as? String == scope.deadLetterQueue }, "\(json)")
+            #expect(dlq["kind"] as? String == "dlq" && dlq["ready"] as? Int == 1 && dlq["consumers"] as? Int == 0, "\(json)")
+        }
+    }
+
+    @Test func inspectShowsAMissingNamedQueueAndSkipsItsMissingDeadLetterQueue() async throws {
+        try await TestScope.run("cli-inspect-missing") { scope in
+            let run = try await scope.runCLI(["inspect", scope.queue])
+            #expect(run.termination == .exited(0), "\(run)")
+            #expect(run.stdout.contains("missing"), "\(run)")
+            #expect(!run.stdout.contains(scope.deadLetterQueue), "\(run)")
+        }
+    }
+
+    @Test func purgeDeclinesWithoutYesAndPurgesWithIt() async throws {
+        try await TestScope.run("cli-purge") { scope in
+            try await fill(scope, 3)
+            // stdin is /dev/null: no 'yes', nothing purged, exit 1.
+            let declined = try await scope.runCLI(["purge", scope.queue])
+            #expect(declined.termination == .exited(1), "\(declined)")
+            #expect(declined.stderr.contains("not purged"), "\(declined)")
+            #expect(try await scope.admin.queueInfo(scope.queue)?.messageCount == 3)
+
+            let purged = try await scope.runCLI(["purge", scope.queue, "--yes"])
+            #expect(purged.termination == .exited(0), "\(purged)")
+            #expect(purged.stdout.contains("purged 3 messages from \(scope.queue)"), "\(purged)")
+            #expect(try await scope.admin.queueInfo(scope.queue)?.messageCount == 0)
+        }
+    }
+
+    @Test func purgeOfAMissingQueueExitsFour() async throws {
+        try await TestScope.run("cli-purge-missing") { scope in
+            let run = try await scope.runCLI(["purge", scope.queue, "--yes"])
+            #expect(run.termination == .exited(4), "\(run)")
+            #expect(run.stderr.contains("404"), "\(run)")
+        }
+    }
+
+    @Test func sendCountFiftyWithAWorkerSummarizesFiftySucceeded() async throws {
+        try await TestScope.run("cli-count") { scope in
+            _ = try await scope.startWorker()
+            let run = try await scope.runCLI(
+                ["send", "add", "2", "3", "--count", "50", "--queue", scope.queue, "--wait", "30"], timeout: 60)
+            #expect(run.termination == .exited(0), "\(run)")
+            #expect(run.stdout.contains("sent 50 tasks in "), "\(run)")
+            #expect(run.stdout.contains("results: 50 received, 50 succeeded, 0 failed, 0 timed out in "), "\(run)")
+            #expect(run.stdout.contains("tasks/s") && run.stdout.contains("results/s"), "\(run)")
+            // stderr is a pipe, not a terminal: no bar redrawn with \r.
+            #expect(!run.stderr.contains("\r"), "\(run)")
+        }
+    }
+
+    @Test func sendCountWithAFailingTaskExitsOne() async throws {
+        try await TestScope.run("cli-count-fail") { scope in
+            _ = try await scope.startWorker()
+            let run = try await scope.runCLI(
+                ["send", "fail", "boom", "--count", "3", "--queue", scope.queue, "--wait", "30"], timeout: 60)
+            #expect(run.termination == .exited(1), "\(run)")
+            #expect(run.stdout.contains("results: 3 received, 0 succeeded, 3 failed, 0 timed out"), "\(run)")
+            #expect(run.stderr.contains("boom"), "\(run)")
+        }
+    }
+
+    @Test func sendCountWithoutAWorkerTimesOutWithExitThree() async throws {
+        try await TestScope.run("cli-count-timeout") { scope in
+            let run = try await scope.runCLI(["send", "add", "1", "2", "--count", "5", "--queue", scope.queue, "--wait", "1"])
+            #expect(run.termination == .exited(3), "\(run)")
+            #expect(run.stdout.contains("results: 0 received, 0 succeeded, 0 failed, 5 timed out"), "\(run)")
+        }
+    }
+
+    @Test func everyCommandHasHelp() async throws {
+        for command in [["inspect"], ["purge"], ["send"], ["dlq"], ["state"]] {
+            let run = try await ChildProcess.run(IntegrationEnvironment.cliExecutable, command + ["--help"], timeout: 30)
+            #expect(run.termination == .exited(0), "\(run)")
+            #expect(run.stdout.contains("USAGE"), "\(run)")
+        }
+        let top = try await ChildProcess.run(IntegrationEnvironment.cliExecutable, ["--help"], timeout: 30)
+        for name in ["send", "inspect", "purge", "dlq", "state"] { #expect(top.stdout.contains("  \(name)"), "\(top)") }
+        let send = try await ChildProcess.run(IntegrationEnvironment.cliExecutable, ["send", "--help"], timeout: 30)
+        #expect(send.stdout.contains("--count"), "\(send)")
+    }
+}
