@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -71,6 +72,12 @@ struct InspectCommand: AsyncParsableCommand {
     }()
 
     func run() async throws {
+        // Probing missing queues is expected (404s): only errors are logged.
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .error
+            return handler
+        }
         let names = queues.isEmpty ? ["default"] : queues
         let configuration: RabbitMQBrokerConfiguration
         do {
@@ -117,7 +124,7 @@ struct InspectCommand: AsyncParsableCommand {
                     rows[index].consumers = counts.consumers
                 }
             } catch {
-                printError("qtasks: management API: \(error)")
+                printError("qtasks: management API: \((error as? ManagementError)?.description ?? error.localizedDescription)")
                 throw ExitStatus.brokerFailure
             }
         }

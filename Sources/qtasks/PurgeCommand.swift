@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import QTasksRabbitMQ
 
 /// `qtasks purge QUEUE`: deletes the ready messages of a task queue.
@@ -36,6 +37,12 @@ struct PurgeCommand: AsyncParsableCommand {
                 printError("qtasks: not purged (answer 'yes', or pass --yes)")
                 throw ExitCode(1)
             }
+        }
+        // Probing missing queues is expected (404s): only errors are logged.
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .error
+            return handler
         }
         let configuration: RabbitMQBrokerConfiguration
         do {

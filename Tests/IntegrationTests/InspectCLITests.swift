@@ -34,6 +34,8 @@ struct InspectCLITests {
             #expect(row.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
                 == [scope.queue, "queue", "3", "n/a", "0"], "\(table)")
             #expect(table.stdout.contains("unacked: n/a (needs --management-url)"), "\(table)")
+            // Missing retry queues are skipped quietly.
+            #expect(!table.stderr.contains("404") && !table.stdout.contains(".retry."), "\(table)")
 
             let json = try await scope.runCLI(["inspect", scope.queue, "--json"])
             #expect(json.termination == .exited(0), "\(json)")
@@ -60,6 +62,48 @@ struct InspectCLITests {
             #expect(queue["ready"] as? Int == 0 && queue["consumers"] as? Int == 1, "\(json)")
             let dlq = try #require(rows.first { $0["queue"] as? String == scope.deadLetterQueue }, "\(json)")
             #expect(dlq["kind"] as? String == "dlq" && dlq["ready"] as? Int == 1 && dlq["consumers"] as? Int == 0, "\(json)")
+        }
+    }
+
+    /// A stand-in for RabbitMQ's management API (the plugin is not enabled
+    /// on the test broker): answers GET /api/queues/%2F/<name> when the
+    /// Basic credentials are guest:guest, and logs each path it serves.
+    static let fakeManagementAPI = #"""
+        import base64, http.server, json, sys
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                auth = self.headers.get("Authorization", "")
+                if auth != "Basic " + base64.b64encode(b"guest:guest").decode():
+                    self.send_response(401); self.end_headers(); return
+                name = self.path.rsplit("/", 1)[-1]
+                body = json.dumps({"name": name, "messages_ready": 7, "messages_unacknowledged": 2, "consumers": 5}).encode()
+                self.send_response(200); self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+                sys.stderr.write("PATH " + self.path + "\n"); sys.stderr.flush()
+            def log_message(self, *args): pass
+        server = http.server.HTTPServer(("127.0.0.1", 0), H)
+        print(server.server_address[1], flush=True)
+        server.serve_forever()
+        """#
+
+    @Test func inspectAsksTheManagementAPIForUnackedCounts() async throws {
+        try await TestScope.run("cli-inspect-mgmt") { scope in
+            try await fill(scope, 1)
+            let server = try scope.spawn("/usr/bin/env", ["python3", "-c", Self.fakeManagementAPI])
+            try await waitUntil("the fake management API to listen", timeout: 20) { !server.standardOutputText.isEmpty }
+            let port = server.standardOutputText.trimmingCharacters(in: .whitespacesAndNewlines)
+            let run = try await scope.runCLI(
+                ["inspect", scope.queue, "--json", "--management-url", "http://guest:guest@127.0.0.1:\(port)"])
+            #expect(run.termination == .exited(0), "\(run)")
+            let rows = try jsonRows(run)
+            let queue = try #require(rows.first { $0["queue"] as? String == scope.queue }, "\(run)")
+            #expect(queue["ready"] as? Int == 7 && queue["unacked"] as? Int == 2 && queue["consumers"] as? Int == 5, "\(run)")
+            #expect(server.standardErrorText.contains("PATH /api/queues/%2F/\(scope.queue)"), "\(server.standardErrorText)")
+
+            let wrong = try await scope.runCLI(
+                ["inspect", scope.queue, "--management-url", "http://guest:nope@127.0.0.1:\(port)"])
+            #expect(wrong.termination == .exited(4), "\(wrong)")
+            #expect(wrong.stderr.contains("HTTP 401") && !wrong.stderr.contains("nope"), "\(wrong)")
         }
     }
 
