@@ -107,6 +107,29 @@ struct InspectCLITests {
         }
     }
 
+    /// A task waiting for its retry: the retry queue that exists is listed
+    /// with its message, the ones that do not are skipped.
+    @Test func inspectListsARetryQueueThatExists() async throws {
+        try await TestScope.run("cli-inspect-retry") { scope in
+            _ = try await scope.startFaultWorker(["--max-attempts", "3", "--retry-delay", "30", "--retry-jitter", "0"])
+            let retryQueue = scope.queue + ".retry.30000"
+            scope.deleteAtEnd(retryQueue)
+            let uuid = UUID().uuidString.lowercased()
+            try await scope.publishTask(#"{"uuid": "\#(uuid)", "task_name": "always_fail", "args": ["nope"]}"#, correlationID: uuid)
+            try await waitUntil("the retry copy in \(retryQueue)", timeout: 30) {
+                try await scope.admin.queueInfo(retryQueue)?.messageCount == 1
+            }
+            let json = try await scope.runCLI(["inspect", scope.queue, "--json"])
+            #expect(json.termination == .exited(0), "\(json)")
+            let rows = try jsonRows(json)
+            let retry = try #require(rows.first { $0["queue"] as? String == retryQueue }, "\(json)")
+            #expect(retry["kind"] as? String == "retry" && retry["ready"] as? Int == 1, "\(json)")
+            #expect(rows.filter { $0["kind"] as? String == "retry" }.count == 1, "\(json)")
+            let table = try await scope.runCLI(["inspect", scope.queue])
+            #expect(table.stdout.contains(retryQueue), "\(table)")
+        }
+    }
+
     @Test func inspectShowsAMissingNamedQueueAndSkipsItsMissingDeadLetterQueue() async throws {
         try await TestScope.run("cli-inspect-missing") { scope in
             let run = try await scope.runCLI(["inspect", scope.queue])
