@@ -22,8 +22,9 @@ struct SendCommand: AsyncParsableCommand {
 
             With --count N the task is sent N times (each copy with its own uuid) and, instead of \
             results, a throughput summary is printed: `sent N tasks in S s (R tasks/s)`, and with \
-            --wait > 0 `results: N received, N succeeded, N failed, N timed out in S s (R results/s)`, \
-            --wait then being the time allowed for all results after the last send. Progress goes \
+            --wait > 0 `results: N received, N succeeded, N failed, N timed out in S s (R results/s)` \
+            (S counted from the first send), --wait then being the time allowed for all results \
+            after the last send. Progress goes \
             to standard error: a progress bar on a terminal, a line every second otherwise. Exit \
             status with --count: 1 if any result was an error or a cancel, else 3 if any result \
             did not arrive within --wait, 4 if a send failed.
