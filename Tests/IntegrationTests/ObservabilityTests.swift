@@ -227,4 +227,22 @@ struct ObservabilityTests {
         let objects = Self.jsonLines(run.stderr)
         #expect(objects.contains { $0["level"] as? String == "critical" }, "\(run.stderr)")
     }
+
+    /// Malformed broker and State URLs are refused (exit 64) with messages
+    /// that quote the URL, redacted.
+    @Test(arguments: ["broker", "state"])
+    func malformedURLsAreQuotedRedacted(which: String) async throws {
+        let secret = "m4lformed-" + UUID().uuidString.prefix(12)
+        var arguments = ["--log-format", "json", "--queue", IntegrationEnvironment.uniqueQueue("malformed")]
+        if which == "broker" {
+            arguments += ["--url", "amqp://guest:\(secret)@127.0.0.1:notaport/%2F"]
+        } else {
+            arguments += ["--url", IntegrationEnvironment.url, "--state", "redis://:\(secret)@[bad"]
+        }
+        let run = try await ChildProcess.run(IntegrationEnvironment.workerExecutable, arguments, timeout: 30)
+        #expect(run.termination == .exited(64), "\(run)")
+        #expect(!run.stderr.contains(secret), "the password leaked:\n\(run.stderr)")
+        let objects = Self.jsonLines(run.stderr)
+        #expect(objects.contains { ($0["message"] as? String)?.contains("***") == true }, "\(run.stderr)")
+    }
 }
