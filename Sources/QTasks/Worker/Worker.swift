@@ -101,6 +101,7 @@ public final class Worker: Service, Sendable {
             retryPolicy: configuration.retryPolicy,
             logger: logger
         )
+        let metrics = WorkerMetrics(knownTasks: app.taskNames)
         if !(broker is any DelayedPublishing) {
             logger.warning("this broker cannot delay messages: retries are published again at once, without backoff")
         }
@@ -140,13 +141,14 @@ public final class Worker: Service, Sendable {
                     ]
                 )
             } else {
+                metrics.reconnected()
                 logger.notice(
                     "reconnected: consuming again",
                     metadata: ["queues": .string(configuration.queues.joined(separator: ",")), "attempt": .stringConvertible(failures)]
                 )
             }
             failures = 0
-            guard let lost = await consume(deliveries, executor) else { break }
+            guard let lost = await consume(deliveries, executor, metrics) else { break }
             if shutdown.isFired { break }
             failures = 1
             guard await pauseBeforeReconnecting(after: lost, failures: failures) else {
@@ -207,7 +209,7 @@ public final class Worker: Service, Sendable {
 
     /// One consuming session: runs deliveries until the stream ends.
     /// Returns the stream's error (connection lost), nil after shutdown.
-    private func consume(_ deliveries: AsyncThrowingStream<Delivery, any Error>, _ executor: TaskExecutor) async -> (any Error)? {
+    private func consume(_ deliveries: AsyncThrowingStream<Delivery, any Error>, _ executor: TaskExecutor, _ metrics: WorkerMetrics) async -> (any Error)? {
         let logger = configuration.logger
         let concurrency = configuration.effectiveConcurrency
         return await withTaskGroup(of: ChildEvent.self) { group in
@@ -253,7 +255,7 @@ public final class Worker: Service, Sendable {
                     running += 1
                     if queueLimit != nil { runningIn[queue, default: 0] += 1 }
                     group.addTask {
-                        await self.process(delivery, executor)
+                        await self.process(delivery, executor, metrics)
                         return .taskFinished(queue: queue)
                     }
                 }
@@ -305,10 +307,19 @@ public final class Worker: Service, Sendable {
     }
 
     /// Runs one delivery and settles it; logs one line.
-    private func process(_ delivery: Delivery, _ executor: TaskExecutor) async {
+    private func process(_ delivery: Delivery, _ executor: TaskExecutor, _ metrics: WorkerMetrics) async {
         let start = ContinuousClock.now
+        metrics.taskStarted()
+        defer { metrics.taskFinished() }
         let outcome = await executor.execute(delivery)
         let result = outcome.result
+        // Counted once the name is known (the executor decodes it); the
+        // other counters only once the outcome is settled.
+        metrics.count(WorkerMetrics.received, task: result.taskName, queue: delivery.queue)
+        func settled(_ counter: String) {
+            metrics.count(counter, task: result.taskName, queue: delivery.queue)
+            metrics.recordDuration(ContinuousClock.now - start, task: result.taskName, queue: delivery.queue)
+        }
         func metadata(_ status: String) -> Logger.Metadata {
             let elapsed = ContinuousClock.now - start
             let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
@@ -332,11 +343,13 @@ public final class Worker: Service, Sendable {
             guard await publishReply(result, for: delivery, metadata: metadata("success")),
                   await settle(delivery, metadata: metadata("success"), { try await $0.acknowledge(delivery) })
             else { return }
+            settled(WorkerMetrics.succeeded)
             logger.info("task succeeded", metadata: metadata("success"))
         case .cancelledByTask:
             guard await publishReply(result, for: delivery, metadata: metadata("cancel")),
                   await settle(delivery, metadata: metadata("cancel"), { try await $0.acknowledge(delivery) })
             else { return }
+            settled(WorkerMetrics.cancelled)
             var fields = metadata("cancel")
             fields["reason"] = .string(result.traceback ?? "")
             logger.notice("task cancelled itself", metadata: fields)
@@ -344,6 +357,7 @@ public final class Worker: Service, Sendable {
             guard let applied = await publishRetry(delivery, failure: failure, uuid: result.uuid, attempt: result.retry + 1, delay: delay, metadata: metadata("retry")),
                   await settle(delivery, metadata: metadata("retry"), { try await $0.acknowledge(delivery) })
             else { return }
+            settled(WorkerMetrics.retried)
             var fields = metadata("retry")
             fields["error"] = .string(LogText.sanitized(failure.traceback))
             fields["delay_s"] = .stringConvertible((applied * 1000).rounded() / 1000)
@@ -363,6 +377,8 @@ public final class Worker: Service, Sendable {
                       await settle(delivery, metadata: metadata("error"), { try await $0.acknowledge(delivery) })
                 else { return }
             }
+            settled(WorkerMetrics.failed)
+            metrics.count(WorkerMetrics.deadLettered, task: result.taskName, queue: delivery.queue)
             var fields = metadata("error")
             fields["error"] = .string(LogText.sanitized(failure.traceback))
             if isBadInput {
