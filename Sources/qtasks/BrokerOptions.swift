@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import QTasksRabbitMQ
 
 /// The broker URL option every command shares.
 struct BrokerOptions: ParsableArguments {
@@ -11,5 +12,26 @@ struct BrokerOptions: ParsableArguments {
     /// `--url`, else `QTASKS_URL`, else the local default.
     var resolvedURL: String {
         url ?? ProcessInfo.processInfo.environment["QTASKS_URL"] ?? Self.defaultURL
+    }
+
+    /// An admin connection to the broker for `dlq`, `inspect` and `purge`.
+    ///
+    /// - Throws: `ExitStatus.usage` (64) for a malformed URL,
+    ///   `ExitStatus.brokerFailure` (4) when the broker cannot be reached or
+    ///   refuses; the reason is printed on standard error.
+    func connectAdmin() async throws -> DeadLetterQueueAdmin {
+        let configuration: RabbitMQBrokerConfiguration
+        do {
+            configuration = try RabbitMQBrokerConfiguration(url: resolvedURL)
+        } catch {
+            printError("qtasks: \(error)")
+            throw ExitStatus.usage
+        }
+        do {
+            return try await DeadLetterQueueAdmin.connect(configuration)
+        } catch {
+            printError("qtasks: cannot connect: \(error)")
+            throw ExitStatus.brokerFailure
+        }
     }
 }

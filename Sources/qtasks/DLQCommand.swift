@@ -27,19 +27,7 @@ struct DLQCommand: AsyncParsableCommand {
         var deadLetterQueue: String { DeadLetterQueueAdmin.deadLetterQueue(for: queue) }
 
         func connect() async throws -> DeadLetterQueueAdmin {
-            let configuration: RabbitMQBrokerConfiguration
-            do {
-                configuration = try RabbitMQBrokerConfiguration(url: broker.resolvedURL)
-            } catch {
-                printError("qtasks: \(error)")
-                throw ExitStatus.usage
-            }
-            do {
-                return try await DeadLetterQueueAdmin.connect(configuration)
-            } catch {
-                printError("qtasks: cannot connect: \(error)")
-                throw ExitStatus.brokerFailure
-            }
+            try await broker.connectAdmin()
         }
 
         /// Runs `body` with an admin connection; broker errors exit 4.

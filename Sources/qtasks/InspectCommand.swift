@@ -79,20 +79,9 @@ struct InspectCommand: AsyncParsableCommand {
             return handler
         }
         let names = queues.isEmpty ? ["default"] : queues
-        let configuration: RabbitMQBrokerConfiguration
-        do {
-            configuration = try RabbitMQBrokerConfiguration(url: broker.resolvedURL)
-        } catch {
-            printError("qtasks: \(error)")
-            throw ExitStatus.usage
-        }
-        let admin: DeadLetterQueueAdmin
-        do {
-            admin = try await DeadLetterQueueAdmin.connect(configuration)
-        } catch {
-            printError("qtasks: cannot connect: \(error)")
-            throw ExitStatus.brokerFailure
-        }
+        let admin = try await broker.connectAdmin()
+        // connectAdmin has already refused a malformed URL.
+        let virtualHost = (try? RabbitMQBrokerConfiguration(url: broker.resolvedURL))?.connection.virtualHost ?? "/"
         var rows: [Row] = []
         do {
             for name in names {
@@ -118,7 +107,7 @@ struct InspectCommand: AsyncParsableCommand {
             do {
                 for index in rows.indices where rows[index].exists {
                     let counts = try await Self.managementCounts(
-                        base: managementURL, vhost: configuration.connection.virtualHost, queue: rows[index].queue)
+                        base: managementURL, vhost: virtualHost, queue: rows[index].queue)
                     rows[index].ready = counts.ready
                     rows[index].unacked = counts.unacked
                     rows[index].consumers = counts.consumers

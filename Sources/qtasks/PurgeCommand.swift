@@ -44,20 +44,7 @@ struct PurgeCommand: AsyncParsableCommand {
             handler.logLevel = .error
             return handler
         }
-        let configuration: RabbitMQBrokerConfiguration
-        do {
-            configuration = try RabbitMQBrokerConfiguration(url: broker.resolvedURL)
-        } catch {
-            printError("qtasks: \(error)")
-            throw ExitStatus.usage
-        }
-        let admin: DeadLetterQueueAdmin
-        do {
-            admin = try await DeadLetterQueueAdmin.connect(configuration)
-        } catch {
-            printError("qtasks: cannot connect: \(error)")
-            throw ExitStatus.brokerFailure
-        }
+        let admin = try await broker.connectAdmin()
         do {
             let count = try await admin.purge(queue)
             await admin.close()
