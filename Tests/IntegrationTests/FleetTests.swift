@@ -54,6 +54,11 @@ struct FleetTests {
                 if case .int(let pid)? = result.returning?["pid"] { byPID[pid, default: 0] += 1 }
             }
             let elapsed = ContinuousClock.now - start
+            // A worker logs a task's outcome after settling it, so the last
+            // result can reach us a moment before its log line is written.
+            try? await waitUntil("every phase 1 log line", timeout: 10) {
+                workers.map { succeededUUIDs(in: $0).count }.reduce(0, +) >= Self.tasks
+            }
             let logged = workers.map(succeededUUIDs(in:))
             let ran = logged.flatMap { $0 }
             let third = Double(Self.tasks) / 3
@@ -64,7 +69,8 @@ struct FleetTests {
                 #expect(abs(Double(share) - third) <= 0.2 * third, "unfair share: \(shares)")
             }
             #expect(ran.count == Self.tasks, "each task runs once: \(ran.count) runs logged")
-            #expect(Set(ran) == Set(handles.map(\.uuid)))
+            let missing = Set(handles.map(\.uuid)).symmetricDifference(Set(ran))
+            #expect(missing.isEmpty, "\(missing.count) uuids sent but not run, or run but not sent: \(missing.prefix(5))")
 
             // Phase 2: one worker stops a third of the way.
             let second = try await send(Self.tasks, ms: 20, to: scope.queue, through: client)
