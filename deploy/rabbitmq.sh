@@ -31,6 +31,8 @@ Environment:
                          PORT+20000; node name qtasks-PORT@localhost.
   QTASKS_WAIT_TIMEOUT    seconds to wait for the broker (default 60).
   QTASKS_STOP_GRACE      seconds between SIGTERM and SIGKILL on stop (default 30).
+  QTASKS_RABBITMQ_COOKIE Erlang cookie written to the node's HOME on start
+                         (nodes of a cluster share it; see rabbitmq-cluster.sh).
 
 Files (under ${QTASKS_RUN_DIR}):
   rabbitmq-PORT/started.pid  PID of the server this script started
@@ -149,6 +151,15 @@ log.file.level = info
 log.console = false
 EOF
     echo '[].' > "$DATA/etc/enabled_plugins"
+    # Nodes of one cluster (deploy/rabbitmq-cluster.sh) must share the
+    # Erlang cookie; rabbitmqctl (ctl) reads it from the same HOME.
+    if [[ -n ${QTASKS_RABBITMQ_COOKIE:-} ]]; then
+        [[ $QTASKS_RABBITMQ_COOKIE =~ ^[A-Za-z0-9]{16,255}$ ]] \
+            || die "QTASKS_RABBITMQ_COOKIE must be 16-255 letters and digits"
+        rm -f "$DATA/home/.erlang.cookie"
+        printf '%s' "$QTASKS_RABBITMQ_COOKIE" > "$DATA/home/.erlang.cookie"
+        chmod 400 "$DATA/home/.erlang.cookie"
+    fi
     : > "$DATA/etc/rabbitmq-env.conf"   # keep /etc/rabbitmq/rabbitmq-env.conf out
     chown -R "$RMQ_USER:" "$DATA/data" "$DATA/log" "$DATA/etc" "$DATA/home"
     chmod 750 "$DATA/data" "$DATA/home"

@@ -32,6 +32,9 @@ Environment:
   QTASKS_TEST_PARALLEL=1  run tests in parallel (default: one at a time)
   (exported) QTASKS_PRIVATE_RABBITMQ_PORT  the first port of the private
                         nodes fault tests start: broker port + 21 (uses +0..+3)
+  (exported) QTASKS_CLUSTER_RABBITMQ_PORT  node 1 of the 3-node cluster the
+                        failover test starts (deploy/rabbitmq-cluster.sh):
+                        broker port + 31 (uses +0..+2)
   QTASKS_SWIFT          the swift executable (default: swift)
 EOF
 }
@@ -44,11 +47,12 @@ cd "$QTASKS_REPO_ROOT"
 DEPLOY="$QTASKS_REPO_ROOT/deploy"
 export QTASKS_RABBITMQ_PORT=${QTASKS_RABBITMQ_PORT:-5672}
 export QTASKS_REDIS_PORT=${QTASKS_REDIS_PORT:-6379}
-validate_port QTASKS_RABBITMQ_PORT "$QTASKS_RABBITMQ_PORT" 45510  # private nodes use +21..+24
+validate_port QTASKS_RABBITMQ_PORT "$QTASKS_RABBITMQ_PORT" 45502  # private nodes +21..+24, cluster +31..+33
 validate_port QTASKS_REDIS_PORT "$QTASKS_REDIS_PORT"
 # Private nodes that fault tests start and restart: ports derived from this
 # run's broker port, so that checkouts testing on other ports never meet.
 export QTASKS_PRIVATE_RABBITMQ_PORT=$((QTASKS_RABBITMQ_PORT + 21))
+export QTASKS_CLUSTER_RABBITMQ_PORT=$((QTASKS_RABBITMQ_PORT + 31))
 SWIFT=${QTASKS_SWIFT:-swift}
 swift_opts=()
 [[ -n ${QTASKS_SCRATCH_PATH:-} ]] && swift_opts+=(--scratch-path "$QTASKS_SCRATCH_PATH")
@@ -65,7 +69,17 @@ pidfile_of() {
         redis) echo "$QTASKS_RUN_DIR/redis-$QTASKS_REDIS_PORT/started.pid" ;;
     esac
 }
-current_pid() { cat "$(pidfile_of "$1")" 2>/dev/null || true; }
+current_pid() {
+    if [[ $1 == rabbitmq-cluster ]]; then
+        # Any of its three nodes: the test may have stopped node 1 itself.
+        local n
+        for n in 0 1 2; do
+            cat "$QTASKS_RUN_DIR/rabbitmq-$((QTASKS_CLUSTER_RABBITMQ_PORT + n))/started.pid" 2>/dev/null || true
+        done | xargs
+        return
+    fi
+    cat "$(pidfile_of "$1")" 2>/dev/null || true
+}
 
 start_service() {
     local svc=$1
@@ -107,6 +121,11 @@ fi
 
 start_service rabbitmq
 start_service redis
+# The failover test starts and stops the cluster itself; registered here so
+# that a test run killed half-way does not leave its nodes behind (they are
+# stopped only if they were not running before this run).
+pid_before[rabbitmq-cluster]=$(current_pid rabbitmq-cluster)
+attempted+=(rabbitmq-cluster)
 
 export QTASKS_URL="amqp://guest:guest@127.0.0.1:${QTASKS_RABBITMQ_PORT}/%2F"
 export QTASKS_REDIS_URL="redis://127.0.0.1:${QTASKS_REDIS_PORT}/0"

@@ -103,12 +103,25 @@ public struct AMQPConfiguration: Sendable, Hashable {
     }
 
     /// Replaces the password of an AMQP URL string with `***`, for messages
-    /// about URLs that may not parse.
+    /// about URLs that may not parse. Every URL in the text is redacted, so
+    /// a failover list (`url1;url2`, ``RabbitMQBrokerConfiguration``) is
+    /// safe too; a password is whatever lies between the first `:` after
+    /// `scheme://` and the last `@` before the next `://`, so a raw `;` or
+    /// `@` in it does not leak its tail.
     public static func redact(_ url: String) -> String {
-        guard let schemeEnd = url.range(of: "://"), let at = url[schemeEnd.upperBound...].firstIndex(of: "@")
-        else { return url }
-        let userInfo = url[schemeEnd.upperBound..<at]
-        guard let colon = userInfo.firstIndex(of: ":") else { return url }
-        return String(url[..<url.index(after: colon)]) + "***" + String(url[at...])
+        var redacted = ""
+        var rest = Substring(url)
+        while let schemeEnd = rest.range(of: "://") {
+            redacted += rest[..<schemeEnd.upperBound]
+            let afterScheme = rest[schemeEnd.upperBound...]
+            let region = afterScheme[..<(afterScheme.range(of: "://")?.lowerBound ?? afterScheme.endIndex)]
+            if let at = region.lastIndex(of: "@"), let colon = region[..<at].firstIndex(of: ":") {
+                redacted += afterScheme[..<colon] + ":***"
+                rest = afterScheme[at...]
+            } else {
+                rest = afterScheme
+            }
+        }
+        return redacted + rest
     }
 }

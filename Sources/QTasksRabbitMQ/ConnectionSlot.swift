@@ -5,23 +5,33 @@ import Synchronization
 /// One AMQP connection with one long-lived channel, opened on first use and
 /// opened again after it was lost (the connection) or closed by the broker
 /// (the channel).
+///
+/// With several endpoints (the nodes of a cluster) a connect tries them in
+/// turn, starting with the one that worked last, so that a lost node is
+/// passed over and a healthy one is kept.
 actor ConnectionSlot {
-    private let configuration: AMQPConfiguration
+    private let endpoints: [AMQPConfiguration]
+    /// The endpoint to try first: the one that last accepted a connection.
+    private var preferred = 0
     private let logger: Logger
     private let confirmWindow: Int?
     private var connection: AMQPConnection?
     private var channel: AMQPChannel?
-    private var connecting: Task<(AMQPConnection, AMQPChannel), any Error>?
+    private var connecting: Task<(AMQPConnection, AMQPChannel, Int), any Error>?
     /// The open channel, readable without a hop onto this actor: publishing
     /// takes it once per message.
     private nonisolated let ready = Mutex<AMQPChannel?>(nil)
 
     /// - Parameter confirmWindow: puts the channel in confirm mode with this
     ///   window; `nil` leaves confirms off.
-    init(configuration: AMQPConfiguration, role: String, confirmWindow: Int?, logger: Logger) {
-        var configuration = configuration
-        if configuration.connectionName == nil { configuration.connectionName = "qtasks \(role)" }
-        self.configuration = configuration
+    /// - Parameter endpoints: where to connect, in order; at least one.
+    init(endpoints: [AMQPConfiguration], role: String, confirmWindow: Int?, logger: Logger) {
+        precondition(!endpoints.isEmpty, "a connection needs at least one endpoint")
+        self.endpoints = endpoints.map { endpoint in
+            var endpoint = endpoint
+            if endpoint.connectionName == nil { endpoint.connectionName = "qtasks \(role)" }
+            return endpoint
+        }
         self.confirmWindow = confirmWindow
         var logger = logger
         logger[metadataKey: "connection"] = "\(role)"
@@ -54,22 +64,25 @@ actor ConnectionSlot {
     }
 
     private func reopen() async throws -> (AMQPConnection, AMQPChannel) {
-        if let connecting { return try await connecting.value }
-        let task = Task { [configuration, confirmWindow, logger, connection] in
-            let live: AMQPConnection
+        if let connecting {
+            let (connection, channel, _) = try await connecting.value
+            return (connection, channel)
+        }
+        let task = Task { [endpoints, preferred, confirmWindow, logger, connection] in
+            let live: (connection: AMQPConnection, endpoint: Int)
             if let connection, connection.isOpen {
-                live = connection
+                live = (connection, preferred)
             } else {
-                live = try await AMQPConnection.connect(configuration, logger: logger)
-                logger.info("connected to RabbitMQ", metadata: ["url": "\(configuration.redactedURL)"])
+                live = try await Failover.connect(endpoints, startingAt: preferred, logger: logger)
             }
-            let channel = try await live.openChannel()
+            let channel = try await live.connection.openChannel()
             if let confirmWindow { try await channel.enableConfirms(window: confirmWindow) }
-            return (live, channel)
+            return (live.connection, channel, live.endpoint)
         }
         connecting = task
         defer { connecting = nil }
-        let (connection, channel) = try await task.value
+        let (connection, channel, endpoint) = try await task.value
+        preferred = endpoint
         self.connection = connection
         self.channel = channel
         ready.withLock { $0 = channel }

@@ -19,13 +19,20 @@ public final class DeadLetterQueueAdmin: Sendable {
         self.connection = connection
     }
 
-    /// Connects.
+    /// Connects to the first of the configuration's ``RabbitMQBrokerConfiguration/endpoints``
+    /// that accepts.
     /// - Throws: ``BrokerError`` `.connectionFailed`.
-    public static func connect(_ configuration: RabbitMQBrokerConfiguration) async throws -> DeadLetterQueueAdmin {
+    public static func connect(
+        _ configuration: RabbitMQBrokerConfiguration, logger: Logger = Logger(label: "qtasks.dlq")
+    ) async throws -> DeadLetterQueueAdmin {
         do {
-            var amqp = configuration.connection
-            if amqp.connectionName == nil { amqp.connectionName = "qtasks dlq" }
-            return DeadLetterQueueAdmin(connection: try await AMQPConnection.connect(amqp))
+            let endpoints = configuration.endpoints.map { endpoint in
+                var endpoint = endpoint
+                if endpoint.connectionName == nil { endpoint.connectionName = "qtasks dlq" }
+                return endpoint
+            }
+            let connection = try await Failover.connect(endpoints, startingAt: 0, logger: logger).connection
+            return DeadLetterQueueAdmin(connection: connection)
         } catch {
             throw MessageMapping.brokerError(error)
         }

@@ -55,10 +55,10 @@ public final class RabbitMQBroker: DelayedPublishing, PriorityQueueing {
         self.configuration = configuration
         self.logger = logger
         self.publisher = ConnectionSlot(
-            configuration: configuration.connection, role: "publisher", confirmWindow: configuration.confirmWindow,
+            endpoints: configuration.endpoints, role: "publisher", confirmWindow: configuration.confirmWindow,
             logger: logger)
         self.consumer = ConnectionSlot(
-            configuration: configuration.connection, role: "consumer", confirmWindow: nil, logger: logger)
+            endpoints: configuration.endpoints, role: "consumer", confirmWindow: nil, logger: logger)
     }
 
     /// - Parameter url: `amqp://user:pass@host:port/vhost`.

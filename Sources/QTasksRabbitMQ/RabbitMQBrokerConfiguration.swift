@@ -1,9 +1,26 @@
+import Foundation
 import AMQP
 
 /// How a ``RabbitMQBroker`` connects and declares its queues.
 public struct RabbitMQBrokerConfiguration: Sendable {
     /// Where to connect; see `AMQPConfiguration(url:)` for the URL format.
+    /// The first of ``endpoints``.
     public var connection: AMQPConfiguration
+    /// Other nodes of the same cluster, for failover: when a connection is
+    /// opened (at start and after each loss) the endpoints are tried one
+    /// after the other, starting with the one that last worked, until one
+    /// accepts; each try is bounded by its `connectTimeout`. Default none.
+    /// Usually written as a `;`-separated list in the URL
+    /// (``init(url:)``).
+    public var failoverConnections: [AMQPConfiguration] = []
+
+    /// ``connection`` then ``failoverConnections``: every endpoint, in the
+    /// order a first connect tries them.
+    public var endpoints: [AMQPConfiguration] { [connection] + failoverConnections }
+
+    /// Every endpoint's URL with its password replaced by `***`, joined by
+    /// `;` as ``init(url:)`` reads them: safe for logs.
+    public var redactedURL: String { endpoints.map(\.redactedURL).joined(separator: ";") }
     /// The most published messages awaiting a publisher confirm at once, per
     /// connection; further publishes wait in order.
     public var confirmWindow: Int = 1024
@@ -53,10 +70,39 @@ public struct RabbitMQBrokerConfiguration: Sendable {
     /// by key through a direct or topic exchange. Default none.
     public var bindings: [QueueBinding] = []
 
-    /// - Parameter url: an AMQP URL, `amqp://user:pass@host:port/vhost`.
-    /// - Throws: `AMQPError` `.invalidArgument` for a malformed URL.
+    /// - Parameter url: an AMQP URL, `amqp://user:pass@host:port/vhost`, or
+    ///   several separated by `;` for the nodes of a cluster
+    ///   (`amqp://u:p@node1:5672/%2F;amqp://u:p@node2:5672/%2F`): the
+    ///   first is ``connection``, the others ``failoverConnections``. The
+    ///   separator is Celery's (kombu's failover `broker_url`); a `;` in a
+    ///   password must be percent-encoded (`%3B`).
+    /// - Throws: `AMQPError` `.invalidArgument` for a malformed URL or an
+    ///   empty entry in a list, naming its position.
     public init(url: String) throws {
-        self.connection = try AMQPConfiguration(url: url)
+        try self.init(urls: url.split(separator: ";", omittingEmptySubsequences: false).map(String.init))
+    }
+
+    /// - Parameter urls: AMQP URLs of the nodes of one cluster, in the order
+    ///   they are tried (see ``failoverConnections``); at least one.
+    /// - Throws: `AMQPError` `.invalidArgument` for an empty list, an empty
+    ///   or malformed URL (naming its position when there are several).
+    public init(urls: [String]) throws {
+        guard !urls.isEmpty else { throw AMQPError(.invalidArgument, "no broker URL given") }
+        var parsed: [AMQPConfiguration] = []
+        for (index, url) in urls.enumerated() {
+            let position = urls.count > 1 ? "broker URL \(index + 1) of \(urls.count)" : "broker URL"
+            guard !url.trimmingCharacters(in: .whitespaces).isEmpty else {
+                throw AMQPError(.invalidArgument, "\(position) is empty")
+            }
+            do {
+                parsed.append(try AMQPConfiguration(url: url.trimmingCharacters(in: .whitespaces)))
+            } catch var error as AMQPError where urls.count > 1 {
+                error.message = "\(position): \(error.message)"
+                throw error
+            }
+        }
+        self.connection = parsed[0]
+        self.failoverConnections = Array(parsed.dropFirst())
     }
 
     public init(connection: AMQPConfiguration = AMQPConfiguration()) {

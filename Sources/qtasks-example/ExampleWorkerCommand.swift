@@ -27,7 +27,7 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
             opened by the first task that needs it and closed at shutdown; a malformed URL exits 64.
             """)
 
-    @Option(help: "Broker URL, amqp://user:pass@host:port/vhost (default: $QTASKS_URL or the local broker).")
+    @Option(help: "Broker URL, amqp://user:pass@host:port/vhost; for a cluster, one URL per node separated by ';', tried in turn (default: $QTASKS_URL, else the local broker).")
     var url: String?
 
     @Option(name: .customLong("queue"), help: "A queue to consume; repeat for several (default: default).")
@@ -174,7 +174,7 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
         logger.info(
             "worker starting",
             metadata: [
-                "broker": "\(broker.configuration.connection.redactedURL)",
+                "broker": "\(broker.configuration.redactedURL)",
                 "queues": "\(configuration.queues.joined(separator: ","))",
                 "concurrency": "\(concurrency)", "tasks": "\(app.taskNames.joined(separator: ","))",
                 "state": "\(StateStores.redactedURL(stateURL))",

@@ -33,7 +33,7 @@ struct SchedulerCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "Broker URL (default: $QTASKS_URL or the local broker).")
+    @Option(help: "Broker URL, amqp://user:pass@host:port/vhost; for a cluster, one URL per node separated by ';', tried in turn (default: $QTASKS_URL, else the local broker).")
     var url: String?
 
     @Option(
@@ -140,7 +140,7 @@ struct SchedulerCommand: AsyncParsableCommand {
         logger.info(
             "scheduler starting",
             metadata: [
-                "broker": "\(broker.configuration.connection.redactedURL)",
+                "broker": "\(broker.configuration.redactedURL)",
                 "state": "\(StateStores.redactedURL(stateURL))",
                 "schedules": "\(entries.map(\.name).joined(separator: ", "))",
             ])

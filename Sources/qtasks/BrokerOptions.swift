@@ -6,7 +6,7 @@ import QTasksRabbitMQ
 struct BrokerOptions: ParsableArguments {
     static let defaultURL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
-    @Option(help: "Broker URL, amqp://user:pass@host:port/vhost (default: $QTASKS_URL, else the local broker).")
+    @Option(help: "Broker URL, amqp://user:pass@host:port/vhost; for a cluster, one URL per node separated by ';', tried in turn (default: $QTASKS_URL, else the local broker).")
     var url: String?
 
     /// `--url`, else `QTASKS_URL`, else the local default.

@@ -44,18 +44,23 @@ enum FaultWorker {
 }
 
 /// Publishes tasks (persistent, confirmed, `reply_to` a given queue) over a
-/// connection that it opens again when it was lost.
+/// connection that it opens again when it was lost, to the next of its
+/// endpoints (the nodes of a cluster) when it has several.
 final class TaskPublisher: Sendable {
-    private let configuration: AMQPConfiguration
+    private let endpoints: EndpointRotation
     private let channel = Mutex<AMQPChannel?>(nil)
 
     init(configuration: AMQPConfiguration) {
-        self.configuration = configuration
+        self.endpoints = EndpointRotation([configuration])
+    }
+
+    init(endpoints: [AMQPConfiguration]) {
+        self.endpoints = EndpointRotation(endpoints)
     }
 
     private func openChannel() async throws -> AMQPChannel {
         if let channel = channel.withLock({ $0 }), channel.connection.isOpen { return channel }
-        let connection = try await AMQPConnection.connect(configuration)
+        let connection = try await endpoints.connect()
         let opened = try await connection.openChannel()
         try await opened.enableConfirms()
         channel.withLock { $0 = opened }
@@ -103,20 +108,26 @@ final class ResultCollector: Sendable {
 
     /// Starts consuming `queue` (declared durable) at `configuration`.
     init(configuration: AMQPConfiguration, queue: String) {
-        start(configuration: configuration, queue: queue)
+        start(EndpointRotation([configuration]), queue: queue, arguments: [:])
     }
 
-    private func start(configuration: AMQPConfiguration, queue: String) {
+    /// Starts consuming `queue` (declared durable, with `arguments`) at the
+    /// first of `endpoints` that answers, the next one after a loss.
+    init(endpoints: [AMQPConfiguration], queue: String, arguments: AMQPTable) {
+        start(EndpointRotation(endpoints), queue: queue, arguments: arguments)
+    }
+
+    private func start(_ endpoints: EndpointRotation, queue: String, arguments: AMQPTable) {
         let task = Task { [self] in
             var first = true
             while !Task.isCancelled {
                 do {
-                    let connection = try await AMQPConnection.connect(configuration)
+                    let connection = try await endpoints.connect()
                     defer { Task { await connection.close() } }
                     if !first { state.withLock { $0.reconnects += 1 } }
                     first = false
                     let channel = try await connection.openChannel()
-                    try await channel.declareQueue(queue, durable: true)
+                    try await channel.declareQueue(queue, durable: true, arguments: arguments)
                     try await channel.setPrefetch(count: 500)
                     for try await delivery in try await channel.consume(queue: queue) {
                         let status = (try? ResultMessage(delivery))?.status ?? "unreadable"
@@ -143,6 +154,34 @@ final class ResultCollector: Sendable {
 
     func stop() {
         loop.withLock { $0 }?.cancel()
+    }
+}
+
+/// Connects to one of several endpoints, starting after the one that last
+/// failed: a test client's failover (the worker's is the code under test).
+final class EndpointRotation: Sendable {
+    private let endpoints: [AMQPConfiguration]
+    private let next = Mutex(0)
+
+    init(_ endpoints: [AMQPConfiguration]) {
+        self.endpoints = endpoints
+    }
+
+    func connect() async throws -> AMQPConnection {
+        let start = next.withLock { $0 }
+        var lastError: (any Error)?
+        for offset in endpoints.indices {
+            let index = (start + offset) % endpoints.count
+            do {
+                let connection = try await AMQPConnection.connect(endpoints[index])
+                // The next connect (after this one is lost) tries another node first.
+                next.withLock { $0 = (index + 1) % endpoints.count }
+                return connection
+            } catch {
+                lastError = error
+            }
+        }
+        throw lastError ?? ChildProcessError("no endpoint")
     }
 }
 

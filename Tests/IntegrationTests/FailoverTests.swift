@@ -1,0 +1,218 @@
+import AMQP
+import Foundation
+import QTasks
+import QTasksRabbitMQ
+import Testing
+import TestSupport
+
+/// A broker URL that is a list of nodes (`url1;url2`): parsing, and the
+/// worker passing over nodes that do not answer.
+@Suite(.enabled(if: IntegrationEnvironment.enabled, "no RabbitMQ reachable at QTASKS_URL; deploy/test.sh starts one"),
+       .timeLimit(.minutes(2)))
+struct FailoverListTests {
+    /// A local port nothing listens on: connecting to it is refused at once.
+    static let closedPorts: [Int] = {
+        let base = IntegrationEnvironment.configuration.port
+        return (1...200).map { base + 100 + $0 }.filter { !TCPPort.isOpen(host: "127.0.0.1", port: $0) }
+    }()
+
+    static func closedURL(_ index: Int, password: String = "guest") -> String {
+        "amqp://guest:\(password)@127.0.0.1:\(closedPorts[index])/%2F"
+    }
+
+    @Test func aURLListKeepsItsOrderAndEachEntrysSettings() throws {
+        let configuration = try RabbitMQBrokerConfiguration(
+            url: "amqp://a:pa@node1:5701/%2F?heartbeat=7;amqp://b:pb@node2:5702/vh; amqp://node3")
+        #expect(configuration.endpoints.map(\.host) == ["node1", "node2", "node3"])
+        #expect(configuration.endpoints.map(\.port) == [5701, 5702, 5672])
+        #expect(configuration.endpoints.map(\.heartbeat) == [7, 60, 60])
+        #expect(configuration.failoverConnections.map(\.virtualHost) == ["vh", "/"])
+        #expect(configuration.redactedURL == "amqp://a:***@node1:5701/%2F;amqp://b:***@node2:5702/vh;amqp://guest:***@node3:5672/%2F")
+        #expect(try RabbitMQBrokerConfiguration(url: "amqp://h").failoverConnections.isEmpty)
+    }
+
+    @Test("A bad entry in a list is named by its position, its password hidden", arguments: [
+        ("amqp://u:secret1@h1;;amqp://h3", "broker URL 2 of 3 is empty"),
+        ("amqp://u:secret1@h1;", "broker URL 2 of 2 is empty"),
+        ("amqp://h1;http://u:secret2@h2", "broker URL 2 of 2: invalid AMQP URL 'http://u:***@h2'"),
+        ("", "broker URL is empty"),
+    ])
+    func aBadEntryIsNamed(url: String, message: String) {
+        #expect {
+            try RabbitMQBrokerConfiguration(url: url)
+        } throws: { error in
+            let text = "\(error)"
+            return (error as? AMQPError)?.code == .invalidArgument && text.contains(message)
+                && !text.contains("secret")
+        }
+    }
+
+    @Test func redactHidesEveryPasswordOfAList() {
+        #expect(AMQPConfiguration.redact("amqp://a:p1@h1/%2F;amqp://b:p2@h2/%2F") == "amqp://a:***@h1/%2F;amqp://b:***@h2/%2F")
+        // A raw ';' or '@' in a password must not leak the password's tail.
+        #expect(AMQPConfiguration.redact("amqp://a:pa;ss@h1") == "amqp://a:***@h1")
+        #expect(AMQPConfiguration.redact("amqp://a:p@ss@h1;amqp://b:x;y@h2") == "amqp://a:***@h1;amqp://b:***@h2")
+    }
+
+    /// The first node refuses connections: the worker connects to the
+    /// second, says so, and runs tasks.
+    @Test func theWorkerPassesOverANodeThatDoesNotAnswer() async throws {
+        try #require(Self.closedPorts.count >= 2)
+        try await TestScope.run("failover-list") { scope in
+            let url = Self.closedURL(0) + ";" + IntegrationEnvironment.url
+            let worker = try await scope.startFaultWorker([], url: url)
+            let uuid = UUID().uuidString.lowercased()
+            try await scope.publishTask(#"{"uuid": "\#(uuid)", "task_name": "add", "args": [20, 22]}"#, correlationID: uuid)
+            let reply = try await scope.nextReply(timeout: 20, "the result through the second node")
+            reply.expectDocumented(uuid: uuid, taskName: "add", status: "success", returning: 42)
+            let log = worker.standardErrorText
+            #expect(log.contains("cannot connect to this node; trying the next"), "\(worker.stderrTail())")
+            #expect(log.contains("127.0.0.1:\(Self.closedPorts[0])"))
+            #expect(log.contains("connected to RabbitMQ"))
+        }
+    }
+
+    /// No node answers: the error names every node and why, and no password.
+    @Test func noNodeAnsweringNamesEachNode() async throws {
+        try #require(Self.closedPorts.count >= 2)
+        let url = Self.closedURL(0, password: "hunter2") + ";" + Self.closedURL(1, password: "hunter3")
+        let broker = try RabbitMQBroker(url: url)
+        do {
+            try await broker.connect()
+            Issue.record("connected to nothing")
+        } catch let error as BrokerError {
+            let text = "\(error)"
+            #expect(error.code == .connectionFailed)
+            #expect(text.contains("no node of 2 accepted a connection"), "\(text)")
+            #expect(text.contains(":\(Self.closedPorts[0])/") && text.contains(":\(Self.closedPorts[1])/"), "\(text)")
+            #expect(!text.contains("hunter"), "\(text)")
+        }
+        await broker.close()
+
+        // The worker executable exits 4 with the same account, on standard error.
+        let run = try await ChildProcess.run(IntegrationEnvironment.workerExecutable, ["--url", url], timeout: 60)
+        #expect(run.termination == .exited(4), "\(run.stderr)")
+        #expect(run.stderr.contains("no node of 2 accepted a connection"), "\(run.stderr)")
+        #expect(!run.stderr.contains("hunter"), "\(run.stderr)")
+    }
+}
+
+/// A three-node cluster (deploy/rabbitmq-cluster.sh), quorum queues, the
+/// node the worker uses stopped in the middle of a run: every task's result
+/// arrives and the worker goes on through a surviving node of its list.
+@Suite(
+    .enabled(if: IntegrationEnvironment.enabled && PrivateRabbitMQ.available, "needs RabbitMQ installed (deploy/install-deps.sh)"),
+    .serialized, .timeLimit(.minutes(6)))
+struct ClusterFailoverTests {
+    @Test func nodeStoppedMidRunLosesNoTask() async throws {
+        let cluster = RabbitMQCluster()
+        try await cluster.run("start", timeout: 240)
+        var worker: ChildProcess?
+        do {
+            try await runScenario(cluster) { worker = $0 }
+        } catch {
+            if let worker { await worker.stop(grace: 5) }
+            _ = try? await cluster.run("stop", timeout: 120)
+            throw error
+        }
+        if let worker { await worker.stop(grace: 5) }
+        try await cluster.run("stop", timeout: 120)
+    }
+
+    private func runScenario(_ cluster: RabbitMQCluster, started: (ChildProcess) -> Void) async throws {
+        let queue = IntegrationEnvironment.uniqueQueue("cluster")
+        let replies = queue + ".results"
+        let endpoints = cluster.endpoints
+        let quorum: AMQPTable = ["x-queue-type": "quorum"]
+        // Declared before any task: a result for a missing reply queue is dropped.
+        let setup = try await AMQPConnection.connect(endpoints[0])
+        try await setup.openChannel().declareQueue(replies, durable: true, arguments: quorum)
+        await setup.close()
+        let collector = ResultCollector(endpoints: endpoints, queue: replies, arguments: quorum)
+        defer { collector.stop() }
+        let worker = try await FaultWorker.start(
+            ["--queue-type", "quorum", "--concurrency", "4", "--prefetch", "20"], url: cluster.url, queues: [queue]
+        ) { executable, arguments, environment in
+            try ChildProcess(executable, arguments, environment: environment)
+        }
+        started(worker)
+
+        // Half the tasks before the stop, half while and after it: the
+        // publisher fails over too (to the next node of its own list).
+        let total = 3000
+        let uuids = (0..<total).map { _ in UUID().uuidString.lowercased() }
+        let publisher = TaskPublisher(endpoints: endpoints)
+        func publish(_ slice: ArraySlice<String>) async throws {
+            for uuid in slice {
+                try await publisher.publish(
+                    #"{"uuid": "\#(uuid)", "task_name": "sleep", "args": [0.005]}"#, to: queue, uuid: uuid, replyTo: replies)
+            }
+        }
+        try await publish(uuids[..<(total / 2)])
+        let late = Task { try await publish(uuids[(total / 2)...]) }
+
+        try await waitUntil("a quarter of the results", timeout: 120) {
+            if let ended = worker.exitStatus { throw ChildProcessError("the worker exited (\(ended)):\n\(worker.stderrTail())") }
+            return collector.total >= total / 4
+        }
+        // Stop the node the worker consumes from: the first one it
+        // connected to, which is node 1, the head of its list.
+        let before = collector.total
+        try await cluster.run("stop-node", "1", timeout: 120)
+        let stopped = ContinuousClock.now
+        try await late.value
+        await publisher.close()
+
+        try await waitUntil("every task's result after the stop (have \(collector.counts.count) of \(total))", timeout: 180) {
+            if let ended = worker.exitStatus { throw ChildProcessError("the worker exited (\(ended)):\n\(worker.stderrTail())") }
+            return Set(collector.counts.keys).isSuperset(of: uuids)
+        }
+        let resumed = ContinuousClock.now - stopped
+        try await Task.sleep(for: .milliseconds(500))
+        let survivors = [cluster.port(2), cluster.port(3)]
+        let log = worker.standardErrorText
+        let reconnectedTo = log.split(separator: "\n").last { $0.contains("connected to RabbitMQ") }.map(String.init) ?? ""
+        let figures = RunFigures(
+            scenario: "cluster failover (3 nodes, quorum queues, node 1 stopped)", sent: uuids, counts: collector.counts,
+            extra: "results before the stop \(before), all in \(resumed) after it, last connection: \(reconnectedTo.split(separator: " ").filter { $0.hasPrefix("url=") }.first ?? "?")")
+        figures.print()
+        #expect(figures.lost == 0)
+        #expect(worker.isRunning, "the worker went on through another node")
+        #expect(log.contains("reconnected: consuming again"), "\(worker.stderrTail())")
+        #expect(survivors.contains { reconnectedTo.contains("127.0.0.1:\($0)/") }, "\(reconnectedTo)")
+        #expect(Set(collector.statuses.values) == ["success"])
+    }
+}
+
+/// `deploy/rabbitmq-cluster.sh` on the ports of this run
+/// (`QTASKS_CLUSTER_RABBITMQ_PORT`, which deploy/test.sh sets to its broker
+/// port + 31; else the script's default 5703).
+struct RabbitMQCluster {
+    let base = ProcessInfo.processInfo.environment["QTASKS_CLUSTER_RABBITMQ_PORT"].flatMap(Int.init) ?? 5703
+
+    func port(_ node: Int) -> Int { base + node - 1 }
+
+    var endpoints: [AMQPConfiguration] {
+        (1...3).map { node in
+            var configuration = AMQPConfiguration()
+            configuration.port = port(node)
+            configuration.connectTimeout = 5
+            configuration.heartbeat = 5
+            return configuration
+        }
+    }
+
+    /// The failover list the worker gets: every node, short heartbeats.
+    var url: String {
+        (1...3).map { "amqp://guest:guest@127.0.0.1:\(port($0))/%2F?heartbeat=5" }.joined(separator: ";")
+    }
+
+    func run(_ arguments: String..., timeout: Double) async throws {
+        let script = IntegrationEnvironment.repositoryRoot.appendingPathComponent("deploy/rabbitmq-cluster.sh").path
+        let result = try await ChildProcess.run(
+            script, arguments, environment: ["QTASKS_CLUSTER_RABBITMQ_PORT": String(base)], timeout: timeout)
+        guard result.termination == .exited(0) else {
+            throw ChildProcessError("deploy/rabbitmq-cluster.sh \(arguments.joined(separator: " ")): \(result.termination)\n\(result.stdout)\n\(result.stderr)")
+        }
+    }
+}

@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# A 3-node RabbitMQ cluster on this machine, for failover tests. See --help.
+set -euo pipefail
+
+QTASKS_LOG_TAG=rabbitmq-cluster
+# shellcheck source=deploy/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+NODES=3
+BASE=${QTASKS_CLUSTER_RABBITMQ_PORT:-5703}
+
+usage() {
+    cat <<EOF
+Usage: deploy/rabbitmq-cluster.sh start|stop|status|urls|stop-node N|start-node N|ctl N ARGS...
+
+A RabbitMQ cluster of $NODES nodes on one machine, listening on 127.0.0.1
+only: node N (1..$NODES) is qtasks-PORT@localhost on AMQP port BASE+N-1
+(Erlang distribution port +20000). Each node is run by deploy/rabbitmq.sh,
+so everything it says about ownership holds: only nodes this script started
+are ever stopped, by their recorded PID.
+
+  start         Start the nodes that are not running (all at once: a node
+                of a cluster that restarts waits for its peers), then join
+                nodes 2..$NODES to node 1 unless they already are members.
+                Idempotent. Fails if a port is held by a broker this script
+                did not start.
+  stop          Stop every node this script started, then delete their
+                data: the next start makes a new, empty cluster (this is a
+                cluster for development and tests).
+  status        Each node's state and the cluster's running members.
+  urls          The AMQP URLs of the nodes, joined by ';' (the failover
+                list of --url and QTASKS_URL).
+  stop-node N   Stop node N only (graceful: SIGTERM, as rabbitmq.sh stop).
+                Its data is kept; start-node N brings it back as a member.
+  start-node N  Start node N again (after stop-node).
+  ctl N ARGS    rabbitmqctl ARGS against node N.
+
+Quorum queues (x-queue-type: quorum) get a replica on every node, so the
+cluster keeps serving them with any one node down.
+
+Environment:
+  QTASKS_CLUSTER_RABBITMQ_PORT  AMQP port of node 1 (default 5703);
+                                nodes use BASE, BASE+1, BASE+2.
+  QTASKS_WAIT_TIMEOUT, QTASKS_STOP_GRACE  as for deploy/rabbitmq.sh.
+Files: ${QTASKS_RUN_DIR}/rabbitmq-cluster-BASE/cookie (the shared Erlang
+cookie) and each node's files as deploy/rabbitmq.sh describes them.
+EOF
+}
+
+cmd=${1:-}
+case $cmd in
+    -h|--help|help) usage; exit 0 ;;
+    start|stop|status|urls|stop-node|start-node|ctl) ;;
+    "") usage >&2; exit 2 ;;
+    *) echo "unknown command: $cmd" >&2; usage >&2; exit 2 ;;
+esac
+
+validate_port QTASKS_CLUSTER_RABBITMQ_PORT "$BASE" $((45535 - NODES + 1))
+NODE_SCRIPT="$(dirname "${BASH_SOURCE[0]}")/rabbitmq.sh"
+CLUSTER_DIR="${QTASKS_RUN_DIR}/rabbitmq-cluster-${BASE}"
+
+port_of() { echo $((BASE + $1 - 1)); }
+node_name() { echo "qtasks-$(port_of "$1")@localhost"; }
+url_of() { echo "amqp://guest:guest@127.0.0.1:$(port_of "$1")/%2F"; }
+
+node_index() {
+    [[ ${1:-} =~ ^[1-9][0-9]*$ ]] && (( $1 <= NODES )) || die "node must be 1..$NODES, not '${1:-}'"
+}
+
+# node CMD N ARGS...: deploy/rabbitmq.sh CMD for node N, with the cookie.
+node() {
+    local what=$1 n=$2
+    shift 2
+    QTASKS_RABBITMQ_PORT=$(port_of "$n") QTASKS_RABBITMQ_COOKIE=$(cookie) "$NODE_SCRIPT" "$what" "$@"
+}
+
+cookie() {
+    local file="$CLUSTER_DIR/cookie"
+    if [[ ! -s $file ]]; then
+        mkdir -p "$CLUSTER_DIR"
+        (umask 077; tr -dc 'A-Z' < /dev/urandom | head -c 32 > "$file")
+    fi
+    cat "$file"
+}
+
+# ours N: node N is running and was started by rabbitmq.sh.
+# (The output is read whole: grep -q would stop reading early, and with
+# pipefail the writer's SIGPIPE would make the answer "no".)
+ours() {
+    local out
+    out=$(node status "$1" 2>/dev/null) || return 1
+    [[ $out == *"started by this script: yes"* ]]
+}
+
+members_of_node1() {
+    node ctl 1 cluster_status --formatter json 2>/dev/null \
+        | python3 -c 'import json,sys; print(" ".join(json.load(sys.stdin).get("running_nodes", [])))' 2>/dev/null || true
+}
+
+start() {
+    [[ $EUID -eq 0 ]] || die "starting nodes needs root (they run as user rabbitmq)"
+    cookie > /dev/null
+    local n pids=() failed=0
+    for (( n=1; n<=NODES; n++ )); do
+        if ours "$n"; then continue; fi
+        if tcp_open "$(port_of "$n")"; then
+            die "127.0.0.1:$(port_of "$n") is held by a broker this script did not start; pick another QTASKS_CLUSTER_RABBITMQ_PORT"
+        fi
+        node start "$n" 2>&1 | sed "s/^/[node $n] /" &
+        pids+=($!)
+    done
+    for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+    for (( n=1; n<=NODES; n++ )); do
+        ours "$n" || { warn "node $n did not start"; failed=1; }
+    done
+    (( failed == 0 )) || die "the cluster did not start (see above); deploy/rabbitmq-cluster.sh stop cleans up"
+    local members
+    members=$(members_of_node1)
+    for (( n=2; n<=NODES; n++ )); do
+        if [[ " $members " == *" $(node_name "$n") "* ]]; then continue; fi
+        log "joining $(node_name "$n") to $(node_name 1)"
+        node ctl "$n" stop_app >/dev/null
+        node ctl "$n" join_cluster "$(node_name 1)" >/dev/null
+        node ctl "$n" start_app >/dev/null
+    done
+    for (( n=1; n<=NODES; n++ )); do
+        QTASKS_RABBITMQ_PORT=$(port_of "$n") "$NODE_SCRIPT" wait >/dev/null
+    done
+    members=$(members_of_node1)
+    local count
+    count=$(wc -w <<<"$members")
+    (( count == NODES )) || die "the cluster has $count running nodes, not $NODES: $members"
+    log "ready: $NODES nodes ($members)"
+    log "urls: $(urls)"
+}
+
+stop() {
+    local n data
+    for (( n=NODES; n>=1; n-- )); do
+        data=$(cat "$QTASKS_RUN_DIR/rabbitmq-$(port_of "$n")/datadir" 2>/dev/null || true)
+        if ours "$n" || [[ -f $QTASKS_RUN_DIR/rabbitmq-$(port_of "$n")/started.pid ]]; then
+            node stop "$n"
+            # Only the data of a node this script ran: a new start makes a
+            # new cluster instead of waiting for peers that are gone.
+            [[ -n $data && -d $data/data ]] && rm -rf "${data:?}/data"
+        else
+            log "node $n ($(port_of "$n")): not started by this script; nothing to stop"
+        fi
+    done
+}
+
+status() {
+    local n running=0
+    for (( n=1; n<=NODES; n++ )); do
+        if node status "$n" >/dev/null 2>&1; then
+            running=$((running + 1))
+            echo "node $n: $(node_name "$n") running on 127.0.0.1:$(port_of "$n")$(ours "$n" && echo ' (started by this script)')"
+        else
+            echo "node $n: $(node_name "$n") not running"
+        fi
+    done
+    if ours 1; then echo "running members (as node 1 sees them): $(members_of_node1)"; fi
+    (( running > 0 )) || return 3
+}
+
+urls() {
+    local n out=()
+    for (( n=1; n<=NODES; n++ )); do out+=("$(url_of "$n")"); done
+    (IFS=';'; echo "${out[*]}")
+}
+
+case $cmd in
+    start) start ;;
+    stop) stop ;;
+    status) status ;;
+    urls) urls ;;
+    stop-node) node_index "${2:-}"; node stop "$2" ;;
+    start-node)
+        node_index "${2:-}"
+        node start "$2"
+        ;;
+    ctl) node_index "${2:-}"; n=$2; shift 2; node ctl "$n" "$@" ;;
+esac
