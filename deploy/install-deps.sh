@@ -22,7 +22,8 @@ PYTHON=${QTASKS_PYTHON:-python3}
 
 # Debian packages: the C client and its tools, the servers the integration
 # tests run, the C libraries the State backends link, and the small tools
-# the deploy/ scripts use (ss, ps, setpriv).
+# the deploy/ scripts use (ss, ps, setpriv) and the linter a test runs on
+# them (shellcheck).
 PACKAGES=(
     librabbitmq-dev
     rabbitmq-server
@@ -34,6 +35,7 @@ PACKAGES=(
     iproute2
     procps
     util-linux
+    shellcheck
 )
 
 usage() {

@@ -64,7 +64,9 @@ node_name() { echo "qtasks-$(port_of "$1")@localhost"; }
 url_of() { echo "amqp://guest:guest@127.0.0.1:$(port_of "$1")/%2F"; }
 
 node_index() {
-    [[ ${1:-} =~ ^[1-9][0-9]*$ ]] && (( $1 <= NODES )) || die "node must be 1..$NODES, not '${1:-}'"
+    if ! [[ ${1:-} =~ ^[1-9][0-9]*$ ]] || (( $1 > NODES )); then
+        die "node must be 1..$NODES, not '${1:-}'"
+    fi
 }
 
 # node CMD N ARGS...: deploy/rabbitmq.sh CMD for node N, with the cookie.
@@ -78,7 +80,9 @@ cookie() {
     local file="$CLUSTER_DIR/cookie"
     if [[ ! -s $file ]]; then
         mkdir -p "$CLUSTER_DIR"
-        (umask 077; tr -dc 'A-Z' < /dev/urandom | head -c 32 > "$file")
+        # head reads a fixed count: no writer is cut off by SIGPIPE, which
+        # pipefail would turn into a failed start.
+        (umask 077; head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$file")
     fi
     cat "$file"
 }

@@ -24,6 +24,25 @@ struct DeployManifestTests {
 
     static var yamlAvailable: Bool { python != nil }
 
+    // MARK: - scripts
+
+    /// Every shell script of deploy/ and .ci/ passes shellcheck (with the
+    /// files they source): quoting, `set -e` and pipefail traps caught
+    /// before they strand a node or a half-started cluster.
+    @Test(.enabled(if: IntegrationEnvironment.onPath("shellcheck") != nil, "shellcheck is not installed (deploy/install-deps.sh installs it)"))
+    func scriptsPassShellcheck() throws {
+        let root = IntegrationEnvironment.repositoryRoot
+        var scripts = try FileManager.default.contentsOfDirectory(atPath: Self.deploy.path)
+            .filter { $0.hasSuffix(".sh") }.sorted().map { Self.deploy.appendingPathComponent($0).path }
+        scripts.append(root.appendingPathComponent(".ci/run").path)
+        #expect(scripts.count >= 6, "\(scripts)")
+        let shellcheck = try #require(IntegrationEnvironment.onPath("shellcheck"))
+        // From the repository root: the scripts' `# shellcheck source=deploy/lib/common.sh`
+        // directives are relative to it.
+        let result = try Self.runSync(shellcheck, ["-x"] + scripts, in: root)
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+    }
+
     // MARK: - systemd
 
     @Test("systemd template unit: sections, graceful stop, flags of ExecStart")
@@ -272,10 +291,13 @@ struct DeployManifestTests {
     }
 
     /// Runs a short command to its end (these all take well under a second).
-    static func runSync(_ executable: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    static func runSync(
+        _ executable: String, _ arguments: [String], in workingDirectory: URL? = nil
+    ) throws -> (status: Int32, stdout: String, stderr: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if let workingDirectory { process.currentDirectoryURL = workingDirectory }
         // Output to files: no pipe can fill up and block the child.
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("qtasks-manifest-\(UUID().uuidString.prefix(8))")
