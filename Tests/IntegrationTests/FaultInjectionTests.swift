@@ -127,9 +127,13 @@ struct BrokerRestartFaultTests {
         let publisher = TaskPublisher(configuration: configuration)
         let uuids = (0..<400).map { _ in UUID().uuidString.lowercased() }
         // Published before the alarm: publishers are blocked during one.
+        // 400 x 0.25 s over 10 slots is 10 s of work: RabbitMQ blocks a
+        // connection only when it publishes during the alarm, and raising
+        // the alarm (rabbitmqctl) takes seconds itself, so a shorter run
+        // could end before the worker publishes a result under the alarm.
         for uuid in uuids {
             try await publisher.publish(
-                #"{"uuid": "\#(uuid)", "task_name": "sleep", "args": [0.02]}"#, to: queue, uuid: uuid, replyTo: replies)
+                #"{"uuid": "\#(uuid)", "task_name": "sleep", "args": [0.25]}"#, to: queue, uuid: uuid, replyTo: replies)
         }
         await publisher.close()
         try await waitUntil("the first results", timeout: 30) { collector.total >= 20 }
