@@ -22,11 +22,13 @@ are ever stopped, by their recorded PID.
   start         Start the nodes that are not running (all at once: a node
                 of a cluster that restarts waits for its peers), then join
                 nodes 2..$NODES to node 1 unless they already are members.
-                Idempotent. Fails if a port is held by a broker this script
-                did not start.
-  stop          Stop every node this script started, then delete their
-                data: the next start makes a new, empty cluster (this is a
-                cluster for development and tests).
+                Idempotent. When no node runs, a new, empty cluster is made
+                (earlier data is deleted). Fails if a port is held by a
+                broker this script did not start.
+  stop          Stop every node this script started and delete the data of
+                all $NODES nodes (also of one stopped with stop-node): the
+                next start makes a new, empty cluster (this is a cluster for
+                development and tests).
   status        Each node's state and the cluster's running members.
   urls          The AMQP URLs of the nodes, joined by ';' (the failover
                 list of --url and QTASKS_URL).
@@ -104,7 +106,17 @@ members_of_node1() {
 start() {
     [[ $EUID -eq 0 ]] || die "starting nodes needs root (they run as user rabbitmq)"
     cookie > /dev/null
-    local n pids=() failed=0
+    local n pids=() failed=0 running=0
+    for (( n=1; n<=NODES; n++ )); do
+        if ours "$n"; then running=$((running + 1)); fi
+    done
+    if (( running == 0 )); then
+        # A new cluster: no node may bring back the membership or queues of
+        # an earlier one (say, one left behind by a killed test run).
+        for (( n=1; n<=NODES; n++ )); do
+            tcp_open "$(port_of "$n")" || forget_data "$n"
+        done
+    fi
     for (( n=1; n<=NODES; n++ )); do
         if ours "$n"; then continue; fi
         if tcp_open "$(port_of "$n")"; then
@@ -138,18 +150,31 @@ start() {
     log "urls: $(urls)"
 }
 
+# forget_data N: delete node N's data (its queues, messages, cluster
+# membership), if deploy/rabbitmq.sh made it for this port.
+forget_data() {
+    local data
+    data=$(cat "$QTASKS_RUN_DIR/rabbitmq-$(port_of "$1")/datadir" 2>/dev/null || true)
+    if [[ -n $data && -d $data/data ]]; then
+        rm -rf "${data:?}/data"
+    fi
+}
+
 stop() {
-    local n data
+    local n
     for (( n=NODES; n>=1; n-- )); do
-        data=$(cat "$QTASKS_RUN_DIR/rabbitmq-$(port_of "$n")/datadir" 2>/dev/null || true)
         if ours "$n" || [[ -f $QTASKS_RUN_DIR/rabbitmq-$(port_of "$n")/started.pid ]]; then
             node stop "$n"
-            # Only the data of a node this script ran: a new start makes a
-            # new cluster instead of waiting for peers that are gone.
-            [[ -n $data && -d $data/data ]] && rm -rf "${data:?}/data"
+        elif tcp_open "$(port_of "$n")"; then
+            log "node $n: 127.0.0.1:$(port_of "$n") is a broker this script did not start; left alone"
+            continue
         else
-            log "node $n ($(port_of "$n")): not started by this script; nothing to stop"
+            log "node $n: not running"
         fi
+        # Every node's data goes, also a node stopped earlier (stop-node):
+        # a node that kept its data would wait at the next start for peers
+        # that no longer know it.
+        forget_data "$n"
     done
 }
 

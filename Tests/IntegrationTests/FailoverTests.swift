@@ -145,7 +145,7 @@ struct ClusterFailoverTests {
         func publish(_ slice: ArraySlice<String>) async throws {
             for uuid in slice {
                 try await publisher.publish(
-                    #"{"uuid": "\#(uuid)", "task_name": "sleep", "args": [0.005]}"#, to: queue, uuid: uuid, replyTo: replies)
+                    #"{"uuid": "\#(uuid)", "task_name": "sleep", "args": [0.01]}"#, to: queue, uuid: uuid, replyTo: replies)
             }
         }
         try await publish(uuids[..<(total / 2)])
@@ -163,9 +163,13 @@ struct ClusterFailoverTests {
         try await late.value
         await publisher.close()
 
-        try await waitUntil("every task's result after the stop (have \(collector.counts.count) of \(total))", timeout: 180) {
-            if let ended = worker.exitStatus { throw ChildProcessError("the worker exited (\(ended)):\n\(worker.stderrTail())") }
-            return Set(collector.counts.keys).isSuperset(of: uuids)
+        do {
+            try await waitUntil("every task's result after the stop (have \(collector.counts.count) of \(total))", timeout: 180) {
+                if let ended = worker.exitStatus { throw ChildProcessError("the worker exited (\(ended)):\n\(worker.stderrTail())") }
+                return Set(collector.counts.keys).isSuperset(of: uuids)
+            }
+        } catch let error as TimeoutError {
+            throw ChildProcessError("\(error)\nworker:\n\(worker.stderrTail(lines: 60))")
         }
         let resumed = ContinuousClock.now - stopped
         try await Task.sleep(for: .milliseconds(500))
@@ -177,6 +181,7 @@ struct ClusterFailoverTests {
             extra: "results before the stop \(before), all in \(resumed) after it, last connection: \(reconnectedTo.split(separator: " ").filter { $0.hasPrefix("url=") }.first ?? "?")")
         figures.print()
         #expect(figures.lost == 0)
+        #expect(before < total, "the node was stopped after the run, not in the middle of it")
         #expect(worker.isRunning, "the worker went on through another node")
         #expect(log.contains("reconnected: consuming again"), "\(worker.stderrTail())")
         #expect(survivors.contains { reconnectedTo.contains("127.0.0.1:\($0)/") }, "\(reconnectedTo)")
