@@ -31,6 +31,9 @@ Environment:
                          PORT+20000; node name qtasks-PORT@localhost.
   QTASKS_WAIT_TIMEOUT    seconds to wait for the broker (default 60).
   QTASKS_STOP_GRACE      seconds between SIGTERM and SIGKILL on stop (default 30).
+  QTASKS_RABBITMQ_MANAGEMENT_PORT  when set, the node starts with the
+                         management plugin (HTTP API and UI) on 127.0.0.1:THIS
+                         PORT, e.g. 15672; default: no management plugin.
   QTASKS_RABBITMQ_COOKIE Erlang cookie written to the node's HOME on start
                          (nodes of a cluster share it; see rabbitmq-cluster.sh).
 
@@ -49,6 +52,7 @@ EOF
 STOP_GRACE=${QTASKS_STOP_GRACE:-30}
 PORT=${QTASKS_RABBITMQ_PORT:-5672}
 WAIT_TIMEOUT=${QTASKS_WAIT_TIMEOUT:-60}
+MGMT_PORT=${QTASKS_RABBITMQ_MANAGEMENT_PORT:-}
 RMQ_USER=rabbitmq
 RMQ_SBIN=/usr/lib/rabbitmq/bin
 EPMD_PORT=4369
@@ -63,6 +67,7 @@ esac
 
 validate_port QTASKS_RABBITMQ_PORT "$PORT" 45535
 [[ $WAIT_TIMEOUT =~ ^[0-9]+$ ]] || die "QTASKS_WAIT_TIMEOUT must be a number of seconds"
+[[ -z $MGMT_PORT ]] || validate_port QTASKS_RABBITMQ_MANAGEMENT_PORT "$MGMT_PORT"
 DIST_PORT=$((PORT + 20000))
 NODE="qtasks-${PORT}@localhost"
 URL="amqp://guest:guest@127.0.0.1:${PORT}/%2F"
@@ -150,7 +155,19 @@ listeners.tcp.default = 127.0.0.1:${PORT}
 log.file.level = info
 log.console = false
 EOF
-    echo '[].' > "$DATA/etc/enabled_plugins"
+    if [[ -n $MGMT_PORT ]]; then
+        # The management API (and UI), for `qtasks inspect --management-url`;
+        # statistics every second rather than every 5 s, so that its
+        # unacked counts follow a test's run closely.
+        cat >> "$DATA/etc/rabbitmq.conf" <<EOF
+management.tcp.ip = 127.0.0.1
+management.tcp.port = ${MGMT_PORT}
+collect_statistics_interval = 1000
+EOF
+        echo '[rabbitmq_management].' > "$DATA/etc/enabled_plugins"
+    else
+        echo '[].' > "$DATA/etc/enabled_plugins"
+    fi
     # Nodes of one cluster (deploy/rabbitmq-cluster.sh) must share the
     # Erlang cookie; rabbitmqctl (ctl) reads it from the same HOME.
     if [[ -n ${QTASKS_RABBITMQ_COOKIE:-} ]]; then
@@ -333,6 +350,11 @@ status() {
     fi
     if (( ready )); then
         echo "  url: $URL"
+        local data
+        data=$(cat "$DATA_DIR_FILE" 2>/dev/null || true)
+        if [[ -n $pid && -f $data/etc/rabbitmq.conf ]] && grep -q '^management.tcp.port' "$data/etc/rabbitmq.conf"; then
+            echo "  management: http://guest:guest@127.0.0.1:$(sed -n 's/^management.tcp.port = //p' "$data/etc/rabbitmq.conf")"
+        fi
         return 0
     fi
     [[ -n $pid ]] && return 0

@@ -24,6 +24,8 @@ Exported to the tests:
   QTASKS_URL        amqp://guest:guest@127.0.0.1:\$QTASKS_RABBITMQ_PORT/%2F
   QTASKS_REDIS_URL  redis://127.0.0.1:\$QTASKS_REDIS_PORT/0
   QTASKS_VENV       ${QTASKS_RUN_DIR}/venv (Python with pika, Celery and QTasks, when present)
+  QTASKS_MANAGEMENT_URL  http://guest:guest@127.0.0.1:\$((QTASKS_RABBITMQ_PORT + 10000)),
+                    the broker's management API (started with the plugin)
 
 Environment:
   QTASKS_RABBITMQ_PORT  (default 5672)   QTASKS_REDIS_PORT (default 6379)
@@ -83,9 +85,10 @@ current_pid() {
 
 start_service() {
     local svc=$1
+    shift
     pid_before[$svc]=$(current_pid "$svc")
     attempted+=("$svc")
-    "$DEPLOY/$svc.sh" start
+    env "$@" "$DEPLOY/$svc.sh" start
 }
 
 # shellcheck disable=SC2317  # invoked by the EXIT trap
@@ -119,8 +122,17 @@ else
     "$DEPLOY/install-deps.sh"
 fi
 
-start_service rabbitmq
+# The shared broker with the management plugin (HTTP API on PORT+10000) for
+# the inspect tests; only this node: the private and cluster nodes the tests
+# start must not compete for that port.
+management_port=$((QTASKS_RABBITMQ_PORT + 10000))
+start_service rabbitmq QTASKS_RABBITMQ_MANAGEMENT_PORT="$management_port"
 start_service redis
+if tcp_open "$management_port"; then
+    export QTASKS_MANAGEMENT_URL="http://guest:guest@127.0.0.1:${management_port}"
+else
+    log "no management API on 127.0.0.1:$management_port (a broker this run did not start?): its inspect test is skipped"
+fi
 # The failover test starts and stops the cluster itself; registered here so
 # that a test run killed half-way does not leave its nodes behind (they are
 # stopped only if they were not running before this run).

@@ -65,8 +65,8 @@ struct InspectCLITests {
         }
     }
 
-    /// A stand-in for RabbitMQ's management API (the plugin is not enabled
-    /// on the test broker): answers GET /api/queues/%2F/<name> when the
+    /// A stand-in for RabbitMQ's management API, for the answers a real one
+    /// gives only in odd states (a wrong password's 401): answers GET /api/queues/%2F/<name> when the
     /// Basic credentials are guest:guest, and logs each path it serves.
     static let fakeManagementAPI = #"""
         import base64, http.server, json, sys
@@ -104,6 +104,37 @@ struct InspectCLITests {
                 ["inspect", scope.queue, "--management-url", "http://guest:nope@127.0.0.1:\(port)"])
             #expect(wrong.termination == .exited(4), "\(wrong)")
             #expect(wrong.stderr.contains("HTTP 401") && !wrong.stderr.contains("nope"), "\(wrong)")
+        }
+    }
+
+    /// The real management API (deploy/test.sh starts its broker with the
+    /// plugin and exports `QTASKS_MANAGEMENT_URL`): a worker holding 3
+    /// deliveries unacknowledged (one running, two prefetched) and 2 left
+    /// ready; `inspect` reports exactly that. The API's statistics lag by up
+    /// to a collection interval (1 s on that broker), hence the polling.
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["QTASKS_MANAGEMENT_URL"] != nil,
+                   "QTASKS_MANAGEMENT_URL is not set (deploy/test.sh starts the broker with the management plugin)"))
+    func inspectReadsUnackedCountsFromTheRealManagementAPI() async throws {
+        let managementURL = try #require(ProcessInfo.processInfo.environment["QTASKS_MANAGEMENT_URL"])
+        try await TestScope.run("cli-inspect-real-mgmt") { scope in
+            _ = try await scope.startWorker(concurrency: 1, prefetch: 3)
+            for _ in 0..<5 {
+                let uuid = UUID().uuidString.lowercased()
+                try await scope.publishTask(#"{"uuid": "\#(uuid)", "task_name": "sleep", "args": [20]}"#, correlationID: uuid)
+            }
+            var last: CompletedProcess?
+            try await waitUntil("inspect to report 2 ready, 3 unacked, 1 consumer (last: \(String(describing: last)))", timeout: 30) {
+                let run = try await scope.runCLI(["inspect", scope.queue, "--json", "--management-url", managementURL])
+                last = run
+                guard run.termination == .exited(0), let rows = try? jsonRows(run),
+                    let queue = rows.first(where: { $0["queue"] as? String == scope.queue })
+                else { return false }
+                return queue["ready"] as? Int == 2 && queue["unacked"] as? Int == 3 && queue["consumers"] as? Int == 1
+            }
+            let table = try await scope.runCLI(["inspect", scope.queue, "--management-url", managementURL])
+            #expect(table.termination == .exited(0), "\(table)")
+            #expect(!table.stdout.contains("n/a"), "\(table)")
+            #expect(!table.stdout.contains("guest:guest") && !table.stderr.contains("guest:guest"), "\(table)")
         }
     }
 
