@@ -23,7 +23,7 @@ PYTHON=${QTASKS_PYTHON:-python3}
 # Debian packages: the C client and its tools, the servers the integration
 # tests run, the C libraries the State backends link, and the small tools
 # the deploy/ scripts use (ss, ps, setpriv) and the linter a test runs on
-# them (shellcheck).
+# them (shellcheck), curl (deploy/test.sh probes the management API).
 PACKAGES=(
     librabbitmq-dev
     rabbitmq-server
@@ -36,6 +36,7 @@ PACKAGES=(
     procps
     util-linux
     shellcheck
+    curl
 )
 
 usage() {

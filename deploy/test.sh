@@ -126,9 +126,15 @@ fi
 # the inspect tests; only this node: the private and cluster nodes the tests
 # start must not compete for that port.
 management_port=$((QTASKS_RABBITMQ_PORT + 10000))
-start_service rabbitmq QTASKS_RABBITMQ_MANAGEMENT_PORT="$management_port"
-start_service redis
 if tcp_open "$management_port"; then
+    # Taken (by a broker we reuse, or by anything else): a node asked to
+    # listen there would fail to boot.
+    start_service rabbitmq
+else
+    start_service rabbitmq QTASKS_RABBITMQ_MANAGEMENT_PORT="$management_port"
+fi
+start_service redis
+if tcp_open "$management_port" && curl -fsS -o /dev/null -u guest:guest "http://127.0.0.1:${management_port}/api/overview" 2>/dev/null; then
     export QTASKS_MANAGEMENT_URL="http://guest:guest@127.0.0.1:${management_port}"
 else
     log "no management API on 127.0.0.1:$management_port (a broker this run did not start?): its inspect test is skipped"
