@@ -41,10 +41,11 @@ import Tracing
         let tracer = InMemoryTracer()
         let app = TaskApp()
         try app.register("add") { (a: Int, b: Int) in a + b }
-        let (uuid, queue) = try await TestWorker.run(app, configuration: configuration(tracer)) { client, _ in
+        let (uuid, queue, resultHeaders) = try await TestWorker.run(app, configuration: configuration(tracer)) { client, _ in
             let handle = try await client.send("add", 2, 3)
+            #expect(handle.resultHeaders == nil)
             #expect(try await handle.result(timeout: .seconds(5)).returning == 5)
-            return (handle.uuid, handle.queue)
+            return (handle.uuid, handle.queue, handle.resultHeaders)
         }
         let send = try #require(await finishedSpan(tracer, named: "send add"))
         let run = try #require(await finishedSpan(tracer, named: "run add"))
@@ -71,6 +72,12 @@ import Tracing
         #expect(run.attributes.get("qtasks.task.status") == "success")
         #expect(run.status == nil)
         #expect(run.errors.isEmpty)
+
+        // The client can continue the trace from the result.
+        var continued = ServiceContext.topLevel
+        tracer.extract(try #require(resultHeaders), into: &continued, using: HeaderExtractor())
+        #expect(continued.inMemorySpanContext?.traceID == send.traceID)
+        #expect(continued.inMemorySpanContext?.spanID == run.spanID)
     }
 
     @Test func sendUnderACurrentSpanJoinsItsTrace() async throws {

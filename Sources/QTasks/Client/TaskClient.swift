@@ -254,7 +254,7 @@ public final class TaskClient: Sendable {
                 }
                 let correlationID = message.properties.correlationID ?? result.uuid
                 if let slot = state.withLock({ $0.slots[correlationID] }) {
-                    slot.deliver(result)
+                    slot.deliver(result, headers: message.properties.headers)
                 } else {
                     logger.debug("result for no waiting task dropped", metadata: ["correlation_id": .string(correlationID)])
                 }
