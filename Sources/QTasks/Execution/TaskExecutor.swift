@@ -83,7 +83,7 @@ public struct TaskExecutor: Sendable {
     }
 
     /// ``execute(_:)``, telling `span` (the ``Worker``'s span for this
-    /// delivery) the task's name, uuid and attempt once they are read, and
+    /// delivery) the task's name and uuid once they are read, and
     /// recording on it the error that failed the task, bad input included.
     /// The caller runs this inside the span's `ServiceContext`, so that
     /// dependency setup and teardown and the handler's own spans and log
@@ -218,7 +218,9 @@ public struct TaskExecutor: Sendable {
     private func rejection(_ error: TaskInputError, properties: MessageProperties, attempt: Int, span: (any Span)?) -> TaskOutcome {
         span?.recordError(error)
         if let taskName = error.taskName, let span {
-            span.operationName = "run \(taskName)"
+            // Only registered names go into span names, which tracing
+            // backends group by: a producer's garbage stays an attribute.
+            if catalog.tasks[taskName] != nil { span.operationName = "run \(taskName)" }
             span.attributes[TracingAttributes.taskName] = taskName
         }
         let now = Date().timeIntervalSince1970

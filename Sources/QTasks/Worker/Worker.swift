@@ -57,8 +57,9 @@ import Tracing
 /// spans are its children and the outcome's log line carries its ids
 /// through a logging metadata provider (swift-otel's). Its context goes
 /// into the headers of the result, of the retry copy (the next attempt's
-/// span is then its child) and of the dead-letter copy. Attributes: see
-/// ``Worker/annotate(_:with:)``.
+/// span is then its child) and of the dead-letter copy. Span attributes
+/// follow OpenTelemetry's messaging conventions (docs/operations.md,
+/// "Tracing").
 ///
 /// A worker runs once; make a new one to run again.
 public final class Worker: Service, Sendable {

@@ -93,8 +93,8 @@ public struct WorkerConfiguration: Sendable {
         max(1, prefetch ?? 4 * effectiveConcurrency)
     }
 
-    /// ``tracer``, else the bootstrapped one; looked up when a worker
-    /// starts.
+    /// ``tracer``, else the bootstrapped one at the time of the call (the
+    /// worker asks for each delivery).
     public var effectiveTracer: any Tracer {
         tracer ?? InstrumentationSystem.tracer
     }
