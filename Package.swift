@@ -24,6 +24,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.0.0"),
         .package(url: "https://github.com/swhitty/FlyingFox.git", from: "0.27.0"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.3.0"),
+        // W3C ids and headers for the example's tracer. Not swift-otel:
+        // without its exporter traits it does not compile on Linux (1.6.0),
+        // and with them it adds AsyncHTTPClient or gRPC, NIO, BoringSSL and
+        // protobuf to every build (docs/operations.md, "Tracing").
+        .package(url: "https://github.com/swift-otel/swift-w3c-trace-context.git", from: "1.0.0"),
     ],
     targets: [
         // The C client, rabbitmq-c (Debian: librabbitmq-dev). Shims only for
@@ -48,6 +54,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ]
         ),
         .target(
@@ -61,6 +68,17 @@ let package = Package(
         .target(
             name: "QTasksTesting",
             dependencies: ["QTasks"]
+        ),
+        // A small tracer with W3C Trace Context ids and headers and no
+        // export, for the example worker and the tests; production apps
+        // bootstrap swift-otel instead (docs/operations.md, "Tracing").
+        .target(
+            name: "QTasksW3CTracing",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "W3CTraceContext", package: "swift-w3c-trace-context"),
+            ]
         ),
         // The C client of Redis, hiredis (Debian: libhiredis-dev). No shims:
         // only non-variadic functions are called (redisCommandArgv & co).
@@ -129,6 +147,7 @@ let package = Package(
                 .product(name: "FlyingFox", package: "FlyingFox"),
                 .product(name: "FlyingSocks", package: "FlyingFox"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                "QTasksW3CTracing",
             ]
         ),
         // The benchmark: the worker against a bare rabbitmq-c loop, side by
@@ -157,7 +176,10 @@ let package = Package(
         // Fast tests: no server needed.
         .testTarget(
             name: "QTasksTests",
-            dependencies: ["QTasks", "QTasksTesting"]
+            dependencies: [
+                "QTasks", "QTasksTesting", "QTasksW3CTracing",
+                .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+            ]
         ),
         .testTarget(
             name: "QTasksSchedulerTests",
@@ -195,6 +217,8 @@ let package = Package(
             dependencies: [
                 "QTasks", "QTasksRabbitMQ", "QTasksState", "AMQP", "TestSupport", "qtasks", "qtasks-example",
                 "qtasks-benchmark", "qtasks-scheduler",
+                "QTasksW3CTracing",
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ]
         ),
     ]

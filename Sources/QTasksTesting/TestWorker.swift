@@ -17,7 +17,8 @@ public enum TestWorker {
     ///
     /// - Parameters:
     ///   - configuration: the worker's configuration; its `queues` are
-    ///     declared before `body` runs.
+    ///     declared before `body` runs. The client traces with its
+    ///     ``WorkerConfiguration/tracer`` too.
     ///   - broker: pass one to inspect it afterwards; it is closed at the end.
     /// - Returns: what `body` returns.
     /// - Throws: what `body` throws, else what the worker's `run()` threw.
@@ -31,7 +32,7 @@ public enum TestWorker {
             try await broker.declareTaskQueue(queue)
         }
         let worker = Worker(broker: broker, app: app, configuration: configuration)
-        let client = TaskClient(broker: broker)
+        let client = TaskClient(broker: broker, tracer: configuration.tracer)
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await worker.run() }
             let outcome: Swift.Result<Result, any Error>

@@ -5,6 +5,7 @@ import Logging
 import QTasks
 import QTasksRabbitMQ
 import QTasksState
+import QTasksW3CTracing
 import ServiceLifecycle
 
 /// The example worker: the tasks of ``ExampleTasks`` on a RabbitMQ broker.
@@ -72,6 +73,9 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Address the metrics endpoint binds to (an IPv4 or IPv6 address).", valueName: "address"))
     var metricsHost: String = "127.0.0.1"
 
+    @Flag(help: "Trace tasks with W3C trace context (also QTASKS_TRACING=1): log lines get trace_id and span_id, results carry traceparent.")
+    var tracing = false
+
     func validate() throws {
         guard concurrency > 0 else { throw ValidationError("--concurrency must be at least 1") }
         if let prefetch, prefetch < 1 || prefetch > 65535 {
@@ -91,18 +95,20 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
+        let tracing = ExampleTracing.isEnabled(flag: tracing)
+        let metadataProvider = tracing ? W3CTraceLogging.metadataProvider : nil
         if logFormat == "json" {
-            LoggingSystem.bootstrap { label in
-                var handler = JSONLogHandler(label: label)
+            LoggingSystem.bootstrap({ label, metadataProvider in
+                var handler = JSONLogHandler(label: label, metadataProvider: metadataProvider)
                 handler.logLevel = level
                 return handler
-            }
+            }, metadataProvider: metadataProvider)
         } else {
-            LoggingSystem.bootstrap { label in
-                var handler = StreamLogHandler.standardError(label: label)
+            LoggingSystem.bootstrap({ label, metadataProvider in
+                var handler = StreamLogHandler.standardError(label: label, metadataProvider: metadataProvider)
                 handler.logLevel = level
                 return handler
-            }
+            }, metadataProvider: metadataProvider)
         }
         let logger = Logger(label: "qtasks.example")
         let brokerURL = url ?? ProcessInfo.processInfo.environment["QTASKS_URL"] ?? "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -167,6 +173,7 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
         configuration.shutdownGracePeriod = shutdownGrace
         configuration.maxMessageBytes = maxMessageBytes
         configuration.logger = Logger(label: "qtasks.worker")
+        if tracing { configuration.tracer = ExampleTracing.makeTracer() }
         reliability.apply(to: &configuration)
         try routing.apply(to: &configuration)
         let worker = Worker(broker: broker, app: app, configuration: configuration)

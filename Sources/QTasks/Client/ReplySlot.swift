@@ -5,6 +5,7 @@ import Synchronization
 final class ReplySlot: Sendable {
     private struct State {
         var result: TaskResult?
+        var headers: [String: HeaderValue]?
         var failure: TaskClientError?
         var nextWaiter = 0
         var waiters: [Int: CheckedContinuation<TaskResult, any Error>] = [:]
@@ -14,11 +15,14 @@ final class ReplySlot: Sendable {
 
     /// The result, if it arrived.
     var result: TaskResult? { state.withLock { $0.result } }
+    /// The AMQP headers of the result message, set with the result.
+    var headers: [String: HeaderValue]? { state.withLock { $0.headers } }
 
-    func deliver(_ result: TaskResult) {
+    func deliver(_ result: TaskResult, headers: [String: HeaderValue]) {
         let waiters = state.withLock { state -> [CheckedContinuation<TaskResult, any Error>] in
             guard state.result == nil else { return [] }
             state.result = result
+            state.headers = headers
             defer { state.waiters = [:] }
             return Array(state.waiters.values)
         }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Synchronization
+import Tracing
 
 /// Sends tasks through any ``Broker`` and receives their results.
 ///
@@ -16,6 +17,8 @@ import Synchronization
 /// let handle = try await client.send("add", 2, 3)
 /// let result = try await handle.result(timeout: .seconds(5))   // result.returning == 5
 /// ```
+///
+/// Each send is traced: see ``send(_:args:kwargs:queue:priority:)``.
 public final class TaskClient: Sendable {
     private struct ReplySession {
         var name: String
@@ -34,6 +37,7 @@ public final class TaskClient: Sendable {
     private let broker: any Broker
     private let app: TaskApp?
     private let logger: Logger
+    private let configuredTracer: (any Tracer)?
     private let state = Mutex(State())
 
     /// - Parameters:
@@ -42,11 +46,23 @@ public final class TaskClient: Sendable {
     ///     never runs its handlers.
     ///   - logger: for dropped and unreadable results (at `debug` and
     ///     `warning`).
-    public init(broker: any Broker, app: TaskApp? = nil, logger: Logger = Logger(label: "qtasks.client")) {
+    ///   - tracer: traces the sends; nil (the default) means the tracer
+    ///     the process bootstrapped (`InstrumentationSystem.tracer`, a
+    ///     no-op unless an app bootstrapped one), looked up at each send.
+    public init(
+        broker: any Broker,
+        app: TaskApp? = nil,
+        logger: Logger = Logger(label: "qtasks.client"),
+        tracer: (any Tracer)? = nil
+    ) {
         self.broker = broker
         self.app = app
         self.logger = logger
+        self.configuredTracer = tracer
     }
+
+    /// The tracer the sends use.
+    var tracer: any Tracer { configuredTracer ?? InstrumentationSystem.tracer }
 
     /// Sends a task with arguments given as JSON values.
     ///
@@ -56,6 +72,15 @@ public final class TaskClient: Sendable {
     /// dead-letter queue) on the first send to it, so that a message to a
     /// queue no worker declared yet is not dropped. Returns once the broker
     /// confirmed the message.
+    ///
+    /// Traced as a span `send <task name>` of kind `producer`, a child of
+    /// the caller's `ServiceContext`, with OpenTelemetry's messaging
+    /// attributes (`messaging.system` `rabbitmq`,
+    /// `messaging.destination.name` the queue, `messaging.message.id` the
+    /// uuid, `messaging.operation.type` `send`) and `qtasks.task.name`. Its
+    /// context goes into the message's headers (W3C `traceparent` with
+    /// swift-otel), so that the worker's span is its child; a failed send
+    /// is recorded on it as an error.
     ///
     /// - Parameters:
     ///   - queue: the task queue; nil (the default) means the task's
@@ -75,12 +100,39 @@ public final class TaskClient: Sendable {
         priority: Int? = nil
     ) async throws -> TaskHandle {
         let queue = queue ?? app?.queue(for: taskName) ?? "default"
+        let task = TaskMessage(taskName: taskName, args: args, kwargs: kwargs, priority: priority ?? 0)
+        let tracer = self.tracer
+        let span = tracer.startSpan("send \(taskName)", context: ServiceContext.current ?? .topLevel, ofKind: .producer)
+        defer { span.end() }
+        span.updateAttributes { attributes in
+            attributes[TracingAttributes.system] = TracingAttributes.rabbitMQ
+            attributes[TracingAttributes.destinationName] = queue
+            attributes[TracingAttributes.messageID] = task.uuid
+            attributes[TracingAttributes.operationType] = "send"
+            attributes[TracingAttributes.operationName] = "publish"
+            attributes[TracingAttributes.taskName] = taskName
+        }
+        do {
+            return try await publish(task, queue: queue, priority: priority, trace: span.context, tracer: tracer)
+        } catch {
+            span.recordError(error)
+            span.setStatus(SpanStatus(code: .error))
+            throw error
+        }
+    }
+
+    /// Declares the queue if needed and publishes the task with `trace` in
+    /// its headers.
+    private func publish(
+        _ task: TaskMessage, queue: String, priority: Int?, trace: ServiceContext, tracer: any Tracer
+    ) async throws -> TaskHandle {
         let replyTo = try await replySession().name
         if !state.withLock({ $0.declaredQueues.contains(queue) }) {
             try await broker.declareTaskQueue(queue)
             state.withLock { _ = $0.declaredQueues.insert(queue) }
         }
-        let task = TaskMessage(taskName: taskName, args: args, kwargs: kwargs, priority: priority ?? 0)
+        var headers: [String: HeaderValue] = [:]
+        tracer.inject(trace, into: &headers, using: HeaderInjector())
         let message = Message(
             body: task.jsonBytes(),
             properties: MessageProperties(
@@ -90,7 +142,8 @@ public final class TaskClient: Sendable {
                 correlationID: task.uuid,
                 replyTo: replyTo,
                 messageID: task.uuid,
-                timestamp: UInt64(max(0, task.createdAt))
+                timestamp: UInt64(max(0, task.createdAt)),
+                headers: headers
             )
         )
         let slot = ReplySlot()
@@ -106,7 +159,7 @@ public final class TaskClient: Sendable {
             forget(task.uuid)
             throw error
         }
-        return TaskHandle(uuid: task.uuid, taskName: taskName, queue: queue, slot: slot, client: self)
+        return TaskHandle(uuid: task.uuid, taskName: task.taskName, queue: queue, slot: slot, client: self)
     }
 
     /// Sends a task with positional arguments of any `Encodable` types:
@@ -201,7 +254,7 @@ public final class TaskClient: Sendable {
                 }
                 let correlationID = message.properties.correlationID ?? result.uuid
                 if let slot = state.withLock({ $0.slots[correlationID] }) {
-                    slot.deliver(result)
+                    slot.deliver(result, headers: message.properties.headers)
                 } else {
                     logger.debug("result for no waiting task dropped", metadata: ["correlation_id": .string(correlationID)])
                 }

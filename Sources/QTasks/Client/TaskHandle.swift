@@ -21,6 +21,13 @@ public final class TaskHandle: Sendable {
         self.client = client
     }
 
+    /// The headers of the result message once it arrived (after
+    /// ``result(timeout:)`` returned), else nil. They carry the trace
+    /// context of the worker's span (`traceparent`, `tracestate`): continue
+    /// the task's trace from it with
+    /// `tracer.extract(headers, into: &context, using: HeaderExtractor())`.
+    public var resultHeaders: [String: HeaderValue]? { slot.headers }
+
     deinit {
         client.forget(uuid)
     }

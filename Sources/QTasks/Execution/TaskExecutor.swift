@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Tracing
 
 /// Runs one delivery's task and says how it went, without any broker I/O:
 /// the ``Worker`` settles the delivery from the ``TaskOutcome``.
@@ -78,6 +79,16 @@ public struct TaskExecutor: Sendable {
     /// ``DependencyError`` `.teardownFailed` (after a failure, the first
     /// error stays).
     public func execute(_ delivery: Delivery) async -> TaskOutcome {
+        await execute(delivery, span: nil)
+    }
+
+    /// ``execute(_:)``, telling `span` (the ``Worker``'s span for this
+    /// delivery) the task's name and uuid once they are read, and
+    /// recording on it the error that failed the task, bad input included.
+    /// The caller runs this inside the span's `ServiceContext`, so that
+    /// dependency setup and teardown and the handler's own spans and log
+    /// lines are within it.
+    func execute(_ delivery: Delivery, span: (any Span)?) async -> TaskOutcome {
         let properties = delivery.message.properties
         var body = delivery.message.body
         let attempt = TaskContext.attempt(from: properties.headers)
@@ -86,7 +97,8 @@ public struct TaskExecutor: Sendable {
             return rejection(
                 TaskInputError(.oversizeMessage, "task message body is \(size) bytes, over the limit of \(maxMessageBytes) bytes"),
                 properties: properties,
-                attempt: attempt
+                attempt: attempt,
+                span: span
             )
         }
         if WireFormat(detecting: properties) == .celery {
@@ -95,14 +107,21 @@ public struct TaskExecutor: Sendable {
             do {
                 body = try CeleryProtocol.qtasksBody(from: body, properties: properties)
             } catch {
-                return rejection(error, properties: properties, attempt: attempt)
+                return rejection(error, properties: properties, attempt: attempt, span: span)
             }
         }
         let envelope: TaskEnvelope
         do {
             envelope = try TaskEnvelope.decode(body, catalog: catalog, messageID: properties.messageID, decoder: decoder)
         } catch {
-            return rejection(error, properties: properties, attempt: attempt)
+            return rejection(error, properties: properties, attempt: attempt, span: span)
+        }
+        if let span {
+            span.operationName = "run \(envelope.taskName)"
+            span.updateAttributes { attributes in
+                attributes[TracingAttributes.taskName] = envelope.taskName
+                attributes[TracingAttributes.messageID] = envelope.uuid
+            }
         }
         let callLogger = TaskContext.taskLogger(logger, uuid: envelope.uuid, taskName: envelope.taskName)
         let dependencies = CallDependencies(call: DependencyStore(scope: .task, logger: callLogger), worker: workerDependencies)
@@ -138,6 +157,7 @@ public struct TaskExecutor: Sendable {
                 outcome = .cancelledByTask(result(context, .cancel, traceback: TaskFailure(cancellation).traceback))
                 ending = .cancelled
             } else {
+                span?.recordError(error)
                 let failure = TaskFailure(error)
                 let failed = result(context, .error, traceback: failure.traceback)
                 switch (options.retry ?? retryPolicy).decision(after: error, attempt: attempt) {
@@ -152,6 +172,7 @@ public struct TaskExecutor: Sendable {
             await dependencies.call.close(ending, reason: "the task call has ended")
         }
         if case .completed = outcome, let teardownError {
+            span?.recordError(teardownError)
             let failure = TaskFailure(teardownError)
             return .failed(result(context, .error, traceback: failure.traceback), failure)
         }
@@ -194,7 +215,14 @@ public struct TaskExecutor: Sendable {
         )
     }
 
-    private func rejection(_ error: TaskInputError, properties: MessageProperties, attempt: Int) -> TaskOutcome {
+    private func rejection(_ error: TaskInputError, properties: MessageProperties, attempt: Int, span: (any Span)?) -> TaskOutcome {
+        span?.recordError(error)
+        if let taskName = error.taskName, let span {
+            // Only registered names go into span names, which tracing
+            // backends group by: a producer's garbage stays an attribute.
+            if catalog.tasks[taskName] != nil { span.operationName = "run \(taskName)" }
+            span.attributes[TracingAttributes.taskName] = taskName
+        }
         let now = Date().timeIntervalSince1970
         let failure = TaskFailure(errorType: "TaskInputError", message: error.message)
         let result = TaskResult(

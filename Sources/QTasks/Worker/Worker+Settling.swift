@@ -17,15 +17,17 @@ extension Worker {
         // the result across a broker restart. RabbitMQ does not write a
         // persistent message in a non-durable queue (the usual exclusive
         // reply queue) to disk, so this costs nothing there.
-        guard let reply = ResultReply.message(for: result, failure: failure, request: delivery.message.properties),
+        guard var reply = ResultReply.message(for: result, failure: failure, request: delivery.message.properties),
             let replyTo = delivery.message.properties.replyTo
         else { return true }
+        // So that the producer can continue the task's trace.
+        injectTraceContext(into: &reply)
         // Mandatory, so that a reply_to naming no queue (a typo, a client
         // long gone) is seen and logged instead of vanishing; the task itself
         // ran, so its delivery is still acknowledged.
         let logger = configuration.logger
         let fields = metadata()
-        return await publish(for: delivery, metadata: fields) { broker in
+        return await publish(for: delivery, metadata: fields) { [reply] broker in
             do {
                 try await broker.publish(reply, to: replyTo, mandatory: true)
             } catch let error as BrokerError where error.code == .unroutable {
@@ -38,7 +40,7 @@ extension Worker {
 
     /// The message with the worker's failure bookkeeping: the broker's own
     /// dead-letter history dropped, the first failure time kept (or set),
-    /// the last error recorded.
+    /// the last error recorded, the trace context of this attempt.
     /// The uuid the worker gave a task whose body and properties named none
     /// goes into the copy's `message_id`: the uuid then stays the same
     /// across retries (the result's correlation id too) and can be found in
@@ -54,6 +56,9 @@ extension Worker {
         }
         copy.properties.headers[MessageHeaders.errorType] = .string(failure.errorType)
         copy.properties.headers[MessageHeaders.errorMessage] = .string(failure.message)
+        // The failed attempt's span becomes the parent of the next one (or
+        // of whoever replays the dead letter): attempts chain in one trace.
+        injectTraceContext(into: &copy)
         return copy
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import Synchronization
+import Tracing
 
 /// Consumes task messages from a broker, runs their handlers, publishes
 /// results to `reply_to`, and settles each delivery.
@@ -46,6 +47,19 @@ import Synchronization
 /// cancellable) delays the return until it finishes. Worker-scoped
 /// ``Dependency`` instances are torn down after the last task finished,
 /// in reverse order of setup, before ``run()`` returns.
+///
+/// Tracing (``WorkerConfiguration/tracer``): each delivery runs in a span
+/// `run <task name>` of kind `consumer`, the child of the trace context in
+/// its headers (W3C `traceparent` from ``TaskClient``, another service's
+/// OpenTelemetry instrumentation or any producer that writes it). The span
+/// covers decoding, dependency setup and teardown, the handler and
+/// settling; its `ServiceContext` is current meanwhile, so the handler's
+/// spans are its children and the outcome's log line carries its ids
+/// through a logging metadata provider (swift-otel's). Its context goes
+/// into the headers of the result, of the retry copy (the next attempt's
+/// span is then its child) and of the dead-letter copy. Span attributes
+/// follow OpenTelemetry's messaging conventions (docs/operations.md,
+/// "Tracing").
 ///
 /// A worker runs once; make a new one to run again.
 public final class Worker: Service, Sendable {
@@ -306,12 +320,21 @@ public final class Worker: Service, Sendable {
         return .deadline
     }
 
-    /// Runs one delivery and settles it; logs one line.
+    /// Runs one delivery and settles it within its span; logs one line.
     private func process(_ delivery: Delivery, _ executor: TaskExecutor, _ metrics: WorkerMetrics) async {
+        let span = startSpan(for: delivery)
+        defer { span.end() }
+        await ServiceContext.withValue(span.context) {
+            await process(delivery, executor, metrics, span: span)
+        }
+    }
+
+    private func process(_ delivery: Delivery, _ executor: TaskExecutor, _ metrics: WorkerMetrics, span: any Span) async {
         let start = ContinuousClock.now
         metrics.taskStarted()
         defer { metrics.taskFinished() }
-        let outcome = await executor.execute(delivery)
+        let outcome = await executor.execute(delivery, span: span)
+        annotate(span, with: outcome)
         let result = outcome.result
         // Counted once the name is known (the executor decodes it); the
         // other counters only once the outcome is settled.

@@ -1,4 +1,5 @@
 import Logging
+import Tracing
 
 /// How a ``Worker`` consumes and runs tasks. Every field has a default.
 public struct WorkerConfiguration: Sendable {
@@ -54,6 +55,13 @@ public struct WorkerConfiguration: Sendable {
     /// ``TaskContext/logger``. One line per task outcome at `info`
     /// (success) or `warning`/`error` (failure, bad input).
     public var logger: Logger
+    /// Traces each delivery as a span `run <task name>`, the child of the
+    /// context its headers carry (``Worker`` says what is recorded); nil
+    /// (the default) means the tracer the process bootstrapped
+    /// (`InstrumentationSystem.tracer`, a no-op unless the app
+    /// bootstrapped one). Tests and apps that keep several tracers pass
+    /// one here instead of bootstrapping.
+    public var tracer: (any Tracer)? = nil
 
     /// Every parameter has the default documented on its property.
     public init(
@@ -83,6 +91,12 @@ public struct WorkerConfiguration: Sendable {
     /// `prefetch`, or 4 × `concurrency` when nil; at least 1.
     public var effectivePrefetch: Int {
         max(1, prefetch ?? 4 * effectiveConcurrency)
+    }
+
+    /// ``tracer``, else the bootstrapped one at the time of the call (the
+    /// worker asks for each delivery).
+    public var effectiveTracer: any Tracer {
+        tracer ?? InstrumentationSystem.tracer
     }
 
     /// `concurrency`, at least 1.
