@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "QTasksTesting", targets: ["QTasksTesting"]),
         .library(name: "QTasksState", targets: ["QTasksState"]),
         .library(name: "QTasksScheduler", targets: ["QTasksScheduler"]),
+        .library(name: "QTasksObservability", targets: ["QTasksObservability"]),
         .library(name: "AMQP", targets: ["AMQP"]),
         .executable(name: "qtasks", targets: ["qtasks"]),
         .executable(name: "qtasks-example", targets: ["qtasks-example"]),
@@ -109,6 +110,7 @@ let package = Package(
                 "QTasks",
                 "QTasksState",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
@@ -119,6 +121,7 @@ let package = Package(
                 "QTasksRabbitMQ",
                 "QTasksState",
                 "QTasksScheduler",
+                "CommandSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -140,14 +143,33 @@ let package = Package(
                 "QTasks",
                 "QTasksRabbitMQ",
                 "QTasksState",
+                "CommandSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                "QTasksW3CTracing",
+            ]
+        ),
+        // What a worker or scheduler process of one's own needs for
+        // operations: JSON log lines, the Prometheus metrics endpoint.
+        .target(
+            name: "QTasksObservability",
+            dependencies: [
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "FlyingFox", package: "FlyingFox"),
                 .product(name: "FlyingSocks", package: "FlyingFox"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                "QTasksW3CTracing",
+            ]
+        ),
+        // The options qtasks-example and qtasks-scheduler share (logs,
+        // metrics); not a product.
+        .target(
+            name: "CommandSupport",
+            dependencies: [
+                "QTasksObservability",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // The benchmark: the worker against a bare rabbitmq-c loop, side by

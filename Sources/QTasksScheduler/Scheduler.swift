@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import QTasks
 import QTasksState
 import ServiceLifecycle
@@ -83,6 +84,13 @@ extension String {
 /// that dies between a claim and the publish loses that one tick (at most
 /// once, never twice).
 ///
+/// Metrics (swift-metrics; Prometheus through `--metrics-port` of
+/// `qtasks-scheduler`): `qtasks_scheduler_ticks_total` with labels `entry`
+/// and `outcome`: `submitted` (this process sent the task),
+/// `claimed_elsewhere` (another scheduler had it) or `failed` (claim or
+/// publish failed; that tick is lost). Summed over a fleet of schedulers,
+/// `submitted` grows by exactly one per tick.
+///
 /// A swift-service-lifecycle `Service`: ``run()`` returns on graceful
 /// shutdown or cancellation, or once every entry is past `until`.
 public final class Scheduler: Service, Sendable {
@@ -154,7 +162,15 @@ public final class Scheduler: Service, Sendable {
 
     private static func now() -> Double { Date().timeIntervalSince1970 }
 
+    /// The tick counter of `entry` for `outcome`.
+    private static func ticks(_ entry: ScheduleEntry, _ outcome: String) -> Counter {
+        Counter(label: "qtasks_scheduler_ticks_total", dimensions: [("entry", entry.name), ("outcome", outcome)])
+    }
+
     private func runEntry(_ entry: ScheduleEntry) async throws {
+        let submitted = Self.ticks(entry, "submitted")
+        let claimedElsewhere = Self.ticks(entry, "claimed_elsewhere")
+        let failed = Self.ticks(entry, "failed")
         var after = Int64(Self.now().rounded(.down))
         if let from { after = max(after, from - 1) }
         var declared = false
@@ -178,6 +194,7 @@ public final class Scheduler: Service, Sendable {
             do {
                 guard try await Self.claim(entry, tick: due, in: store) else {
                     logger.debug("tick sent by another scheduler", metadata: ["entry": "\(entry.name)", "tick": "\(due)"])
+                    claimedElsewhere.increment()
                     continue
                 }
                 if !declared {
@@ -197,6 +214,7 @@ public final class Scheduler: Service, Sendable {
                 logger.info(
                     "submitted", metadata: ["entry": "\(entry.name)", "task": "\(entry.taskName)",
                                             "queue": "\(entry.queue)", "tick": "\(due)", "uuid": "\(uuid)"])
+                submitted.increment()
                 onSubmit(entry, due, uuid)
             } catch is CancellationError {
                 return
@@ -204,6 +222,7 @@ public final class Scheduler: Service, Sendable {
                 // One tick lost (or, if the claim failed, not claimed): log
                 // and go on with the next one.
                 logger.error("tick failed", metadata: ["entry": "\(entry.name)", "tick": "\(due)", "error": "\(error)"])
+                failed.increment()
             }
         }
     }

@@ -1,5 +1,5 @@
 import ArgumentParser
-import FlyingFox
+import CommandSupport
 import Foundation
 import Logging
 import QTasks
@@ -58,20 +58,8 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
     @OptionGroup(title: "Routing, per-queue concurrency, priorities")
     var routing: RoutingOptions
 
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: String = "info"
-
-    @Option(help: "Log format on standard error: text (human-readable) or json (one JSON object per line).")
-    var logFormat: String = "text"
-
-    @Option(
-        help: ArgumentHelp(
-            "Serve Prometheus metrics on http://HOST:PORT/metrics (0: any free port, logged at start; default: no endpoint).",
-            valueName: "port"))
-    var metricsPort: Int?
-
-    @Option(help: ArgumentHelp("Address the metrics endpoint binds to (an IPv4 or IPv6 address).", valueName: "address"))
-    var metricsHost: String = "127.0.0.1"
+    @OptionGroup(title: "Logs and metrics")
+    var observability: ObservabilityOptions
 
     @Flag(help: "Trace tasks with W3C trace context (also QTASKS_TRACING=1): log lines get trace_id and span_id, results carry traceparent.")
     var tracing = false
@@ -84,32 +72,13 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
         guard (0...86_400).contains(shutdownGrace) else {
             throw ValidationError("--shutdown-grace must be seconds from 0 to 86400")
         }
-        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
-        guard ["text", "json"].contains(logFormat) else { throw ValidationError("--log-format must be text or json") }
-        if let metricsPort, !(0...65535).contains(metricsPort) {
-            throw ValidationError("--metrics-port must be 0...65535")
-        }
         guard maxMessageBytes > 0 else { throw ValidationError("--max-message-bytes must be > 0") }
         _ = try routing.parsedBindings(queues: queues.isEmpty ? ["default"] : queues)
     }
 
     func run() async throws {
-        let level = Logger.Level(rawValue: logLevel) ?? .info
         let tracing = ExampleTracing.isEnabled(flag: tracing)
-        let metadataProvider = tracing ? W3CTraceLogging.metadataProvider : nil
-        if logFormat == "json" {
-            LoggingSystem.bootstrap({ label, metadataProvider in
-                var handler = JSONLogHandler(label: label, metadataProvider: metadataProvider)
-                handler.logLevel = level
-                return handler
-            }, metadataProvider: metadataProvider)
-        } else {
-            LoggingSystem.bootstrap({ label, metadataProvider in
-                var handler = StreamLogHandler.standardError(label: label, metadataProvider: metadataProvider)
-                handler.logLevel = level
-                return handler
-            }, metadataProvider: metadataProvider)
-        }
+        observability.bootstrapLogging(metadataProvider: tracing ? W3CTraceLogging.metadataProvider : nil)
         let logger = Logger(label: "qtasks.example")
         let brokerURL = url ?? ProcessInfo.processInfo.environment["QTASKS_URL"] ?? "amqp://guest:guest@127.0.0.1:5672/%2F"
 
@@ -124,26 +93,8 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
         try ExampleTasks.register(on: app, stateStore: .stateStore(url: stateURL))
 
         // Bootstrapped before the worker makes any metric.
-        var metricsServer: (server: HTTPServer, task: Task<Void, Never>, port: UInt16)?
-        if let metricsPort {
-            let registry = MetricsEndpoint.bootstrap()
-            do {
-                metricsServer = try await MetricsEndpoint.start(
-                    host: metricsHost, port: UInt16(metricsPort), registry: registry, logger: logger)
-            } catch {
-                logger.critical("cannot start: metrics endpoint on \(metricsHost):\(metricsPort): \(error)")
-                throw ExitCode(4)
-            }
-            logger.info(
-                "metrics endpoint listening",
-                metadata: [
-                    "metrics_url": "http://\(metricsHost.contains(":") ? "[\(metricsHost)]" : metricsHost):\(metricsServer!.port)/metrics",
-                    "metrics_port": "\(metricsServer!.port)",
-                ])
-        }
-        defer {
-            if let metricsServer { metricsServer.task.cancel() }
-        }
+        let metricsEndpoint = try await observability.startMetricsEndpoint(logger: logger)
+        defer { metricsEndpoint?.stop() }
 
         let consumedQueues = queues.isEmpty ? ["default"] : queues
         let broker: RabbitMQBroker

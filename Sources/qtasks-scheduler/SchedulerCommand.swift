@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 import Foundation
 import Logging
 import QTasks
@@ -54,11 +55,10 @@ struct SchedulerCommand: AsyncParsableCommand {
     @Option(help: "Send only ticks before this Unix time (seconds), then exit 0.")
     var until: Int64?
 
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: String = "info"
+    @OptionGroup(title: "Logs and metrics")
+    var observability: ObservabilityOptions
 
     func validate() throws {
-        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
         guard !everies.isEmpty || !crons.isEmpty else { throw ValidationError("give at least one --every or --cron") }
         _ = try entries()
     }
@@ -102,13 +102,10 @@ struct SchedulerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let level = Logger.Level(rawValue: logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        observability.bootstrapLogging()
         let logger = Logger(label: "qtasks.scheduler")
+        let metricsEndpoint = try await observability.startMetricsEndpoint(logger: logger)
+        defer { metricsEndpoint?.stop() }
         let entries = try entries()
         let brokerURL = url ?? ProcessInfo.processInfo.environment["QTASKS_URL"] ?? "amqp://guest:guest@127.0.0.1:5672/%2F"
         let stateURL = StateStores.resolvedURL(state)

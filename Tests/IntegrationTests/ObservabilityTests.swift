@@ -47,11 +47,12 @@ struct ObservabilityTests {
         return (String(decoding: data, as: UTF8.self), http?.value(forHTTPHeaderField: "Content-Type"))
     }
 
-    /// The port the worker logged for `--metrics-port 0`.
+    /// The port a worker or scheduler logged for `--metrics-port 0`, in a
+    /// text (`metrics_port=N`) or JSON (`"metrics_port":"N"`) log line.
     static func metricsPort(of worker: ChildProcess) async throws -> Int {
         var port: Int?
-        try await waitUntil("the worker to log its metrics port", timeout: 20) {
-            if let match = worker.standardErrorText.firstMatch(of: /metrics_port=(\d+)/) { port = Int(match.1) }
+        try await waitUntil("the process to log its metrics port", timeout: 20) {
+            if let match = worker.standardErrorText.firstMatch(of: /metrics_port(?:=|":")(\d+)/) { port = Int(match.1) }
             return port != nil
         }
         return port!

@@ -4,7 +4,7 @@ import Testing
 
 /// Periodic tasks (`qtasks-scheduler`, docs/scheduling.md) on the real broker.
 @Suite(.enabled(if: IntegrationEnvironment.enabled, "no RabbitMQ reachable at QTASKS_URL; deploy/test.sh starts one"),
-       .timeLimit(.minutes(1)))
+       .timeLimit(.minutes(2)))
 struct SchedulerTests {
     static var schedulerExecutable: String {
         IntegrationEnvironment.productsDirectory.appendingPathComponent("qtasks-scheduler").path
@@ -87,6 +87,50 @@ struct SchedulerTests {
             #expect(try await store.getAll(in: claim) == ["last_tick": .int(until - 1)])
             try await store.clear(claim)
             await store.close()
+        }
+    }
+
+    /// Two schedulers with JSON logs and metrics endpoints sharing one
+    /// State file: read between two ticks (they fire on whole seconds),
+    /// each process's `qtasks_scheduler_ticks_total{outcome="submitted"}`
+    /// equals the submissions it printed, each tick the other one saw was
+    /// `claimed_elsewhere` for it, and every log line is a JSON object.
+    @Test func schedulerMetricsCountEachTickOnceAcrossProcesses() async throws {
+        let directory = try StateDirectory()
+        defer { directory.remove() }
+        try await TestScope.run("sched-metrics") { scope in
+            let arguments = [
+                "--url", IntegrationEnvironment.url, "--state", directory.sqliteURL,
+                "--every", "1:add:\(scope.queue):[1,1]", "--log-format", "json", "--metrics-port", "0",
+            ]
+            let schedulers = try (0..<2).map { _ in try scope.spawn(Self.schedulerExecutable, arguments) }
+            var ports: [Int] = []
+            for process in schedulers { ports.append(try await ObservabilityTests.metricsPort(of: process)) }
+            try await waitUntil("4 ticks submitted", timeout: 20) { schedulers.flatMap(Self.submissions).count >= 4 }
+            // To a quarter past a whole second: no tick fires while reading.
+            let now = Date().timeIntervalSince1970
+            let wait = (now.rounded(.down) + 1.25 - now).truncatingRemainder(dividingBy: 1)
+            try await Task.sleep(for: .milliseconds(Int64(wait * 1000)))
+            var counters: [(submitted: Double, elsewhere: Double)] = []
+            for port in ports {
+                let samples = ObservabilityTests.parse(try await ObservabilityTests.scrape(port: port).text)
+                func total(_ outcome: String) -> Double {
+                    samples.filter { $0.key.name == "qtasks_scheduler_ticks_total" && $0.key.labels["outcome"] == outcome }
+                        .map(\.value).reduce(0, +)
+                }
+                counters.append((total("submitted"), total("claimed_elsewhere")))
+            }
+            let printed = schedulers.map(Self.submissions)
+            #expect(counters.map(\.submitted) == printed.map { Double($0.count) }, "\(counters) \(printed)")
+            let ticks = Set(printed.flatMap { $0.map(\.tick) })
+            #expect(ticks.count == printed.map(\.count).reduce(0, +), "no tick sent twice: \(printed)")
+            #expect(counters.allSatisfy { $0.submitted + $0.elsewhere >= Double(ticks.count) - 1 }, "\(counters), ticks \(ticks.count)")
+            for process in schedulers {
+                await scope.stopGracefully(process)
+                let lines = ObservabilityTests.jsonLines(process.standardErrorText)
+                #expect(lines.contains { $0["message"] as? String == "metrics endpoint listening" })
+                #expect(lines.contains { $0["message"] as? String == "scheduler started" })
+            }
         }
     }
 

@@ -2,29 +2,36 @@ import Foundation
 import Logging
 import Synchronization
 
-/// One JSON object per line on standard error: `timestamp` (ISO 8601,
-/// UTC, milliseconds), `level`, `label`, `message`, then the metadata
-/// flattened (nested values as strings or arrays), for log shippers.
-struct JSONLogHandler: LogHandler {
-    var logLevel: Logger.Level = .info
-    var metadata: Logger.Metadata = [:]
-    var metadataProvider: Logger.MetadataProvider?
-    let label: String
+/// A swift-log handler writing one JSON object per line on standard error,
+/// for log shippers: `timestamp` (ISO 8601, UTC, milliseconds), `level`,
+/// `label`, `message`, then the metadata flattened (nested values as
+/// strings, arrays or objects). The fixed keys win over metadata of the
+/// same name. Lines are written whole, one at a time, so lines of
+/// concurrent tasks never interleave.
+///
+/// ```swift
+/// LoggingSystem.bootstrap { label in JSONLogHandler(label: label) }
+/// ```
+public struct JSONLogHandler: LogHandler {
+    public var logLevel: Logger.Level = .info
+    public var metadata: Logger.Metadata = [:]
+    public var metadataProvider: Logger.MetadataProvider?
+    public let label: String
 
     /// Lines are written whole, one at a time.
     private static let lock = Mutex(())
 
-    init(label: String, metadataProvider: Logger.MetadataProvider? = nil) {
+    public init(label: String, metadataProvider: Logger.MetadataProvider? = nil) {
         self.label = label
         self.metadataProvider = metadataProvider
     }
 
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
-    func log(event: LogEvent) {
+    public func log(event: LogEvent) {
         var fields = metadata
         if let provided = metadataProvider?.get() { fields.merge(provided) { _, new in new } }
         if let extra = event.metadata { fields.merge(extra) { _, new in new } }
@@ -36,7 +43,7 @@ struct JSONLogHandler: LogHandler {
     }
 
     /// The JSON text of one line (no newline).
-    static func line(timestamp: Date, level: Logger.Level, label: String, message: String, metadata: Logger.Metadata) -> String {
+    public static func line(timestamp: Date, level: Logger.Level, label: String, message: String, metadata: Logger.Metadata) -> String {
         var object: [String: Any] = [:]
         for (key, value) in metadata { object[key] = plain(value) }
         // The fixed keys win over metadata of the same name.
