@@ -44,7 +44,7 @@ public struct AMQPConfiguration: Sendable, Hashable {
     ///   unknown query parameter.
     public init(url: String) throws {
         func invalid(_ why: String) -> AMQPError {
-            AMQPError(.invalidArgument, "invalid AMQP URL '\(Self.redact(url))': \(why)")
+            AMQPError(.invalidArgument, "invalid AMQP URL '\(Self.printable(Self.redact(url)))': \(why)")
         }
         guard let components = URLComponents(string: url) else { throw invalid("not a URL") }
         switch components.scheme?.lowercased() {
@@ -104,24 +104,56 @@ public struct AMQPConfiguration: Sendable, Hashable {
 
     /// Replaces the password of an AMQP URL string with `***`, for messages
     /// about URLs that may not parse. Every URL in the text is redacted, so
-    /// a failover list (`url1;url2`, ``RabbitMQBrokerConfiguration``) is
-    /// safe too; a password is whatever lies between the first `:` after
-    /// `scheme://` and the last `@` before the next `://`, so a raw `;` or
-    /// `@` in it does not leak its tail.
+    /// a failover list (`url1;url2`, `RabbitMQBrokerConfiguration`) is safe
+    /// too, and so is a URL written without its scheme (`user:pass@host`).
+    /// A password is whatever lies between the first `:` of the authority
+    /// and the last `@` before the next `://`, so a raw `;` or `@` in it
+    /// does not leak its tail.
     public static func redact(_ url: String) -> String {
         var redacted = ""
         var rest = Substring(url)
-        while let schemeEnd = rest.range(of: "://") {
-            redacted += rest[..<schemeEnd.upperBound]
-            let afterScheme = rest[schemeEnd.upperBound...]
-            let region = afterScheme[..<(afterScheme.range(of: "://")?.lowerBound ?? afterScheme.endIndex)]
-            if let at = region.lastIndex(of: "@"), let colon = region[..<at].firstIndex(of: ":") {
-                redacted += afterScheme[..<colon] + ":***"
-                rest = afterScheme[at...]
+        // Text that does not start with `scheme://` is an authority itself.
+        var authorityStart: Substring.Index? = rest.startIndex
+        if let schemeEnd = rest.range(of: "://"), isScheme(rest[..<schemeEnd.lowerBound]) { authorityStart = nil }
+        while true {
+            let start: Substring.Index
+            if let authorityStart {
+                start = authorityStart
             } else {
-                rest = afterScheme
+                guard let schemeEnd = rest.range(of: "://") else { break }
+                start = schemeEnd.upperBound
+            }
+            authorityStart = nil
+            redacted += rest[..<start]
+            let authority = rest[start...]
+            let region = authority[..<(authority.range(of: "://")?.lowerBound ?? authority.endIndex)]
+            if let at = region.lastIndex(of: "@"), let colon = region[..<at].firstIndex(of: ":") {
+                redacted += authority[..<colon] + ":***"
+                rest = authority[at...]
+            } else {
+                rest = authority
             }
         }
         return redacted + rest
+    }
+
+    /// Control characters (a newline pasted into a URL) escaped, so that
+    /// the message stays on one line.
+    static func printable(_ text: String) -> String {
+        var escaped = ""
+        for scalar in text.unicodeScalars {
+            if scalar.properties.generalCategory == .control {
+                escaped += scalar.escaped(asASCII: true)
+            } else {
+                escaped.unicodeScalars.append(scalar)
+            }
+        }
+        return escaped
+    }
+
+    /// RFC 3986: `ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )`.
+    static func isScheme(_ text: Substring) -> Bool {
+        guard let first = text.first, first.isASCII, first.isLetter else { return false }
+        return text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "+-.".contains($0)) }
     }
 }

@@ -74,12 +74,30 @@ public struct RabbitMQBrokerConfiguration: Sendable {
     ///   several separated by `;` for the nodes of a cluster
     ///   (`amqp://u:p@node1:5672/%2F;amqp://u:p@node2:5672/%2F`): the
     ///   first is ``connection``, the others ``failoverConnections``. The
-    ///   separator is Celery's (kombu's failover `broker_url`); a `;` in a
-    ///   password must be percent-encoded (`%3B`).
+    ///   separator is Celery's (kombu's failover `broker_url`). A `;` that
+    ///   is not followed by `scheme://` belongs to the URL before it, so a
+    ///   raw `;` in a password still parses (writing it `%3B` is clearer).
     /// - Throws: `AMQPError` `.invalidArgument` for a malformed URL or an
-    ///   empty entry in a list, naming its position.
+    ///   empty entry in a list, naming its position; the message shows the
+    ///   URL with its password replaced by `***`.
     public init(url: String) throws {
-        try self.init(urls: url.split(separator: ";", omittingEmptySubsequences: false).map(String.init))
+        try self.init(urls: Self.splitList(url))
+    }
+
+    /// `url1;url2` split before each `;` that starts another URL (or an
+    /// empty entry): the pieces of a password that held a `;` stay together.
+    static func splitList(_ text: String) -> [String] {
+        var entries: [String] = []
+        for piece in text.split(separator: ";", omittingEmptySubsequences: false) {
+            let trimmed = piece.trimmingCharacters(in: .whitespacesAndNewlines)
+            let startsURL = trimmed.isEmpty || trimmed.range(of: "^[A-Za-z][A-Za-z0-9+.-]*://", options: .regularExpression) != nil
+            if !startsURL, let last = entries.last, !last.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+                entries[entries.count - 1] = last + ";" + piece
+            } else {
+                entries.append(String(piece))
+            }
+        }
+        return entries
     }
 
     /// - Parameter urls: AMQP URLs of the nodes of one cluster, in the order
@@ -91,11 +109,12 @@ public struct RabbitMQBrokerConfiguration: Sendable {
         var parsed: [AMQPConfiguration] = []
         for (index, url) in urls.enumerated() {
             let position = urls.count > 1 ? "broker URL \(index + 1) of \(urls.count)" : "broker URL"
-            guard !url.trimmingCharacters(in: .whitespaces).isEmpty else {
+            let url = url.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !url.isEmpty else {
                 throw AMQPError(.invalidArgument, "\(position) is empty")
             }
             do {
-                parsed.append(try AMQPConfiguration(url: url.trimmingCharacters(in: .whitespaces)))
+                parsed.append(try AMQPConfiguration(url: url))
             } catch var error as AMQPError where urls.count > 1 {
                 error.message = "\(position): \(error.message)"
                 throw error
