@@ -72,10 +72,14 @@ node_index() {
 }
 
 # node CMD N ARGS...: deploy/rabbitmq.sh CMD for node N, with the cookie.
+# pause_minority: after a partition, the side without a majority pauses
+# and rejoins by itself when it heals (RabbitMQ's advice for 3+ nodes).
 node() {
     local what=$1 n=$2
     shift 2
-    QTASKS_RABBITMQ_PORT=$(port_of "$n") QTASKS_RABBITMQ_COOKIE=$(cookie) "$NODE_SCRIPT" "$what" "$@"
+    QTASKS_RABBITMQ_PORT=$(port_of "$n") QTASKS_RABBITMQ_COOKIE=$(cookie) \
+        QTASKS_RABBITMQ_EXTRA_CONF="cluster_partition_handling = pause_minority" \
+        "$NODE_SCRIPT" "$what" "$@"
 }
 
 cookie() {
@@ -98,10 +102,13 @@ ours() {
     [[ $out == *"started by this script: yes"* ]]
 }
 
-members_of_node1() {
+# cluster_field KEY: a list of node names from node 1's cluster_status
+# (running_nodes: those up now; disk_nodes: every member).
+cluster_field() {
     node ctl 1 cluster_status --formatter json 2>/dev/null \
-        | python3 -c 'import json,sys; print(" ".join(json.load(sys.stdin).get("running_nodes", [])))' 2>/dev/null || true
+        | python3 -c 'import json,sys; print(" ".join(json.load(sys.stdin).get(sys.argv[1], [])))' "$1" 2>/dev/null || true
 }
+members_of_node1() { cluster_field running_nodes; }
 
 start() {
     [[ $EUID -eq 0 ]] || die "starting nodes needs root (they run as user rabbitmq)"
@@ -117,11 +124,15 @@ start() {
             tcp_open "$(port_of "$n")" || forget_data "$n"
         done
     fi
+    # Every port checked before any node starts: a conflict on node 3 must
+    # not leave nodes 1 and 2 booting behind the error.
+    for (( n=1; n<=NODES; n++ )); do
+        if ! ours "$n" && tcp_open "$(port_of "$n")"; then
+            die "127.0.0.1:$(port_of "$n") is in use by something this script did not start; pick another QTASKS_CLUSTER_RABBITMQ_PORT"
+        fi
+    done
     for (( n=1; n<=NODES; n++ )); do
         if ours "$n"; then continue; fi
-        if tcp_open "$(port_of "$n")"; then
-            die "127.0.0.1:$(port_of "$n") is held by a broker this script did not start; pick another QTASKS_CLUSTER_RABBITMQ_PORT"
-        fi
         node start "$n" 2>&1 | sed "s/^/[node $n] /" &
         pids+=($!)
     done
@@ -131,7 +142,9 @@ start() {
     done
     (( failed == 0 )) || die "the cluster did not start (see above); deploy/rabbitmq-cluster.sh stop cleans up"
     local members
-    members=$(members_of_node1)
+    # Members, running or not: a member that is only cut off (a partition)
+    # must not be reset and joined again, which drops its clients.
+    members=$(cluster_field disk_nodes)
     for (( n=2; n<=NODES; n++ )); do
         if [[ " $members " == *" $(node_name "$n") "* ]]; then continue; fi
         log "joining $(node_name "$n") to $(node_name 1)"
@@ -206,6 +219,13 @@ case $cmd in
     stop-node) node_index "${2:-}"; node stop "$2" ;;
     start-node)
         node_index "${2:-}"
+        # Only back into a running cluster: alone, the node would come up as
+        # a cluster of one (or wait for peers that never come).
+        others=0
+        for (( m=1; m<=NODES; m++ )); do
+            if (( m != $2 )) && ours "$m"; then others=$((others + 1)); fi
+        done
+        (( others > 0 )) || die "no other node of the cluster runs (ports $(port_of 1)-$(port_of "$NODES")): use start"
         node start "$2"
         ;;
     ctl) node_index "${2:-}"; n=$2; shift 2; node ctl "$n" "$@" ;;

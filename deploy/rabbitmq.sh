@@ -34,6 +34,8 @@ Environment:
   QTASKS_RABBITMQ_MANAGEMENT_PORT  when set, the node starts with the
                          management plugin (HTTP API and UI) on 127.0.0.1:THIS
                          PORT, e.g. 15672; default: no management plugin.
+  QTASKS_RABBITMQ_EXTRA_CONF  lines added to the node's rabbitmq.conf on start
+                         (rabbitmq-cluster.sh sets cluster_partition_handling).
   QTASKS_RABBITMQ_COOKIE Erlang cookie written to the node's HOME on start
                          (nodes of a cluster share it; see rabbitmq-cluster.sh).
 
@@ -154,6 +156,7 @@ listeners.tcp.default = 127.0.0.1:${PORT}
 # guest/guest works because clients connect from 127.0.0.1.
 log.file.level = info
 log.console = false
+${QTASKS_RABBITMQ_EXTRA_CONF:-}
 EOF
     if [[ -n $MGMT_PORT ]]; then
         # The management API (and UI), for `qtasks inspect --management-url`;

@@ -36,7 +36,7 @@ Environment:
                         nodes fault tests start: broker port + 21 (uses +0..+3)
   (exported) QTASKS_CLUSTER_RABBITMQ_PORT  node 1 of the 3-node cluster the
                         failover test starts (deploy/rabbitmq-cluster.sh):
-                        broker port + 31 (uses +0..+2)
+                        broker port + 41 (uses +0..+2)
   QTASKS_SWIFT          the swift executable (default: swift)
 EOF
 }
@@ -49,12 +49,14 @@ cd "$QTASKS_REPO_ROOT"
 DEPLOY="$QTASKS_REPO_ROOT/deploy"
 export QTASKS_RABBITMQ_PORT=${QTASKS_RABBITMQ_PORT:-5672}
 export QTASKS_REDIS_PORT=${QTASKS_REDIS_PORT:-6379}
-validate_port QTASKS_RABBITMQ_PORT "$QTASKS_RABBITMQ_PORT" 45502  # private nodes +21..+24, cluster +31..+33
+validate_port QTASKS_RABBITMQ_PORT "$QTASKS_RABBITMQ_PORT" 45492  # private nodes +21..+24, cluster +41..+43
 validate_port QTASKS_REDIS_PORT "$QTASKS_REDIS_PORT"
 # Private nodes that fault tests start and restart: ports derived from this
 # run's broker port, so that checkouts testing on other ports never meet.
 export QTASKS_PRIVATE_RABBITMQ_PORT=$((QTASKS_RABBITMQ_PORT + 21))
-export QTASKS_CLUSTER_RABBITMQ_PORT=$((QTASKS_RABBITMQ_PORT + 31))
+# +41, not the cluster script's default (5703): a developer's own cluster
+# on the default ports is never the one the failover test stops.
+export QTASKS_CLUSTER_RABBITMQ_PORT=$((QTASKS_RABBITMQ_PORT + 41))
 SWIFT=${QTASKS_SWIFT:-swift}
 swift_opts=()
 [[ -n ${QTASKS_SCRATCH_PATH:-} ]] && swift_opts+=(--scratch-path "$QTASKS_SCRATCH_PATH")
@@ -78,9 +80,13 @@ current_pid() {
         for n in 0 1 2; do
             cat "$QTASKS_RUN_DIR/rabbitmq-$((QTASKS_CLUSTER_RABBITMQ_PORT + n))/started.pid" 2>/dev/null || true
         done | xargs
-        return
+        # An explicit status: a bare `return` in the EXIT trap would return
+        # the failing status the trap was entered with, and `set -e` would
+        # end the cleanup there.
+        return 0
     fi
     cat "$(pidfile_of "$1")" 2>/dev/null || true
+    return 0
 }
 
 start_service() {
@@ -98,7 +104,7 @@ cleanup() {
     local i svc now stopped=()
     for (( i=${#attempted[@]}-1; i>=0; i-- )); do
         svc=${attempted[i]}
-        now=$(current_pid "$svc")
+        now=$(current_pid "$svc") || now=
         if [[ -n $now && $now != "${pid_before[$svc]}" ]]; then
             "$DEPLOY/$svc.sh" stop || warn "stopping $svc failed"
             stopped+=("$svc")

@@ -129,6 +129,14 @@ struct FailoverListTests {
 struct ClusterFailoverTests {
     @Test func nodeStoppedMidRunLosesNoTask() async throws {
         let cluster = RabbitMQCluster()
+        // The test stops a node and then the whole cluster, deleting its
+        // data: never do that to a cluster someone else started.
+        if try await cluster.isRunning() {
+            throw ChildProcessError(
+                "a RabbitMQ cluster already runs on 127.0.0.1:\(cluster.port(1))-\(cluster.port(3)); this test starts, "
+                    + "breaks and deletes its own: stop that one (deploy/rabbitmq-cluster.sh stop with "
+                    + "QTASKS_CLUSTER_RABBITMQ_PORT=\(cluster.base)) or test with another QTASKS_RABBITMQ_PORT")
+        }
         try await cluster.run("start", timeout: 240)
         var worker: ChildProcess?
         do {
@@ -212,11 +220,22 @@ struct ClusterFailoverTests {
     }
 }
 
-/// `deploy/rabbitmq-cluster.sh` on the ports of this run
-/// (`QTASKS_CLUSTER_RABBITMQ_PORT`, which deploy/test.sh sets to its broker
-/// port + 31; else the script's default 5703).
+/// `deploy/rabbitmq-cluster.sh` on the ports of this run:
+/// `QTASKS_CLUSTER_RABBITMQ_PORT`, which deploy/test.sh sets to its broker
+/// port + 41; else the test broker's port + 41 too (5713 by default, away
+/// from the script's own default 5703, where a developer's cluster runs).
 struct RabbitMQCluster {
-    let base = ProcessInfo.processInfo.environment["QTASKS_CLUSTER_RABBITMQ_PORT"].flatMap(Int.init) ?? 5703
+    let base = ProcessInfo.processInfo.environment["QTASKS_CLUSTER_RABBITMQ_PORT"].flatMap(Int.init)
+        ?? IntegrationEnvironment.configuration.port + 41
+
+    /// Whether any of its nodes answers (`status` exits 0), started by
+    /// anyone.
+    func isRunning() async throws -> Bool {
+        let script = IntegrationEnvironment.repositoryRoot.appendingPathComponent("deploy/rabbitmq-cluster.sh").path
+        let result = try await ChildProcess.run(
+            script, ["status"], environment: ["QTASKS_CLUSTER_RABBITMQ_PORT": String(base)], timeout: 60)
+        return result.termination == .exited(0)
+    }
 
     func port(_ node: Int) -> Int { base + node - 1 }
 
