@@ -7,8 +7,8 @@ import Synchronization
 /// (the channel).
 ///
 /// With several endpoints (the nodes of a cluster) a connect tries them in
-/// turn, starting with the one that worked last, so that a lost node is
-/// passed over and a healthy one is kept.
+/// turn: the first connect from the head of the list, a reconnect after a
+/// loss from the node after the lost one (which is tried last).
 actor ConnectionSlot {
     private let endpoints: [AMQPConfiguration]
     /// The endpoint to try first: the one that last accepted a connection.
@@ -73,7 +73,10 @@ actor ConnectionSlot {
             if let connection, connection.isOpen {
                 live = (connection, preferred)
             } else {
-                live = try await Failover.connect(endpoints, startingAt: preferred, logger: logger)
+                // After a loss, the node that was lost is tried last: it may
+                // be down or hung (then each try costs a connect timeout).
+                let start = connection == nil ? preferred : (preferred + 1) % endpoints.count
+                live = try await Failover.connect(endpoints, startingAt: start, logger: logger)
             }
             let channel = try await live.connection.openChannel()
             if let confirmWindow { try await channel.enableConfirms(window: confirmWindow) }

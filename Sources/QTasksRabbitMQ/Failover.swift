@@ -22,8 +22,9 @@ enum Failover {
             } catch {
                 try Task.checkCancellation()
                 if endpoints.count > 1 {
+                    let isLast = offset == endpoints.count - 1
                     logger.warning(
-                        "cannot connect to this node; trying the next",
+                        isLast ? "cannot connect to this node, the last one of the list" : "cannot connect to this node; trying the next",
                         metadata: ["url": "\(endpoint.redactedURL)", "error": "\(error)"])
                 }
                 failures.append((endpoint, error))

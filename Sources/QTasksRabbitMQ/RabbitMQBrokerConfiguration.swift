@@ -8,8 +8,9 @@ public struct RabbitMQBrokerConfiguration: Sendable {
     public var connection: AMQPConfiguration
     /// Other nodes of the same cluster, for failover: when a connection is
     /// opened (at start and after each loss) the endpoints are tried one
-    /// after the other, starting with the one that last worked, until one
-    /// accepts; each try is bounded by its `connectTimeout`. Default none.
+    /// after the other until one accepts: the first connect from
+    /// ``connection`` on, a reconnect from the endpoint after the lost one.
+    /// Each try is bounded by its `connectTimeout`. Default none.
     /// Usually written as a `;`-separated list in the URL
     /// (``init(url:)``).
     public var failoverConnections: [AMQPConfiguration] = []

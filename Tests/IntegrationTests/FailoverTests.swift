@@ -95,6 +95,42 @@ struct FailoverListTests {
         }
     }
 
+    /// After a loss the worker starts with the node after the lost one,
+    /// even when the lost one is up again at once: a node that just dropped
+    /// its clients (or hangs) is tried last. Here the first node is a
+    /// private one that closes every connection (rabbitmqctl
+    /// close_all_connections) and stays up; the worker reconnects to the
+    /// second, the shared broker, and runs a task there.
+    @Test(.enabled(if: PrivateRabbitMQ.available, "needs RabbitMQ installed (deploy/install-deps.sh)"))
+    func aReconnectStartsWithTheNodeAfterTheLostOne() async throws {
+        let node = try await PrivateRabbitMQ.start(port: PrivateRabbitMQ.port(offset: 1))
+        do {
+            try await TestScope.run("failover-next") { scope in
+                let shared = IntegrationEnvironment.configuration
+                let url = node.url + ";amqp://guest:guest@localhost:\(shared.port)/%2F?heartbeat=5"
+                let worker = try await scope.startFaultWorker([], url: url)
+                #expect(worker.standardErrorText.contains("url=amqp://guest:***@127.0.0.1:\(node.port)/"))
+                try await node.ctl("close_all_connections", "failover test")
+                try await waitUntil("the worker to consume again", timeout: 30) {
+                    worker.standardErrorText.contains("reconnected: consuming again")
+                }
+                let log = worker.standardErrorText
+                let afterLoss = log[(log.range(of: "connection lost")?.upperBound ?? log.startIndex)...]
+                let connects = afterLoss.split(separator: "\n").filter { $0.contains("connected to RabbitMQ") }
+                #expect(connects.contains { $0.contains("url=amqp://guest:***@localhost:\(shared.port)/") }, "\(worker.stderrTail())")
+                #expect(!connects.contains { $0.contains("127.0.0.1:\(node.port)") }, "the lost node was tried first again")
+                let uuid = UUID().uuidString.lowercased()
+                try await scope.publishTask(#"{"uuid": "\#(uuid)", "task_name": "add", "args": [1, 2]}"#, correlationID: uuid)
+                let reply = try await scope.nextReply(timeout: 20, "the result through the second node")
+                reply.expectDocumented(uuid: uuid, taskName: "add", status: "success", returning: 3)
+            }
+        } catch {
+            await node.stop()
+            throw error
+        }
+        await node.stop()
+    }
+
     /// No node answers: the error names every node and why, and no password.
     @Test func noNodeAnsweringNamesEachNode() async throws {
         try #require(Self.closedPorts.count >= 2)

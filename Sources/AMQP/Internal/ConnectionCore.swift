@@ -130,7 +130,7 @@ final class ConnectionCore {
             if status == AMQP_STATUS_TIMEOUT.rawValue {
                 return AMQPError(
                     .connectionFailed,
-                    "AMQP handshake with \(address) timed out after \(configuration.connectTimeout) s (is it an AMQP 0-9-1 port?)",
+                    "AMQP handshake with \(address) timed out after \(configuration.connectTimeout) s (a broker that does not answer, or not an AMQP 0-9-1 port)",
                     libraryStatus: status)
             }
             return AMQPError(
