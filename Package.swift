@@ -133,6 +133,7 @@ let package = Package(
                 "QTasks",
                 "QTasksRabbitMQ",
                 "QTasksState",
+                "CommandSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -162,12 +163,13 @@ let package = Package(
                 .product(name: "FlyingSocks", package: "FlyingFox"),
             ]
         ),
-        // The options qtasks-example and qtasks-scheduler share (logs,
-        // metrics); not a product.
+        // The options the executables share (logs, metrics, queue types);
+        // not a product.
         .target(
             name: "CommandSupport",
             dependencies: [
                 "QTasksObservability",
+                "QTasksRabbitMQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -1,14 +1,12 @@
 import ArgumentParser
+import CommandSupport
 import QTasks
 import QTasksRabbitMQ
 
 /// The example worker's options for retries, time limits and queue types.
 struct ReliabilityOptions: ParsableArguments {
-    @Option(help: "Queue type of the task queues: classic or quorum (quorum counts deliveries: see --delivery-limit).")
-    var queueType: String = "classic"
-
-    @Option(help: "Quorum queues: dead-letter a message after this many unsettled deliveries (0: no limit).")
-    var deliveryLimit: Int = 5
+    @OptionGroup
+    var queueTypes: QueueTypeOptions
 
     @Option(help: "Runs per task in all, the first included (1: no retries).")
     var maxAttempts: Int = 1
@@ -26,8 +24,6 @@ struct ReliabilityOptions: ParsableArguments {
     var taskTimeLimit: Double?
 
     func validate() throws {
-        guard QueueType(name: queueType) != nil else { throw ValidationError("--queue-type must be classic or quorum") }
-        guard deliveryLimit >= 0 else { throw ValidationError("--delivery-limit must be >= 0") }
         guard maxAttempts >= 1 else { throw ValidationError("--max-attempts must be at least 1") }
         // `contains` is false for NaN and infinity: a delay the broker cannot
         // hold is refused here, not discovered on the first retry.
@@ -42,8 +38,7 @@ struct ReliabilityOptions: ParsableArguments {
     }
 
     func apply(to configuration: inout RabbitMQBrokerConfiguration, maxMessageBytes: Int) {
-        configuration.queueType = QueueType(name: queueType) ?? .classic
-        configuration.deliveryLimit = deliveryLimit > 0 ? deliveryLimit : nil
+        queueTypes.apply(to: &configuration)
         // Bodies between the worker's limit and this one are read and
         // dead-lettered by the worker with its x-qtasks-* headers; larger
         // ones are dropped unread and dead-lettered by RabbitMQ (x-death,

@@ -55,6 +55,9 @@ struct SchedulerCommand: AsyncParsableCommand {
     @Option(help: "Send only ticks before this Unix time (seconds), then exit 0.")
     var until: Int64?
 
+    @OptionGroup(title: "How task queues are declared if they do not exist yet (as the workers declare them)")
+    var queueTypes: QueueTypeOptions
+
     @OptionGroup(title: "Logs and metrics")
     var observability: ObservabilityOptions
 
@@ -109,7 +112,7 @@ struct SchedulerCommand: AsyncParsableCommand {
         let entries = try entries()
         let brokerURL = url ?? ProcessInfo.processInfo.environment["QTASKS_URL"] ?? "amqp://guest:guest@127.0.0.1:5672/%2F"
         let stateURL = StateStores.resolvedURL(state)
-        let brokerConfiguration: RabbitMQBrokerConfiguration
+        var brokerConfiguration: RabbitMQBrokerConfiguration
         do {
             try StateStores.validate(url: stateURL)
             brokerConfiguration = try RabbitMQBrokerConfiguration(url: brokerURL)
@@ -117,6 +120,7 @@ struct SchedulerCommand: AsyncParsableCommand {
             logger.critical("cannot start: \(error)")
             throw ExitCode(64)
         }
+        queueTypes.apply(to: &brokerConfiguration)
         let broker = RabbitMQBroker(configuration: brokerConfiguration, logger: Logger(label: "qtasks.rabbitmq"))
         let store: any StateStore
         do {

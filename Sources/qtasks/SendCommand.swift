@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 import Foundation
 import Logging
 import QTasks
@@ -50,6 +51,9 @@ struct SendCommand: AsyncParsableCommand {
     @Option(help: "The queue is a priority queue with this x-max-priority (1...255), as the worker declares it (its --max-priority).")
     var maxPriority: Int?
 
+    @OptionGroup(title: "How the queue is declared if it does not exist yet (as the worker declares it)")
+    var queueTypes: QueueTypeOptions
+
     @Option(help: "Seconds to wait for the result; 0 sends without waiting.")
     var wait: Double = 30
 
@@ -100,6 +104,7 @@ struct SendCommand: AsyncParsableCommand {
         do {
             var configuration = try RabbitMQBrokerConfiguration(url: broker.resolvedURL)
             configuration.maxPriority = maxPriority
+            queueTypes.apply(to: &configuration)
             brokerConnection = RabbitMQBroker(configuration: configuration)
         } catch {
             printError("qtasks: \(error)")

@@ -235,3 +235,21 @@ func sharedBrokerQueueCounts(_ queue: String) async -> (ready: Int, unacked: Int
     }
     return nil
 }
+
+/// `deploy/rabbitmq.sh ctl list_queues name type` for one queue on the
+/// shared broker: `classic` or `quorum`, or nil when the script did not
+/// start that broker (then the caller skips the check).
+func sharedBrokerQueueType(_ queue: String) async -> String? {
+    let script = IntegrationEnvironment.repositoryRoot.appendingPathComponent("deploy/rabbitmq.sh").path
+    let configuration = IntegrationEnvironment.configuration
+    guard let result = try? await ChildProcess.run(
+        script, ["ctl", "list_queues", "-q", "name", "type"],
+        environment: ["QTASKS_RABBITMQ_PORT": String(configuration.port)], timeout: 30),
+        result.termination == .exited(0)
+    else { return nil }
+    for line in result.stdout.split(separator: "\n") {
+        let fields = line.split(separator: "\t")
+        if fields.count == 2, fields[0] == queue { return String(fields[1]) }
+    }
+    return nil
+}

@@ -227,6 +227,35 @@ struct InspectCLITests {
         }
     }
 
+    /// A producer that declares the queue first declares it as the workers
+    /// will: `--queue-type quorum`, or `QTASKS_QUEUE_TYPE=quorum`; a bad
+    /// type is a usage error (64) before anything is sent.
+    @Test func sendDeclaresTheQueueTypeTheWorkersUse() async throws {
+        try await TestScope.run("cli-qtype") { scope in
+            let flag = try await scope.runCLI(["send", "add", "1", "2", "--queue", scope.queue, "--queue-type", "quorum", "--wait", "0"])
+            #expect(flag.termination == .exited(0), "\(flag)")
+            #expect(!flag.stderr.contains("PRECONDITION_FAILED"), "\(flag)")
+            let other = scope.queue + "-env"
+            scope.deleteAtEnd(other)
+            scope.deleteAtEnd(other + ".dlq")
+            let env = try await ChildProcess.run(
+                IntegrationEnvironment.cliExecutable,
+                ["send", "add", "1", "2", "--url", IntegrationEnvironment.url, "--queue", other, "--wait", "0"],
+                environment: ["QTASKS_QUEUE_TYPE": "quorum"])
+            #expect(env.termination == .exited(0), "\(env)")
+            if let type = await sharedBrokerQueueType(scope.queue) {
+                #expect(type == "quorum")
+                #expect(await sharedBrokerQueueType(scope.queue + ".dlq") == "quorum")
+                #expect(await sharedBrokerQueueType(other) == "quorum")
+            }
+            let bad = try await ChildProcess.run(
+                IntegrationEnvironment.cliExecutable, ["send", "add", "1", "--queue", other, "--wait", "0"],
+                environment: ["QTASKS_QUEUE_TYPE": "stream"])
+            #expect(bad.termination == .exited(64), "\(bad)")
+            #expect(bad.stderr.contains("QTASKS_QUEUE_TYPE must be classic or quorum, not 'stream'"), "\(bad)")
+        }
+    }
+
     @Test func everyCommandHasHelp() async throws {
         for command in [["inspect"], ["purge"], ["send"], ["dlq"], ["state"]] {
             let run = try await ChildProcess.run(IntegrationEnvironment.cliExecutable, command + ["--help"], timeout: 30)

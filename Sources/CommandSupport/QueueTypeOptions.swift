@@ -1,0 +1,39 @@
+import ArgumentParser
+import Foundation
+import QTasksRabbitMQ
+
+/// How the task queues are declared: `--queue-type` and `--delivery-limit`,
+/// shared by every command that declares a task queue (the worker, `qtasks
+/// send`, `qtasks-scheduler`), so that whichever declares a queue first
+/// declares it the way the others expect. RabbitMQ refuses (406) a second
+/// declaration with other arguments; the first one wins.
+public struct QueueTypeOptions: ParsableArguments {
+    @Option(
+        help: ArgumentHelp(
+            "Queue type of the task queues: classic or quorum (replicated on a cluster; counts deliveries, see --delivery-limit). Default: $QTASKS_QUEUE_TYPE, else classic. Producers and workers must agree.",
+            valueName: "type"))
+    public var queueType: String?
+
+    @Option(help: "Quorum queues: dead-letter a message after this many unsettled deliveries (0: no limit).")
+    public var deliveryLimit: Int = 5
+
+    public init() {}
+
+    /// `--queue-type`, else `QTASKS_QUEUE_TYPE`, else classic.
+    public var resolvedQueueType: String {
+        queueType ?? ProcessInfo.processInfo.environment["QTASKS_QUEUE_TYPE"] ?? "classic"
+    }
+
+    public func validate() throws {
+        guard QueueType(name: resolvedQueueType) != nil else {
+            let source = queueType == nil ? "QTASKS_QUEUE_TYPE" : "--queue-type"
+            throw ValidationError("\(source) must be classic or quorum, not '\(resolvedQueueType)'")
+        }
+        guard deliveryLimit >= 0 else { throw ValidationError("--delivery-limit must be >= 0") }
+    }
+
+    public func apply(to configuration: inout RabbitMQBrokerConfiguration) {
+        configuration.queueType = QueueType(name: resolvedQueueType) ?? .classic
+        configuration.deliveryLimit = deliveryLimit > 0 ? deliveryLimit : nil
+    }
+}
