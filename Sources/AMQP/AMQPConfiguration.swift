@@ -53,7 +53,12 @@ public struct AMQPConfiguration: Sendable, Hashable {
         case let other?: throw invalid("scheme must be amqp, not \(other)")
         case nil: throw invalid("missing scheme amqp://")
         }
-        if let host = components.host, !host.isEmpty { self.host = host }
+        if var host = components.host, !host.isEmpty {
+            // An IPv6 literal is bracketed in a URL (RFC 3986), not in
+            // getaddrinfo's input.
+            if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            self.host = host
+        }
         if let port = components.port {
             guard (1...65535).contains(port) else { throw invalid("port \(port) is out of range") }
             self.port = port
@@ -99,6 +104,7 @@ public struct AMQPConfiguration: Sendable, Hashable {
     public var redactedURL: String {
         let vhost = virtualHost.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? virtualHost
         let user = username.addingPercentEncoding(withAllowedCharacters: .urlUserAllowed) ?? username
+        let host = self.host.contains(":") ? "[\(self.host)]" : self.host
         return "amqp://\(user):***@\(host):\(port)/\(vhost)"
     }
 

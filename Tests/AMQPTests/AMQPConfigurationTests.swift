@@ -23,6 +23,13 @@ import Testing
         #expect(configuration.connectTimeout == 2.5)
     }
 
+    @Test func ipv6LiteralsLoseTheirBracketsForTheSocketAndKeepThemInTheURL() throws {
+        let configuration = try AMQPConfiguration(url: "amqp://u:p@[::1]:5673/%2F")
+        #expect(configuration.host == "::1")
+        #expect(configuration.port == 5673)
+        #expect(configuration.redactedURL == "amqp://u:***@[::1]:5673/%2F")
+    }
+
     @Test("%2F is the default vhost, and so are an empty and an absent path",
           arguments: ["amqp://h/%2F", "amqp://h/", "amqp://h"])
     func defaultVirtualHost(url: String) throws {

@@ -60,7 +60,7 @@ final class ConnectionCore {
         let core = ConnectionCore(
             state: state, logger: logger, connectionID: connectionID,
             channelMax: configuration.channelMax, heartbeat: configuration.heartbeat)
-        let address = "\(configuration.host):\(configuration.port)"
+        let address = configuration.host.contains(":") ? "[\(configuration.host)]:\(configuration.port)" : "\(configuration.host):\(configuration.port)"
 
         var connectTimeout = timeval(seconds: configuration.connectTimeout)
         errno = 0
