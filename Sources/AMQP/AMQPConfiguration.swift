@@ -103,7 +103,10 @@ public struct AMQPConfiguration: Sendable, Hashable {
     /// The URL with the password replaced by `***`, safe for logs.
     public var redactedURL: String {
         let vhost = virtualHost.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? virtualHost
-        let user = username.addingPercentEncoding(withAllowedCharacters: .urlUserAllowed) ?? username
+        // `;` encoded too: it separates the URLs of a failover list.
+        var allowed = CharacterSet.urlUserAllowed
+        allowed.remove(";")
+        let user = username.addingPercentEncoding(withAllowedCharacters: allowed) ?? username
         let host = self.host.contains(":") ? "[\(self.host)]" : self.host
         return "amqp://\(user):***@\(host):\(port)/\(vhost)"
     }

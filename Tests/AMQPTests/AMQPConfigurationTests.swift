@@ -28,6 +28,8 @@ import Testing
         #expect(configuration.host == "::1")
         #expect(configuration.port == 5673)
         #expect(configuration.redactedURL == "amqp://u:***@[::1]:5673/%2F")
+        // A ';' in a user name is encoded: it would split a failover list.
+        #expect(try AMQPConfiguration(url: "amqp://us%3Ber:p@h/%2F").redactedURL == "amqp://us%3Ber:***@h:5672/%2F")
     }
 
     @Test("%2F is the default vhost, and so are an empty and an absent path",
