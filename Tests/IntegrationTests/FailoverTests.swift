@@ -10,10 +10,15 @@ import TestSupport
 @Suite(.enabled(if: IntegrationEnvironment.enabled, "no RabbitMQ reachable at QTASKS_URL; deploy/test.sh starts one"),
        .timeLimit(.minutes(2)))
 struct FailoverListTests {
-    /// A local port nothing listens on: connecting to it is refused at once.
+    /// Two local ports nothing listens on: connecting to them is refused at
+    /// once.
     static let closedPorts: [Int] = {
         let base = IntegrationEnvironment.configuration.port
-        return (1...200).map { base + 100 + $0 }.filter { !TCPPort.isOpen(host: "127.0.0.1", port: $0) }
+        var closed: [Int] = []
+        for port in (base + 101)...(base + 300) where closed.count < 2 {
+            if !TCPPort.isOpen(host: "127.0.0.1", port: port, timeout: 0.5) { closed.append(port) }
+        }
+        return closed
     }()
 
     static func closedURL(_ index: Int, password: String = "guest") -> String {
