@@ -153,6 +153,30 @@ import Testing
         await broker.close()
     }
 
+    /// The reply queue ends between taking it and publishing (here while
+    /// the client declares the task queue): the task is not published
+    /// naming a queue whose reader is gone, where it would wait in vain.
+    @Test func aQueueThatEndsBeforeThePublishIsNotNamed() async throws {
+        let broker = LossyBroker()
+        let client = TaskClient(broker: broker, logger: quietLogger, publishRetry: Self.quickRetry)
+        let before = try await client.send("early")
+        let lostQueue = try #require(broker.publishAttempts.first?.properties.replyTo)
+        broker.beforeDeclaring = {
+            broker.endReplyQueue(lostQueue)
+            // Let the client's reader see the end.
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        let handle = try await client.send("late", queue: "other")
+        #expect(broker.publishAttempts.last?.properties.replyTo != lostQueue)
+        #expect(broker.publishAttempts.count == 2, "the late task published once, through the new queue")
+        try await broker.answerEveryTask(queue: "other")
+        #expect(try await handle.result(timeout: .seconds(5)).returning == "late done")
+        let lost = await #expect(throws: TaskClientError.self) { try await before.result(timeout: .seconds(5)) }
+        #expect(lost?.code == .replyQueueLost)
+        await client.close()
+        await broker.close()
+    }
+
     @Test func sendWithoutReplyNamesNoReplyQueue() async throws {
         let broker = LossyBroker()
         let client = TaskClient(broker: broker, logger: quietLogger, publishRetry: Self.quickRetry)
@@ -189,6 +213,7 @@ final class LossyBroker: Broker {
         var attempts: [Message] = []
         var relays: [String: ReplyRelay] = [:]
         var replyQueuesMade = 0
+        var beforeDeclaring: (@Sendable () async -> Void)?
     }
 
     private let state = Mutex(State())
@@ -237,7 +262,20 @@ final class LossyBroker: Broker {
         }
     }
 
-    func declareTaskQueue(_ name: String) async throws { try await inner.declareTaskQueue(name) }
+    /// Runs before each declaration of a task queue (once).
+    var beforeDeclaring: (@Sendable () async -> Void)? {
+        get { state.withLock { $0.beforeDeclaring } }
+        set { state.withLock { $0.beforeDeclaring = newValue } }
+    }
+
+    func declareTaskQueue(_ name: String) async throws {
+        let hook = state.withLock { state in
+            defer { state.beforeDeclaring = nil }
+            return state.beforeDeclaring
+        }
+        await hook?()
+        try await inner.declareTaskQueue(name)
+    }
 
     func consume(queues: [String], prefetch: Int) async throws -> AsyncThrowingStream<Delivery, any Error> {
         try await inner.consume(queues: queues, prefetch: prefetch)

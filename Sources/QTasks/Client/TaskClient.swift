@@ -260,9 +260,16 @@ public final class TaskClient: Sendable {
         let slot = session.map { _ in ReplySlot() }
         try state.withLock { state in
             guard !state.closed else { throw TaskClientError(.closed, "the task client is closed") }
+            guard let slot, let session else { return }
+            // The queue ended since this try took it (its connection was
+            // lost): its reader already failed the tasks it had, and this
+            // one would wait in vain. Retried like a lost publish.
+            guard state.sessions[session.id] != nil else {
+                throw BrokerError(.connectionLost, "the reply queue '\(session.name)' ended before the task was published")
+            }
             // Registered before publishing: a fast worker may answer before
             // `publish` returns.
-            if let slot, let session { state.pending[task.uuid] = PendingReply(slot: slot, session: session.id) }
+            state.pending[task.uuid] = PendingReply(slot: slot, session: session.id)
         }
         do {
             try await broker.publish(message, to: queue, mandatory: true)
