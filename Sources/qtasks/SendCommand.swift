@@ -18,17 +18,24 @@ struct SendCommand: AsyncParsableCommand {
             `qtasks send add -- -1 2`.
 
             The result message is printed on standard output as received (the wire format in \
-            docs/wire-format.md). With --wait 0 the task is sent and its uuid printed, without \
-            waiting for a result.
+            docs/wire-format.md). With --wait 0 the task is sent without a reply_to (the worker \
+            publishes no result for it) and its uuid printed.
+
+            A send whose connection to the broker is lost is retried (3 times, 0.2 s, 0.4 s, 0.8 s \
+            apart), through the next node when --url lists a cluster's nodes, with the same uuid: \
+            should the lost try have reached the broker, the task runs twice (at-least-once).
 
             With --count N the task is sent N times (each copy with its own uuid) and, instead of \
             results, a throughput summary is printed: `sent N tasks in S s (R tasks/s)`, and with \
             --wait > 0 `results: N received, N succeeded, N failed, N timed out in S s (R results/s)` \
             (S counted from the first send), --wait then being the time allowed for all results \
-            after the last send. Progress goes \
+            after the last send, and `results lost with a reply queue: N`: results that cannot \
+            arrive any more because the connection holding the client's reply queue was lost \
+            (the tasks were sent and may well have run). Progress goes \
             to standard error: a progress bar on a terminal, a line every second otherwise. Exit \
-            status with --count: 1 if any result was an error or a cancel, else 3 if any result \
-            did not arrive within --wait, 4 if a send failed.
+            status with --count: 1 if any result was an error or a cancel, else 4 if a send failed \
+            (after its retries) or results were lost with a reply queue, else 3 if any result did \
+            not arrive within --wait.
             """)
 
     @OptionGroup var broker: BrokerOptions
@@ -54,7 +61,7 @@ struct SendCommand: AsyncParsableCommand {
     @OptionGroup(title: "How the queue is declared if it does not exist yet (as the worker declares it)")
     var queueTypes: QueueTypeOptions
 
-    @Option(help: "Seconds to wait for the result; 0 sends without waiting.")
+    @Option(help: "Seconds to wait for the result; 0 sends without a reply_to and does not wait.")
     var wait: Double = 30
 
     @Option(help: "Send the task this many times (each with its own uuid) and print a throughput summary.")
@@ -120,6 +127,16 @@ struct SendCommand: AsyncParsableCommand {
         }
         let handle: TaskHandle
         do {
+            guard wait > 0 else {
+                // No reply_to: nobody will read the result once we exit.
+                let sent = try await client.sendWithoutReply(
+                    task, args: args.map(Self.argumentValue), kwargs: try parsedKwargs(), queue: queue,
+                    priority: priority)
+                print(sent.uuid)
+                await client.close()
+                await brokerConnection.close()
+                return
+            }
             handle = try await client.send(
                 task, args: args.map(Self.argumentValue), kwargs: try parsedKwargs(), queue: queue,
                 priority: priority)
@@ -128,12 +145,6 @@ struct SendCommand: AsyncParsableCommand {
             await client.close()
             await brokerConnection.close()
             throw ExitStatus.brokerFailure
-        }
-        guard wait > 0 else {
-            print(handle.uuid)
-            await client.close()
-            await brokerConnection.close()
-            return
         }
         let result: TaskResult
         do {
@@ -172,8 +183,11 @@ extension SendCommand {
         let start = ContinuousClock.now
         for index in 0..<count {
             do {
-                let handle = try await client.send(task, args: arguments, kwargs: keywords, queue: queue, priority: priority)
-                if wait > 0 { handles.append(handle) }
+                if wait > 0 {
+                    handles.append(try await client.send(task, args: arguments, kwargs: keywords, queue: queue, priority: priority))
+                } else {
+                    try await client.sendWithoutReply(task, args: arguments, kwargs: keywords, queue: queue, priority: priority)
+                }
             } catch {
                 progress.finish(index)
                 printError("qtasks: cannot send \(task) to queue \(queue) (copy \(index + 1) of \(count)): \(error)")
@@ -208,6 +222,8 @@ extension SendCommand {
             } catch let error as TaskClientError where error.code == .timeout {
                 timedOut += 1
             } catch {
+                // `.replyQueueLost`: the task was sent (and may have run),
+                // its result cannot arrive; not a timeout.
                 lost += 1
             }
             results.update(index + 1)
@@ -216,15 +232,16 @@ extension SendCommand {
         let resultSeconds = Self.seconds(since: start)
         let received = succeeded + failed
         print(
-            "results: \(received) received, \(succeeded) succeeded, \(failed) failed, \(timedOut + lost) timed out in "
+            "results: \(received) received, \(succeeded) succeeded, \(failed) failed, \(timedOut) timed out in "
                 + "\(Self.format(resultSeconds)) s (\(Self.format(Double(received) / max(resultSeconds, 1e-9))) results/s)")
+        print("results lost with a reply queue: \(lost)")
         fflush(nil)
         if let firstFailure {
             printError("qtasks: \(failed) of \(count) ended with an error or cancel; first: \(firstFailure.status): \(firstFailure.traceback ?? "")")
             return ExitStatus.taskFailed
         }
         if lost > 0 {
-            printError("qtasks: \(lost) results cannot arrive any more (the connection to the broker was lost)")
+            printError("qtasks: \(lost) of \(count) results cannot arrive any more: the connection holding the reply queue was lost (the tasks were sent; they may have run)")
             return ExitStatus.brokerFailure
         }
         if timedOut > 0 {

@@ -70,6 +70,31 @@ struct CLITests {
         }
     }
 
+    /// `--wait 0` (also with `--count`): nobody will read a result, so the
+    /// message names no reply_to and the worker publishes none (and logs no
+    /// "result dropped" once the CLI is gone). No worker runs: the messages
+    /// are read as they wait in the queue.
+    @Test func sendWithWaitZeroSetsNoReplyTo() async throws {
+        try await TestScope.run("cli-no-reply") { scope in
+            let run = try await scope.runCLI(["send", "add", "2", "3", "--queue", scope.queue, "--wait", "0"])
+            #expect(run.termination == .exited(0), "\(run)")
+            let uuid = run.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let message = try await scope.admin.waitForMessage(in: scope.queue, timeout: 10, "the task sent with --wait 0")
+            #expect(message.properties.messageID == uuid)
+            #expect(message.properties.correlationID == uuid)
+            #expect(message.properties.replyTo == nil, "reply_to: \(message.properties.replyTo ?? "")")
+
+            let many = try await scope.runCLI(["send", "add", "2", "3", "--queue", scope.queue, "--wait", "0", "--count", "3"])
+            #expect(many.termination == .exited(0), "\(many)")
+            #expect(many.stdout.contains("sent 3 tasks in"), "\(many)")
+            #expect(!many.stdout.contains("results"), "\(many)")
+            for index in 1...3 {
+                let copy = try await scope.admin.waitForMessage(in: scope.queue, timeout: 10, "copy \(index) sent with --count 3 --wait 0")
+                #expect(copy.properties.replyTo == nil, "reply_to: \(copy.properties.replyTo ?? "")")
+            }
+        }
+    }
+
     @Test func wrongPasswordExitsFourWith403AccessRefused() async throws {
         try await TestScope.run("cli-password") { scope in
             let url = try Self.url(replacingCredentialsWith: "guest:wrong-password")

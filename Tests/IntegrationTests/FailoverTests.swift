@@ -169,6 +169,15 @@ struct FailoverListTests {
     .serialized, .timeLimit(.minutes(6)))
 struct ClusterFailoverTests {
     @Test func nodeStoppedMidRunLosesNoTask() async throws {
+        try await withOwnCluster { cluster, started in try await runScenario(cluster, started: started) }
+    }
+
+    /// Starts a cluster of its own, runs `body`, then stops every process
+    /// `body` reported started and the cluster (deleting its data), also
+    /// when `body` throws.
+    private func withOwnCluster(
+        _ body: (RabbitMQCluster, (ChildProcess) -> Void) async throws -> Void
+    ) async throws {
         let cluster = RabbitMQCluster()
         // The test stops a node and then the whole cluster, deleting its
         // data: never do that to a cluster someone else started.
@@ -179,15 +188,15 @@ struct ClusterFailoverTests {
                     + "QTASKS_CLUSTER_RABBITMQ_PORT=\(cluster.base)) or test with another QTASKS_RABBITMQ_PORT")
         }
         try await cluster.run("start", timeout: 240)
-        var worker: ChildProcess?
+        var processes: [ChildProcess] = []
         do {
-            try await runScenario(cluster) { worker = $0 }
+            try await body(cluster) { processes.append($0) }
         } catch {
-            if let worker { await worker.stop(grace: 5) }
+            for process in processes { await process.stop(grace: 5) }
             _ = try? await cluster.run("stop", timeout: 120)
             throw error
         }
-        if let worker { await worker.stop(grace: 5) }
+        for process in processes { await process.stop(grace: 5) }
         try await cluster.run("stop", timeout: 120)
     }
 
@@ -258,6 +267,97 @@ struct ClusterFailoverTests {
         #expect(log.contains("reconnected: consuming again"), "\(worker.stderrTail())")
         #expect(survivors.contains { reconnectedTo.contains("127.0.0.1:\($0)/") }, "\(reconnectedTo)")
         #expect(Set(collector.statuses.values) == ["success"])
+    }
+}
+
+extension ClusterFailoverTests {
+    /// `qtasks send --count 3000` with the cluster's URL list, node 1 (where
+    /// its connections are: the head of the list) stopped while it sends
+    /// (3,000 rather than 1,500: sending 1,500 here took 1.4-1.9 s, too
+    /// close to the time a node takes to stop for the stop to surely fall
+    /// within it):
+    /// the lost publish is retried through node 2, every task is sent and
+    /// runs; results of tasks sent through the lost reply queue are counted
+    /// apart, and the exit status follows the documented rules.
+    @Test func theCLIFailsOverWhileSending() async throws {
+        try await withOwnCluster { cluster, started in try await runSendScenario(cluster, started: started) }
+    }
+
+    private func runSendScenario(_ cluster: RabbitMQCluster, started: (ChildProcess) -> Void) async throws {
+        let queue = IntegrationEnvironment.uniqueQueue("cluster-send")
+        let total = 3000
+        let worker = try await FaultWorker.start(
+            ["--queue-type", "quorum", "--concurrency", "8", "--prefetch", "40"], url: cluster.url, queues: [queue]
+        ) { executable, arguments, environment in
+            try ChildProcess(executable, arguments, environment: environment)
+        }
+        started(worker)
+        let send = try ChildProcess(
+            IntegrationEnvironment.cliExecutable,
+            ["send", "--url", cluster.url, "--queue", queue, "--queue-type", "quorum", "--count", String(total), "--wait", "120",
+             "sleep", "0.01"])
+        started(send)
+        let spawned = ContinuousClock.now
+        // As soon as its tasks run, the CLI is connected to node 1 (the head
+        // of its list): stop that node.
+        try await waitUntil("the first task to run", timeout: 60) {
+            if let ended = send.exitStatus {
+                throw ChildProcessError("qtasks send ended before the stop (\(ended)):\n\(send.standardOutputText)\n\(send.stderrTail())")
+            }
+            return worker.standardErrorText.contains("task succeeded")
+        }
+        try await cluster.run("stop-node", "1", timeout: 120)
+        let stopped = ContinuousClock.now
+        guard let ended = await send.waitForExit(timeout: 200) else {
+            throw ChildProcessError("qtasks send did not end:\n\(send.standardOutputText)\n\(send.stderrTail())")
+        }
+        let output = send.standardOutputText
+        let errors = send.standardErrorText
+        func figure(_ pattern: String) -> Int? {
+            guard let match = output.firstMatch(of: try! Regex(pattern)), let text = match.output[1].substring else { return nil }
+            return Int(text)
+        }
+        let sent = figure(#"sent (\d+) tasks in"#)
+        let sendSeconds = output.firstMatch(of: /sent \d+ tasks in ([0-9.]+) s/).flatMap { Double($0.output.1) } ?? 0
+        // Sending ended no earlier than `spawned + sendSeconds` (those
+        // seconds count from the first send): after the node was down, it
+        // was still sending. A lost connection is not always a failed
+        // publish (one lost between two publishes is reopened before the
+        // next), so the retries are a figure, not the proof.
+        let sendingOutlastedTheStop = spawned + .milliseconds(Int64(sendSeconds * 1000)) > stopped
+        let received = figure(#"results: (\d+) received"#) ?? 0
+        let failed = figure(#"(\d+) failed"#) ?? 0
+        let timedOut = figure(#"(\d+) timed out"#) ?? 0
+        let lost = figure(#"results lost with a reply queue: (\d+)"#) ?? 0
+        let retries = errors.split(separator: "\n").count { $0.contains("the connection was lost; retrying") }
+
+        // Every task ran: its uuid in a worker's "task succeeded" line.
+        func runs() -> [Substring] {
+            worker.standardErrorText.split(separator: "\n").filter { $0.contains("task succeeded") }
+                .compactMap { $0.firstMatch(of: /uuid=([0-9a-f-]{36})/)?.output.1 }
+        }
+        do {
+            try await waitUntil("every task to run (have \(Set(runs()).count) of \(total))", timeout: 120) {
+                Set(runs()).count >= total
+            }
+        } catch let error as TimeoutError {
+            throw ChildProcessError("\(error)\nworker:\n\(worker.stderrTail(lines: 40))")
+        }
+        let allRuns = runs()
+        print(
+            "[figures] producer failover (3 nodes, quorum queue, node 1 stopped while qtasks send --count \(total) ran): "
+                + "sent \(sent.map(String.init) ?? "?") in \(sendSeconds) s (node 1 down at least \(spawned + .milliseconds(Int64(sendSeconds * 1000)) - stopped) before the last send), results received \(received), lost with a reply queue \(lost), "
+                + "timed out \(timedOut), publish retries logged \(retries), tasks run \(Set(allRuns).count) "
+                + "(runs \(allRuns.count), duplicates \(allRuns.count - Set(allRuns).count)), CLI ended \(ended) "
+                + "\(ContinuousClock.now - stopped) after the stop")
+
+        #expect(sent == total, "\(output)\n\(errors)")
+        #expect(sendingOutlastedTheStop, "the node was down only after the last send, not while sending: \(output)")
+        #expect(failed == 0 && timedOut == 0, "\(output)")
+        #expect(received + lost == total, "\(output)")
+        // Documented: 4 when results were lost with a reply queue, else 0.
+        #expect(ended == .exited(lost > 0 ? 4 : 0), "\(output)\n\(errors)")
+        #expect(Set(allRuns).count == total)
     }
 }
 

@@ -5,12 +5,18 @@ import Tracing
 
 /// Sends tasks through any ``Broker`` and receives their results.
 ///
-/// The client owns one private reply queue, created on the first send, and
-/// one background task reading it; results are matched to their
-/// ``TaskHandle`` by correlation id (the task uuid). Many concurrent sends
-/// and waits are fine. Call ``close()`` when done: it stops the reader
-/// task (which keeps the client alive until then). The broker stays the
-/// caller's: ``close()`` does not close it.
+/// The client owns a private reply queue, created on the first send, and a
+/// background task reading it; results are matched to their ``TaskHandle``
+/// by correlation id (the task uuid). Many concurrent sends and waits are
+/// fine. Call ``close()`` when done: it stops the reader tasks (which keep
+/// the client alive until then). The broker stays the caller's:
+/// ``close()`` does not close it.
+///
+/// A send whose connection was lost is retried (``PublishRetryPolicy``)
+/// through a new reply queue: the old one died with its connection, and the
+/// results of the tasks sent through it cannot arrive any more (their
+/// handles throw ``TaskClientError`` `.replyQueueLost`); tasks sent through
+/// the new one are not affected.
 ///
 /// ```swift
 /// let client = TaskClient(broker: broker)
@@ -20,16 +26,36 @@ import Tracing
 ///
 /// Each send is traced: see ``send(_:args:kwargs:queue:priority:)``.
 public final class TaskClient: Sendable {
+    /// A reply queue and its reader. The id tells sessions apart, so that
+    /// the end of an old one touches only what was sent through it.
     private struct ReplySession {
+        var id: Int
         var name: String
         var reader: Task<Void, Never>
     }
 
+    /// A reply session being set up or in use.
+    private struct SessionSetup {
+        var id: Int
+        var task: Task<ReplySession, any Error>
+    }
+
+    /// A task waiting for its result, and the reply session its message
+    /// named in `reply_to`.
+    private struct PendingReply {
+        var slot: ReplySlot
+        var session: Int
+    }
+
     private struct State {
-        /// The reply queue being set up or in use; shared by concurrent
-        /// first sends.
-        var session: Task<ReplySession, any Error>?
-        var slots: [String: ReplySlot] = [:]
+        /// The reply session new sends use; shared by concurrent sends.
+        var current: SessionSetup?
+        /// Every session whose reader may still run, the current one
+        /// included: a session replaced after a lost publish keeps reading
+        /// until its queue ends (its results may still come) or ``close()``.
+        var sessions: [Int: Task<ReplySession, any Error>] = [:]
+        var nextSession = 0
+        var pending: [String: PendingReply] = [:]
         var declaredQueues: Set<String> = []
         var closed = false
     }
@@ -38,27 +64,32 @@ public final class TaskClient: Sendable {
     private let app: TaskApp?
     private let logger: Logger
     private let configuredTracer: (any Tracer)?
+    private let publishRetry: PublishRetryPolicy
     private let state = Mutex(State())
 
     /// - Parameters:
     ///   - app: when given, a task sent without a queue goes to the queue
     ///     it was registered with (``TaskOptions/queue``); the client
     ///     never runs its handlers.
-    ///   - logger: for dropped and unreadable results (at `debug` and
-    ///     `warning`).
+    ///   - logger: for retried sends, dropped and unreadable results (at
+    ///     `warning` and `debug`).
     ///   - tracer: traces the sends; nil (the default) means the tracer
     ///     the process bootstrapped (`InstrumentationSystem.tracer`, a
     ///     no-op unless an app bootstrapped one), looked up at each send.
+    ///   - publishRetry: how a send whose connection was lost is retried
+    ///     (default: 4 tries, 0.2 s, 0.4 s, 0.8 s apart).
     public init(
         broker: any Broker,
         app: TaskApp? = nil,
         logger: Logger = Logger(label: "qtasks.client"),
-        tracer: (any Tracer)? = nil
+        tracer: (any Tracer)? = nil,
+        publishRetry: PublishRetryPolicy = PublishRetryPolicy()
     ) {
         self.broker = broker
         self.app = app
         self.logger = logger
         self.configuredTracer = tracer
+        self.publishRetry = publishRetry
     }
 
     /// The tracer the sends use.
@@ -73,6 +104,11 @@ public final class TaskClient: Sendable {
     /// queue no worker declared yet is not dropped. Returns once the broker
     /// confirmed the message.
     ///
+    /// A lost connection is retried by the client's ``PublishRetryPolicy``,
+    /// with the same uuid and a new reply queue: should the lost try have
+    /// reached the broker after all, the task runs twice under one uuid
+    /// (at-least-once).
+    ///
     /// Traced as a span `send <task name>` of kind `producer`, a child of
     /// the caller's `ServiceContext`, with OpenTelemetry's messaging
     /// attributes (`messaging.system` `rabbitmq`,
@@ -80,7 +116,7 @@ public final class TaskClient: Sendable {
     /// uuid, `messaging.operation.type` `send`) and `qtasks.task.name`. Its
     /// context goes into the message's headers (W3C `traceparent` with
     /// swift-otel), so that the worker's span is its child; a failed send
-    /// is recorded on it as an error.
+    /// is recorded on it as an error, each retry as an event `retry`.
     ///
     /// - Parameters:
     ///   - queue: the task queue; nil (the default) means the task's
@@ -90,8 +126,10 @@ public final class TaskClient: Sendable {
     ///     written in the body; on a priority queue also the AMQP priority
     ///     property, through ``PriorityMapping`` with the queue's
     ///     `x-max-priority` (``PriorityQueueing``).
-    /// - Throws: ``BrokerError`` when declaring or publishing fails,
-    ///   ``TaskClientError`` `.closed` after ``close()``.
+    /// - Throws: ``BrokerError`` when declaring or publishing fails (after
+    ///   the retries, for a lost connection), ``TaskClientError`` `.closed`
+    ///   after ``close()``, `CancellationError` when cancelled while
+    ///   waiting to retry.
     public func send(
         _ taskName: String,
         args: [JSONValue] = [],
@@ -101,8 +139,45 @@ public final class TaskClient: Sendable {
     ) async throws -> TaskHandle {
         let queue = queue ?? app?.queue(for: taskName) ?? "default"
         let task = TaskMessage(taskName: taskName, args: args, kwargs: kwargs, priority: priority ?? 0)
+        let slot = try await traced(task, queue: queue) { span, tracer in
+            try await self.publish(task, queue: queue, priority: priority, expectsReply: true, span: span, tracer: tracer)
+        }
+        // Always a slot when a reply is expected.
+        return TaskHandle(uuid: task.uuid, taskName: task.taskName, queue: queue, slot: slot!, client: self)
+    }
+
+    /// Sends a task whose result nobody will read: its message has no
+    /// `reply_to`, so the worker publishes no result (and logs no dropped
+    /// one) once this client is gone, and the client keeps nothing for it.
+    ///
+    /// Otherwise as ``send(_:args:kwargs:queue:priority:)``: a new uuid,
+    /// the queue declared on first use, the publish confirmed and, on a
+    /// lost connection, retried with the same uuid; traced alike.
+    ///
+    /// - Returns: the task's uuid, name and queue; nothing to wait for.
+    /// - Throws: as ``send(_:args:kwargs:queue:priority:)``.
+    @discardableResult
+    public func sendWithoutReply(
+        _ taskName: String,
+        args: [JSONValue] = [],
+        kwargs: [String: JSONValue] = [:],
+        queue: String? = nil,
+        priority: Int? = nil
+    ) async throws -> SentTask {
+        let queue = queue ?? app?.queue(for: taskName) ?? "default"
+        let task = TaskMessage(taskName: taskName, args: args, kwargs: kwargs, priority: priority ?? 0)
+        _ = try await traced(task, queue: queue) { span, tracer in
+            try await self.publish(task, queue: queue, priority: priority, expectsReply: false, span: span, tracer: tracer)
+        }
+        return SentTask(uuid: task.uuid, taskName: task.taskName, queue: queue)
+    }
+
+    /// Runs `body` in the span of a send.
+    private func traced<Result>(
+        _ task: TaskMessage, queue: String, _ body: (any Span, any Tracer) async throws -> Result
+    ) async throws -> Result {
         let tracer = self.tracer
-        let span = tracer.startSpan("send \(taskName)", context: ServiceContext.current ?? .topLevel, ofKind: .producer)
+        let span = tracer.startSpan("send \(task.taskName)", context: ServiceContext.current ?? .topLevel, ofKind: .producer)
         defer { span.end() }
         span.updateAttributes { attributes in
             attributes[TracingAttributes.system] = TracingAttributes.rabbitMQ
@@ -110,10 +185,10 @@ public final class TaskClient: Sendable {
             attributes[TracingAttributes.messageID] = task.uuid
             attributes[TracingAttributes.operationType] = "send"
             attributes[TracingAttributes.operationName] = "publish"
-            attributes[TracingAttributes.taskName] = taskName
+            attributes[TracingAttributes.taskName] = task.taskName
         }
         do {
-            return try await publish(task, queue: queue, priority: priority, trace: span.context, tracer: tracer)
+            return try await body(span, tracer)
         } catch {
             span.recordError(error)
             span.setStatus(SpanStatus(code: .error))
@@ -121,18 +196,52 @@ public final class TaskClient: Sendable {
         }
     }
 
-    /// Declares the queue if needed and publishes the task with `trace` in
-    /// its headers.
+    /// Publishes the task, retrying a lost connection by ``publishRetry``.
+    /// Returns the slot its result will land in, when a reply is expected.
     private func publish(
-        _ task: TaskMessage, queue: String, priority: Int?, trace: ServiceContext, tracer: any Tracer
-    ) async throws -> TaskHandle {
-        let replyTo = try await replySession().name
+        _ task: TaskMessage, queue: String, priority: Int?, expectsReply: Bool, span: any Span, tracer: any Tracer
+    ) async throws -> ReplySlot? {
+        var headers: [String: HeaderValue] = [:]
+        tracer.inject(span.context, into: &headers, using: HeaderInjector())
+        var attempt = 1
+        var afterLoss = false
+        while true {
+            var session: ReplySession?
+            do {
+                if expectsReply { session = try await replySession() }
+                return try await publishOnce(task, queue: queue, priority: priority, headers: headers, session: session)
+            } catch {
+                guard PublishRetryPolicy.isRetryable(error, afterLoss: afterLoss), attempt < publishRetry.maxAttempts else {
+                    throw error
+                }
+                afterLoss = true
+                // The reply queue died with the connection, or will: the
+                // retry names a new one. Concurrent sends that used the
+                // same session replace it once.
+                if let session { retire(session.id) }
+                let delay = publishRetry.backoff.delay(forRetry: attempt)
+                logger.warning(
+                    "send failed: the connection was lost; retrying",
+                    metadata: [
+                        "task": .string(task.taskName), "uuid": .string(task.uuid), "queue": .string(queue),
+                        "attempt": "\(attempt)", "delay_s": "\(delay)", "error": "\(error)",
+                    ])
+                span.addEvent(SpanEvent(name: "retry", attributes: ["qtasks.publish.attempt": .int64(Int64(attempt + 1))]))
+                attempt += 1
+                try await Task.sleep(for: Seconds.duration(delay))
+            }
+        }
+    }
+
+    /// One try: declares the queue if needed and publishes the task, its
+    /// `reply_to` the session's queue (none without a session).
+    private func publishOnce(
+        _ task: TaskMessage, queue: String, priority: Int?, headers: [String: HeaderValue], session: ReplySession?
+    ) async throws -> ReplySlot? {
         if !state.withLock({ $0.declaredQueues.contains(queue) }) {
             try await broker.declareTaskQueue(queue)
             state.withLock { _ = $0.declaredQueues.insert(queue) }
         }
-        var headers: [String: HeaderValue] = [:]
-        tracer.inject(trace, into: &headers, using: HeaderInjector())
         let message = Message(
             body: task.jsonBytes(),
             properties: MessageProperties(
@@ -140,26 +249,35 @@ public final class TaskClient: Sendable {
                 persistent: true,
                 priority: amqpPriority(for: priority, queue: queue),
                 correlationID: task.uuid,
-                replyTo: replyTo,
+                replyTo: session?.name,
                 messageID: task.uuid,
                 timestamp: UInt64(max(0, task.createdAt)),
                 headers: headers
             )
         )
-        let slot = ReplySlot()
+        // A new slot for each try: one that the end of an earlier try's
+        // reply queue failed must not be handed out.
+        let slot = session.map { _ in ReplySlot() }
         try state.withLock { state in
             guard !state.closed else { throw TaskClientError(.closed, "the task client is closed") }
+            guard let slot, let session else { return }
+            // The queue ended since this try took it (its connection was
+            // lost): its reader already failed the tasks it had, and this
+            // one would wait in vain. Retried like a lost publish.
+            guard state.sessions[session.id] != nil else {
+                throw BrokerError(.connectionLost, "the reply queue '\(session.name)' ended before the task was published")
+            }
             // Registered before publishing: a fast worker may answer before
             // `publish` returns.
-            state.slots[task.uuid] = slot
+            state.pending[task.uuid] = PendingReply(slot: slot, session: session.id)
         }
         do {
             try await broker.publish(message, to: queue, mandatory: true)
         } catch {
-            forget(task.uuid)
+            if slot != nil { forget(task.uuid) }
             throw error
         }
-        return TaskHandle(uuid: task.uuid, taskName: task.taskName, queue: queue, slot: slot, client: self)
+        return slot
     }
 
     /// Sends a task with positional arguments of any `Encodable` types:
@@ -184,17 +302,18 @@ public final class TaskClient: Sendable {
     /// Stops reading results: waiting handles throw ``TaskClientError``
     /// `.closed`, and further sends too. Does not close the broker.
     public func close() async {
-        let (session, slots) = state.withLock { state -> (Task<ReplySession, any Error>?, [ReplySlot]) in
+        let (sessions, slots) = state.withLock { state -> ([Task<ReplySession, any Error>], [ReplySlot]) in
             state.closed = true
             defer {
-                state.session = nil
-                state.slots = [:]
+                state.current = nil
+                state.sessions = [:]
+                state.pending = [:]
             }
-            return (state.session, Array(state.slots.values))
+            return (Array(state.sessions.values), state.pending.values.map(\.slot))
         }
         let error = TaskClientError(.closed, "the task client is closed")
         for slot in slots { slot.fail(error) }
-        if let session {
+        for session in sessions {
             session.cancel()
             (try? await session.value)?.reader.cancel()
         }
@@ -202,7 +321,7 @@ public final class TaskClient: Sendable {
 
     /// Drops a task's slot: its handle is gone, nobody will read the result.
     func forget(_ uuid: String) {
-        state.withLock { _ = $0.slots.removeValue(forKey: uuid) }
+        state.withLock { _ = $0.pending.removeValue(forKey: uuid) }
     }
 
     /// The AMQP priority property for a QTasks priority: set only for a
@@ -215,33 +334,51 @@ public final class TaskClient: Sendable {
         return PriorityMapping(maxPriority: maxPriority).amqpPriority(for: priority ?? 0)
     }
 
+    /// The current reply session, set up on first use.
     private func replySession() async throws -> ReplySession {
-        let session = try state.withLock { state -> Task<ReplySession, any Error> in
+        let setup = try state.withLock { state -> SessionSetup in
             guard !state.closed else { throw TaskClientError(.closed, "the task client is closed") }
-            if let session = state.session { return session }
+            if let current = state.current { return current }
+            state.nextSession += 1
+            let id = state.nextSession
             let broker = self.broker
-            let session = Task<ReplySession, any Error> {
+            let task = Task<ReplySession, any Error> {
                 let queue = try await broker.makeReplyQueue()
                 // Holds the client until the queue ends or `close()`.
-                let reader = Task<Void, Never> { await self.read(queue) }
-                return ReplySession(name: queue.name, reader: reader)
+                let reader = Task<Void, Never> { await self.read(queue, session: id) }
+                return ReplySession(id: id, name: queue.name, reader: reader)
             }
-            state.session = session
-            return session
+            let setup = SessionSetup(id: id, task: task)
+            state.current = setup
+            state.sessions[id] = task
+            return setup
         }
         do {
-            return try await session.value
+            return try await setup.task.value
         } catch {
             // Let the next send try again rather than repeat this failure.
             state.withLock { state in
-                if state.session == session { state.session = nil }
+                if state.current?.id == setup.id { state.current = nil }
+                state.sessions[setup.id] = nil
             }
             throw error
         }
     }
 
-    /// Reads the reply queue until it ends, handing results to their slots.
-    private func read(_ queue: ReplyQueue) async {
+    /// Makes the next send set up a new reply session, unless another send
+    /// already did: session `id` is presumed dead (its connection was lost).
+    /// Its reader goes on until its queue ends, failing then only the
+    /// tasks sent through it; should the queue be alive after all, their
+    /// results still arrive.
+    private func retire(_ id: Int) {
+        state.withLock { state in
+            if state.current?.id == id { state.current = nil }
+        }
+    }
+
+    /// Reads the reply queue of session `id` until it ends, handing results
+    /// to their slots.
+    private func read(_ queue: ReplyQueue, session id: Int) async {
         let decoder = JSONDecoder()
         do {
             for try await message in queue.messages {
@@ -253,7 +390,10 @@ public final class TaskClient: Sendable {
                     continue
                 }
                 let correlationID = message.properties.correlationID ?? result.uuid
-                if let slot = state.withLock({ $0.slots[correlationID] }) {
+                // By uuid whatever the session: a result that comes through
+                // an older queue (a lost try had reached the broker after
+                // all) is the same task's.
+                if let slot = state.withLock({ $0.pending[correlationID]?.slot }) {
                     slot.deliver(result, headers: message.properties.headers)
                 } else {
                     logger.debug("result for no waiting task dropped", metadata: ["correlation_id": .string(correlationID)])
@@ -266,10 +406,12 @@ public final class TaskClient: Sendable {
         }
         guard !Task.isCancelled else { return }
         // Results for tasks sent through this queue can no longer arrive;
-        // the next send makes a new reply queue.
+        // the next send makes a new reply queue unless one replaced this
+        // already. Tasks sent through another queue are not this one's.
         let slots = state.withLock { state -> [ReplySlot] in
-            state.session = nil
-            return Array(state.slots.values)
+            if state.current?.id == id { state.current = nil }
+            state.sessions[id] = nil
+            return state.pending.values.filter { $0.session == id }.map(\.slot)
         }
         for slot in slots {
             slot.fail(TaskClientError(.replyQueueLost, "the reply queue '\(queue.name)' ended before the result arrived"))

@@ -10,8 +10,10 @@ public struct TaskClientError: Error, Sendable, Hashable, CustomStringConvertibl
         public static let timeout = Code(.timeout)
         /// The client was closed.
         public static let closed = Code(.closed)
-        /// The reply queue's stream ended (connection lost): results of tasks
-        /// sent before cannot arrive any more.
+        /// The reply queue the task was sent through ended (its connection
+        /// was lost): its result cannot arrive any more. The task itself was
+        /// sent and may well run. Tasks sent later go through a new reply
+        /// queue.
         public static let replyQueueLost = Code(.replyQueueLost)
         public var description: String { base.rawValue }
     }
