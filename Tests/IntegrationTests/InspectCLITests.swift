@@ -131,10 +131,18 @@ struct InspectCLITests {
                 else { return false }
                 return queue["ready"] as? Int == 2 && queue["unacked"] as? Int == 3 && queue["consumers"] as? Int == 1
             }
-            let table = try await scope.runCLI(["inspect", scope.queue, "--management-url", managementURL])
-            #expect(table.termination == .exited(0), "\(table)")
+            let table = try await scope.runCLI(["inspect", scope.queue, "--management-url", managementURL + "/api/"])
+            #expect(table.termination == .exited(0), "the /api base form works too: \(table)")
             #expect(!table.stdout.contains("n/a"), "\(table)")
             #expect(!table.stdout.contains("guest:guest") && !table.stderr.contains("guest:guest"), "\(table)")
+
+            // RabbitMQ's 401 carries a Basic challenge, which Foundation on
+            // Linux would wait on for ever unless answered.
+            let wrong = managementURL.replacingOccurrences(of: "guest:guest@", with: "guest:WRONGPASS@")
+            let refused = try await scope.runCLI(["inspect", scope.queue, "--management-url", wrong], timeout: 30)
+            #expect(refused.termination == .exited(4), "\(refused)")
+            #expect(refused.stderr.contains("HTTP 401"), "\(refused)")
+            #expect(!refused.stderr.contains("WRONGPASS"), "\(refused)")
         }
     }
 
