@@ -32,6 +32,17 @@ public struct QueueTypeOptions: ParsableArguments {
         guard deliveryLimit >= 0 else { throw ValidationError("--delivery-limit must be >= 0") }
     }
 
+    /// Refuses `--max-priority` with quorum queues up front: RabbitMQ
+    /// refuses `x-max-priority` on them (406), and the queue would never be
+    /// declared.
+    /// - Throws: `ValidationError` naming both options.
+    public func validate(maxPriority: Int?) throws {
+        if maxPriority != nil, resolvedQueueType == QueueType.quorum.name {
+            throw ValidationError(
+                "--max-priority needs classic queues: RabbitMQ's quorum queues refuse x-max-priority (queue type from \(queueType == nil ? "QTASKS_QUEUE_TYPE" : "--queue-type"))")
+        }
+    }
+
     public func apply(to configuration: inout RabbitMQBrokerConfiguration) {
         configuration.queueType = QueueType(name: resolvedQueueType) ?? .classic
         configuration.deliveryLimit = deliveryLimit > 0 ? deliveryLimit : nil

@@ -66,6 +66,7 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard concurrency > 0 else { throw ValidationError("--concurrency must be at least 1") }
+        try reliability.queueTypes.validate(maxPriority: routing.maxPriority)
         if let prefetch, prefetch < 1 || prefetch > 65535 {
             throw ValidationError("--prefetch must be 1...65535")
         }

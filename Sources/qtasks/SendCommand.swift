@@ -84,6 +84,7 @@ struct SendCommand: AsyncParsableCommand {
         }
         if let count, !(1...10_000_000).contains(count) { throw ValidationError("--count must be 1...10000000") }
         if let maxPriority, !(1...255).contains(maxPriority) { throw ValidationError("--max-priority must be 1...255") }
+        try queueTypes.validate(maxPriority: maxPriority)
         _ = try parsedKwargs()
     }
 

@@ -256,6 +256,14 @@ struct InspectCLITests {
                 #expect(await sharedBrokerQueueType(scope.queue + ".dlq") == "quorum")
                 #expect(await sharedBrokerQueueType(other) == "quorum")
             }
+            // Priorities need classic queues: refused before anything is declared.
+            let priority = try await scope.runCLI(
+                ["send", "add", "1", "--queue", other + "-p", "--queue-type", "quorum", "--max-priority", "5", "--wait", "0"])
+            #expect(priority.termination == .exited(64), "\(priority)")
+            #expect(priority.stderr.contains("--max-priority needs classic queues"), "\(priority)")
+            let worker = try await ChildProcess.run(
+                IntegrationEnvironment.workerExecutable, ["--queue-type", "quorum", "--max-priority", "5"], timeout: 30)
+            #expect(worker.termination == .exited(64), "\(worker)")
             let bad = try await ChildProcess.run(
                 IntegrationEnvironment.cliExecutable, ["send", "add", "1", "--queue", other, "--wait", "0"],
                 environment: ["QTASKS_QUEUE_TYPE": "stream"])
