@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import Metrics
 import Prometheus
+import Synchronization
 
 /// `GET /metrics` in the Prometheus text format (0.0.4), served by
 /// FlyingFox from the registry that swift-metrics was bootstrapped with:
@@ -64,10 +65,14 @@ public enum MetricsEndpoint {
         async throws -> (Task<Void, Never>, UInt16)
     {
         let address: any SocketAddress
-        if host.contains(":") {
-            address = try sockaddr_in6.inet6(ip6: host, port: port)
-        } else {
-            address = try sockaddr_in.inet(ip4: host, port: port)
+        do {
+            if host.contains(":") {
+                address = try sockaddr_in6.inet6(ip6: host, port: port)
+            } else {
+                address = try sockaddr_in.inet(ip4: host, port: port)
+            }
+        } catch {
+            throw MetricsEndpointError("'\(host)' is not an IPv4 or IPv6 address (a host name such as localhost is not accepted)")
         }
         let server = HTTPServer(address: address, timeout: 15, logger: .disabled)
         await server.appendRoute("GET /metrics") { _ in
@@ -77,15 +82,29 @@ public enum MetricsEndpoint {
             return HTTPResponse(
                 statusCode: .ok, headers: [.contentType: contentType], body: Data(buffer))
         }
+        // A bind failure ends `run()` at once: report it as the reason the
+        // endpoint did not start, not as a timeout 10 s later.
+        let failure = Mutex<(any Error)?>(nil)
+        let started = Mutex(false)
         let task = Task {
             do {
                 try await server.run()
             } catch is CancellationError {
             } catch {
-                logger.error("metrics endpoint stopped: \(error)")
+                failure.withLock { $0 = error }
+                if started.withLock({ $0 }) { logger.error("metrics endpoint stopped: \(error)") }
             }
         }
-        try await server.waitUntilListening(timeout: 10)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while await !server.isListening {
+            if let error = failure.withLock({ $0 }) { throw error }
+            guard ContinuousClock.now < deadline else {
+                task.cancel()
+                throw MetricsEndpointError("not listening after 10 s")
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        started.withLock { $0 = true }
         var bound = port
         switch await server.listeningAddress {
         case .ip4(_, let listening)?, .ip6(_, let listening)?: bound = listening
@@ -93,4 +112,10 @@ public enum MetricsEndpoint {
         }
         return (task, bound)
     }
+}
+
+/// Why the metrics endpoint did not start, when FlyingFox gave no error.
+struct MetricsEndpointError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }

@@ -140,6 +140,27 @@ struct ObservabilityTests {
         }
     }
 
+    /// A metrics port that cannot be bound (here the broker's own) stops
+    /// the worker and the scheduler at once with the bind error, exit 4;
+    /// a host name is refused with what to give instead.
+    @Test func anUnusableMetricsAddressFailsAtOnceWithItsReason() async throws {
+        let taken = String(IntegrationEnvironment.configuration.port)
+        let scheduler = IntegrationEnvironment.productsDirectory.appendingPathComponent("qtasks-scheduler").path
+        for (executable, extra) in [
+            (IntegrationEnvironment.workerExecutable, [String]()),
+            (scheduler, ["--state", "memory://", "--every", "60:add"]),
+        ] {
+            let run = try await ChildProcess.run(executable, ["--metrics-port", taken] + extra, timeout: 30)
+            #expect(run.termination == .exited(4), "\(run)")
+            #expect(run.stderr.contains("Address already in use"), "\(run)")
+            #expect(run.elapsed < .seconds(8), "failed at once, not after a timeout: \(run.elapsed)")
+        }
+        let named = try await ChildProcess.run(
+            IntegrationEnvironment.workerExecutable, ["--metrics-host", "localhost", "--metrics-port", "0"], timeout: 30)
+        #expect(named.termination == .exited(4), "\(named)")
+        #expect(named.stderr.contains("'localhost' is not an IPv4 or IPv6 address"), "\(named)")
+    }
+
     static let requiredKeys: Set<String> = ["timestamp", "level", "label", "message"]
 
     /// Every stderr line a JSON object with the fixed keys; returns them.
