@@ -31,7 +31,8 @@ struct SendCommand: AsyncParsableCommand {
             (S counted from the first send), --wait then being the time allowed for all results \
             after the last send, and `results lost with a reply queue: N`: results that cannot \
             arrive any more because the connection holding the client's reply queue was lost \
-            (the tasks were sent and may well have run). Progress goes \
+            (the tasks were sent and may well have run). When a send fails for good (after its \
+            retries), the tasks sent before it are still waited for and counted. Progress goes \
             to standard error: a progress bar on a terminal, a line every second otherwise. Exit \
             status with --count: 1 if any result was an error or a cancel, else 4 if a send failed \
             (after its retries) or results were lost with a reply queue, else 3 if any result did \
@@ -156,7 +157,7 @@ struct SendCommand: AsyncParsableCommand {
             await brokerConnection.close()
             throw ExitStatus.timeout
         } catch {
-            printError("qtasks: waiting for the result of \(task) failed: \(error)")
+            printError("qtasks: waiting for the result of \(task) (uuid \(handle.uuid)) failed: \(error)")
             await client.close()
             await brokerConnection.close()
             throw ExitStatus.brokerFailure
@@ -182,6 +183,7 @@ extension SendCommand {
         handles.reserveCapacity(wait > 0 ? count : 0)
         let progress = ProgressReporter(label: "sent", total: count)
         let start = ContinuousClock.now
+        var sendFailed = false
         for index in 0..<count {
             do {
                 if wait > 0 {
@@ -194,18 +196,24 @@ extension SendCommand {
                 printError("qtasks: cannot send \(task) to queue \(queue) (copy \(index + 1) of \(count)): \(error)")
                 print("sent \(index) of \(count) tasks before the failure")
                 fflush(nil)
-                return ExitStatus.brokerFailure
+                sendFailed = true
+                break
             }
             progress.update(index + 1)
         }
-        progress.finish(count)
-        let sendSeconds = Self.seconds(since: start)
-        print("sent \(count) tasks in \(Self.format(sendSeconds)) s (\(Self.format(Double(count) / max(sendSeconds, 1e-9))) tasks/s)")
-        fflush(nil)
-        guard wait > 0 else { return nil }
+        if !sendFailed {
+            progress.finish(count)
+            let sendSeconds = Self.seconds(since: start)
+            print("sent \(count) tasks in \(Self.format(sendSeconds)) s (\(Self.format(Double(count) / max(sendSeconds, 1e-9))) tasks/s)")
+            fflush(nil)
+        }
+        // After a failed send, the tasks sent before it are still waited
+        // for: they run, and their results say how they went.
+        guard wait > 0, !handles.isEmpty else { return sendFailed ? ExitStatus.brokerFailure : nil }
+        let sent = handles.count
 
         let deadline = ContinuousClock.now + .milliseconds(Int64(wait * 1000))
-        let results = ProgressReporter(label: "results", total: count)
+        let results = ProgressReporter(label: "results", total: sent)
         var succeeded = 0, failed = 0, timedOut = 0, lost = 0
         var firstFailure: TaskResult?
         // Results arrive in any order; each handle keeps its own, so waiting
@@ -229,7 +237,7 @@ extension SendCommand {
             }
             results.update(index + 1)
         }
-        results.finish(count)
+        results.finish(sent)
         let resultSeconds = Self.seconds(since: start)
         let received = succeeded + failed
         print(
@@ -238,15 +246,15 @@ extension SendCommand {
         print("results lost with a reply queue: \(lost)")
         fflush(nil)
         if let firstFailure {
-            printError("qtasks: \(failed) of \(count) ended with an error or cancel; first: \(firstFailure.status): \(firstFailure.traceback ?? "")")
+            printError("qtasks: \(failed) of \(sent) ended with an error or cancel; first: \(firstFailure.status): \(firstFailure.traceback ?? "")")
             return ExitStatus.taskFailed
         }
         if lost > 0 {
-            printError("qtasks: \(lost) of \(count) results cannot arrive any more: the connection holding the reply queue was lost (the tasks were sent; they may have run)")
-            return ExitStatus.brokerFailure
+            printError("qtasks: \(lost) of \(sent) results cannot arrive any more: the connection holding the reply queue was lost (the tasks were sent; they may have run)")
         }
+        if lost > 0 || sendFailed { return ExitStatus.brokerFailure }
         if timedOut > 0 {
-            printError("qtasks: \(timedOut) of \(count) results did not arrive within \(wait) s; is a worker consuming '\(queue)'?")
+            printError("qtasks: \(timedOut) of \(sent) results did not arrive within \(wait) s; is a worker consuming '\(queue)'?")
             return ExitStatus.timeout
         }
         return nil

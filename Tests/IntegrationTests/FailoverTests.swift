@@ -8,7 +8,7 @@ import TestSupport
 /// A broker URL that is a list of nodes (`url1;url2`): parsing, and the
 /// worker passing over nodes that do not answer.
 @Suite(.enabled(if: IntegrationEnvironment.enabled, "no RabbitMQ reachable at QTASKS_URL; deploy/test.sh starts one"),
-       .timeLimit(.minutes(2)))
+       .serialized, .timeLimit(.minutes(4)))
 struct FailoverListTests {
     /// Two local ports nothing listens on: connecting to them is refused at
     /// once.
@@ -129,6 +129,42 @@ struct FailoverListTests {
                 let reply = try await scope.nextReply(timeout: 20, "the result through the second node")
                 reply.expectDocumented(uuid: uuid, taskName: "add", status: "success", returning: 3)
             }
+        } catch {
+            await node.stop()
+            throw error
+        }
+        await node.stop()
+    }
+
+    /// The only node stops while `qtasks send --count` sends: the send fails
+    /// for good after its retries, and the summary still accounts for every
+    /// task sent before the failure (here their results are lost with the
+    /// reply queue, which lived on that node): exit 4, no silent gap.
+    @Test(.enabled(if: PrivateRabbitMQ.available, "needs RabbitMQ installed (deploy/install-deps.sh)"))
+    func aSendThatFailsForGoodStillAccountsForTheTasksSentBeforeIt() async throws {
+        let node = try await PrivateRabbitMQ.start(port: PrivateRabbitMQ.port(offset: 1))
+        do {
+            let queue = IntegrationEnvironment.uniqueQueue("send-fails")
+            let send = try ChildProcess(
+                IntegrationEnvironment.cliExecutable,
+                ["send", "--url", node.url, "--queue", queue, "--count", "200000", "--wait", "30", "add", "1", "2"])
+            try await waitUntil("the first sends", timeout: 60) {
+                if let ended = send.exitStatus { throw ChildProcessError("ended early (\(ended)): \(send.stderrTail())") }
+                return send.standardErrorText.contains("sent: ")
+            }
+            try await node.script("stop")
+            guard let ended = await send.waitForExit(timeout: 120) else {
+                throw ChildProcessError("qtasks send did not end: \(send.stderrTail())")
+            }
+            let output = send.standardOutputText
+            #expect(ended == .exited(4), "\(output)\n\(send.stderrTail())")
+            let sent = output.firstMatch(of: /sent (\d+) of 200000 tasks before the failure/).flatMap { Int($0.1) }
+            let sentCount = try #require(sent, "\(output)")
+            #expect(sentCount > 0)
+            let lost = output.firstMatch(of: /results lost with a reply queue: (\d+)/).flatMap { Int($0.1) }
+            let received = output.firstMatch(of: /results: (\d+) received/).flatMap { Int($0.1) }
+            #expect(lost != nil && received != nil, "the results of the tasks sent are summarized: \(output)")
+            if let lost, let received { #expect(lost + received <= sentCount && lost + received > 0, "\(output)") }
         } catch {
             await node.stop()
             throw error
