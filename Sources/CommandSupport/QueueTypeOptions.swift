@@ -19,9 +19,11 @@ public struct QueueTypeOptions: ParsableArguments {
 
     public init() {}
 
-    /// `--queue-type`, else `QTASKS_QUEUE_TYPE`, else classic.
+    /// `--queue-type`, else `QTASKS_QUEUE_TYPE` (unless empty), else
+    /// classic; in lower case (`Quorum` is `quorum`).
     public var resolvedQueueType: String {
-        queueType ?? ProcessInfo.processInfo.environment["QTASKS_QUEUE_TYPE"] ?? "classic"
+        let environment = ProcessInfo.processInfo.environment["QTASKS_QUEUE_TYPE"].flatMap { $0.isEmpty ? nil : $0 }
+        return (queueType ?? environment ?? "classic").lowercased()
     }
 
     public func validate() throws {
@@ -29,7 +31,10 @@ public struct QueueTypeOptions: ParsableArguments {
             let source = queueType == nil ? "QTASKS_QUEUE_TYPE" : "--queue-type"
             throw ValidationError("\(source) must be classic or quorum, not '\(resolvedQueueType)'")
         }
-        guard deliveryLimit >= 0 else { throw ValidationError("--delivery-limit must be >= 0") }
+        // x-delivery-limit is a 32-bit signed integer argument for RabbitMQ.
+        guard (0...Int(Int32.max)).contains(deliveryLimit) else {
+            throw ValidationError("--delivery-limit must be 0...\(Int32.max) (0: no limit)")
+        }
     }
 
     /// Refuses `--max-priority` with quorum queues up front: RabbitMQ

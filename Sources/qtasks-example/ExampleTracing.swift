@@ -1,12 +1,22 @@
+import ArgumentParser
 import Foundation
 import Logging
 import QTasksW3CTracing
 
 /// `--tracing`: the worker's tracer and what it does with ended spans.
 enum ExampleTracing {
-    /// The flag, else `QTASKS_TRACING` set to `1` or `true`.
-    static func isEnabled(flag: Bool, environment: [String: String] = ProcessInfo.processInfo.environment) -> Bool {
-        flag || ["1", "true"].contains(environment["QTASKS_TRACING"]?.lowercased())
+    /// The flag, else `QTASKS_TRACING`: `1`, `true`, `yes`, `on` enable it;
+    /// `0`, `false`, `no`, `off` or empty leave it off.
+    /// - Throws: `ValidationError` for any other value, rather than reading
+    ///   a typo as "off".
+    static func isEnabled(flag: Bool, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Bool {
+        if flag { return true }
+        guard let value = environment["QTASKS_TRACING"]?.lowercased() else { return false }
+        switch value {
+        case "1", "true", "yes", "on": return true
+        case "", "0", "false", "no", "off": return false
+        default: throw ValidationError("QTASKS_TRACING must be 1, true, yes, on, 0, false, no, off or empty, not '\(value)'")
+        }
     }
 
     /// A W3C tracer that logs each ended span at `debug` (there is no

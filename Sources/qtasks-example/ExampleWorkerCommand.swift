@@ -67,6 +67,7 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
     func validate() throws {
         guard concurrency > 0 else { throw ValidationError("--concurrency must be at least 1") }
         try reliability.queueTypes.validate(maxPriority: routing.maxPriority)
+        _ = try ExampleTracing.isEnabled(flag: tracing)
         if let prefetch, prefetch < 1 || prefetch > 65535 {
             throw ValidationError("--prefetch must be 1...65535")
         }
@@ -78,7 +79,7 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let tracing = ExampleTracing.isEnabled(flag: tracing)
+        let tracing = try ExampleTracing.isEnabled(flag: tracing)
         observability.bootstrapLogging(metadataProvider: tracing ? W3CTraceLogging.metadataProvider : nil)
         let logger = Logger(label: "qtasks.example")
         let brokerURL = url ?? ProcessInfo.processInfo.environment["QTASKS_URL"] ?? "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -137,6 +138,7 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
                 "queues": "\(configuration.queues.joined(separator: ","))",
                 "concurrency": "\(concurrency)", "tasks": "\(app.taskNames.joined(separator: ","))",
                 "state": "\(StateStores.redactedURL(stateURL))",
+                "tracing": "\(tracing ? "w3c" : "off")",
             ])
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(

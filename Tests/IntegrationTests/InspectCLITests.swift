@@ -269,6 +269,21 @@ struct InspectCLITests {
                 environment: ["QTASKS_QUEUE_TYPE": "stream"])
             #expect(bad.termination == .exited(64), "\(bad)")
             #expect(bad.stderr.contains("QTASKS_QUEUE_TYPE must be classic or quorum, not 'stream'"), "\(bad)")
+            // Case does not matter; an empty variable is unset; limits are bounded.
+            let capital = try await scope.runCLI(["send", "add", "1", "2", "--queue", scope.queue, "--queue-type", "Quorum", "--wait", "0"])
+            #expect(capital.termination == .exited(0) && !capital.stderr.contains("PRECONDITION_FAILED"), "\(capital)")
+            let empty = try await ChildProcess.run(
+                IntegrationEnvironment.cliExecutable,
+                ["send", "add", "1", "--url", IntegrationEnvironment.url, "--queue", scope.queue + "-empty", "--wait", "0"],
+                environment: ["QTASKS_QUEUE_TYPE": ""])
+            scope.deleteAtEnd(scope.queue + "-empty")
+            scope.deleteAtEnd(scope.queue + "-empty.dlq")
+            #expect(empty.termination == .exited(0), "\(empty)")
+            let huge = try await scope.runCLI(["send", "add", "1", "--queue", other, "--delivery-limit", "99999999999", "--wait", "0"])
+            #expect(huge.termination == .exited(64) && huge.stderr.contains("--delivery-limit must be 0...2147483647"), "\(huge)")
+            let tracing = try await ChildProcess.run(
+                IntegrationEnvironment.workerExecutable, ["--queue", other], environment: ["QTASKS_TRACING": "yess"], timeout: 30)
+            #expect(tracing.termination == .exited(64) && tracing.stderr.contains("QTASKS_TRACING must be"), "\(tracing)")
         }
     }
 
