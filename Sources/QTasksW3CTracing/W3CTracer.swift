@@ -65,10 +65,24 @@ public struct W3CTracer: Tracer {
     ) where Extract.Carrier == Carrier {
         guard let parent = extractor.extract(key: "traceparent", from: carrier),
             let traceContext = try? TraceContext(
-                traceParentHeaderValue: parent,
+                traceParentHeaderValue: Self.versionZeroLayout(of: parent),
                 traceStateHeaderValue: extractor.extract(key: "tracestate", from: carrier))
         else { return }
         context.w3cTraceContext = traceContext
+    }
+
+    /// A `traceparent` of a later version read with version 00's layout,
+    /// as W3C Trace Context §3.2.4 asks ("If a higher version is detected,
+    /// the implementation SHOULD try to parse it" as 00 when its first 55
+    /// characters fit and the 56th, if any, is a dash). Version `ff` is
+    /// invalid and stays as it is, to be refused.
+    static func versionZeroLayout(of header: String) -> String {
+        let characters = Array(header.utf8)
+        guard characters.count >= 55, characters.count == 55 || characters[55] == UInt8(ascii: "-") else { return header }
+        let version = String(decoding: characters[0..<2], as: UTF8.self)
+        // Lower-case hex only, as the recommendation writes versions.
+        guard version != "00", version != "ff", version.allSatisfy({ "0123456789abcdef".contains($0) }) else { return header }
+        return "00" + String(decoding: characters[2..<55], as: UTF8.self)
     }
 }
 

@@ -45,6 +45,24 @@ import Tracing
         #expect(root.context.w3cTraceContext?.flags == .sampled)
     }
 
+    /// A later version is read with version 00's layout (W3C Trace Context
+    /// §3.2.4), also with fields after the four it knows; not when its
+    /// 56th character is not a dash, and never version ff.
+    @Test func aLaterVersionIsReadWithVersionZerosLayout() {
+        let tracer = W3CTracer()
+        let trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+        for header in ["01-\(trace)-00f067aa0ba902b7-01", "cc-\(trace)-00f067aa0ba902b7-01-what-comes-next"] {
+            var context = ServiceContext.topLevel
+            tracer.extract(["traceparent": .string(header)], into: &context, using: HeaderExtractor())
+            #expect(context.w3cTraceContext?.traceID.description == trace, "\(header)")
+        }
+        for header in ["01-\(trace)-00f067aa0ba902b7-01x", "ff-\(trace)-00f067aa0ba902b7-01", "0G-\(trace)-00f067aa0ba902b7-01"] {
+            var context = ServiceContext.topLevel
+            tracer.extract(["traceparent": .string(header)], into: &context, using: HeaderExtractor())
+            #expect(context.w3cTraceContext == nil, "\(header)")
+        }
+    }
+
     @Test func clientAndWorkerShareOneTraceAndLogLinesCarryIt() async throws {
         let ended = Mutex<[FinishedW3CSpan]>([])
         let tracer = W3CTracer { span in ended.withLock { $0.append(span) } }
