@@ -222,3 +222,21 @@ enum LiveChildren {
         }
     }
 }
+
+extension ChildProcess {
+    /// Waits until a `qtasks-example` worker logs "worker started" (written
+    /// after consume-ok); fails with its stderr when it ends or takes over
+    /// 30 s.
+    func waitUntilConsuming() async throws {
+        do {
+            try await waitUntil("the worker to log 'worker started'", timeout: 30) {
+                if let ended = exitStatus {
+                    throw ChildProcessError("the worker ended before it started consuming (\(ended)):\n\(stderrTail())")
+                }
+                return standardErrorText.contains("worker started")
+            }
+        } catch let error as TimeoutError {
+            throw ChildProcessError("\(error)\n\(stderrTail())")
+        }
+    }
+}

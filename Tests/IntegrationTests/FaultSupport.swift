@@ -29,16 +29,7 @@ enum FaultWorker {
         for queue in queues { arguments += ["--queue", queue] }
         arguments += extra
         let worker = try spawn(IntegrationEnvironment.workerExecutable, arguments, ["QTASKS_EXAMPLE_CRASH_TASK": "1"])
-        do {
-            try await waitUntil("the worker to log 'worker started'", timeout: 30) {
-                if let ended = worker.exitStatus {
-                    throw ChildProcessError("the worker ended before it started consuming (\(ended)):\n\(worker.stderrTail())")
-                }
-                return worker.standardErrorText.contains("worker started")
-            }
-        } catch let error as TimeoutError {
-            throw ChildProcessError("\(error)\n\(worker.stderrTail())")
-        }
+        try await worker.waitUntilConsuming()
         return worker
     }
 }

@@ -42,16 +42,7 @@ extension TestScope {
             ["--url", IntegrationEnvironment.url, "--concurrency", String(concurrency), "--log-level", "info", "--queue", queue]
             + extra
         let worker = try spawn(IntegrationEnvironment.workerExecutable, arguments, environment: environment)
-        do {
-            try await waitUntil("the worker to log 'worker started'", timeout: 30) {
-                if let ended = worker.exitStatus {
-                    throw ChildProcessError("the worker ended before it started consuming (\(ended)):\n\(worker.stderrTail())")
-                }
-                return worker.standardErrorText.contains("worker started")
-            }
-        } catch let error as TimeoutError {
-            throw ChildProcessError("\(error)\n\(worker.stderrTail())")
-        }
+        try await worker.waitUntilConsuming()
         return worker
     }
 

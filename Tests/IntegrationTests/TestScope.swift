@@ -78,16 +78,7 @@ final class TestScope: Sendable {
         if let maxMessageBytes { arguments += ["--max-message-bytes", String(maxMessageBytes)] }
         if let shutdownGrace { arguments += ["--shutdown-grace", String(shutdownGrace)] }
         let worker = try spawn(IntegrationEnvironment.workerExecutable, arguments)
-        do {
-            try await waitUntil("the worker to log 'worker started'", timeout: 30) {
-                if let ended = worker.exitStatus {
-                    throw ChildProcessError("the worker ended before it started consuming (\(ended)):\n\(worker.stderrTail())")
-                }
-                return worker.standardErrorText.contains("worker started")
-            }
-        } catch let error as TimeoutError {
-            throw ChildProcessError("\(error)\n\(worker.stderrTail())")
-        }
+        try await worker.waitUntilConsuming()
         return worker
     }
 
