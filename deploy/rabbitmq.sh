@@ -370,9 +370,15 @@ ctl() {
     data=$(<"$DATA_DIR_FILE")
     local -a AS_USER
     as_user "$RMQ_USER"
-    "${AS_USER[@]}" env HOME="$data/home" ERL_EPMD_ADDRESS=127.0.0.1 \
-        RABBITMQ_CONF_ENV_FILE="$data/etc/rabbitmq-env.conf" \
-        "$RMQ_SBIN/rabbitmqctl" -n "$NODE" "$@"
+    # From a directory user rabbitmq can read: the Erlang VM of rabbitmqctl
+    # looks up modules in its working directory first, and a checkout it
+    # cannot traverse (mktemp -d makes 0700 ones) makes it fail with eacces.
+    (
+        cd "$data/home"
+        "${AS_USER[@]}" env HOME="$data/home" ERL_EPMD_ADDRESS=127.0.0.1 \
+            RABBITMQ_CONF_ENV_FILE="$data/etc/rabbitmq-env.conf" \
+            "$RMQ_SBIN/rabbitmqctl" -n "$NODE" "$@"
+    )
 }
 
 case $cmd in

@@ -223,7 +223,13 @@ struct ClusterFailoverTests {
                     + "breaks and deletes its own: stop that one (deploy/rabbitmq-cluster.sh stop with "
                     + "QTASKS_CLUSTER_RABBITMQ_PORT=\(cluster.base)) or test with another QTASKS_RABBITMQ_PORT")
         }
-        try await cluster.run("start", timeout: 240)
+        do {
+            try await cluster.run("start", timeout: 240)
+        } catch {
+            // A half-started cluster is ours too: it must not outlive the test.
+            _ = try? await cluster.run("stop", timeout: 120)
+            throw error
+        }
         var processes: [ChildProcess] = []
         do {
             try await body(cluster) { processes.append($0) }
