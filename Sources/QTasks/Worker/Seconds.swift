@@ -16,3 +16,10 @@ enum Seconds {
         .seconds(clamped(seconds))
     }
 }
+
+extension Seconds {
+    /// A duration in seconds, for log fields and the wire.
+    static func double(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+}
