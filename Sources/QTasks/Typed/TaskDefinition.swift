@@ -32,6 +32,10 @@ public struct TaskDefinition<each Argument: Codable & Sendable, Output: Codable 
     /// The task's queue, retry policy and time limit. Its ``TaskOptions/queue``
     /// is where ``TaskClient`` sends it unless told otherwise.
     public var options: TaskOptions
+    /// True for a task that takes any arguments and reads them from
+    /// ``TaskContext/arguments`` (Python's `*args, **kwargs`): see
+    /// ``init(acceptingAnyArguments:returning:options:)``.
+    public let acceptsAnyArguments: Bool
 
     /// - Parameters:
     ///   - name: the `task_name` on the wire.
@@ -51,6 +55,26 @@ public struct TaskDefinition<each Argument: Codable & Sendable, Output: Codable 
         self.name = name
         self.parameterNames = parameters
         self.options = options
+        self.acceptsAnyArguments = false
+    }
+
+    /// A task that takes any arguments (like Python's `*args, **kwargs`):
+    /// its handler takes the ``TaskContext`` and reads them from
+    /// ``TaskContext/arguments``. Spell the type with the result type alone,
+    /// so that it has no argument types:
+    ///
+    /// ```swift
+    /// static let echo = TaskDefinition<JSONValue>(acceptingAnyArguments: "echo", returning: JSONValue.self)
+    /// try app.register(echo) { (context: TaskContext) in JSONValue.array(context.arguments.args) }
+    /// ```
+    ///
+    /// Producers send it by name (``TaskClient/send(_:args:kwargs:queue:priority:)``)
+    /// or with no arguments.
+    public init(acceptingAnyArguments name: String, returning: Output.Type, options: TaskOptions = TaskOptions()) {
+        self.name = name
+        self.parameterNames = nil
+        self.options = options
+        self.acceptsAnyArguments = true
     }
 }
 
@@ -67,6 +91,7 @@ extension TaskDefinition where Output == NoResult {
         self.name = name
         self.parameterNames = parameters
         self.options = options
+        self.acceptsAnyArguments = false
     }
 }
 
