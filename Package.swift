@@ -8,7 +8,14 @@ let package = Package(
         .library(name: "QTasks", targets: ["QTasks"]),
         .library(name: "QTasksRabbitMQ", targets: ["QTasksRabbitMQ"]),
         .library(name: "QTasksTesting", targets: ["QTasksTesting"]),
+        // State: the protocol and the memory backend need no C library; each
+        // other backend is a product of its own, so that only its users need
+        // its library (libhiredis-dev, GRDB's SQLite); QTasksStateStores opens
+        // any of them by URL and so needs them all.
         .library(name: "QTasksState", targets: ["QTasksState"]),
+        .library(name: "QTasksStateSQLite", targets: ["QTasksStateSQLite"]),
+        .library(name: "QTasksStateRedis", targets: ["QTasksStateRedis"]),
+        .library(name: "QTasksStateStores", targets: ["QTasksStateStores"]),
         .library(name: "QTasksScheduler", targets: ["QTasksScheduler"]),
         .library(name: "QTasksObservability", targets: ["QTasksObservability"]),
         .library(name: "AMQP", targets: ["AMQP"]),
@@ -91,16 +98,38 @@ let package = Package(
             // the modulemap links the library.
             providers: [.apt(["libhiredis-dev"])]
         ),
-        // State: the key-value store shared by the steps of a workflow, with
-        // memory, SQLite (GRDB) and Redis (hiredis) backends. The only module
-        // that imports CHiredis.
+        // State: the key-value store shared by the steps of a workflow. The
+        // core is the protocol, the handles, the memory backend and the
+        // injection helpers, with no C library and no GRDB, so that a program
+        // using memory State alone builds without libhiredis-dev
+        // (DeployManifestTests checks these dependencies).
         .target(
             name: "QTasksState",
+            dependencies: ["QTasks"]
+        ),
+        // The SQLite backend, through GRDB (which builds its own SQLite).
+        .target(
+            name: "QTasksStateSQLite",
             dependencies: [
                 "QTasks",
-                "CHiredis",
+                "QTasksState",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
+        ),
+        // The Redis backend. The only module that imports CHiredis.
+        .target(
+            name: "QTasksStateRedis",
+            dependencies: ["QTasks", "QTasksState", "CHiredis"]
+        ),
+        // Opening a backend by URL (memory://, sqlite://, redis://), the
+        // worker's --state / QTASKS_STATE_URL defaults and
+        // `.stateStore(url:)`: the one module that sees every backend. Plain
+        // dependencies rather than a registry of backends: three backends,
+        // all in this package, and a missing one is a build error rather
+        // than an "unknown scheme" at run time.
+        .target(
+            name: "QTasksStateStores",
+            dependencies: ["QTasks", "QTasksState", "QTasksStateSQLite", "QTasksStateRedis"]
         ),
         // Periodic tasks: interval and cron schedules, each tick claimed
         // once in a shared State backend (docs/scheduling.md).
@@ -120,6 +149,7 @@ let package = Package(
                 "QTasks",
                 "QTasksRabbitMQ",
                 "QTasksState",
+                "QTasksStateStores",
                 "QTasksScheduler",
                 "CommandSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -133,6 +163,7 @@ let package = Package(
                 "QTasks",
                 "QTasksRabbitMQ",
                 "QTasksState",
+                "QTasksStateStores",
                 "CommandSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -144,6 +175,7 @@ let package = Package(
                 "QTasks",
                 "QTasksRabbitMQ",
                 "QTasksState",
+                "QTasksStateStores",
                 "CommandSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -185,6 +217,7 @@ let package = Package(
                 "QTasks",
                 "QTasksRabbitMQ",
                 "QTasksState",
+                "QTasksStateStores",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -207,7 +240,7 @@ let package = Package(
         ),
         .testTarget(
             name: "QTasksSchedulerTests",
-            dependencies: ["QTasksScheduler", "QTasksState", "QTasks", "QTasksTesting"]
+            dependencies: ["QTasksScheduler", "QTasksState", "QTasksStateStores", "QTasks", "QTasksTesting"]
         ),
         // AMQP layer against a real RabbitMQ (skipped with a message when none
         // is reachable; the test script starts one).
@@ -223,6 +256,9 @@ let package = Package(
             dependencies: [
                 "TestSupport",
                 "QTasksState",
+                "QTasksStateSQLite",
+                "QTasksStateRedis",
+                "QTasksStateStores",
                 "QTasksStateStress",
                 "QTasksTesting",
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -232,14 +268,14 @@ let package = Package(
         // counter N times (QTasksStateTests runs two for lost updates).
         .executableTarget(
             name: "QTasksStateStress",
-            dependencies: ["QTasksState"],
+            dependencies: ["QTasksState", "QTasksStateStores"],
             path: "Tests/QTasksStateStress"
         ),
         // End to end: real broker, real worker processes, foreign producers.
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "QTasks", "QTasksRabbitMQ", "QTasksState", "AMQP", "TestSupport", "qtasks", "qtasks-example",
+                "QTasks", "QTasksRabbitMQ", "QTasksState", "QTasksStateStores", "AMQP", "TestSupport", "qtasks", "qtasks-example",
                 "qtasks-benchmark", "qtasks-scheduler",
                 "QTasksW3CTracing",
                 .product(name: "Tracing", package: "swift-distributed-tracing"),

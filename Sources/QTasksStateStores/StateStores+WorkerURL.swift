@@ -1,4 +1,5 @@
 import Foundation
+import QTasksState
 
 extension StateStores {
     /// The environment variable that names a worker's (and the `qtasks

@@ -1,6 +1,7 @@
 import Dispatch
 import GRDB
 import QTasks
+import QTasksState
 import Synchronization
 
 #if canImport(Glibc)
@@ -69,6 +70,23 @@ public final class SQLiteStateStore: StateStore, CustomStringConvertible {
     }
 
     public var description: String { "SQLiteStateStore(\(path))" }
+
+    /// Opens (creating if needed) the database an `sqlite://` URL names:
+    /// `sqlite:///absolute/path.db`, `sqlite://relative/path.db` (relative
+    /// to the current directory), optionally `?synchronous=full`; the same
+    /// syntax as `StateStores.open(url:)` in `QTasksStateStores`.
+    ///
+    /// - Parameters:
+    ///   - url: the `sqlite://` URL (percent-encode special characters).
+    ///   - configuration: ``StateStoreConfiguration/timeout`` is the busy timeout.
+    /// - Throws: ``StateError/Code-swift.struct/invalidURL`` for a URL that is
+    ///   not a valid `sqlite://` URL, else as ``open(path:synchronous:configuration:)``.
+    public static func open(
+        url: String, configuration: StateStoreConfiguration = StateStoreConfiguration()
+    ) async throws -> SQLiteStateStore {
+        let location = try SQLiteLocation(parsing: url)
+        return try await open(path: location.path, synchronous: location.synchronous, configuration: configuration)
+    }
 
     /// Opens (creating if needed) the database at `path` and its table.
     ///

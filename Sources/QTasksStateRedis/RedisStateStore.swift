@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import QTasks
+import QTasksState
 
 /// A State backend on a Redis server (`redis://host:6379/0`), through the C
 /// client hiredis: the backend for a fleet of workers on several hosts.
@@ -67,13 +68,12 @@ public final class RedisStateStore: StateStore, CustomStringConvertible, @unchec
     public static func open(
         url: String, configuration: StateStoreConfiguration = StateStoreConfiguration()
     ) async throws -> RedisStateStore {
-        guard case .redis(let endpoint) = try StateStoreURL(parsing: url) else {
-            throw StateError(.invalidURL, "'\(StateStores.redactedURL(url))' is not a redis:// URL")
-        }
-        return try await open(endpoint: endpoint, configuration: configuration)
+        try await open(endpoint: RedisEndpoint(parsing: url), configuration: configuration)
     }
 
-    static func open(endpoint: RedisEndpoint, configuration: StateStoreConfiguration) async throws
+    /// Opens a store on an endpoint parsed already (`StateStores.open(url:)`
+    /// in `QTasksStateStores`, which parses every backend's URLs).
+    package static func open(endpoint: RedisEndpoint, configuration: StateStoreConfiguration) async throws
         -> RedisStateStore
     {
         let store = RedisStateStore(endpoint: endpoint, configuration: configuration)
