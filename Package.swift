@@ -38,6 +38,9 @@ let package = Package(
         // and with them it adds AsyncHTTPClient or gRPC, NIO, BoringSSL and
         // protobuf to every build (docs/operations.md, "Tracing").
         .package(url: "https://github.com/swift-otel/swift-w3c-trace-context.git", from: "1.0.0"),
+        // `swift package generate-documentation` for the Documentation.docc
+        // catalogs. A command plugin: `swift build` neither builds nor runs it.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin.git", from: "1.4.0"),
     ],
     targets: [
         // The C client, rabbitmq-c (Debian: librabbitmq-dev). Shims only for
