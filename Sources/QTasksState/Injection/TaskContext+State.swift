@@ -28,7 +28,7 @@ extension TaskContext {
     ///     `.stateStore(url:)` from `QTasksStateStores`.
     /// - Returns: a ``State`` handle whose writes apply `Namespace.timeToLive`.
     /// - Throws: ``StateError`` `.invalidArgument` for an empty key or a bad
-    ///   namespace; ``QTasks/DependencyError`` when the store cannot be
+    ///   namespace; `DependencyError` (module `QTasks`) when the store cannot be
     ///   opened (`.factoryFailed`, its `underlyingError` a ``StateError``) or
     ///   this context was not made by a worker (`.unavailable`).
     public func state<Namespace: StateNamespace>(
