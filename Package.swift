@@ -10,8 +10,8 @@ let package = Package(
         .library(name: "QTasksTesting", targets: ["QTasksTesting"]),
         // State: the protocol and the memory backend need no C library; each
         // other backend is a product of its own, so that only its users need
-        // its library (libhiredis-dev, GRDB's SQLite); QTasksStateStores opens
-        // any of them by URL and so needs them all.
+        // its library (libhiredis-dev; GRDB and libsqlite3-dev);
+        // QTasksStateStores opens any of them by URL and so needs them all.
         .library(name: "QTasksState", targets: ["QTasksState"]),
         .library(name: "QTasksStateSQLite", targets: ["QTasksStateSQLite"]),
         .library(name: "QTasksStateRedis", targets: ["QTasksStateRedis"]),
@@ -104,13 +104,15 @@ let package = Package(
         // State: the key-value store shared by the steps of a workflow. The
         // core is the protocol, the handles, the memory backend and the
         // injection helpers, with no C library and no GRDB, so that a program
-        // using memory State alone builds without libhiredis-dev
-        // (DeployManifestTests checks these dependencies).
+        // using memory State alone builds without libhiredis-dev,
+        // libsqlite3-dev or GRDB (DeployManifestTests checks these
+        // dependencies).
         .target(
             name: "QTasksState",
             dependencies: ["QTasks"]
         ),
-        // The SQLite backend, through GRDB (which builds its own SQLite).
+        // The SQLite backend, through GRDB (which links the system SQLite,
+        // Debian: libsqlite3-dev).
         .target(
             name: "QTasksStateSQLite",
             dependencies: [
