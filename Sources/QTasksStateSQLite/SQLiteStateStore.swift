@@ -29,8 +29,8 @@ import Glibc
 /// write of the row inside one `BEGIN IMMEDIATE` transaction, so writers of
 /// all processes are serialized by SQLite's write lock and none loses an
 /// update. A writer that finds the lock taken waits up to
-/// ``StateStoreConfiguration/timeout`` (busy timeout), then fails with
-/// ``StateError/Code-swift.struct/unavailable``. Several processes may open
+/// `StateStoreConfiguration.timeout` (busy timeout), then fails with
+/// `StateError.Code.unavailable`. Several processes may open
 /// the same file; keep it on a local disk (WAL needs shared memory, so no
 /// network file systems).
 ///
@@ -78,8 +78,8 @@ public final class SQLiteStateStore: StateStore, CustomStringConvertible {
     ///
     /// - Parameters:
     ///   - url: the `sqlite://` URL (percent-encode special characters).
-    ///   - configuration: ``StateStoreConfiguration/timeout`` is the busy timeout.
-    /// - Throws: ``StateError/Code-swift.struct/invalidURL`` for a URL that is
+    ///   - configuration: `StateStoreConfiguration.timeout` is the busy timeout.
+    /// - Throws: `StateError.Code.invalidURL` for a URL that is
     ///   not a valid `sqlite://` URL, else as ``open(path:synchronous:configuration:)``.
     public static func open(
         url: String, configuration: StateStoreConfiguration = StateStoreConfiguration()
@@ -93,10 +93,10 @@ public final class SQLiteStateStore: StateStore, CustomStringConvertible {
     /// - Parameters:
     ///   - path: the database file; its directory must exist.
     ///   - synchronous: the durability level (default ``Synchronous/normal``).
-    ///   - configuration: ``StateStoreConfiguration/timeout`` is the busy timeout.
-    /// - Throws: ``StateError/Code-swift.struct/unavailable`` when the file
+    ///   - configuration: `StateStoreConfiguration.timeout` is the busy timeout.
+    /// - Throws: `StateError.Code.unavailable` when the file
     ///   cannot be opened or the lock not taken in time,
-    ///   ``StateError/Code-swift.struct/corrupted`` when it is not a database.
+    ///   `StateError.Code.corrupted` when it is not a database.
     public static func open(
         path: String, synchronous: Synchronous = .normal,
         configuration: StateStoreConfiguration = StateStoreConfiguration()
@@ -306,7 +306,7 @@ public final class SQLiteStateStore: StateStore, CustomStringConvertible {
         // Anything else came from `change`: rethrown unchanged.
     }
 
-    /// Maps a GRDB error to a ``StateError``; other errors pass through.
+    /// Maps a GRDB error to a `StateError`; other errors pass through.
     private static func stateError(_ error: any Error, path: String, doing: String) -> any Error {
         guard let error = error as? DatabaseError else { return error }
         let text = "cannot \(doing) SQLite file \(path): \(error.message ?? "\(error.resultCode)")"

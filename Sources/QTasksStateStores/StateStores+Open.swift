@@ -30,9 +30,9 @@ extension StateStores {
     ///   - url: the backend URL.
     ///   - configuration: timeouts and retry limits.
     /// - Returns: the open store.
-    /// - Throws: ``StateError`` with ``StateError/Code-swift.struct/invalidURL``
+    /// - Throws: `StateError` with `StateError.Code.invalidURL`
     ///   for a malformed URL or unknown scheme,
-    ///   ``StateError/Code-swift.struct/unavailable`` when the backend cannot
+    ///   `StateError.Code.unavailable` when the backend cannot
     ///   be reached or opened. Messages show the URL with its password
     ///   replaced by `***`.
     public static func open(

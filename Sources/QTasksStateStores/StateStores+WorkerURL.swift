@@ -53,7 +53,7 @@ extension StateStores {
     /// Checks a backend URL's syntax without opening anything: for a worker
     /// to refuse a bad `--state` at startup while opening the backend lazily.
     ///
-    /// - Throws: ``StateError`` `.invalidURL`, with the same message
+    /// - Throws: `StateError` `.invalidURL`, with the same message
     ///   ``open(url:configuration:)`` would give (password redacted).
     public static func validate(url: String) throws(StateError) {
         _ = try StateStoreURL(parsing: url)
