@@ -346,7 +346,7 @@ public struct AMQPChannel: Sendable {
         try await perform { core, channel in
             _ = amqp_confirm_select(core.state, channel.number)
             try core.checkReply("confirm.select", channel: channel)
-            channel.confirmWindow = window
+            channel.confirms.confirmSelected(window: window)
         }
     }
 
@@ -383,10 +383,9 @@ public struct AMQPChannel: Sendable {
                 return
             }
             core.publish(
-                PendingPublish(
-                    exchange: exchange, routingKey: routingKey, mandatory: mandatory, properties: properties,
-                    body: body, continuation: continuation),
-                on: channel)
+                OutgoingMessage(
+                    exchange: exchange, routingKey: routingKey, mandatory: mandatory, properties: properties, body: body),
+                on: channel, continuation: continuation)
         }
     }
 
