@@ -176,6 +176,12 @@ extension ConnectionCore {
                 amqp_basic_reject(state, number, deliveryTag, 1)
                 return
             }
+            guard let owner else {
+                // The connection was dropped and its deinit posted the close
+                // that comes next, which returns unacknowledged deliveries
+                // to their queues; a no-ack one has no tag to give back.
+                return
+            }
             if content.discard {
                 logger.warning(
                     "message body over the consumer's limit dropped unread",
@@ -183,7 +189,7 @@ extension ConnectionCore {
             }
             if !consumer.noAck { channel.acks.delivered(deliveryTag) }
             let delivery = AMQPDelivery(
-                channel: AMQPChannel(connection: owner!, id: channel.id, number: number),
+                channel: AMQPChannel(connection: owner, id: channel.id, number: number),
                 consumerTag: consumerTag, deliveryTag: deliveryTag, redelivered: redelivered,
                 exchange: exchange, routingKey: routingKey, properties: properties, body: content.body,
                 bodySize: content.bodySize, bodyDiscarded: content.discard)
@@ -200,9 +206,11 @@ extension ConnectionCore {
                     "message returned by broker", metadata: ["routing_key": "\(routingKey)", "reply": "\(code) \(text)"])
             }
         case .get(let deliveryTag, let redelivered, let exchange, let routingKey):
-            guard let channel = channels[number] else { return }
+            // basic.get runs for a caller that holds the connection, so the
+            // owner is there.
+            guard let channel = channels[number], let owner else { return }
             completedGets[number] = AMQPDelivery(
-                channel: AMQPChannel(connection: owner!, id: channel.id, number: number),
+                channel: AMQPChannel(connection: owner, id: channel.id, number: number),
                 consumerTag: "", deliveryTag: deliveryTag, redelivered: redelivered,
                 exchange: exchange, routingKey: routingKey, properties: properties, body: content.body,
                 bodySize: content.bodySize, bodyDiscarded: content.discard)

@@ -43,6 +43,7 @@ final class ConnectionCore {
 
     /// The public handle this core belongs to; set by the connection right
     /// after opening, used to build `AMQPChannel` values for deliveries.
+    /// Weak: the owner thread must not keep a dropped connection alive.
     weak var owner: AMQPConnection?
 
     // MARK: Opening
