@@ -2,10 +2,13 @@
 import Foundation
 import Testing
 
-/// Connections release what they hold however they end, even dropped
-/// without `close()`.
+/// Connections and channels release what they hold however they end:
+/// dropped without `close()`, or through `withChannel` / `withConnection`
+/// on every exit path.
 @Suite(.enabled(if: TestBroker.enabled, "no RabbitMQ reachable at QTASKS_URL; deploy/test.sh starts one"))
 struct ConnectionLifetimeTests {
+    private struct Expected: Error {}
+
     /// Each connection has an owner thread (named `amqp-<id>`), a socket and
     /// a wake-up pipe. The process-wide counts in /proc move with the tests
     /// that run beside this one, so it counts the threads in /proc/self/task
@@ -38,6 +41,66 @@ struct ConnectionLifetimeTests {
             ProcessResources.threads(named: threadNames) == 0 && ProcessResources.stillOpen(descriptors) == 0
         }
         #expect(released, "threads left: \(ProcessResources.threads(named: threadNames)), descriptors left: \(ProcessResources.stillOpen(descriptors))")
+    }
+
+    @Test func withChannelClosesTheChannelWhenTheBodyReturns() async throws {
+        try await AMQPConnection.withConnection(TestBroker.configuration) { connection in
+            let queue = TestBroker.uniqueQueue()
+            let escaped = try await connection.withChannel { channel in
+                try await channel.declareQueue(queue, durable: false, autoDelete: false)
+                return channel
+            }
+            await #expect { try await escaped.setPrefetch(count: 1) } throws: {
+                ($0 as? AMQPError)?.code == .channelClosed
+            }
+            try await connection.withChannel { channel in _ = try await channel.deleteQueue(queue) }
+        }
+    }
+
+    /// The close is awaited: a message fetched and not acknowledged is back
+    /// in its queue by the time `withChannel` has thrown.
+    @Test func withChannelClosesTheChannelWhenTheBodyThrows() async throws {
+        try await AMQPConnection.withConnection(TestBroker.configuration) { connection in
+            let queue = TestBroker.uniqueQueue()
+            try await connection.withChannel { channel in
+                try await channel.declareQueue(queue, durable: false, autoDelete: false)
+                try await channel.enableConfirms()
+                try await channel.publish([1], routingKey: queue)
+            }
+            var escaped: AMQPChannel?
+            await #expect(throws: Expected.self) {
+                try await connection.withChannel { channel in
+                    escaped = channel
+                    #expect(try await channel.get(queue: queue, noAck: false) != nil)
+                    throw Expected()
+                }
+            }
+            let channel = try #require(escaped)
+            await #expect { try await channel.setPrefetch(count: 1) } throws: {
+                ($0 as? AMQPError)?.code == .channelClosed
+            }
+            try await connection.withChannel { channel in
+                #expect(try await channel.declareQueue(queue, passive: true).messageCount == 1)
+                _ = try await channel.deleteQueue(queue)
+            }
+        }
+    }
+
+    @Test func withConnectionClosesTheConnectionOnEveryExit() async throws {
+        let returned = try await AMQPConnection.withConnection(TestBroker.configuration) { $0 }
+        #expect(!returned.isOpen)
+        #expect(await returned.closed() == nil)
+
+        var escaped: AMQPConnection?
+        await #expect(throws: Expected.self) {
+            try await AMQPConnection.withConnection(TestBroker.configuration) { connection in
+                escaped = connection
+                throw Expected()
+            }
+        }
+        let thrown = try #require(escaped)
+        #expect(!thrown.isOpen)
+        #expect(await thrown.closed() == nil)
     }
 }
 
