@@ -141,13 +141,17 @@ extension ConnectionCore {
         }
         // Copied out now: recycling the channel's pool frees the C value.
         let properties = CDecode.properties(decoded.assumingMemoryBound(to: amqp_basic_properties_t.self).pointee)
-        act(on: incoming.headerReceived(on: number, bodySize: frame.payload.properties.body_size, properties: properties), number)
+        let action = incoming.headerReceived(
+            on: number, bodySize: frame.payload.properties.body_size, properties: properties)
+        act(on: action, number)
     }
 
     private func handleContentBody(_ frame: amqp_frame_t) {
         let number = frame.channel
         let fragment = frame.payload.body_fragment
-        act(on: incoming.bodyReceived(on: number, UnsafeRawBufferPointer(start: fragment.bytes, count: fragment.len)), number)
+        let action = incoming.bodyReceived(
+            on: number, UnsafeRawBufferPointer(start: fragment.bytes, count: fragment.len))
+        act(on: action, number)
     }
 
     private func act(on action: ContentAssemblyStateMachine.FrameAction, _ number: amqp_channel_t) {
@@ -198,7 +202,8 @@ extension ConnectionCore {
             guard let channel = channels[number] else { return }
             let returned = PublisherConfirmStateMachine.Return(
                 replyCode: code, replyText: text,
-                message: .init(exchange: exchange, routingKey: routingKey, bodySize: content.bodySize, properties: properties))
+                message: .init(
+                    exchange: exchange, routingKey: routingKey, bodySize: content.bodySize, properties: properties))
             // Paired: the publish fails as returned when its basic.ack
             // arrives. Unpaired (no confirm mode): nobody waits to hear it.
             if case .unpaired = channel.confirms.returnReceived(returned) {

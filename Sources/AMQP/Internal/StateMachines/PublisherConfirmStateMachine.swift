@@ -267,7 +267,8 @@ struct PublisherConfirmStateMachine {
     private func settlement(_ entry: Unconfirmed, nacked: Bool) -> Settlement {
         if nacked { return Settlement(id: entry.id, outcome: .nacked) }
         if let returned = entry.returned {
-            return Settlement(id: entry.id, outcome: .returned(replyCode: returned.replyCode, replyText: returned.replyText))
+            let outcome = Outcome.returned(replyCode: returned.replyCode, replyText: returned.replyText)
+            return Settlement(id: entry.id, outcome: outcome)
         }
         return Settlement(id: entry.id, outcome: .confirmed)
     }
