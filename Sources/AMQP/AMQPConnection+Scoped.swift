@@ -13,7 +13,10 @@ extension AMQPConnection {
     /// the channel closes, before this method returns. `body` must not keep
     /// the channel after it returns.
     ///
-    /// - Parameter body: runs with the open channel.
+    /// - Parameters:
+    ///   - isolation: the caller's actor, so that `body` runs there and need
+    ///     not be `Sendable`; leave the default.
+    ///   - body: runs with the open channel.
     /// - Returns: what `body` returns.
     /// - Throws: ``AMQPError`` when the channel cannot be opened (the
     ///   connection is closed, or out of channels), else what `body` throws.
@@ -40,6 +43,8 @@ extension AMQPConnection {
     /// - Parameters:
     ///   - configuration: where to connect; see ``AMQPConfiguration``.
     ///   - logger: receives connection events.
+    ///   - isolation: the caller's actor, so that `body` runs there and need
+    ///     not be `Sendable`; leave the default.
     ///   - body: runs with the open connection; must not keep it after it
     ///     returns.
     /// - Returns: what `body` returns.
