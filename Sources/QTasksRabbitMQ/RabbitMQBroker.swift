@@ -262,6 +262,29 @@ public final class RabbitMQBroker: DelayedPublishing, PriorityQueueing {
         }
     }
 
+    /// Hands the whole batch to the publishing connection's owner thread at
+    /// once (``AMQPChannel/publish(batch:)``): pipelined within the confirm
+    /// window, with no thread hop per message.
+    public func publish(batch publications: [Publication]) async throws -> [Result<Void, any Error>] {
+        let channel = try await mapErrors { try await publisher.channel() }
+        let messages = publications.map { publication in
+            AMQPOutgoingMessage(
+                publication.message.body, routingKey: publication.queue, mandatory: publication.mandatory,
+                properties: MessageMapping.amqpProperties(publication.message.properties))
+        }
+        let outcomes: [Result<Void, AMQPError>]
+        do {
+            outcomes = try await channel.publish(batch: messages)
+        } catch let error as AMQPError {
+            if error.code == .channelClosed || error.code == .connectionClosed { await publisher.invalidate(channel) }
+            throw MessageMapping.brokerError(error)
+        }
+        if outcomes.contains(where: { if case .failure(let error) = $0 { error.code == .channelClosed } else { false } }) {
+            await publisher.invalidate(channel)
+        }
+        return outcomes.map { $0.mapError { MessageMapping.brokerError($0) as any Error } }
+    }
+
     /// Hands the ack to the consuming connection without waiting for it to
     /// be written (see `AMQPChannel.enqueueAck`): if the connection fails
     /// first, RabbitMQ redelivers the message, so at-least-once holds and the

@@ -182,6 +182,46 @@ struct AMQPConnectionTests {
         }
     }
 
+    /// A batch goes to the owner thread at once and through the confirm
+    /// window in order: every message settled, the unroutable ones (and
+    /// only they) returned, the others in the queue in the batch's order.
+    @Test func aBatchIsPublishedInOrderAndEachOutcomeIsItsOwn() async throws {
+        try await withChannel { _, channel in
+            let queue = TestBroker.uniqueQueue()
+            let missing = TestBroker.uniqueQueue("missing")
+            try await channel.declareQueue(queue, durable: false, autoDelete: false)
+            try await channel.enableConfirms(window: 64)
+            let messages = (0..<600).map { index in
+                AMQPOutgoingMessage(
+                    Array("\(index)".utf8), routingKey: index % 7 == 3 ? missing : queue, mandatory: true)
+            }
+            let outcomes = try await channel.publish(batch: messages)
+            #expect(outcomes.count == 600)
+            for (index, outcome) in outcomes.enumerated() {
+                switch outcome {
+                case .success: #expect(index % 7 != 3, "message \(index) should have been returned")
+                case .failure(let error):
+                    #expect(index % 7 == 3, "message \(index): \(error)")
+                    #expect(error.code == .publishReturned && error.replyCode == 312)
+                }
+            }
+            // In order: the first routable messages come out first.
+            for expected in (0..<20).filter({ $0 % 7 != 3 }) {
+                let message = try await channel.get(queue: queue, noAck: true)
+                #expect(message.map { String(decoding: $0.body, as: UTF8.self) } == "\(expected)")
+            }
+            let info = try await channel.declareQueue(queue, passive: true)
+            #expect(info.messageCount == UInt32((20..<600).filter { $0 % 7 != 3 }.count))
+            try await channel.deleteQueue(queue)
+            // On a closed channel, a batch fails as a whole.
+            await channel.close()
+            await #expect(throws: AMQPError.self) {
+                let outcomes = try await channel.publish(batch: [AMQPOutgoingMessage([1], routingKey: queue)])
+                if case .failure(let error) = outcomes.first { throw error }
+            }
+        }
+    }
+
     @Test func missingQueueClosesTheChannelWith404() async throws {
         try await withChannel { connection, channel in
             let missing = TestBroker.uniqueQueue("missing")

@@ -31,7 +31,7 @@ final class ChannelState {
     /// The confirm window and how each publish ends.
     var confirms = PublisherConfirmStateMachine()
     /// The callers of publishes not yet done, by the id `confirms` knows.
-    var publishWaiters: [PublishID: CheckedContinuation<Void, any Error>] = [:]
+    var publishWaiters: [PublishID: PublishWaiter] = [:]
     /// Messages `confirms` holds back, until `nextHeld()` hands them out.
     var heldMessages: [PublishID: OutgoingMessage] = [:]
     private var nextPublishID: PublishID = 1
@@ -45,17 +45,17 @@ final class ChannelState {
     }
 
     /// Names a new publish and remembers its caller.
-    func registerPublish(_ continuation: CheckedContinuation<Void, any Error>) -> PublishID {
+    func registerPublish(_ waiter: PublishWaiter) -> PublishID {
         let id = nextPublishID
         nextPublishID += 1
-        publishWaiters[id] = continuation
+        publishWaiters[id] = waiter
         return id
     }
 
-    /// Resumes the caller of a publish with `result`.
+    /// Tells the caller of a publish its `result`.
     func completePublish(_ id: PublishID, _ result: Result<Void, any Error>) {
         heldMessages[id] = nil
-        publishWaiters.removeValue(forKey: id)?.resume(with: result)
+        publishWaiters.removeValue(forKey: id)?.complete(result)
     }
 
     /// Fails everything still waiting on this channel.
@@ -63,9 +63,47 @@ final class ChannelState {
         for id in confirms.channelFailed() { completePublish(id, .failure(error)) }
         // Nothing should be left; if a publish was between write and report,
         // it must still not wait for ever.
-        for (id, _) in publishWaiters { completePublish(id, .failure(error)) }
+        for id in Array(publishWaiters.keys) { completePublish(id, .failure(error)) }
         for (_, consumer) in consumers { consumer.handler(.ended(error)) }
         consumers.removeAll()
+    }
+}
+
+/// Who waits for a publish: one caller, or one message of a batch.
+enum PublishWaiter {
+    case single(CheckedContinuation<Void, any Error>)
+    case batch(PublishBatch, index: Int)
+
+    func complete(_ result: Result<Void, any Error>) {
+        switch self {
+        case .single(let continuation): continuation.resume(with: result)
+        case .batch(let batch, let index): batch.complete(index, result)
+        }
+    }
+}
+
+/// The outcomes of a batch of publishes, collected on the owner thread;
+/// its caller is resumed once, when the last one is known. Only the owner
+/// thread touches it, so it needs no lock.
+final class PublishBatch {
+    private var results: [Result<Void, AMQPError>?]
+    private var remaining: Int
+    private let continuation: CheckedContinuation<[Result<Void, AMQPError>], Never>
+
+    init(count: Int, continuation: CheckedContinuation<[Result<Void, AMQPError>], Never>) {
+        self.results = Array(repeating: nil, count: count)
+        self.remaining = count
+        self.continuation = continuation
+        if count == 0 { continuation.resume(returning: []) }
+    }
+
+    func complete(_ index: Int, _ result: Result<Void, any Error>) {
+        guard results[index] == nil else { return }
+        results[index] = result.mapError { error in
+            error as? AMQPError ?? AMQPError(.connectionClosed, "\(error)")
+        }
+        remaining -= 1
+        if remaining == 0 { continuation.resume(returning: results.map { $0! }) }
     }
 }
 

@@ -311,10 +311,8 @@ final class ConnectionCore {
     /// Sends now, or holds the publish (in order) while the confirm window
     /// is full or the broker has blocked this connection
     /// (`PublisherConfirmStateMachine` decides).
-    func publish(
-        _ message: OutgoingMessage, on channel: ChannelState, continuation: CheckedContinuation<Void, any Error>
-    ) {
-        let id = channel.registerPublish(continuation)
+    func publish(_ message: OutgoingMessage, on channel: ChannelState, waiter: PublishWaiter) {
+        let id = channel.registerPublish(waiter)
         switch channel.confirms.publishRequested(id) {
         case .send:
             send(message, id: id, on: channel)

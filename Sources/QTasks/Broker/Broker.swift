@@ -42,6 +42,15 @@ public protocol Broker: Sendable {
     ///
     /// - Parameter mandatory: when true and no queue takes the message, the
     ///   call throws a ``BrokerError`` with code `.unroutable`.
+    /// Publishes many messages, pipelined, and returns when every one is
+    /// settled (confirmed by the broker, or failed): each one's outcome, in
+    /// order, failures as ``publish(_:to:mandatory:)`` would throw them.
+    /// A default implementation publishes them concurrently, one by one.
+    ///
+    /// - Throws: ``BrokerError`` when nothing could be published at all
+    ///   (no connection).
+    func publish(batch publications: [Publication]) async throws -> [Result<Void, any Error>]
+
     func publish(_ message: Message, to queue: String, mandatory: Bool) async throws
 
     /// Acknowledges a delivery: the broker forgets the message.

@@ -65,7 +65,7 @@ public final class TaskClient: Sendable {
     private let logger: Logger
     private let configuredTracer: (any Tracer)?
     private let publishRetry: PublishRetryPolicy
-    /// Publishes of one batch awaiting their confirm at once.
+    /// Tasks of a batch handed to the broker at once.
     public let batchWindow: Int
     private let middleware: [any TaskClientMiddleware]
     private let state = Mutex(State())
@@ -81,8 +81,9 @@ public final class TaskClient: Sendable {
     ///     no-op unless an app bootstrapped one), looked up at each send.
     ///   - publishRetry: how a send whose connection was lost is retried
     ///     (default: 4 tries, 0.2 s, 0.4 s, 0.8 s apart).
-    ///   - batchWindow: how many publishes of one ``send(batch:)`` may
-    ///     await their confirm at once (default 1024).
+    ///   - batchWindow: how many tasks of one ``send(batch:)`` are handed
+    ///     to the broker at once (default 1024); the broker connection's
+    ///     confirm window bounds how many are unconfirmed on the wire.
     ///   - middleware: run in order on every outgoing task before it is
     ///     published (headers, routing); see ``TaskClientMiddleware``.
     public init(
@@ -174,10 +175,11 @@ public final class TaskClient: Sendable {
         return try await send(try await prepare(request), expectsReply: false).sent
     }
 
-    /// Sends many tasks, pipelined: up to ``batchWindow`` publishes are
-    /// awaiting their publisher confirm at once (the broker connection's
-    /// own confirm window bounds what is on the wire). Returns once every
-    /// task was confirmed, with their handles in the order of `requests`.
+    /// Sends many tasks, pipelined: ``batchWindow`` at a time are handed to
+    /// the broker in one ``Broker/publish(batch:)`` (for RabbitMQ, one hop
+    /// to the publishing connection, which keeps its confirm window full).
+    /// Returns once every task was confirmed, with their handles in the
+    /// order of `requests`.
     ///
     /// Each task is sent as ``send(_:args:kwargs:queue:priority:)`` sends
     /// one: its own uuid, its own span, a lost connection retried with the
@@ -260,49 +262,100 @@ public final class TaskClient: Sendable {
         for queue in Set(prepared.map(\.outgoing.queue)).sorted() {
             try await declareIfNeeded(queue)
         }
+        // Chunks of the batch window, each handed to the broker at once
+        // (one hop to its connection, pipelined confirms). A publish lost
+        // with its connection is sent again alone, by the retrying path.
+        var sent: [Published] = []
+        sent.reserveCapacity(prepared.count)
+        var firstError: (any Error)?
         let window = max(1, batchWindow)
-        let count = prepared.count
-        let (results, firstError) = await withTaskGroup(
-            of: (Int, Result<Published, any Error>).self,
-            returning: ([(Int, Published)], (any Error)?).self
-        ) { group in
-            var results: [(Int, Published)] = []
-            results.reserveCapacity(count)
-            var firstError: (any Error)?
-            var next = 0
-            var running = 0
-            while true {
-                // Stop starting sends after the first failure; collect
-                // when the window is full or everything is started.
-                if next < count, firstError == nil, running < window {
-                    let index = next
-                    let task = prepared[index]
-                    next += 1
-                    running += 1
-                    group.addTask {
-                        do {
-                            return (index, .success(try await self.send(task, expectsReply: expectsReply)))
-                        } catch {
-                            return (index, .failure(error))
-                        }
-                    }
-                    continue
-                }
-                guard let (index, outcome) = await group.next() else { break }
-                running -= 1
+        var start = 0
+        while start < prepared.count, firstError == nil {
+            let chunk = prepared[start..<min(start + window, prepared.count)]
+            start += chunk.count
+            let outcomes: [Result<Published, any Error>]
+            do {
+                outcomes = try await publishChunk(chunk, expectsReply: expectsReply)
+            } catch {
+                outcomes = chunk.map { _ in .failure(error) }
+            }
+            for (task, outcome) in zip(chunk, outcomes) {
                 switch outcome {
-                case .success(let published): results.append((index, published))
-                case .failure(let error): if firstError == nil { firstError = error }
+                case .success(let published):
+                    sent.append(published)
+                case .failure(let error) where firstError == nil && PublishRetryPolicy.isRetryable(error, afterLoss: false):
+                    do {
+                        sent.append(try await send(task, expectsReply: expectsReply))
+                    } catch {
+                        firstError = error
+                    }
+                case .failure(let error):
+                    if firstError == nil { firstError = error }
                 }
             }
-            return (results, firstError)
         }
-        // Confirms complete in any order; the batch's order is the caller's.
-        let sent = results.sorted { $0.0 < $1.0 }.map(\.1)
         if let firstError {
             throw PartialBatch(published: sent, unsent: prepared.count - sent.count, error: firstError)
         }
         return sent
+    }
+
+    /// Publishes a chunk of a batch in one ``Broker/publish(batch:)``, each
+    /// task in a span of its own as ``send(_:expectsReply:)`` makes it.
+    /// Returns each task's outcome, in order.
+    private func publishChunk(_ chunk: ArraySlice<Prepared>, expectsReply: Bool) async throws -> [Result<Published, any Error>] {
+        let session = expectsReply ? try await replySession() : nil
+        let tracer = self.tracer
+        var spans: [any Span] = []
+        var publications: [Publication] = []
+        var slots: [ReplySlot?] = []
+        spans.reserveCapacity(chunk.count)
+        publications.reserveCapacity(chunk.count)
+        slots.reserveCapacity(chunk.count)
+        for task in chunk {
+            let span = startSpan(task.message, queue: task.outgoing.queue, tracer: tracer)
+            var headers = task.outgoing.headers
+            tracer.inject(span.context, into: &headers, using: HeaderInjector())
+            spans.append(span)
+            publications.append(Publication(
+                message(task.message, queue: task.outgoing.queue, priority: task.outgoing.priority, headers: headers, replyTo: session?.name),
+                to: task.outgoing.queue))
+            slots.append(session.map { _ in ReplySlot() })
+        }
+        defer { for span in spans { span.end() } }
+        // Registered before publishing: a fast worker may answer first.
+        try state.withLock { state in
+            guard !state.closed else { throw TaskClientError(.closed, "the task client is closed") }
+            guard let session else { return }
+            guard state.sessions[session.id] != nil else {
+                throw BrokerError(.connectionLost, "the reply queue '\(session.name)' ended before the tasks were published")
+            }
+            for (task, slot) in zip(chunk, slots) {
+                state.pending[task.message.uuid] = PendingReply(slot: slot!, session: session.id)
+            }
+        }
+        let outcomes: [Result<Void, any Error>]
+        do {
+            outcomes = try await broker.publish(batch: publications)
+        } catch {
+            if session != nil { for task in chunk { forget(task.message.uuid) } }
+            throw error
+        }
+        var results: [Result<Published, any Error>] = []
+        results.reserveCapacity(chunk.count)
+        for (index, (task, outcome)) in zip(chunk, outcomes).enumerated() {
+            switch outcome {
+            case .success:
+                let sent = SentTask(uuid: task.message.uuid, taskName: task.message.taskName, queue: task.outgoing.queue)
+                results.append(.success(Published(sent: sent, slot: slots[index])))
+            case .failure(let error):
+                if session != nil { forget(task.message.uuid) }
+                spans[index].recordError(error)
+                spans[index].setStatus(SpanStatus(code: .error))
+                results.append(.failure(error))
+            }
+        }
+        return results
     }
 
     /// What ``sendBatch(_:expectsReply:)`` throws: made a
@@ -341,8 +394,20 @@ public final class TaskClient: Sendable {
         _ task: TaskMessage, queue: String, _ body: (any Span, any Tracer) async throws -> Result
     ) async throws -> Result {
         let tracer = self.tracer
-        let span = tracer.startSpan("send \(task.taskName)", context: ServiceContext.current ?? .topLevel, ofKind: .producer)
+        let span = startSpan(task, queue: queue, tracer: tracer)
         defer { span.end() }
+        do {
+            return try await body(span, tracer)
+        } catch {
+            span.recordError(error)
+            span.setStatus(SpanStatus(code: .error))
+            throw error
+        }
+    }
+
+    /// The span of one send, with OpenTelemetry's messaging attributes.
+    private func startSpan(_ task: TaskMessage, queue: String, tracer: any Tracer) -> any Span {
+        let span = tracer.startSpan("send \(task.taskName)", context: ServiceContext.current ?? .topLevel, ofKind: .producer)
         span.updateAttributes { attributes in
             attributes[TracingAttributes.system] = TracingAttributes.rabbitMQ
             attributes[TracingAttributes.destinationName] = queue
@@ -351,13 +416,7 @@ public final class TaskClient: Sendable {
             attributes[TracingAttributes.operationName] = "publish"
             attributes[TracingAttributes.taskName] = task.taskName
         }
-        do {
-            return try await body(span, tracer)
-        } catch {
-            span.recordError(error)
-            span.setStatus(SpanStatus(code: .error))
-            throw error
-        }
+        return span
     }
 
     /// Publishes the task, retrying a lost connection by ``publishRetry``.
@@ -404,19 +463,7 @@ public final class TaskClient: Sendable {
         _ task: TaskMessage, queue: String, priority: Int?, headers: [String: HeaderValue], session: ReplySession?
     ) async throws -> ReplySlot? {
         try await declareIfNeeded(queue)
-        let message = Message(
-            body: task.jsonBytes(),
-            properties: MessageProperties(
-                contentType: "application/json",
-                persistent: true,
-                priority: amqpPriority(for: priority, queue: queue),
-                correlationID: task.uuid,
-                replyTo: session?.name,
-                messageID: task.uuid,
-                timestamp: UInt64(max(0, task.createdAt)),
-                headers: headers
-            )
-        )
+        let message = message(task, queue: queue, priority: priority, headers: headers, replyTo: session?.name)
         // A new slot for each try: one that the end of an earlier try's
         // reply queue failed must not be handed out.
         let slot = session.map { _ in ReplySlot() }
@@ -440,6 +487,26 @@ public final class TaskClient: Sendable {
             throw error
         }
         return slot
+    }
+
+    /// The task's message: persistent JSON, its uuid as `message_id` and
+    /// `correlation_id` (docs/wire-format.md).
+    private func message(
+        _ task: TaskMessage, queue: String, priority: Int?, headers: [String: HeaderValue], replyTo: String?
+    ) -> Message {
+        Message(
+            body: task.jsonBytes(),
+            properties: MessageProperties(
+                contentType: "application/json",
+                persistent: true,
+                priority: amqpPriority(for: priority, queue: queue),
+                correlationID: task.uuid,
+                replyTo: replyTo,
+                messageID: task.uuid,
+                timestamp: UInt64(max(0, task.createdAt)),
+                headers: headers
+            )
+        )
     }
 
     /// Declares a task queue (with its dead-letter queue) the first time
