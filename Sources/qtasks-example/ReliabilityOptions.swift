@@ -49,7 +49,9 @@ struct ReliabilityOptions: ParsableArguments {
     func apply(to configuration: inout WorkerConfiguration) {
         configuration.retryPolicy = RetryPolicy(
             maxAttempts: maxAttempts,
-            backoff: Backoff(initial: retryDelay, multiplier: 2, maximum: retryMaxDelay, jitter: retryJitter))
+            backoff: Backoff(
+                initial: Seconds.duration(retryDelay), multiplier: 2, maximum: Seconds.duration(retryMaxDelay),
+                jitter: retryJitter))
         configuration.taskTimeLimit = taskTimeLimit
     }
 }

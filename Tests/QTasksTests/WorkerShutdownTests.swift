@@ -116,7 +116,7 @@ import Testing
         let app = TaskApp()
         try app.register("add") { (a: Int, b: Int) in a + b }
         var configuration = quietConfiguration()
-        configuration.reconnectBackoff = Backoff(initial: 0.01, jitter: 0)
+        configuration.reconnectBackoff = Backoff(initial: .milliseconds(10), jitter: 0)
         let worker = Worker(broker: broker, app: app, configuration: configuration)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await worker.run() }

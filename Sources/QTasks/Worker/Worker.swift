@@ -193,19 +193,19 @@ public final class Worker: Service, Sendable {
             metadata: [
                 "error": "\(error)",
                 "attempt": .stringConvertible(failures),
-                "delay_s": .stringConvertible((delay * 1000).rounded() / 1000),
+                "delay_s": .stringConvertible(Seconds.logValue(delay)),
             ]
         )
-        return await sleepUnlessShutdown(seconds: delay)
+        return await sleepUnlessShutdown(for: delay)
     }
 
     /// Sleeps; false when graceful shutdown began first.
-    private func sleepUnlessShutdown(seconds: Double) async -> Bool {
+    private func sleepUnlessShutdown(for delay: Duration) async -> Bool {
         let shutdown = self.shutdown
         return await withTaskGroup(of: Bool.self) { group in
             group.addTask {
                 do {
-                    try await Task.sleep(for: Seconds.duration(seconds))
+                    try await Task.sleep(for: Seconds.clamped(delay))
                     return true
                 } catch {
                     return false
@@ -383,7 +383,7 @@ public final class Worker: Service, Sendable {
             settled(WorkerMetrics.retried)
             var fields = metadata("retry")
             fields["error"] = .string(LogText.sanitized(failure.traceback))
-            fields["delay_s"] = .stringConvertible((applied * 1000).rounded() / 1000)
+            fields["delay_s"] = .stringConvertible(Seconds.logValue(applied))
             logger.warning("task failed, will be retried", metadata: fields)
         case .failed(_, let failure), .rejected(_, let failure):
             let isBadInput: Bool

@@ -72,7 +72,7 @@ public struct WorkerConfiguration: Sendable {
         shutdownGracePeriod: Double = 30,
         taskTimeLimit: Double? = nil,
         retryPolicy: RetryPolicy = .never,
-        reconnectBackoff: Backoff = Backoff(initial: 0.5, multiplier: 2, maximum: 30, jitter: 0.5),
+        reconnectBackoff: Backoff = Backoff(initial: .milliseconds(500), multiplier: 2, maximum: .seconds(30), jitter: 0.5),
         reconnectAttempts: Int? = nil,
         logger: Logger = Logger(label: "qtasks.worker")
     ) {
