@@ -23,7 +23,7 @@ extension ExampleTasks {
         // its own time limit of 1 s (whatever the worker's is). Over it:
         // status error, "TaskTimeLimitError: ...", and the resource's
         // teardown prints "limited_sleep resource released: <outcome>".
-        try app.register("limited_sleep", parameters: ["seconds"], options: TaskOptions(timeLimit: 1)) {
+        try app.register("limited_sleep", parameters: ["seconds"], options: TaskOptions(timeLimit: .seconds(1))) {
             (context: TaskContext, seconds: Double) -> Double in
             _ = try await context.resolve(limitedSleepResource)
             try await Task.sleep(for: .seconds(min(max(seconds, 0), 3600)))

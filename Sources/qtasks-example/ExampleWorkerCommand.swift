@@ -123,7 +123,7 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
         configuration.queues = consumedQueues
         configuration.concurrency = concurrency
         configuration.prefetch = prefetch
-        configuration.shutdownGracePeriod = shutdownGrace
+        configuration.shutdownGracePeriod = Seconds.duration(shutdownGrace)
         configuration.maxMessageBytes = maxMessageBytes
         configuration.logger = Logger(label: "qtasks.worker")
         if tracing { configuration.tracer = ExampleTracing.makeTracer() }

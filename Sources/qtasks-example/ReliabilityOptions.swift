@@ -52,6 +52,6 @@ struct ReliabilityOptions: ParsableArguments {
             backoff: Backoff(
                 initial: Seconds.duration(retryDelay), multiplier: 2, maximum: Seconds.duration(retryMaxDelay),
                 jitter: retryJitter))
-        configuration.taskTimeLimit = taskTimeLimit
+        configuration.taskTimeLimit = taskTimeLimit.map(Seconds.duration)
     }
 }

@@ -67,7 +67,7 @@ import Testing
         }
     }
 
-    func configuration(retry: RetryPolicy = .never, timeLimit: Double? = nil) -> WorkerConfiguration {
+    func configuration(retry: RetryPolicy = .never, timeLimit: Duration? = nil) -> WorkerConfiguration {
         var configuration = quietConfiguration()
         configuration.retryPolicy = retry
         configuration.taskTimeLimit = timeLimit
@@ -208,19 +208,19 @@ import Testing
     @Test func perTaskTimeLimitWinsAndTheRetryPolicyAppliesToTimeouts() async throws {
         let attempts = Attempts()
         let app = TaskApp()
-        let options = TaskOptions(retry: RetryPolicy(maxAttempts: 2, backoff: Backoff(initial: .milliseconds(10), jitter: 0)), timeLimit: 0.1)
+        let options = TaskOptions(retry: RetryPolicy(maxAttempts: 2, backoff: Backoff(initial: .milliseconds(10), jitter: 0)), timeLimit: .milliseconds(100))
         try app.register("slow", options: options) { (context: TaskContext) -> Int in
             attempts.record(context.attempt)
             try await Task.sleep(for: .seconds(30))
             return 1
         }
-        try app.register("unlimited", options: TaskOptions(timeLimit: 0)) { () async throws -> Int in
+        try app.register("unlimited", options: TaskOptions(timeLimit: .zero)) { () async throws -> Int in
             try await Task.sleep(for: .milliseconds(300))
             return 2
         }
         let broker = MemoryBroker()
         // The worker's own limit (0.2 s) would stop "unlimited"; its option lifts it.
-        try await TestWorker.run(app, configuration: configuration(timeLimit: 0.2), broker: broker) { _, broker in
+        try await TestWorker.run(app, configuration: configuration(timeLimit: .milliseconds(200)), broker: broker) { _, broker in
             try await send(#"{"task_name": "slow"}"#, to: broker, correlationID: "s")
             try await send(#"{"task_name": "unlimited"}"#, to: broker, correlationID: "u")
             #expect(await eventually { broker.readyCount(in: "replies") == 2 })

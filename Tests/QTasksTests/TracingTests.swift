@@ -140,7 +140,7 @@ import Tracing
         let tracer = InMemoryTracer()
         let app = TaskApp()
         try app.register("fail") { () throws -> Int in throw Flaky() }
-        try app.register("slow", options: TaskOptions(timeLimit: 0.05)) { () async throws -> Int in
+        try app.register("slow", options: TaskOptions(timeLimit: .milliseconds(50))) { () async throws -> Int in
             try await Task.sleep(for: .seconds(10))
             return 1
         }

@@ -14,9 +14,9 @@ import Tracing
 public struct TaskExecutor: Sendable {
     /// Bodies larger than this are rejected unread, in bytes.
     public let maxMessageBytes: Int
-    /// The longest one task may run, in seconds; nil for no limit. A task's
+    /// The longest one task may run; nil for no limit. A task's
     /// own ``TaskOptions/timeLimit`` wins.
-    public let taskTimeLimit: Double?
+    public let taskTimeLimit: Duration?
     /// The retry policy of tasks registered without one of their own.
     public let retryPolicy: RetryPolicy
     private let catalog: TaskCatalog
@@ -30,8 +30,8 @@ public struct TaskExecutor: Sendable {
     ///   - app: the tasks; those registered after this call are not seen.
     ///   - maxMessageBytes: bodies over this size are rejected, in bytes
     ///     (default 1 MiB).
-    ///   - taskTimeLimit: the longest one task may run, in seconds; nil
-    ///     (default) or a value <= 0 means no limit. See
+    ///   - taskTimeLimit: the longest one task may run; nil
+    ///     (default) or `.zero` or less means no limit. See
     ///     ``WorkerConfiguration/taskTimeLimit``.
     ///   - retryPolicy: for tasks registered without a policy of their own
     ///     (default ``RetryPolicy/never``).
@@ -40,12 +40,12 @@ public struct TaskExecutor: Sendable {
     public init(
         app: TaskApp,
         maxMessageBytes: Int = 1_048_576,
-        taskTimeLimit: Double? = nil,
+        taskTimeLimit: Duration? = nil,
         retryPolicy: RetryPolicy = .never,
         logger: Logger = Logger(label: "qtasks.worker")
     ) {
         self.maxMessageBytes = maxMessageBytes
-        self.taskTimeLimit = taskTimeLimit.flatMap { $0 > 0 ? $0 : nil }
+        self.taskTimeLimit = taskTimeLimit.flatMap { $0 > .zero ? $0 : nil }
         self.retryPolicy = retryPolicy
         self.catalog = app.catalog()
         self.decoder = TaskEnvelope.makeDecoder(catalog: catalog)
@@ -140,7 +140,7 @@ public struct TaskExecutor: Sendable {
         context.dependencies = dependencies
         let call = envelope.call
         let options = catalog.tasks[envelope.taskName]?.options ?? TaskOptions()
-        let timeLimit: Double? = if let own = options.timeLimit { own > 0 ? own : nil } else { taskTimeLimit }
+        let timeLimit: Duration? = if let own = options.timeLimit { own > .zero ? own : nil } else { taskTimeLimit }
         let outcome: TaskOutcome
         let ending: DependencyOutcome
         do {
@@ -179,8 +179,8 @@ public struct TaskExecutor: Sendable {
         return outcome
     }
 
-    /// Runs the handler, within `timeLimit` seconds when there is one.
-    private func run(_ call: PreparedCall, _ context: TaskContext, timeLimit: Double?) async throws -> JSONValue {
+    /// Runs the handler, within `timeLimit` when there is one.
+    private func run(_ call: PreparedCall, _ context: TaskContext, timeLimit: Duration?) async throws -> JSONValue {
         guard let limit = timeLimit else {
             return try await call.run(context)
         }
@@ -188,7 +188,7 @@ public struct TaskExecutor: Sendable {
             group.addTask { try await call.run(context) }
             group.addTask {
                 // Duration cannot hold huge values; a billion seconds is "never".
-                try await Task.sleep(for: Seconds.duration(limit))
+                try await Task.sleep(for: Seconds.clamped(limit))
                 throw TaskTimeLimitError(taskName: context.taskName, limit: limit)
             }
             defer { group.cancelAll() }

@@ -26,13 +26,6 @@ package enum Seconds {
         return .nanoseconds(Int64((clamped * 1e9).rounded()))
     }
 
-    /// `seconds` within 0...``maximumValue``; NaN is 0, infinity the
-    /// maximum. For the times still held as `Double` seconds.
-    package static func clamped(_ seconds: Double) -> Double {
-        guard !seconds.isNaN else { return 0 }
-        return min(max(seconds, 0), maximumValue)
-    }
-
     /// `duration` within 0...``maximum``: what a sleep or a deadline takes.
     package static func clamped(_ duration: Duration) -> Duration {
         min(max(duration, .zero), maximum)

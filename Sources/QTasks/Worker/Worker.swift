@@ -41,7 +41,7 @@ import Tracing
 /// Graceful shutdown (service-lifecycle's, from a `ServiceGroup`, or
 /// ``triggerGracefulShutdown()``) stops consuming; deliveries received but
 /// not started are rejected with requeue; running tasks get
-/// ``WorkerConfiguration/shutdownGracePeriod`` seconds to finish, then are
+/// ``WorkerConfiguration/shutdownGracePeriod`` to finish, then are
 /// cancelled and requeued. ``run()`` then returns normally. Cancellation is
 /// cooperative: a handler that never checks for it (or awaits nothing
 /// cancellable) delays the return until it finishes. Worker-scoped
@@ -297,7 +297,7 @@ public final class Worker: Service, Sendable {
     private func cancelStragglers(_ group: inout TaskGroup<ChildEvent>, running: Int) {
         configuration.logger.warning(
             "shutdown grace period over; cancelling running tasks, they will be requeued",
-            metadata: ["running": .stringConvertible(running), "grace_period_s": .stringConvertible(configuration.shutdownGracePeriod)]
+            metadata: ["running": .stringConvertible(running), "grace_period_s": .stringConvertible(configuration.shutdownGracePeriod.map(Seconds.value) ?? .infinity)]
         )
         group.cancelAll()
     }
@@ -306,11 +306,10 @@ public final class Worker: Service, Sendable {
     /// the grace period.
     private func watchForShutdown() async -> ChildEvent {
         guard await shutdown.wait() else { return .watcherStopped }
-        // Large values (or infinity) mean "wait for ever"; Duration cannot
-        // hold them.
-        let grace = Seconds.clamped(configuration.shutdownGracePeriod)
-        let deadline = ContinuousClock.now + .seconds(grace)
-        configuration.logger.info("graceful shutdown: stop consuming", metadata: ["grace_period_s": .stringConvertible(grace)])
+        // nil means "wait for ever": the longest sleep there is.
+        let grace = configuration.shutdownGracePeriod.map(Seconds.clamped) ?? Seconds.maximum
+        let deadline = ContinuousClock.now + grace
+        configuration.logger.info("graceful shutdown: stop consuming", metadata: ["grace_period_s": .stringConvertible(Seconds.value(grace))])
         await broker.stopConsuming()
         do {
             try await Task.sleep(until: deadline, clock: .continuous)
