@@ -261,8 +261,7 @@ extension SendCommand {
     }
 
     static func seconds(since start: ContinuousClock.Instant) -> Double {
-        let elapsed = ContinuousClock.now - start
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        Seconds.value(ContinuousClock.now - start)
     }
 
     static func format(_ value: Double) -> String { String(format: "%.2f", value) }

@@ -187,7 +187,7 @@ public struct TaskExecutor: Sendable {
         return try await withThrowingTaskGroup(of: JSONValue.self) { group in
             group.addTask { try await call.run(context) }
             group.addTask {
-                // Duration cannot hold huge values; a billion seconds is "never".
+                // A huge limit would overflow the sleep's deadline; a billion seconds is "never".
                 try await Task.sleep(for: Seconds.clamped(limit))
                 throw TaskTimeLimitError(taskName: context.taskName, limit: limit)
             }
