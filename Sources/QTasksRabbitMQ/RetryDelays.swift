@@ -20,7 +20,7 @@ public enum RetryDelays {
     /// "publish straight to the task queue". A negative delay is 0, one
     /// over 30 days is ``maximumMilliseconds``.
     public static func quantizedMilliseconds(_ delay: Duration) -> Int {
-        let milliseconds = Seconds.value(Seconds.clamped(delay)) * 1000
+        let milliseconds = Seconds.double(Seconds.clamped(delay)) * 1000
         if milliseconds < 5 { return 0 }
         if milliseconds >= Double(maximumMilliseconds) { return maximumMilliseconds }
         var best = 1.0

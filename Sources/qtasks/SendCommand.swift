@@ -152,7 +152,7 @@ struct SendCommand: AsyncParsableCommand {
         do {
             result = try await handle.result(timeout: wait)
         } catch let error as TaskClientError where error.code == .timeout {
-            printError("qtasks: no result for \(task) (uuid \(handle.uuid)) within \(Seconds.value(wait)) s; is a worker consuming '\(queue)'?")
+            printError("qtasks: no result for \(task) (uuid \(handle.uuid)) within \(Seconds.double(wait)) s; is a worker consuming '\(queue)'?")
             await client.close()
             await brokerConnection.close()
             throw ExitStatus.timeout
@@ -254,14 +254,14 @@ extension SendCommand {
         }
         if lost > 0 || sendFailed { return ExitStatus.brokerFailure }
         if timedOut > 0 {
-            printError("qtasks: \(timedOut) of \(sent) results did not arrive within \(Seconds.value(wait)) s; is a worker consuming '\(queue)'?")
+            printError("qtasks: \(timedOut) of \(sent) results did not arrive within \(Seconds.double(wait)) s; is a worker consuming '\(queue)'?")
             return ExitStatus.timeout
         }
         return nil
     }
 
     static func seconds(since start: ContinuousClock.Instant) -> Double {
-        Seconds.value(ContinuousClock.now - start)
+        Seconds.double(ContinuousClock.now - start)
     }
 
     static func format(_ value: Double) -> String { String(format: "%.2f", value) }

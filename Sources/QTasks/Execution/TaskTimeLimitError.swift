@@ -18,7 +18,7 @@ public struct TaskTimeLimitError: Error, Sendable, Hashable, CustomStringConvert
 
     public var description: String {
         // In seconds, as results have always shown it.
-        "task '\(taskName)' exceeded its time limit of \(Seconds.value(limit).formatted()) s"
+        "task '\(taskName)' exceeded its time limit of \(Seconds.double(limit).formatted()) s"
     }
 }
 

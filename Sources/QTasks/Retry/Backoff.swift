@@ -38,8 +38,8 @@ public struct Backoff: Sendable, Hashable {
     /// or NaN `multiplier` (a bad configuration value), cannot make a delay
     /// the broker or `Task.sleep` would refuse.
     public func nominalDelay(forRetry n: Int) -> Duration {
-        let initial = Seconds.value(Seconds.clamped(self.initial))
-        let cap = max(initial, Seconds.value(Seconds.clamped(maximum)))
+        let initial = Seconds.double(Seconds.clamped(self.initial))
+        let cap = max(initial, Seconds.double(Seconds.clamped(maximum)))
         let exponent = Double(max(0, n - 1))
         let factor = multiplier.isNaN ? 1 : max(1, multiplier)
         let raw = initial * pow(factor, exponent)
@@ -52,6 +52,6 @@ public struct Backoff: Sendable, Hashable {
     public func delay(forRetry n: Int, random: Double = Double.random(in: 0..<1)) -> Duration {
         let jitter = self.jitter.isNaN ? 0 : min(max(self.jitter, 0), 1)
         let random = random.isNaN ? 0 : min(max(random, 0), 1)
-        return Seconds.duration(Seconds.value(nominalDelay(forRetry: n)) * (1 - jitter * random))
+        return Seconds.duration(Seconds.double(nominalDelay(forRetry: n)) * (1 - jitter * random))
     }
 }

@@ -33,7 +33,7 @@ package enum Seconds {
 
     /// `duration` in seconds, as exact as a `Double` holds it
     /// (`.milliseconds(400)` is 0.4).
-    package static func value(_ duration: Duration) -> Double {
+    package static func double(_ duration: Duration) -> Double {
         let (seconds, attoseconds) = duration.components
         return Double(seconds) + Double(attoseconds) / 1e18
     }
@@ -41,6 +41,6 @@ package enum Seconds {
     /// `duration` in seconds rounded to the millisecond: the value of the
     /// `*_s` log metadata (`delay_s`), which dashboards read as a number.
     package static func logValue(_ duration: Duration) -> Double {
-        (value(duration) * 1000).rounded() / 1000
+        (double(duration) * 1000).rounded() / 1000
     }
 }

@@ -77,7 +77,7 @@ extension Worker {
         let delay = Seconds.clamped(delay)
         var copy = failureCopy(of: delivery, failure: failure, uuid: uuid, now: Date().timeIntervalSince1970)
         copy.properties.headers[MessageHeaders.attempt] = .int(Int64(attempt + 1))
-        copy.properties.headers[MessageHeaders.retryDelay] = .double(Seconds.value(delay))
+        copy.properties.headers[MessageHeaders.retryDelay] = .double(Seconds.double(delay))
         let queue = delivery.queue
         let applied = Mutex(delay)
         let published = await publish(for: delivery, metadata: metadata(), redeclaring: queue) { [copy] broker in

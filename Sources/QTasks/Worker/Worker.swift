@@ -297,7 +297,7 @@ public final class Worker: Service, Sendable {
     private func cancelStragglers(_ group: inout TaskGroup<ChildEvent>, running: Int) {
         configuration.logger.warning(
             "shutdown grace period over; cancelling running tasks, they will be requeued",
-            metadata: ["running": .stringConvertible(running), "grace_period_s": .stringConvertible(configuration.shutdownGracePeriod.map(Seconds.value) ?? .infinity)]
+            metadata: ["running": .stringConvertible(running), "grace_period_s": .stringConvertible(configuration.shutdownGracePeriod.map(Seconds.double) ?? .infinity)]
         )
         group.cancelAll()
     }
@@ -309,7 +309,7 @@ public final class Worker: Service, Sendable {
         // nil means "wait for ever": the longest sleep there is.
         let grace = configuration.shutdownGracePeriod.map(Seconds.clamped) ?? Seconds.maximum
         let deadline = ContinuousClock.now + grace
-        configuration.logger.info("graceful shutdown: stop consuming", metadata: ["grace_period_s": .stringConvertible(Seconds.value(grace))])
+        configuration.logger.info("graceful shutdown: stop consuming", metadata: ["grace_period_s": .stringConvertible(Seconds.double(grace))])
         await broker.stopConsuming()
         do {
             try await Task.sleep(until: deadline, clock: .continuous)

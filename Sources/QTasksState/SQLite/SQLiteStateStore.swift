@@ -85,7 +85,7 @@ public final class SQLiteStateStore: StateStore, CustomStringConvertible {
     ) async throws -> SQLiteStateStore {
         var grdb = Configuration()
         // GRDB takes a TimeInterval: the C boundary of SQLite's busy timeout.
-        grdb.busyMode = .timeout(Seconds.value(configuration.timeout))
+        grdb.busyMode = .timeout(Seconds.double(configuration.timeout))
         grdb.label = "QTasksState.SQLite"
         let pragma = "PRAGMA synchronous = \(synchronous.rawValue)"
         grdb.prepareDatabase { db in try db.execute(sql: pragma) }
