@@ -64,6 +64,7 @@ let package = Package(
                 "QTasks",
                 "AMQP",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .target(
@@ -203,6 +204,17 @@ let package = Package(
             dependencies: [
                 "QTasks", "QTasksTesting", "QTasksW3CTracing",
                 .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+            ]
+        ),
+        // The typed API, written only against it: typed tasks, results and
+        // failures, batches, middleware; on the in-memory broker, and on a
+        // real RabbitMQ when one answers at QTASKS_URL.
+        .testTarget(
+            name: "TypedAPITests",
+            dependencies: [
+                "QTasks", "QTasksTesting", "QTasksRabbitMQ", "TestSupport",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(

@@ -7,7 +7,7 @@ extension ExampleTasks {
     /// `{"pid": <worker process id>, "queue": <queue it came from>}`, so
     /// that a producer can count what each worker did.
     static func registerFleetTasks(on app: TaskApp) throws {
-        try app.register("work", parameters: ["ms"]) { (context: TaskContext, ms: Int?) -> JSONValue in
+        try app.register(Example.work) { (context: TaskContext, ms: Int?) in
             let milliseconds = ms ?? 0
             guard (0...60_000).contains(milliseconds) else {
                 throw ExampleError("ms must be between 0 and 60000, not \(milliseconds)")

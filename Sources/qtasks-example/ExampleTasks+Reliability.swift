@@ -14,7 +14,7 @@ extension ExampleTasks {
         // "always_fail attempt=<n> at=<unix seconds>" first, so the retry
         // schedule can be watched. With --max-attempts N it reaches
         // <queue>.dlq after exactly N runs.
-        try app.register("always_fail", parameters: ["message"]) { (context: TaskContext, message: String?) -> JSONValue in
+        try app.register(Example.alwaysFail) { (context: TaskContext, message: String?) -> JSONValue in
             printLine("always_fail attempt=\(context.attempt) at=\(Date().timeIntervalSince1970)")
             throw ExampleError(message ?? "failed on purpose")
         }
@@ -23,8 +23,7 @@ extension ExampleTasks {
         // its own time limit of 1 s (whatever the worker's is). Over it:
         // status error, "TaskTimeLimitError: ...", and the resource's
         // teardown prints "limited_sleep resource released: <outcome>".
-        try app.register("limited_sleep", parameters: ["seconds"], options: TaskOptions(timeLimit: .seconds(1))) {
-            (context: TaskContext, seconds: Double) -> Double in
+        try app.register(Example.limitedSleep) { (context: TaskContext, seconds: Double) in
             _ = try await context.resolve(limitedSleepResource)
             try await Task.sleep(for: .seconds(min(max(seconds, 0), 3600)))
             return seconds
@@ -32,7 +31,7 @@ extension ExampleTasks {
 
         // give_up(reason): cancels itself; status cancel, not retried, not
         // dead-lettered.
-        try app.register("give_up", parameters: ["reason"]) { (context: TaskContext, reason: String?) -> JSONValue in
+        try app.register(Example.giveUp) { (context: TaskContext, reason: String?) -> JSONValue in
             try context.cancel(reason: reason ?? "the task gave up")
         }
 
@@ -42,7 +41,7 @@ extension ExampleTasks {
         // registered when QTASKS_EXAMPLE_CRASH_TASK=1, so that nobody takes
         // down a real worker by sending it.
         if ProcessInfo.processInfo.environment["QTASKS_EXAMPLE_CRASH_TASK"] == "1" {
-            try app.register("crash") { () -> JSONValue in
+            try app.register(Example.crash) { () -> JSONValue in
                 printLine("crash: aborting the worker process on purpose")
                 abort()
             }

@@ -23,7 +23,7 @@ extension ExampleTasks {
     ///   - stateStore: the worker's State backend.
     static func registerStateSteps(on app: TaskApp, stateStore: Dependency<any StateStore>) throws {
         // step1(user?): asks for the phone number.
-        try app.register("step1", parameters: ["user"]) { (context: TaskContext, user: JSONValue?) -> String in
+        try app.register(Example.step1) { (context: TaskContext, user: JSONValue?) in
             let state = try await context.state(MyState.self, key: try stateKey(user), from: stateStore)
             try await state.set("state", to: "await_phone")
             try await state.update(["step": 1, "prompt": "Введите телефон"])
@@ -32,7 +32,7 @@ extension ExampleTasks {
 
         // step2(user?): prints the state, checks it, moves on, clears it.
         // stdout: {"state": "await_phone", "step": 1, "prompt": "Введите телефон"}
-        try app.register("step2", parameters: ["user"]) { (context: TaskContext, user: JSONValue?) -> String in
+        try app.register(Example.step2) { (context: TaskContext, user: JSONValue?) in
             let state = try await context.state(MyState.self, key: try stateKey(user), from: stateStore)
             printLine(pythonStyleJSON(try await state.getAll(), order: stateFieldOrder))
 

@@ -9,7 +9,7 @@ enum ExampleTasks {
     /// their state in `stateStore`.
     static func register(on app: TaskApp, stateStore: Dependency<any StateStore>) throws {
         // add(a, b): positional or keyword (`{"kwargs": {"a": 2, "b": 3}}`).
-        try app.register("add", parameters: ["a", "b"]) { (a: Double, b: Double) -> JSONValue in
+        try app.register(Example.add) { a, b in
             let sum = a + b
             // Whole numbers come back as integers, as Python's 2 + 3 == 5.
             if let whole = Int64(exactly: sum) { return .int(whole) }
@@ -17,12 +17,12 @@ enum ExampleTasks {
         }
 
         // echo(...): returns its arguments exactly as received.
-        try app.register("echo") { (context: TaskContext) -> JSONValue in
+        try app.register(Example.echo) { (context: TaskContext) in
             ["args": .array(context.arguments.args), "kwargs": .object(context.arguments.kwargs)]
         }
 
         // sleep(seconds): waits, cooperatively (cancellation ends it early).
-        try app.register("sleep", parameters: ["seconds"]) { (seconds: Double) -> Double in
+        try app.register(Example.sleep) { seconds in
             guard seconds >= 0, seconds <= 3600 else {
                 throw ExampleError("seconds must be between 0 and 3600, not \(seconds)")
             }
@@ -32,19 +32,19 @@ enum ExampleTasks {
 
         // fail(message): always throws, to see an error result and the
         // dead-letter queue.
-        try app.register("fail", parameters: ["message"]) { (message: String?) -> JSONValue in
+        try app.register(Example.fail) { message in
             throw ExampleError(message ?? "failed on purpose")
         }
 
         // word_count(text, top): real work on the input.
-        try app.register("word_count", parameters: ["text", "top"]) { (text: String, top: Int?) -> WordCount in
+        try app.register(Example.wordCount) { text, top in
             WordCount(text: text, top: top ?? 5)
         }
 
         // test_depends(): the seed's Depends example. The task gets a
         // database connection set up for this call and closed after it:
         // stdout shows "Вызов выполнен", then "close...".
-        try app.register("test_depends") { (context: TaskContext) in
+        try app.register(Example.testDepends) { (context: TaskContext) in
             let db = try await context.resolve(exampleDatabase)
             try await db.execute("SELECT 1")
             printLine("Вызов выполнен")
@@ -116,7 +116,7 @@ struct ExampleError: Error, CustomStringConvertible {
 }
 
 /// Word statistics of a text: Unicode-aware, so Russian counts as words.
-struct WordCount: Encodable, Sendable {
+struct WordCount: Codable, Sendable {
     let words: Int
     let unique: Int
     let lines: Int

@@ -139,19 +139,20 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
                 "state": "\(StateStores.redactedURL(stateURL))",
                 "tracing": "\(tracing ? "w3c" : "off")",
             ])
+        // The broker first: the group shuts services down in reverse
+        // order, so the worker has settled its last task before the
+        // broker's connections close.
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [.init(service: worker)],
+                services: [.init(service: broker), .init(service: worker)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         do {
             try await group.run()
         } catch {
             logger.error("worker stopped: \(error)")
-            await broker.close()
             throw ExitCode(1)
         }
-        await broker.close()
         logger.info("worker stopped")
     }
 }

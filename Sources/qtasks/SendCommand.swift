@@ -127,7 +127,7 @@ struct SendCommand: AsyncParsableCommand {
             if let outcome { throw outcome }
             return
         }
-        let handle: TaskHandle
+        let handle: TaskHandle<JSONValue>
         do {
             guard wait > .zero else {
                 // No reply_to: nobody will read the result once we exit.
@@ -179,7 +179,7 @@ extension SendCommand {
     func sendMany(_ count: Int, client: TaskClient) async -> ExitCode? {
         let arguments = args.map(Self.argumentValue)
         let keywords = (try? parsedKwargs()) ?? [:]
-        var handles: [TaskHandle] = []
+        var handles: [TaskHandle<JSONValue>] = []
         handles.reserveCapacity(wait > .zero ? count : 0)
         let progress = ProgressReporter(label: "sent", total: count)
         let start = ContinuousClock.now

@@ -12,19 +12,19 @@ struct FleetTests {
     static let tasks = 3000
 
     /// Sends `count` `work(ms)` tasks from 8 concurrent senders.
-    func send(_ count: Int, ms: Int, to queue: String, through client: TaskClient) async throws -> [TaskHandle] {
-        try await withThrowingTaskGroup(of: [TaskHandle].self) { group in
+    func send(_ count: Int, ms: Int, to queue: String, through client: TaskClient) async throws -> [TaskHandle<JSONValue>] {
+        try await withThrowingTaskGroup(of: [TaskHandle<JSONValue>].self) { group in
             let senders = 8
             for sender in 0..<senders {
                 group.addTask {
-                    var handles: [TaskHandle] = []
+                    var handles: [TaskHandle<JSONValue>] = []
                     for _ in stride(from: sender, to: count, by: senders) {
                         handles.append(try await client.send("work", args: [.int(Int64(ms))], queue: queue))
                     }
                     return handles
                 }
             }
-            var all: [TaskHandle] = []
+            var all: [TaskHandle<JSONValue>] = []
             for try await handles in group { all += handles }
             return all
         }

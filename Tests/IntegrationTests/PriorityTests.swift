@@ -20,8 +20,8 @@ struct PriorityTests {
             configuration.maxPriority = maxPriority
             let broker = RabbitMQBroker(configuration: configuration)
             let client = TaskClient(broker: broker)
-            var low: [TaskHandle] = []
-            var high: [TaskHandle] = []
+            var low: [TaskHandle<JSONValue>] = []
+            var high: [TaskHandle<JSONValue>] = []
             for _ in 0..<100 { low.append(try await client.send("work", args: [0], queue: scope.queue, priority: 5)) }
             for _ in 0..<99 { high.append(try await client.send("work", args: [0], queue: scope.queue, priority: 0)) }
             let sent = try await scope.runCLI([

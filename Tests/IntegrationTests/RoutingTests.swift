@@ -67,11 +67,11 @@ struct RoutingTests {
                 on: slow, concurrency: 4, arguments: ["--queue", fast, "--queue-concurrency", "\(slow)=1"])
             let broker = try RabbitMQBroker(url: IntegrationEnvironment.url)
             let client = TaskClient(broker: broker)
-            var slowHandles: [TaskHandle] = []
+            var slowHandles: [TaskHandle<JSONValue>] = []
             for _ in 0..<6 { slowHandles.append(try await client.send("work", args: [300], queue: slow)) }
             try await Task.sleep(for: .milliseconds(100))
             let start = ContinuousClock.now
-            var fastHandles: [TaskHandle] = []
+            var fastHandles: [TaskHandle<JSONValue>] = []
             for _ in 0..<6 { fastHandles.append(try await client.send("work", args: [50], queue: fast)) }
             for handle in fastHandles {
                 #expect(try await handle.result(timeout: .seconds(10)).status == .success)

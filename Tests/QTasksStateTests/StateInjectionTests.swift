@@ -106,7 +106,7 @@ struct StateInjectionTests {
             try await context.state(MyState.self, key: "counter", from: stateStore).get("n", as: Int64.self)
         }
         try await TestWorker.run(app, configuration: Self.quiet) { client, _ in
-            var handles: [TaskHandle] = []
+            var handles: [TaskHandle<JSONValue>] = []
             for _ in 0..<tasks { handles.append(try await client.send("bump")) }
             var seen: Set<JSONValue?> = []
             for handle in handles {

@@ -32,7 +32,7 @@ import Testing
         let configuration = WorkerConfiguration(concurrency: tasks, prefetch: tasks, shutdownGracePeriod: .seconds(30), logger: quietLogger)
         let ids = try await withDeadline(.seconds(60)) {
             try await TestWorker.run(app, configuration: configuration) { client, _ in
-                var handles: [TaskHandle] = []
+                var handles: [TaskHandle<JSONValue>] = []
                 for _ in 0..<tasks {
                     handles.append(try await client.send("use_pool"))
                 }
@@ -71,7 +71,7 @@ import Testing
         let configuration = WorkerConfiguration(concurrency: tasks, shutdownGracePeriod: .seconds(30), logger: quietLogger)
         let results = try await withDeadline(.seconds(60)) {
             try await TestWorker.run(app, configuration: configuration) { client, _ in
-                var handles: [TaskHandle] = []
+                var handles: [TaskHandle<JSONValue>] = []
                 for _ in 0..<tasks {
                     handles.append(try await client.send("use_session"))
                 }

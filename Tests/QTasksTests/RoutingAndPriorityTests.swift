@@ -84,7 +84,7 @@ import Testing
         configuration.queueConcurrency = ["slow": 2]
         #expect(configuration.subscriptions == [QueueSubscription(queue: "slow", prefetch: 2), QueueSubscription(queue: "fast", prefetch: 24)])
         try await TestWorker.run(app, configuration: configuration) { client, _ in
-            var handles: [TaskHandle] = []
+            var handles: [TaskHandle<JSONValue>] = []
             for _ in 0..<12 {
                 handles.append(try await client.send("slow", args: [], queue: "slow"))
                 handles.append(try await client.send("fast", args: [], queue: "fast"))

@@ -147,7 +147,7 @@ struct Point: Codable, Sendable, Equatable {
 
     @Test func registeredAfterTheExecutorIsNotSeen() async throws {
         let app = TaskApp()
-        let executor = TaskExecutor(app: app, logger: quietLogger)
+        let executor = TaskRunner(app: app, logger: quietLogger)
         try app.register("late") { 1 }
         let outcome = await executor.execute(makeDelivery(#"{"task_name":"late"}"#))
         #expect(outcome.isRejected)

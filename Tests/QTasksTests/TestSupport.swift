@@ -46,7 +46,7 @@ func makeDelivery(
 }
 
 func execute(_ app: TaskApp, _ body: String, properties: MessageProperties = MessageProperties(), maxMessageBytes: Int = 1_048_576) async -> TaskOutcome {
-    await TaskExecutor(app: app, maxMessageBytes: maxMessageBytes, logger: quietLogger).execute(makeDelivery(body, properties: properties))
+    await TaskRunner(app: app, maxMessageBytes: maxMessageBytes, logger: quietLogger).execute(makeDelivery(body, properties: properties))
 }
 
 extension TaskOutcome {

@@ -50,7 +50,7 @@ import Testing
         let app = TaskApp()
         try app.register("overflow") { (a: Double, b: Double) in a + b }
         try app.register("nested") { () in ["ok": JSONValue.double(1), "bad": .array([.double(-.infinity)])] as [String: JSONValue] }
-        let executor = TaskExecutor(app: app, logger: quietLogger)
+        let executor = TaskRunner(app: app, logger: quietLogger)
         let overflow = await executor.execute(makeDelivery(#"{"task_name": "overflow", "args": [1.7e308, 1.7e308]}"#))
         #expect(outcomeIsFailed(overflow))
         #expect(overflow.result.returning == nil)
@@ -138,14 +138,14 @@ import Testing
         let app = TaskApp()
         try app.register("add") { (a: Double, b: Double) in a + b }
         try app.register("echo") { (context: TaskContext) -> JSONValue in .array(context.arguments.args) }
-        let outcome = await TaskExecutor(app: app, logger: quietLogger).execute(makeDelivery(body))
+        let outcome = await TaskRunner(app: app, logger: quietLogger).execute(makeDelivery(body))
         #expect(outcome.result.traceback == traceback)
     }
 
     @Test func aLoneSurrogateIsNamed() async throws {
         let app = TaskApp()
         try app.register("echo") { (context: TaskContext) -> JSONValue in .array(context.arguments.args) }
-        let outcome = await TaskExecutor(app: app, logger: quietLogger).execute(makeDelivery(#"{"task_name": "echo", "args": ["\ud800"]}"#))
+        let outcome = await TaskRunner(app: app, logger: quietLogger).execute(makeDelivery(#"{"task_name": "echo", "args": ["\ud800"]}"#))
         #expect(outcome.result.traceback?.hasPrefix("TaskInputError: args could not be read: a string holds half of a UTF-16 surrogate pair") == true,
                 "\(outcome.result.traceback ?? "nil")")
     }

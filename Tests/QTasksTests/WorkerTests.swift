@@ -145,7 +145,7 @@ import Testing
             return 1
         }
         try await TestWorker.run(app, configuration: quietConfiguration(concurrency: 3)) { client, broker in
-            var handles: [TaskHandle] = []
+            var handles: [TaskHandle<JSONValue>] = []
             for _ in 0..<15 { handles.append(try await client.send("slow")) }
             for handle in handles {
                 #expect(try await handle.result(timeout: .seconds(20)).returning == 1)

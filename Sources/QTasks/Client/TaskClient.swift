@@ -65,6 +65,9 @@ public final class TaskClient: Sendable {
     private let logger: Logger
     private let configuredTracer: (any Tracer)?
     private let publishRetry: PublishRetryPolicy
+    /// Publishes of one batch awaiting their confirm at once.
+    public let batchWindow: Int
+    private let middleware: [any TaskClientMiddleware]
     private let state = Mutex(State())
 
     /// - Parameters:
@@ -78,18 +81,26 @@ public final class TaskClient: Sendable {
     ///     no-op unless an app bootstrapped one), looked up at each send.
     ///   - publishRetry: how a send whose connection was lost is retried
     ///     (default: 4 tries, 0.2 s, 0.4 s, 0.8 s apart).
+    ///   - batchWindow: how many publishes of one ``send(batch:)`` may
+    ///     await their confirm at once (default 1024).
+    ///   - middleware: run in order on every outgoing task before it is
+    ///     published (headers, routing); see ``TaskClientMiddleware``.
     public init(
         broker: any Broker,
         app: TaskApp? = nil,
         logger: Logger = Logger(label: "qtasks.client"),
         tracer: (any Tracer)? = nil,
-        publishRetry: PublishRetryPolicy = PublishRetryPolicy()
+        publishRetry: PublishRetryPolicy = PublishRetryPolicy(),
+        batchWindow: Int = 1024,
+        middleware: [any TaskClientMiddleware] = []
     ) {
         self.broker = broker
         self.app = app
         self.logger = logger
         self.configuredTracer = tracer
         self.publishRetry = publishRetry
+        self.batchWindow = batchWindow
+        self.middleware = middleware
     }
 
     /// The tracer the sends use.
@@ -136,14 +147,9 @@ public final class TaskClient: Sendable {
         kwargs: [String: JSONValue] = [:],
         queue: String? = nil,
         priority: Int? = nil
-    ) async throws -> TaskHandle {
-        let queue = queue ?? app?.queue(for: taskName) ?? "default"
-        let task = TaskMessage(taskName: taskName, args: args, kwargs: kwargs, priority: priority ?? 0)
-        let slot = try await traced(task, queue: queue) { span, tracer in
-            try await self.publish(task, queue: queue, priority: priority, expectsReply: true, span: span, tracer: tracer)
-        }
-        // Always a slot when a reply is expected.
-        return TaskHandle(uuid: task.uuid, taskName: task.taskName, queue: queue, slot: slot!, client: self)
+    ) async throws -> TaskHandle<JSONValue> {
+        let request = TaskRequest(taskName, args: args, kwargs: kwargs, queue: queue, priority: priority)
+        return try await handle(for: try await send(try await prepare(request), expectsReply: true))
     }
 
     /// Sends a task whose result nobody will read: its message has no
@@ -164,12 +170,164 @@ public final class TaskClient: Sendable {
         queue: String? = nil,
         priority: Int? = nil
     ) async throws -> SentTask {
-        let queue = queue ?? app?.queue(for: taskName) ?? "default"
-        let task = TaskMessage(taskName: taskName, args: args, kwargs: kwargs, priority: priority ?? 0)
-        _ = try await traced(task, queue: queue) { span, tracer in
-            try await self.publish(task, queue: queue, priority: priority, expectsReply: false, span: span, tracer: tracer)
+        let request = TaskRequest(taskName, args: args, kwargs: kwargs, queue: queue, priority: priority)
+        return try await send(try await prepare(request), expectsReply: false).sent
+    }
+
+    /// Sends many tasks, pipelined: up to ``batchWindow`` publishes are
+    /// awaiting their publisher confirm at once (the broker connection's
+    /// own confirm window bounds what is on the wire). Returns once every
+    /// task was confirmed, with their handles in the order of `requests`.
+    ///
+    /// Each task is sent as ``send(_:args:kwargs:queue:priority:)`` sends
+    /// one: its own uuid, its own span, a lost connection retried with the
+    /// same uuid (at-least-once). The queues are declared once, before the
+    /// first publish.
+    ///
+    /// - Throws: ``BatchSendError`` when a send failed for good: no further
+    ///   sends start, those under way finish, and the error holds the
+    ///   handles of the tasks that were sent (their results still arrive)
+    ///   and the first error.
+    public func send(batch requests: [TaskRequest]) async throws -> [TaskHandle<JSONValue>] {
+        try await sendBatch(requests, as: JSONValue.self)
+    }
+
+    /// Sends many tasks without `reply_to`, pipelined as
+    /// ``send(batch:)`` does; returns once every one was confirmed.
+    ///
+    /// - Throws: `BatchSendError<NoResult>` (its `sent` holds the tasks
+    ///   that were sent, its `handles` is empty).
+    @discardableResult
+    public func sendWithoutReply(batch requests: [TaskRequest]) async throws -> [SentTask] {
+        try await sendBatchWithoutReply(requests)
+    }
+
+    /// A task published and confirmed, and its result's slot when a reply
+    /// is expected.
+    struct Published: Sendable {
+        var sent: SentTask
+        var slot: ReplySlot?
+    }
+
+    /// A task ready to publish: its message and what the middleware made
+    /// of its routing and headers.
+    struct Prepared: Sendable {
+        var message: TaskMessage
+        var outgoing: OutgoingTask
+    }
+
+    func handle<Output>(for published: Published) throws -> TaskHandle<Output> {
+        // Always a slot when a reply is expected.
+        return TaskHandle(uuid: published.sent.uuid, taskName: published.sent.taskName, queue: published.sent.queue, slot: published.slot!, client: self)
+    }
+
+    /// Makes the task's message and runs the client's middleware on it.
+    func prepare(_ request: TaskRequest) async throws -> Prepared {
+        let message = TaskMessage(taskName: request.taskName, args: request.args, kwargs: request.kwargs, priority: request.priority ?? 0)
+        var outgoing = OutgoingTask(
+            uuid: message.uuid, taskName: message.taskName,
+            queue: request.queue ?? app?.queue(for: request.taskName) ?? "default",
+            priority: request.priority, headers: [:])
+        for middleware in middleware {
+            try await middleware.willSend(&outgoing)
         }
-        return SentTask(uuid: task.uuid, taskName: task.taskName, queue: queue)
+        var prepared = Prepared(message: message, outgoing: outgoing)
+        // The body carries the priority too: a middleware may have set it.
+        prepared.message.priority = outgoing.priority ?? 0
+        return prepared
+    }
+
+    /// Publishes one prepared task, traced.
+    func send(_ prepared: Prepared, expectsReply: Bool) async throws -> Published {
+        let (task, outgoing) = (prepared.message, prepared.outgoing)
+        let slot = try await traced(task, queue: outgoing.queue) { span, tracer in
+            try await self.publish(
+                task, queue: outgoing.queue, priority: outgoing.priority, headers: outgoing.headers,
+                expectsReply: expectsReply, span: span, tracer: tracer)
+        }
+        return Published(sent: SentTask(uuid: task.uuid, taskName: task.taskName, queue: outgoing.queue), slot: slot)
+    }
+
+    /// Publishes the tasks with at most ``batchWindow`` unconfirmed at once.
+    func sendBatch(_ requests: [TaskRequest], expectsReply: Bool) async throws -> [Published] {
+        var prepared: [Prepared] = []
+        prepared.reserveCapacity(requests.count)
+        for request in requests {
+            prepared.append(try await prepare(request))
+        }
+        // Declared once each up front: a thousand concurrent first sends to
+        // one queue would each declare it.
+        for queue in Set(prepared.map(\.outgoing.queue)).sorted() {
+            try await declareIfNeeded(queue)
+        }
+        let window = max(1, batchWindow)
+        var results = [Published?](repeating: nil, count: prepared.count)
+        var firstError: (any Error)?
+        await withTaskGroup(of: (Int, Result<Published, any Error>).self) { group in
+            var next = 0
+            var running = 0
+            func collect(_ item: (Int, Result<Published, any Error>)) {
+                running -= 1
+                switch item.1 {
+                case .success(let published): results[item.0] = published
+                case .failure(let error): if firstError == nil { firstError = error }
+                }
+            }
+            while next < prepared.count, firstError == nil {
+                if running >= window, let item = await group.next() {
+                    collect(item)
+                    continue
+                }
+                let index = next
+                let task = prepared[index]
+                next += 1
+                running += 1
+                group.addTask {
+                    do {
+                        return (index, .success(try await self.send(task, expectsReply: expectsReply)))
+                    } catch {
+                        return (index, .failure(error))
+                    }
+                }
+            }
+            while let item = await group.next() { collect(item) }
+        }
+        if let firstError {
+            let sent = results.compactMap { $0 }
+            throw PartialBatch(published: sent, unsent: prepared.count - sent.count, error: firstError)
+        }
+        return results.map { $0! }
+    }
+
+    /// What ``sendBatch(_:expectsReply:)`` throws: made a
+    /// ``BatchSendError`` of the caller's result type.
+    struct PartialBatch: Error {
+        var published: [Published]
+        var unsent: Int
+        var error: any Error
+    }
+
+    /// Sends a batch and gives it handles of `Output`; a partial batch
+    /// becomes a ``BatchSendError``.
+    func sendBatch<Output>(_ requests: [TaskRequest], as _: Output.Type) async throws -> [TaskHandle<Output>] {
+        do {
+            return try await sendBatch(requests, expectsReply: true).map { try handle(for: $0) }
+        } catch let partial as PartialBatch {
+            throw BatchSendError<Output>(
+                sent: partial.published.map(\.sent), handles: try partial.published.map { try handle(for: $0) },
+                unsent: partial.unsent, error: partial.error)
+        }
+    }
+
+    /// Sends a batch without `reply_to`; a partial batch becomes a
+    /// ``BatchSendError``.
+    func sendBatchWithoutReply(_ requests: [TaskRequest]) async throws -> [SentTask] {
+        do {
+            return try await sendBatch(requests, expectsReply: false).map(\.sent)
+        } catch let partial as PartialBatch {
+            throw BatchSendError<NoResult>(
+                sent: partial.published.map(\.sent), handles: [], unsent: partial.unsent, error: partial.error)
+        }
     }
 
     /// Runs `body` in the span of a send.
@@ -199,9 +357,10 @@ public final class TaskClient: Sendable {
     /// Publishes the task, retrying a lost connection by ``publishRetry``.
     /// Returns the slot its result will land in, when a reply is expected.
     private func publish(
-        _ task: TaskMessage, queue: String, priority: Int?, expectsReply: Bool, span: any Span, tracer: any Tracer
+        _ task: TaskMessage, queue: String, priority: Int?, headers: [String: HeaderValue], expectsReply: Bool,
+        span: any Span, tracer: any Tracer
     ) async throws -> ReplySlot? {
-        var headers: [String: HeaderValue] = [:]
+        var headers = headers
         tracer.inject(span.context, into: &headers, using: HeaderInjector())
         var attempt = 1
         var afterLoss = false
@@ -238,10 +397,7 @@ public final class TaskClient: Sendable {
     private func publishOnce(
         _ task: TaskMessage, queue: String, priority: Int?, headers: [String: HeaderValue], session: ReplySession?
     ) async throws -> ReplySlot? {
-        if !state.withLock({ $0.declaredQueues.contains(queue) }) {
-            try await broker.declareTaskQueue(queue)
-            state.withLock { _ = $0.declaredQueues.insert(queue) }
-        }
+        try await declareIfNeeded(queue)
         let message = Message(
             body: task.jsonBytes(),
             properties: MessageProperties(
@@ -280,6 +436,16 @@ public final class TaskClient: Sendable {
         return slot
     }
 
+    /// Declares a task queue (with its dead-letter queue) the first time
+    /// this client sends to it, so that a message to a queue no worker
+    /// declared yet is not dropped.
+    private func declareIfNeeded(_ queue: String) async throws {
+        if !state.withLock({ $0.declaredQueues.contains(queue) }) {
+            try await broker.declareTaskQueue(queue)
+            state.withLock { _ = $0.declaredQueues.insert(queue) }
+        }
+    }
+
     /// Sends a task with positional arguments of any `Encodable` types:
     /// `client.send("add", 2, 3)`.
     ///
@@ -291,7 +457,7 @@ public final class TaskClient: Sendable {
         _ rest: repeat each Rest,
         queue: String? = nil,
         priority: Int? = nil
-    ) async throws -> TaskHandle {
+    ) async throws -> TaskHandle<JSONValue> {
         var args = [try JSONValue(encoding: first)]
         for argument in repeat each rest {
             args.append(try JSONValue(encoding: argument))

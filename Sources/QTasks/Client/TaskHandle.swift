@@ -1,9 +1,16 @@
-/// A task that was sent: wait for its result with ``result(timeout:)``.
+import Foundation
+
+/// A task that was sent: wait for its typed result with
+/// ``value(timeout:)``, or for the whole result message with
+/// ``result(timeout:)``.
+///
+/// `Output` is the result type of the ``TaskDefinition`` it was sent with,
+/// or ``JSONValue`` for a task sent by name.
 ///
 /// The client keeps a result for a handle only while the handle exists;
 /// dropping the handle (fire and forget) lets the client discard the result
 /// when it arrives.
-public final class TaskHandle: Sendable {
+public final class TaskHandle<Output: Decodable & Sendable>: Sendable {
     /// The task's uuid (also its `message_id` and `correlation_id`).
     public let uuid: String
     /// The task name it was sent with.
@@ -32,8 +39,48 @@ public final class TaskHandle: Sendable {
         client.forget(uuid)
     }
 
-    /// Waits for the task's result. Can be called again (after a timeout,
-    /// or to read the same result twice).
+    /// Waits for the task's result and returns what its handler returned.
+    ///
+    /// ```swift
+    /// let sum: Int = try await client.send(Tasks.add, 2, 3).value(timeout: .seconds(5))
+    /// ```
+    ///
+    /// - Parameter timeout: how long to wait for the result message.
+    /// - Returns: the result's `returning`, decoded as `Output`.
+    /// - Throws: ``TaskFailedError`` when the task failed (`.failed`, with
+    ///   the remote error's type, message and traceback), was cancelled
+    ///   (`.cancelled`), or returned what does not decode as `Output`
+    ///   (`.unexpectedResult`); otherwise as ``result(timeout:)``.
+    public func value(timeout: Duration) async throws -> Output {
+        try Self.value(of: try await result(timeout: timeout))
+    }
+
+    /// The typed value of a result message: what ``value(timeout:)``
+    /// returns for it.
+    ///
+    /// - Throws: ``TaskFailedError``.
+    public static func value(of result: TaskResult) throws -> Output {
+        switch result.status {
+        case .success:
+            let returning = result.returning ?? .null
+            if let value = returning as? Output { return value }
+            do {
+                return try JSONDecoder().decode(Output.self, from: Data(try JSONEncoder().encode(returning)))
+            } catch {
+                throw TaskFailedError(
+                    .unexpectedResult, result: result,
+                    message: "the result does not decode as \(Output.self): \(DecodingErrorText.describe(error))")
+            }
+        case .cancel:
+            throw TaskFailedError(.cancelled, result: result)
+        default:
+            // `error`, or a status of a newer worker: not a success.
+            throw TaskFailedError(.failed, result: result)
+        }
+    }
+
+    /// Waits for the task's result message. Can be called again (after a
+    /// timeout, or to read the same result twice).
     ///
     /// - Parameter timeout: how long to wait.
     /// - Returns: the result, whatever its status (`success`, `error`, `cancel`).

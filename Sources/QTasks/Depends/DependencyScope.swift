@@ -2,7 +2,7 @@
 ///
 /// - ``task``: one instance per task call, shared by everything that
 ///   resolves it during that call, torn down when the call ends.
-/// - ``worker``: one instance per ``Worker`` (or ``TaskExecutor``), created
+/// - ``worker``: one instance per ``Worker`` (or ``TaskRunner``), created
 ///   on first use, torn down at graceful shutdown.
 public struct DependencyScope: Hashable, Sendable, CustomStringConvertible {
     private enum Base: String { case task, worker }

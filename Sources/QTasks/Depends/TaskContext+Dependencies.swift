@@ -17,7 +17,7 @@ extension TaskContext {
     ///   `CancellationError` when the task is cancelled while waiting.
     public func resolve<Value>(_ dependency: Dependency<Value>) async throws -> Value {
         guard let dependencies else {
-            throw DependencyError.unavailable(dependency.name, "this TaskContext was not made by a worker or TaskExecutor")
+            throw DependencyError.unavailable(dependency.name, "this TaskContext was not made by a worker or TaskRunner")
         }
         return try await DependencyResolver(context: self, call: dependencies.call, worker: dependencies.worker, chain: [])
             .resolve(dependency)

@@ -159,10 +159,26 @@ public final class TaskApp: Sendable {
         }
     }
 
-    private static func count<each T>(_ types: repeat (each T).Type) -> Int {
+    static func count<each T>(_ types: repeat (each T).Type) -> Int {
         var count = 0
         for _ in repeat each types { count += 1 }
         return count
+    }
+
+    /// Adds a task whose handler takes exactly `count` arguments, the
+    /// context-only form included (typed definitions: no arguments means
+    /// none, not any).
+    func addTyped(
+        _ name: String,
+        parameters: [String]?,
+        options: TaskOptions,
+        count: Int,
+        bind: @escaping @Sendable (ArgumentReader) throws -> @Sendable (TaskContext) async throws -> JSONValue
+    ) throws {
+        try add(name, parameters: parameters, options: options, count: count, acceptsAnyArguments: false) { container in
+            let reader = try ArgumentReader(taskName: name, parameterNames: parameters, parameterCount: count, container: container)
+            return PreparedCall(arguments: nil, run: try bind(reader))
+        }
     }
 
     /// A frozen copy of the tasks, for a worker.

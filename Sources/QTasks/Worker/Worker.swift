@@ -68,14 +68,36 @@ public final class Worker: Service, Sendable {
     let broker: any Broker
     private let app: TaskApp
     private let shutdown = ShutdownSignal()
+    /// The whole chain: the standard middleware (unless turned off), then
+    /// the configuration's, then the initializer's.
+    let middleware: [any TaskMiddleware]
 
     /// - Parameters:
-    ///   - broker: where tasks come from; the caller closes it after `run()`.
+    ///   - broker: where tasks come from; its owner closes it after `run()`.
     ///   - app: the tasks; the worker takes a snapshot when `run()` starts.
-    public init(broker: any Broker, app: TaskApp, configuration: WorkerConfiguration = WorkerConfiguration()) {
+    ///   - middleware: run around every task, the first outermost, inside
+    ///     the standard middleware and ``WorkerConfiguration/middleware``
+    ///     (see ``TaskMiddleware``).
+    public init(
+        broker: any Broker,
+        app: TaskApp,
+        configuration: WorkerConfiguration = WorkerConfiguration(),
+        @TaskMiddlewareBuilder middleware: () -> [any TaskMiddleware] = { [] }
+    ) {
         self.broker = broker
         self.app = app
         self.configuration = configuration
+        var chain: [any TaskMiddleware] = []
+        if configuration.standardMiddleware {
+            // Tracing outermost: the log line and the metrics are within
+            // the span (the log line carries its trace ids).
+            chain.append(TracingTaskMiddleware(tracer: configuration.tracer))
+            chain.append(LoggingTaskMiddleware(logger: configuration.logger))
+            chain.append(MetricsTaskMiddleware(app: app))
+        }
+        chain.append(contentsOf: configuration.middleware)
+        chain.append(contentsOf: middleware())
+        self.middleware = chain
     }
 
     /// Starts graceful shutdown as a `ServiceGroup` would: for a worker run
@@ -108,13 +130,16 @@ public final class Worker: Service, Sendable {
 
     private func consumeUntilShutdown() async throws {
         let logger = configuration.logger
-        let executor = TaskExecutor(
+        let chain = TaskMiddlewareChain(middleware: middleware)
+        let executor = TaskRunner(
             app: app,
             maxMessageBytes: configuration.maxMessageBytes,
             taskTimeLimit: configuration.taskTimeLimit,
             retryPolicy: configuration.retryPolicy,
-            logger: logger
+            logger: logger,
+            middleware: chain
         )
+        // Reconnects are the worker's, not a task's: counted here.
         let metrics = WorkerMetrics(knownTasks: app.taskNames)
         if !(broker is any DelayedPublishing) {
             logger.warning("this broker cannot delay messages: retries are published again at once, without backoff")
@@ -162,7 +187,7 @@ public final class Worker: Service, Sendable {
                 )
             }
             failures = 0
-            guard let lost = await consume(deliveries, executor, metrics) else { break }
+            guard let lost = await consume(deliveries, executor, chain) else { break }
             if shutdown.isFired { break }
             failures = 1
             guard await pauseBeforeReconnecting(after: lost, failures: failures) else {
@@ -223,7 +248,7 @@ public final class Worker: Service, Sendable {
 
     /// One consuming session: runs deliveries until the stream ends.
     /// Returns the stream's error (connection lost), nil after shutdown.
-    private func consume(_ deliveries: AsyncThrowingStream<Delivery, any Error>, _ executor: TaskExecutor, _ metrics: WorkerMetrics) async -> (any Error)? {
+    private func consume(_ deliveries: AsyncThrowingStream<Delivery, any Error>, _ executor: TaskRunner, _ chain: TaskMiddlewareChain) async -> (any Error)? {
         let logger = configuration.logger
         let concurrency = configuration.effectiveConcurrency
         return await withTaskGroup(of: ChildEvent.self) { group in
@@ -269,7 +294,7 @@ public final class Worker: Service, Sendable {
                     running += 1
                     if queueLimit != nil { runningIn[queue, default: 0] += 1 }
                     group.addTask {
-                        await self.process(delivery, executor, metrics)
+                        await self.process(delivery, executor, chain)
                         return .taskFinished(queue: queue)
                     }
                 }
@@ -319,95 +344,59 @@ public final class Worker: Service, Sendable {
         return .deadline
     }
 
-    /// Runs one delivery and settles it within its span; logs one line.
-    private func process(_ delivery: Delivery, _ executor: TaskExecutor, _ metrics: WorkerMetrics) async {
-        let span = startSpan(for: delivery)
-        defer { span.end() }
-        await ServiceContext.withValue(span.context) {
-            await process(delivery, executor, metrics, span: span)
+    /// Runs one delivery through the middleware and settles it.
+    private func process(_ delivery: Delivery, _ runner: TaskRunner, _ chain: TaskMiddlewareChain) async {
+        _ = await chain.process(delivery) { delivery in
+            await self.runAndSettle(delivery, runner)
         }
     }
 
-    private func process(_ delivery: Delivery, _ executor: TaskExecutor, _ metrics: WorkerMetrics, span: any Span) async {
+    /// The worker's own step, inside every middleware: runs the task and
+    /// applies its outcome to the delivery.
+    private func runAndSettle(_ delivery: Delivery, _ runner: TaskRunner) async -> TaskReport {
         let start = ContinuousClock.now
-        metrics.taskStarted()
-        defer { metrics.taskFinished() }
-        let outcome = await executor.execute(delivery, span: span)
-        annotate(span, with: outcome)
+        let outcome = await runner.execute(delivery, span: WorkerSpan.current)
         let result = outcome.result
-        // Counted once the name is known (the executor decodes it); the
-        // other counters only once the outcome is settled.
-        metrics.count(WorkerMetrics.received, task: result.taskName, queue: delivery.queue)
-        func settled(_ counter: String) {
-            metrics.count(counter, task: result.taskName, queue: delivery.queue)
-            metrics.recordDuration(ContinuousClock.now - start, task: result.taskName, queue: delivery.queue)
-        }
         func metadata(_ status: String) -> Logger.Metadata {
-            let elapsed = ContinuousClock.now - start
-            let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
-            return [
-                // The producer's words: escaped so that they cannot forge
-                // or garble log lines.
-                "uuid": .string(LogText.sanitized(result.uuid)),
-                "task": .string(LogText.sanitized(result.taskName)),
-                "queue": .string(delivery.queue),
-                "attempt": .stringConvertible(result.retry + 1),
-                "duration_ms": .stringConvertible((milliseconds * 1000).rounded() / 1000),
-                "status": .string(status),
-            ]
+            LoggingTaskMiddleware.metadata(result, queue: delivery.queue, status: status, elapsed: ContinuousClock.now - start)
         }
-        let logger = configuration.logger
+        func report(settled: Bool, retryDelay: Duration? = nil) -> TaskReport {
+            TaskReport(delivery: delivery, outcome: outcome, isSettled: settled, retryDelay: retryDelay, duration: ContinuousClock.now - start)
+        }
 
         switch outcome {
         case .cancelled:
             await requeue(delivery, reason: "cancelled by the worker", metadata: metadata("cancel"))
+            return report(settled: false)
         case .completed:
             guard await publishReply(result, for: delivery, metadata: metadata("success")),
                   await settle(delivery, metadata: metadata("success"), { try await $0.acknowledge(delivery) })
-            else { return }
-            settled(WorkerMetrics.succeeded)
-            logger.info("task succeeded", metadata: metadata("success"))
+            else { return report(settled: false) }
+            return report(settled: true)
         case .cancelledByTask:
             guard await publishReply(result, for: delivery, metadata: metadata("cancel")),
                   await settle(delivery, metadata: metadata("cancel"), { try await $0.acknowledge(delivery) })
-            else { return }
-            settled(WorkerMetrics.cancelled)
-            var fields = metadata("cancel")
-            fields["reason"] = .string(result.traceback ?? "")
-            logger.notice("task cancelled itself", metadata: fields)
+            else { return report(settled: false) }
+            return report(settled: true)
         case .retry(_, let failure, let delay):
             guard let applied = await publishRetry(delivery, failure: failure, uuid: result.uuid, attempt: result.retry + 1, delay: delay, metadata: metadata("retry")),
                   await settle(delivery, metadata: metadata("retry"), { try await $0.acknowledge(delivery) })
-            else { return }
-            settled(WorkerMetrics.retried)
-            var fields = metadata("retry")
-            fields["error"] = .string(LogText.sanitized(failure.traceback))
-            fields["delay_s"] = .stringConvertible(Seconds.logValue(applied))
-            logger.warning("task failed, will be retried", metadata: fields)
+            else { return report(settled: false) }
+            return report(settled: true, retryDelay: applied)
         case .failed(_, let failure), .rejected(_, let failure):
-            let isBadInput: Bool
-            if case .rejected = outcome { isBadInput = true } else { isBadInput = false }
             if delivery.discardedBodySize != nil {
                 // The body was dropped unread (too large to hold): the
                 // broker dead-letters the intact original on rejection.
                 guard await publishReply(result, failure: failure, for: delivery, metadata: metadata("error")),
                       await settle(delivery, metadata: metadata("error"), { try await $0.reject(delivery, requeue: false) })
-                else { return }
+                else { return report(settled: false) }
             } else {
                 guard await publishReply(result, failure: failure, for: delivery, metadata: metadata("error")),
                       await deadLetter(delivery, failure: failure, uuid: result.uuid, attempts: result.retry + 1, metadata: metadata("error")),
                       await settle(delivery, metadata: metadata("error"), { try await $0.acknowledge(delivery) })
-                else { return }
+                else { return report(settled: false) }
             }
-            settled(WorkerMetrics.failed)
-            metrics.count(WorkerMetrics.deadLettered, task: result.taskName, queue: delivery.queue)
-            var fields = metadata("error")
-            fields["error"] = .string(LogText.sanitized(failure.traceback))
-            if isBadInput {
-                logger.warning("bad task message dead-lettered: \(LogText.sanitized(failure.message))", metadata: fields)
-            } else {
-                logger.error("task failed, dead-lettered", metadata: fields)
-            }
+            return report(settled: true)
         }
     }
 }

@@ -67,6 +67,18 @@ public struct WorkerConfiguration: Sendable {
     /// one here instead of bootstrapping.
     public var tracer: (any Tracer)? = nil
 
+    /// Run around every task, the first outermost, inside the standard
+    /// middleware and before those given to ``Worker/init(broker:app:configuration:middleware:)``
+    /// (see ``TaskMiddleware``). Empty by default.
+    public var middleware: [any TaskMiddleware] = []
+
+    /// Whether the worker installs the package's own middleware, outermost
+    /// and in this order: ``TracingTaskMiddleware`` (with ``tracer``),
+    /// ``LoggingTaskMiddleware`` (the outcome's log line, to ``logger``)
+    /// and ``MetricsTaskMiddleware``. True by default; turn it off to
+    /// place them yourself (or leave one out) in ``middleware``.
+    public var standardMiddleware = true
+
     /// Every parameter has the default documented on its property.
     public init(
         queues: [String] = ["default"],

@@ -11,7 +11,7 @@ import Tracing
 /// result's `traceback` is `"TaskInputError: <what is wrong>"`. When even
 /// the uuid or the task name cannot be read, the result's `uuid` is the
 /// message's `message_id` (else a new UUID) and its `task_name` is `""`.
-public struct TaskExecutor: Sendable {
+public struct TaskRunner: Sendable {
     /// Bodies larger than this are rejected unread, in bytes.
     public let maxMessageBytes: Int
     /// The longest one task may run; nil for no limit. A task's
@@ -25,6 +25,7 @@ public struct TaskExecutor: Sendable {
     /// The worker scope of ``Dependency``s, shared by copies of this
     /// executor.
     private let workerDependencies: DependencyStore
+    private let middleware: TaskMiddlewareChain
 
     /// - Parameters:
     ///   - app: the tasks; those registered after this call are not seen.
@@ -37,13 +38,30 @@ public struct TaskExecutor: Sendable {
     ///     (default ``RetryPolicy/never``).
     ///   - logger: handed to tasks through ``TaskContext/logger``; failed
     ///     dependency teardowns are logged to it.
+    ///   - middleware: their ``TaskMiddleware/run(_:next:)`` hooks wrap
+    ///     each handler call, the first outermost.
     public init(
         app: TaskApp,
         maxMessageBytes: Int = 1_048_576,
         taskTimeLimit: Duration? = nil,
         retryPolicy: RetryPolicy = .never,
-        logger: Logger = Logger(label: "qtasks.worker")
+        logger: Logger = Logger(label: "qtasks.worker"),
+        middleware: [any TaskMiddleware] = []
     ) {
+        self.init(
+            app: app, maxMessageBytes: maxMessageBytes, taskTimeLimit: taskTimeLimit, retryPolicy: retryPolicy,
+            logger: logger, middleware: TaskMiddlewareChain(middleware: middleware))
+    }
+
+    init(
+        app: TaskApp,
+        maxMessageBytes: Int,
+        taskTimeLimit: Duration?,
+        retryPolicy: RetryPolicy,
+        logger: Logger,
+        middleware: TaskMiddlewareChain
+    ) {
+        self.middleware = middleware
         self.maxMessageBytes = maxMessageBytes
         self.taskTimeLimit = taskTimeLimit.flatMap { $0 > .zero ? $0 : nil }
         self.retryPolicy = retryPolicy
@@ -181,11 +199,12 @@ public struct TaskExecutor: Sendable {
 
     /// Runs the handler, within `timeLimit` when there is one.
     private func run(_ call: PreparedCall, _ context: TaskContext, timeLimit: Duration?) async throws -> JSONValue {
+        let middleware = self.middleware
         guard let limit = timeLimit else {
-            return try await call.run(context)
+            return try await middleware.run(context) { try await call.run($0) }
         }
         return try await withThrowingTaskGroup(of: JSONValue.self) { group in
-            group.addTask { try await call.run(context) }
+            group.addTask { try await middleware.run(context) { try await call.run($0) } }
             group.addTask {
                 // A huge limit would overflow the sleep's deadline; a billion seconds is "never".
                 try await Task.sleep(for: Seconds.clamped(limit))

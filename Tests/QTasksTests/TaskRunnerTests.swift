@@ -10,7 +10,7 @@ struct LocalizedBoom: LocalizedError {
     var errorDescription: String? { "localized boom" }
 }
 
-@Suite struct TaskExecutorTests {
+@Suite struct TaskRunnerTests {
     @Test func contextCarriesTheMessage() async throws {
         let app = TaskApp()
         try app.register("inspect") { (context: TaskContext) -> JSONValue in
@@ -44,7 +44,7 @@ struct LocalizedBoom: LocalizedError {
             redelivered: true,
             token: DeliveryToken(generation: 1, tag: 1)
         )
-        let outcome = await TaskExecutor(app: app, logger: quietLogger).execute(delivery)
+        let outcome = await TaskRunner(app: app, logger: quietLogger).execute(delivery)
         guard case .completed(let result) = outcome else {
             Issue.record("expected success: \(outcome.result)")
             return
@@ -137,7 +137,7 @@ struct LocalizedBoom: LocalizedError {
             try await Task.sleep(for: .seconds(30))
             return 1
         }
-        let executor = TaskExecutor(app: app, logger: quietLogger)
+        let executor = TaskRunner(app: app, logger: quietLogger)
         let task = Task { await executor.execute(makeDelivery(#"{"task_name":"sleep"}"#)) }
         try await Task.sleep(for: .milliseconds(50))
         task.cancel()
