@@ -8,7 +8,14 @@ let package = Package(
         .library(name: "QTasks", targets: ["QTasks"]),
         .library(name: "QTasksRabbitMQ", targets: ["QTasksRabbitMQ"]),
         .library(name: "QTasksTesting", targets: ["QTasksTesting"]),
+        // State: the protocol and the memory backend need no C library; each
+        // other backend is a product of its own, so that only its users need
+        // its library (libhiredis-dev; GRDB and libsqlite3-dev);
+        // QTasksStateStores opens any of them by URL and so needs them all.
         .library(name: "QTasksState", targets: ["QTasksState"]),
+        .library(name: "QTasksStateSQLite", targets: ["QTasksStateSQLite"]),
+        .library(name: "QTasksStateRedis", targets: ["QTasksStateRedis"]),
+        .library(name: "QTasksStateStores", targets: ["QTasksStateStores"]),
         .library(name: "QTasksScheduler", targets: ["QTasksScheduler"]),
         .library(name: "QTasksObservability", targets: ["QTasksObservability"]),
         .library(name: "AMQP", targets: ["AMQP"]),
@@ -31,6 +38,9 @@ let package = Package(
         // and with them it adds AsyncHTTPClient or gRPC, NIO, BoringSSL and
         // protobuf to every build (docs/operations.md, "Tracing").
         .package(url: "https://github.com/swift-otel/swift-w3c-trace-context.git", from: "1.0.0"),
+        // `swift package generate-documentation` for the Documentation.docc
+        // catalogs. A command plugin: `swift build` neither builds nor runs it.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin.git", from: "1.4.0"),
     ],
     targets: [
         // The C client, rabbitmq-c (Debian: librabbitmq-dev). Shims only for
@@ -92,16 +102,40 @@ let package = Package(
             // the modulemap links the library.
             providers: [.apt(["libhiredis-dev"])]
         ),
-        // State: the key-value store shared by the steps of a workflow, with
-        // memory, SQLite (GRDB) and Redis (hiredis) backends. The only module
-        // that imports CHiredis.
+        // State: the key-value store shared by the steps of a workflow. The
+        // core is the protocol, the handles, the memory backend and the
+        // injection helpers, with no C library and no GRDB, so that a program
+        // using memory State alone builds without libhiredis-dev,
+        // libsqlite3-dev or GRDB (DeployManifestTests checks these
+        // dependencies).
         .target(
             name: "QTasksState",
+            dependencies: ["QTasks"]
+        ),
+        // The SQLite backend, through GRDB (which links the system SQLite,
+        // Debian: libsqlite3-dev).
+        .target(
+            name: "QTasksStateSQLite",
             dependencies: [
                 "QTasks",
-                "CHiredis",
+                "QTasksState",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
+        ),
+        // The Redis backend. The only module that imports CHiredis.
+        .target(
+            name: "QTasksStateRedis",
+            dependencies: ["QTasks", "QTasksState", "CHiredis"]
+        ),
+        // Opening a backend by URL (memory://, sqlite://, redis://), the
+        // worker's --state / QTASKS_STATE_URL defaults and
+        // `.stateStore(url:)`: the one module that sees every backend. Plain
+        // dependencies rather than a registry of backends: three backends,
+        // all in this package, and a missing one is a build error rather
+        // than an "unknown scheme" at run time.
+        .target(
+            name: "QTasksStateStores",
+            dependencies: ["QTasks", "QTasksState", "QTasksStateSQLite", "QTasksStateRedis"]
         ),
         // Periodic tasks: interval and cron schedules, each tick claimed
         // once in a shared State backend (docs/scheduling.md).
@@ -121,6 +155,7 @@ let package = Package(
                 "QTasks",
                 "QTasksRabbitMQ",
                 "QTasksState",
+                "QTasksStateStores",
                 "QTasksScheduler",
                 "CommandSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -134,6 +169,7 @@ let package = Package(
                 "QTasks",
                 "QTasksRabbitMQ",
                 "QTasksState",
+                "QTasksStateStores",
                 "CommandSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -145,6 +181,7 @@ let package = Package(
                 "QTasks",
                 "QTasksRabbitMQ",
                 "QTasksState",
+                "QTasksStateStores",
                 "CommandSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -186,6 +223,7 @@ let package = Package(
                 "QTasks",
                 "QTasksRabbitMQ",
                 "QTasksState",
+                "QTasksStateStores",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -219,7 +257,7 @@ let package = Package(
         ),
         .testTarget(
             name: "QTasksSchedulerTests",
-            dependencies: ["QTasksScheduler", "QTasksState", "QTasks", "QTasksTesting"]
+            dependencies: ["QTasksScheduler", "QTasksState", "QTasksStateStores", "QTasks", "QTasksTesting"]
         ),
         // AMQP layer against a real RabbitMQ (skipped with a message when none
         // is reachable; the test script starts one).
@@ -235,6 +273,9 @@ let package = Package(
             dependencies: [
                 "TestSupport",
                 "QTasksState",
+                "QTasksStateSQLite",
+                "QTasksStateRedis",
+                "QTasksStateStores",
                 "QTasksStateStress",
                 "QTasksTesting",
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -244,14 +285,14 @@ let package = Package(
         // counter N times (QTasksStateTests runs two for lost updates).
         .executableTarget(
             name: "QTasksStateStress",
-            dependencies: ["QTasksState"],
+            dependencies: ["QTasksState", "QTasksStateStores"],
             path: "Tests/QTasksStateStress"
         ),
         // End to end: real broker, real worker processes, foreign producers.
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "QTasks", "QTasksRabbitMQ", "QTasksState", "AMQP", "TestSupport", "qtasks", "qtasks-example",
+                "QTasks", "QTasksRabbitMQ", "QTasksState", "QTasksStateStores", "AMQP", "TestSupport", "qtasks", "qtasks-example",
                 "qtasks-benchmark", "qtasks-scheduler",
                 "QTasksW3CTracing",
                 .product(name: "Tracing", package: "swift-distributed-tracing"),

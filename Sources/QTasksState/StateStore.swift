@@ -3,9 +3,11 @@ import QTasks
 /// A State backend: maps each state (``StateID``) to a document, a map of
 /// field names to JSON values.
 ///
-/// Implementations: ``MemoryStateStore`` (`memory://`), ``SQLiteStateStore``
-/// (`sqlite:///path/state.db`), ``RedisStateStore`` (`redis://host:6379/0`);
-/// ``StateStores/open(url:configuration:)`` picks one by URL. Every one of them
+/// Implementations: ``MemoryStateStore`` (`memory://`, in this module),
+/// `SQLiteStateStore` (`sqlite:///path/state.db`, module `QTasksStateSQLite`),
+/// `RedisStateStore` (`redis://host:6379/0`, module `QTasksStateRedis`);
+/// `StateStores.open(url:configuration:)` (module `QTasksStateStores`) picks
+/// one by URL. Every one of them
 /// passes the same contract tests. Most code uses a handle (``State``,
 /// ``AnyState``) rather than a store.
 ///

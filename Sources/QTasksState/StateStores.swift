@@ -1,44 +1,12 @@
-/// Opens State backends by URL.
+/// Helpers for State backend URLs.
+///
+/// This module (the memory backend and the protocol) only declares the
+/// namespace and ``redactedURL(_:)``, which every backend uses in its
+/// messages. Opening a backend by URL (`StateStores.open(url:)`,
+/// `StateStores.validate(url:)`, `StateStores.resolvedURL(_:)`) needs every
+/// backend, so it lives in the `QTasksStateStores` module, which extends this
+/// type: importing `QTasksState` alone never pulls in GRDB or hiredis.
 public enum StateStores {
-    /// Opens the backend a URL names.
-    ///
-    /// | URL | backend |
-    /// | --- | --- |
-    /// | `memory://` | a new, empty ``MemoryStateStore`` (this process only) |
-    /// | `sqlite:///var/lib/app/state.db` | ``SQLiteStateStore`` on that absolute path |
-    /// | `sqlite://state/state.db` | the same, relative to the current directory |
-    /// | `sqlite:///path.db?synchronous=full` | fsync on every commit (default `normal`) |
-    /// | `redis://host:6379/0` | ``RedisStateStore``, database 0 (port default 6379, database default 0) |
-    /// | `redis://:password@host:6379/0` | with `AUTH password` |
-    /// | `redis://user:password@host:6379/0` | with `AUTH user password` (Redis 6 ACL) |
-    ///
-    /// Percent-encode special characters in paths and passwords. The SQLite
-    /// file is created if missing (its directory must exist); a Redis
-    /// connection is made right away, so that a wrong host or password fails
-    /// here.
-    ///
-    /// - Parameters:
-    ///   - url: the backend URL.
-    ///   - configuration: timeouts and retry limits.
-    /// - Returns: the open store.
-    /// - Throws: ``StateError`` with ``StateError/Code-swift.struct/invalidURL``
-    ///   for a malformed URL or unknown scheme,
-    ///   ``StateError/Code-swift.struct/unavailable`` when the backend cannot
-    ///   be reached or opened. Messages show the URL with its password
-    ///   replaced by `***`.
-    public static func open(
-        url: String, configuration: StateStoreConfiguration = StateStoreConfiguration()
-    ) async throws -> any StateStore {
-        switch try StateStoreURL(parsing: url) {
-        case .memory:
-            return MemoryStateStore()
-        case .sqlite(let path, let synchronous):
-            return try await SQLiteStateStore.open(path: path, synchronous: synchronous, configuration: configuration)
-        case .redis(let endpoint):
-            return try await RedisStateStore.open(endpoint: endpoint, configuration: configuration)
-        }
-    }
-
     /// `url` with the password (what follows `:` in the user-info part)
     /// replaced by `***`, for logs and messages: `redis://:***@host:6379/0`.
     /// User info without a `:` is replaced whole. Other URLs come back

@@ -4,6 +4,7 @@ import Logging
 import QTasks
 import QTasksRabbitMQ
 import QTasksState
+import QTasksStateStores
 import ServiceLifecycle
 import Synchronization
 

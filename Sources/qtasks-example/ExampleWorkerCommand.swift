@@ -5,6 +5,7 @@ import Logging
 import QTasks
 import QTasksRabbitMQ
 import QTasksState
+import QTasksStateStores
 import QTasksW3CTracing
 import ServiceLifecycle
 

@@ -6,6 +6,7 @@ import QTasks
 import QTasksRabbitMQ
 import QTasksScheduler
 import QTasksState
+import QTasksStateStores
 import ServiceLifecycle
 
 /// `qtasks-scheduler`: submits periodic tasks until SIGTERM/SIGINT

@@ -184,22 +184,38 @@ extension SendCommand {
         let progress = ProgressReporter(label: "sent", total: count)
         let start = ContinuousClock.now
         var sendFailed = false
-        for index in 0..<count {
+        // Batches, pipelined within the publisher-confirm window (the
+        // client's batch send); in chunks so that the progress moves.
+        let request = TaskRequest(task, args: arguments, kwargs: keywords, queue: queue, priority: priority)
+        let chunk = 5_000
+        var sentCount = 0
+        while sentCount < count {
+            let requests = Array(repeating: request, count: min(chunk, count - sentCount))
             do {
                 if wait > .zero {
-                    handles.append(try await client.send(task, args: arguments, kwargs: keywords, queue: queue, priority: priority))
+                    handles.append(contentsOf: try await client.send(batch: requests))
                 } else {
-                    try await client.sendWithoutReply(task, args: arguments, kwargs: keywords, queue: queue, priority: priority)
+                    try await client.sendWithoutReply(batch: requests)
                 }
+                sentCount += requests.count
             } catch {
-                progress.finish(index)
-                printError("qtasks: cannot send \(task) to queue \(queue) (copy \(index + 1) of \(count)): \(error)")
-                print("sent \(index) of \(count) tasks before the failure")
+                var cause: any Error = error
+                if let partial = error as? BatchSendError<JSONValue> {
+                    handles.append(contentsOf: partial.handles)
+                    sentCount += partial.sent.count
+                    cause = partial.error
+                } else if let partial = error as? BatchSendError<NoResult> {
+                    sentCount += partial.sent.count
+                    cause = partial.error
+                }
+                progress.finish(sentCount)
+                printError("qtasks: cannot send \(task) to queue \(queue) (after \(sentCount) of \(count) copies): \(cause)")
+                print("sent \(sentCount) of \(count) tasks before the failure")
                 fflush(nil)
                 sendFailed = true
                 break
             }
-            progress.update(index + 1)
+            progress.update(sentCount)
         }
         if !sendFailed {
             progress.finish(count)

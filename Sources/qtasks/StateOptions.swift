@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import QTasks
 import QTasksState
+import QTasksStateStores
 
 /// The options every `qtasks state` command shares: the backend, the
 /// namespace, the key.

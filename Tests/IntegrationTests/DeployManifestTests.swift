@@ -213,6 +213,66 @@ struct DeployManifestTests {
         #expect(host["key"] as? String == "QTASKS_URL")
     }
 
+    // MARK: - Package.swift
+
+    /// The State products need only their own backend's library: a program
+    /// that uses memory State alone (product `QTasksState`) builds without
+    /// libhiredis-dev and without GRDB; `QTasksStateSQLite` needs GRDB but
+    /// not hiredis, `QTasksStateRedis` hiredis but not GRDB. Read from
+    /// `swift package dump-package` (the manifest as SwiftPM evaluates it),
+    /// following target dependencies transitively.
+    @Test(
+        "Package.swift: each State product needs only its own backend's library",
+        .enabled(if: IntegrationEnvironment.onPath("swift") != nil, "swift is not on PATH"))
+    func stateProductsNeedOnlyTheirBackend() throws {
+        let graph = try PackageGraph.dumped()
+
+        #expect(graph.products["QTasksState"] == ["QTasksState"])
+        #expect(graph.products["QTasksStateSQLite"] == ["QTasksStateSQLite"])
+        #expect(graph.products["QTasksStateRedis"] == ["QTasksStateRedis"])
+        #expect(graph.products["QTasksStateStores"] == ["QTasksStateStores"])
+
+        // Memory State alone, and the scheduler (which takes any StateStore):
+        // no C library at all, no GRDB.
+        for target in ["QTasksState", "QTasksScheduler"] {
+            let closure = try graph.closure(of: target)
+            for heavy in ["CHiredis", "CRabbitMQ", "GRDB.swift/GRDB", "QTasksStateSQLite", "QTasksStateRedis"] {
+                #expect(!closure.contains(heavy), "\(target) depends on \(heavy): \(closure.sorted())")
+            }
+        }
+        let sqlite = try graph.closure(of: "QTasksStateSQLite")
+        #expect(sqlite.contains("GRDB.swift/GRDB") && !sqlite.contains("CHiredis"), "\(sqlite.sorted())")
+        let redis = try graph.closure(of: "QTasksStateRedis")
+        #expect(redis.contains("CHiredis") && !redis.contains("GRDB.swift/GRDB"), "\(redis.sorted())")
+        let stores = try graph.closure(of: "QTasksStateStores")
+        #expect(stores.isSuperset(of: ["QTasksStateSQLite", "QTasksStateRedis", "CHiredis", "GRDB.swift/GRDB"]))
+    }
+
+    /// The sources agree with the manifest: SwiftPM lets a module import
+    /// another it does not declare when that one happens to be built
+    /// already, so a stray `import GRDB` in the memory backend would build
+    /// here and fail for a user without the backends.
+    @Test("Sources of QTasksState and QTasksScheduler import no backend module")
+    func stateCoreImportsNoBackend() throws {
+        let root = IntegrationEnvironment.repositoryRoot.appendingPathComponent("Sources")
+        let forbidden = ["GRDB", "CHiredis", "QTasksStateSQLite", "QTasksStateRedis", "QTasksStateStores"]
+        var checked = 0
+        for module in ["QTasksState", "QTasksScheduler"] {
+            let directory = root.appendingPathComponent(module)
+            let files = try #require(FileManager.default.enumerator(atPath: directory.path))
+            for case let file as String in files where file.hasSuffix(".swift") {
+                let text = try String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8)
+                let imports = text.split(separator: "\n").filter { $0.hasPrefix("import ") }
+                    .map { $0.dropFirst("import ".count).trimmingCharacters(in: .whitespaces) }
+                for imported in imports where forbidden.contains(imported) {
+                    Issue.record("\(module)/\(file) imports \(imported)")
+                }
+                checked += 1
+            }
+        }
+        #expect(checked >= 10, "found only \(checked) Swift files")
+    }
+
     // MARK: - Helpers
 
     /// The long flags `qtasks-example --help` lists.
@@ -370,5 +430,61 @@ struct UnitFile {
             sections[section, default: [:]][key, default: []].append(value)
         }
         guard pending.isEmpty else { throw ManifestError("\(url.lastPathComponent): ends inside a continued line") }
+    }
+}
+
+/// The package's targets and products as `swift package dump-package` prints
+/// them.
+struct PackageGraph {
+    /// Each target's direct dependencies: local target names, and
+    /// `package/product` for products of other packages.
+    var targets: [String: [String]]
+    /// Each product's targets.
+    var products: [String: [String]]
+
+    /// Runs `swift package dump-package` at the repository root. It reads
+    /// the manifest only (no resolution, no build), in a scratch directory
+    /// of its own: `swift test` holds the lock on `.build` while it runs.
+    static func dumped() throws -> PackageGraph {
+        guard let swift = IntegrationEnvironment.onPath("swift") else { throw ManifestError("swift is not on PATH") }
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("qtasks-dump-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let result = try DeployManifestTests.runSync(
+            swift, ["package", "--scratch-path", scratch.path, "dump-package"], in: IntegrationEnvironment.repositoryRoot)
+        guard result.status == 0 else { throw ManifestError("swift package dump-package failed: \(result.stderr)") }
+        guard let json = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any],
+              let targetList = json["targets"] as? [[String: Any]], let productList = json["products"] as? [[String: Any]]
+        else { throw ManifestError("dump-package printed no targets or products") }
+        var targets: [String: [String]] = [:]
+        for target in targetList {
+            guard let name = target["name"] as? String else { continue }
+            let dependencies = (target["dependencies"] as? [[String: Any]]) ?? []
+            targets[name] = dependencies.compactMap { dependency in
+                // {"byName": [name, condition]}, {"target": [name, condition]},
+                // {"product": [name, package, aliases, condition]}.
+                if let byName = (dependency["byName"] ?? dependency["target"]) as? [Any] { return byName.first as? String }
+                if let product = dependency["product"] as? [Any], let name = product.first as? String {
+                    return "\(product.count > 1 ? (product[1] as? String) ?? "" : "")/\(name)"
+                }
+                return nil
+            }
+        }
+        var products: [String: [String]] = [:]
+        for product in productList {
+            if let name = product["name"] as? String { products[name] = product["targets"] as? [String] ?? [] }
+        }
+        return PackageGraph(targets: targets, products: products)
+    }
+
+    /// Everything `target` depends on, directly or not.
+    func closure(of target: String) throws -> Set<String> {
+        guard targets[target] != nil else { throw ManifestError("no target \(target) in Package.swift") }
+        var seen: Set<String> = []
+        var pending = targets[target] ?? []
+        while let next = pending.popLast() {
+            guard seen.insert(next).inserted else { continue }
+            pending += targets[next] ?? []
+        }
+        return seen
     }
 }

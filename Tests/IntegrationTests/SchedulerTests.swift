@@ -1,5 +1,6 @@
 import Foundation
 import QTasksState
+import QTasksStateStores
 import Testing
 
 /// Periodic tasks (`qtasks-scheduler`, docs/scheduling.md) on the real broker.

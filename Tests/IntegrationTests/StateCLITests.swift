@@ -1,6 +1,7 @@
 import Foundation
 import QTasks
 import QTasksState
+import QTasksStateStores
 import Testing
 
 /// `qtasks state get|set|delete|clear` (the built executable) against an

@@ -1,6 +1,7 @@
 import Foundation
 import QTasks
 import QTasksState
+import QTasksStateStores
 import Testing
 
 /// The seed's State example (`step1`, `step2` in qtasks-example) on the real

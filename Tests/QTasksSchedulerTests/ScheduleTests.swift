@@ -1,6 +1,7 @@
 import Foundation
 import QTasks
 import QTasksState
+import QTasksStateStores
 import Synchronization
 import Testing
 

@@ -12,6 +12,7 @@
 // bad usage.
 import Foundation
 import QTasksState
+import QTasksStateStores
 
 let arguments = CommandLine.arguments
 guard arguments.count == 6 || arguments.count == 7, let count = Int(arguments[5]), count >= 0 else {

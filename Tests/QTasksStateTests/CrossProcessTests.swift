@@ -1,5 +1,6 @@
 import Foundation
 import QTasksState
+import QTasksStateStores
 import Testing
 
 /// Lost updates across processes: two OS processes (the QTasksStateStress

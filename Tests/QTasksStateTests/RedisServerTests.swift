@@ -1,6 +1,7 @@
 import Foundation
 import QTasks
 import QTasksState
+import QTasksStateStores
 import Testing
 
 /// Redis specifics against servers the tests start and stop themselves:

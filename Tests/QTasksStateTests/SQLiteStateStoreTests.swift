@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import QTasks
 import QTasksState
+import QTasksStateStores
 import Testing
 
 /// SQLite specifics: durability across a reopen, the on-disk layout, lazy

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import QTasks
 import QTasksState
+import QTasksStateStores
 import QTasksTesting
 import Synchronization
 import Testing

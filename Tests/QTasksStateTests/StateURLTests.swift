@@ -1,5 +1,7 @@
 import Foundation
 import QTasksState
+import QTasksStateSQLite
+import QTasksStateStores
 import Testing
 
 /// Backend URLs: parsing, errors, redaction. No server needed.

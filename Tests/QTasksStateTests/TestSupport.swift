@@ -2,6 +2,7 @@ import Foundation
 import TestSupport
 import QTasks
 import QTasksState
+import QTasksStateStores
 import Testing
 
 /// The Redis the tests use: `QTASKS_REDIS_URL`, else the local default.

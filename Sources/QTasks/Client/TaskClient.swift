@@ -261,36 +261,40 @@ public final class TaskClient: Sendable {
             try await declareIfNeeded(queue)
         }
         let window = max(1, batchWindow)
-        var results = [Published?](repeating: nil, count: prepared.count)
-        var firstError: (any Error)?
-        await withTaskGroup(of: (Int, Result<Published, any Error>).self) { group in
+        let count = prepared.count
+        let (results, firstError) = await withTaskGroup(
+            of: (Int, Result<Published, any Error>).self,
+            returning: ([Published?], (any Error)?).self
+        ) { group in
+            var results = [Published?](repeating: nil, count: count)
+            var firstError: (any Error)?
             var next = 0
             var running = 0
-            func collect(_ item: (Int, Result<Published, any Error>)) {
+            while true {
+                // Stop starting sends after the first failure; collect
+                // when the window is full or everything is started.
+                if next < count, firstError == nil, running < window {
+                    let index = next
+                    let task = prepared[index]
+                    next += 1
+                    running += 1
+                    group.addTask {
+                        do {
+                            return (index, .success(try await self.send(task, expectsReply: expectsReply)))
+                        } catch {
+                            return (index, .failure(error))
+                        }
+                    }
+                    continue
+                }
+                guard let (index, outcome) = await group.next() else { break }
                 running -= 1
-                switch item.1 {
-                case .success(let published): results[item.0] = published
+                switch outcome {
+                case .success(let published): results[index] = published
                 case .failure(let error): if firstError == nil { firstError = error }
                 }
             }
-            while next < prepared.count, firstError == nil {
-                if running >= window, let item = await group.next() {
-                    collect(item)
-                    continue
-                }
-                let index = next
-                let task = prepared[index]
-                next += 1
-                running += 1
-                group.addTask {
-                    do {
-                        return (index, .success(try await self.send(task, expectsReply: expectsReply)))
-                    } catch {
-                        return (index, .failure(error))
-                    }
-                }
-            }
-            while let item = await group.next() { collect(item) }
+            return (results, firstError)
         }
         if let firstError {
             let sent = results.compactMap { $0 }

@@ -24,10 +24,11 @@ extension TaskContext {
     ///   - key: the state's key within the namespace (a user, chat or
     ///     workflow id), or nil for the namespace's one state.
     ///   - store: the worker's State backend, from
-    ///     ``QTasks/Dependency/stateStore(url:configuration:name:)``.
+    ///     ``QTasks/Dependency/stateStore(_:closesAtShutdown:name:)``, or
+    ///     `.stateStore(url:)` from `QTasksStateStores`.
     /// - Returns: a ``State`` handle whose writes apply `Namespace.timeToLive`.
     /// - Throws: ``StateError`` `.invalidArgument` for an empty key or a bad
-    ///   namespace; ``QTasks/DependencyError`` when the store cannot be
+    ///   namespace; `DependencyError` (module `QTasks`) when the store cannot be
     ///   opened (`.factoryFailed`, its `underlyingError` a ``StateError``) or
     ///   this context was not made by a worker (`.unavailable`).
     public func state<Namespace: StateNamespace>(

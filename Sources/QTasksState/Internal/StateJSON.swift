@@ -3,12 +3,15 @@ import QTasks
 
 /// JSON text of stored values: compact, object keys sorted, non-ASCII left as
 /// UTF-8 (``JSONValue/description``); parsed back with `JSONDecoder`.
-enum StateJSON {
+///
+/// Package access: the SQLite and Redis backends, in modules of their own,
+/// store values with the same rules as the memory backend.
+package enum StateJSON {
     /// The JSON text of `value`.
     ///
     /// - Throws: `invalidArgument` for a non-finite double (JSON cannot spell
     ///   it, and writing `null` instead would silently change the value).
-    static func text(of value: JSONValue, field: String, in state: StateID) throws(StateError) -> String {
+    package static func text(of value: JSONValue, field: String, in state: StateID) throws(StateError) -> String {
         guard isFinite(value) else {
             throw StateError(
                 .invalidArgument,
@@ -18,7 +21,7 @@ enum StateJSON {
     }
 
     /// The JSON text of a whole document (an object).
-    static func text(of document: [String: JSONValue], in state: StateID) throws(StateError) -> String {
+    package static func text(of document: [String: JSONValue], in state: StateID) throws(StateError) -> String {
         for (field, value) in document where !isFinite(value) {
             throw StateError(
                 .invalidArgument,
@@ -31,7 +34,7 @@ enum StateJSON {
     ///
     /// - Parameter what: names the value in the error, e.g. "field 'step' of state RegistrationState/42".
     /// - Throws: `corrupted` when the text is not JSON.
-    static func value(from bytes: some Collection<UInt8>, what: @autoclosure () -> String) throws(StateError)
+    package static func value(from bytes: some Collection<UInt8>, what: @autoclosure () -> String) throws(StateError)
         -> JSONValue
     {
         do {
@@ -43,7 +46,7 @@ enum StateJSON {
     }
 
     /// Parses a stored document (a JSON object).
-    static func document(from text: String, what: @autoclosure () -> String) throws(StateError) -> [String: JSONValue] {
+    package static func document(from text: String, what: @autoclosure () -> String) throws(StateError) -> [String: JSONValue] {
         let value = try value(from: Array(text.utf8), what: what())
         guard case .object(let document) = value else {
             throw StateError(.corrupted, "\(what()) is a JSON \(value.kindName), not an object")
@@ -54,7 +57,7 @@ enum StateJSON {
     /// Decodes `value` as `T` through `JSONDecoder`.
     ///
     /// - Throws: `decoding`, naming the field, the type and the stored kind.
-    static func decode<T: Decodable>(
+    package static func decode<T: Decodable>(
         _ type: T.Type, from value: JSONValue, field: String, in state: StateID
     ) throws(StateError) -> T {
         if let value = value as? T { return value }
@@ -74,7 +77,7 @@ enum StateJSON {
     ///
     /// - Throws: `invalidArgument` for a non-finite number (as ``text(of:field:in:)``),
     ///   `encoding` when `JSONEncoder` fails.
-    static func encode(_ value: some Encodable, field: String, in state: StateID) throws(StateError) -> JSONValue {
+    package static func encode(_ value: some Encodable, field: String, in state: StateID) throws(StateError) -> JSONValue {
         do {
             return try JSONValue(encoding: value)
         } catch is NonFiniteNumberError {

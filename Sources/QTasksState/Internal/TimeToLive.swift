@@ -1,11 +1,11 @@
 import Foundation
 
 /// Time-to-live arithmetic shared by the backends.
-enum TimeToLive {
+package enum TimeToLive {
     /// `ttl` in whole milliseconds, rounded up (Redis `PEXPIRE` resolution).
     ///
     /// - Throws: `invalidArgument` unless `ttl` is positive.
-    static func milliseconds(_ ttl: Duration, for state: StateID) throws(StateError) -> Int64 {
+    package static func milliseconds(_ ttl: Duration, for state: StateID) throws(StateError) -> Int64 {
         guard ttl > .zero else {
             throw StateError(.invalidArgument, "time-to-live of state \(state) must be positive, got \(ttl)")
         }
@@ -18,7 +18,7 @@ enum TimeToLive {
 
     /// Wall-clock time in milliseconds since 1970 (SQLite's `expires_at`,
     /// compared across processes).
-    static func nowMilliseconds() -> Int64 {
+    package static func nowMilliseconds() -> Int64 {
         Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
     }
 }

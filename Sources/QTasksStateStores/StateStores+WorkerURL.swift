@@ -1,4 +1,5 @@
 import Foundation
+import QTasksState
 
 extension StateStores {
     /// The environment variable that names a worker's (and the `qtasks
@@ -52,7 +53,7 @@ extension StateStores {
     /// Checks a backend URL's syntax without opening anything: for a worker
     /// to refuse a bad `--state` at startup while opening the backend lazily.
     ///
-    /// - Throws: ``StateError`` `.invalidURL`, with the same message
+    /// - Throws: `StateError` `.invalidURL`, with the same message
     ///   ``open(url:configuration:)`` would give (password redacted).
     public static func validate(url: String) throws(StateError) {
         _ = try StateStoreURL(parsing: url)

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import QTasks
+import QTasksState
 
 /// A State backend on a Redis server (`redis://host:6379/0`), through the C
 /// client hiredis: the backend for a fleet of workers on several hosts.
@@ -18,15 +19,15 @@ import QTasks
 /// `HDEL` of removed fields, `HSET` of changed ones, `PEXPIRE`, `EXEC`. If
 /// another client wrote the key in between, `EXEC` fails and the round is
 /// retried after a random pause under 2 ms, up to
-/// ``StateStoreConfiguration/maxModifyAttempts`` times
-/// (then ``StateError/Code-swift.struct/conflict``).
+/// `StateStoreConfiguration.maxModifyAttempts` times
+/// (then `StateError.Code.conflict`).
 ///
 /// Connection: one connection per store, used by one serial dispatch queue
 /// on which every blocking hiredis call runs (never Swift's cooperative
 /// pool), so operations of one store run one at a time. Connect, read and
-/// write time out after ``StateStoreConfiguration/timeout``. When the
+/// write time out after `StateStoreConfiguration.timeout`. When the
 /// connection breaks the operation fails with
-/// ``StateError/Code-swift.struct/unavailable`` (naming the URL, password
+/// `StateError.Code.unavailable` (naming the URL, password
 /// redacted, and hiredis' error) and the connection is dropped; the next
 /// operation connects again, so the store recovers by itself once Redis is
 /// back. An operation that finds a connection which died while idle (a Redis
@@ -61,19 +62,18 @@ public final class RedisStateStore: StateStore, CustomStringConvertible, @unchec
     /// - Parameters:
     ///   - url: `redis://[[user]:password@]host[:port][/db]`.
     ///   - configuration: timeouts and the `modify` attempt limit.
-    /// - Throws: ``StateError/Code-swift.struct/invalidURL`` for a URL that is
-    ///   not `redis://`, ``StateError/Code-swift.struct/unavailable`` when the
+    /// - Throws: `StateError.Code.invalidURL` for a URL that is
+    ///   not `redis://`, `StateError.Code.unavailable` when the
     ///   server cannot be reached or refuses the password.
     public static func open(
         url: String, configuration: StateStoreConfiguration = StateStoreConfiguration()
     ) async throws -> RedisStateStore {
-        guard case .redis(let endpoint) = try StateStoreURL(parsing: url) else {
-            throw StateError(.invalidURL, "'\(StateStores.redactedURL(url))' is not a redis:// URL")
-        }
-        return try await open(endpoint: endpoint, configuration: configuration)
+        try await open(endpoint: RedisEndpoint(parsing: url), configuration: configuration)
     }
 
-    static func open(endpoint: RedisEndpoint, configuration: StateStoreConfiguration) async throws
+    /// Opens a store on an endpoint parsed already (`StateStores.open(url:)`
+    /// in `QTasksStateStores`, which parses every backend's URLs).
+    package static func open(endpoint: RedisEndpoint, configuration: StateStoreConfiguration) async throws
         -> RedisStateStore
     {
         let store = RedisStateStore(endpoint: endpoint, configuration: configuration)
@@ -283,7 +283,7 @@ public final class RedisStateStore: StateStore, CustomStringConvertible, @unchec
         return document
     }
 
-    /// `reply`, unless it is an error reply: then the matching ``StateError``.
+    /// `reply`, unless it is an error reply: then the matching `StateError`.
     private func checked(_ reply: RedisReply, key: String) throws(StateError) -> RedisReply {
         guard case .error(let text) = reply else { return reply }
         let server = "Redis at \(endpoint.redactedURL)"
@@ -304,7 +304,7 @@ public final class RedisStateStore: StateStore, CustomStringConvertible, @unchec
     }
 
     /// Runs `body` on the store's queue with a live connection (made if
-    /// needed), and maps connection failures to ``StateError``s.
+    /// needed), and maps connection failures to `StateError`s.
     ///
     /// - Parameters:
     ///   - doing: what the operation does, for messages ("read state X from").

@@ -1,5 +1,6 @@
 import CHiredis
 import Foundation
+import QTasksState
 
 /// One hiredis connection (`redisContext`), blocking, with socket timeouts.
 ///

@@ -1,6 +1,7 @@
 import Dispatch
 import GRDB
 import QTasks
+import QTasksState
 import Synchronization
 
 #if canImport(Glibc)
@@ -28,8 +29,8 @@ import Glibc
 /// write of the row inside one `BEGIN IMMEDIATE` transaction, so writers of
 /// all processes are serialized by SQLite's write lock and none loses an
 /// update. A writer that finds the lock taken waits up to
-/// ``StateStoreConfiguration/timeout`` (busy timeout), then fails with
-/// ``StateError/Code-swift.struct/unavailable``. Several processes may open
+/// `StateStoreConfiguration.timeout` (busy timeout), then fails with
+/// `StateError.Code.unavailable`. Several processes may open
 /// the same file; keep it on a local disk (WAL needs shared memory, so no
 /// network file systems).
 ///
@@ -70,15 +71,32 @@ public final class SQLiteStateStore: StateStore, CustomStringConvertible {
 
     public var description: String { "SQLiteStateStore(\(path))" }
 
+    /// Opens (creating if needed) the database an `sqlite://` URL names:
+    /// `sqlite:///absolute/path.db`, `sqlite://relative/path.db` (relative
+    /// to the current directory), optionally `?synchronous=full`; the same
+    /// syntax as `StateStores.open(url:)` in `QTasksStateStores`.
+    ///
+    /// - Parameters:
+    ///   - url: the `sqlite://` URL (percent-encode special characters).
+    ///   - configuration: `StateStoreConfiguration.timeout` is the busy timeout.
+    /// - Throws: `StateError.Code.invalidURL` for a URL that is
+    ///   not a valid `sqlite://` URL, else as ``open(path:synchronous:configuration:)``.
+    public static func open(
+        url: String, configuration: StateStoreConfiguration = StateStoreConfiguration()
+    ) async throws -> SQLiteStateStore {
+        let location = try SQLiteLocation(parsing: url)
+        return try await open(path: location.path, synchronous: location.synchronous, configuration: configuration)
+    }
+
     /// Opens (creating if needed) the database at `path` and its table.
     ///
     /// - Parameters:
     ///   - path: the database file; its directory must exist.
     ///   - synchronous: the durability level (default ``Synchronous/normal``).
-    ///   - configuration: ``StateStoreConfiguration/timeout`` is the busy timeout.
-    /// - Throws: ``StateError/Code-swift.struct/unavailable`` when the file
+    ///   - configuration: `StateStoreConfiguration.timeout` is the busy timeout.
+    /// - Throws: `StateError.Code.unavailable` when the file
     ///   cannot be opened or the lock not taken in time,
-    ///   ``StateError/Code-swift.struct/corrupted`` when it is not a database.
+    ///   `StateError.Code.corrupted` when it is not a database.
     public static func open(
         path: String, synchronous: Synchronous = .normal,
         configuration: StateStoreConfiguration = StateStoreConfiguration()
@@ -288,7 +306,7 @@ public final class SQLiteStateStore: StateStore, CustomStringConvertible {
         // Anything else came from `change`: rethrown unchanged.
     }
 
-    /// Maps a GRDB error to a ``StateError``; other errors pass through.
+    /// Maps a GRDB error to a `StateError`; other errors pass through.
     private static func stateError(_ error: any Error, path: String, doing: String) -> any Error {
         guard let error = error as? DatabaseError else { return error }
         let text = "cannot \(doing) SQLite file \(path): \(error.message ?? "\(error.resultCode)")"
