@@ -259,6 +259,12 @@ let package = Package(
             name: "QTasksSchedulerTests",
             dependencies: ["QTasksScheduler", "QTasksState", "QTasksStateStores", "QTasks", "QTasksTesting"]
         ),
+        // The AMQP layer's protocol logic as values (publisher confirms,
+        // basic.return pairing, content frames, ack coalescing): no server.
+        .testTarget(
+            name: "AMQPStateMachineTests",
+            dependencies: ["AMQP"]
+        ),
         // AMQP layer against a real RabbitMQ (skipped with a message when none
         // is reachable; the test script starts one).
         .testTarget(

@@ -1,5 +1,3 @@
-import CRabbitMQ
-
 /// An AMQP channel on an ``AMQPConnection``.
 ///
 /// A value type naming the channel; every operation runs on the connection's
@@ -59,15 +57,9 @@ public struct AMQPChannel: Sendable {
         try validateShortString(name, "queue name")
         try validateTable(arguments, "queue argument")
         return try await perform { core, channel in
-            let arena = CArena()
-            let ok = amqp_queue_declare(
-                core.state, channel.number, arena.bytes(name), passive ? 1 : 0, durable ? 1 : 0, exclusive ? 1 : 0,
-                autoDelete ? 1 : 0, arena.table(arguments))
-            try core.checkReply("queue.declare '\(name)'", channel: channel)
-            guard let ok else { throw AMQPError(.protocolError, "queue.declare: no declare-ok") }
-            return QueueInfo(
-                name: CDecode.string(ok.pointee.queue), messageCount: ok.pointee.message_count,
-                consumerCount: ok.pointee.consumer_count)
+            try core.declareQueue(
+                name, passive: passive, durable: durable, exclusive: exclusive, autoDelete: autoDelete,
+                arguments: arguments, on: channel)
         }
     }
 
@@ -76,10 +68,7 @@ public struct AMQPChannel: Sendable {
     public func deleteQueue(_ name: String, ifUnused: Bool = false, ifEmpty: Bool = false) async throws -> UInt32 {
         try validateShortString(name, "queue name")
         return try await perform { core, channel in
-            let arena = CArena()
-            let ok = amqp_queue_delete(core.state, channel.number, arena.bytes(name), ifUnused ? 1 : 0, ifEmpty ? 1 : 0)
-            try core.checkReply("queue.delete '\(name)'", channel: channel)
-            return ok?.pointee.message_count ?? 0
+            try core.deleteQueue(name, ifUnused: ifUnused, ifEmpty: ifEmpty, on: channel)
         }
     }
 
@@ -88,12 +77,7 @@ public struct AMQPChannel: Sendable {
     @discardableResult
     public func purgeQueue(_ name: String) async throws -> UInt32 {
         try validateShortString(name, "queue name")
-        return try await perform { core, channel in
-            let arena = CArena()
-            let ok = amqp_queue_purge(core.state, channel.number, arena.bytes(name))
-            try core.checkReply("queue.purge '\(name)'", channel: channel)
-            return ok?.pointee.message_count ?? 0
-        }
+        return try await perform { core, channel in try core.purgeQueue(name, on: channel) }
     }
 
     /// Declares an exchange (`exchange.declare`); `type` is `direct`,
@@ -106,22 +90,16 @@ public struct AMQPChannel: Sendable {
         try validateShortString(type, "exchange type")
         try validateTable(arguments, "exchange argument")
         try await perform { core, channel in
-            let arena = CArena()
-            _ = amqp_exchange_declare(
-                core.state, channel.number, arena.bytes(name), arena.bytes(type), 0, durable ? 1 : 0,
-                autoDelete ? 1 : 0, isInternal ? 1 : 0, arena.table(arguments))
-            try core.checkReply("exchange.declare '\(name)'", channel: channel)
+            try core.declareExchange(
+                name, type: type, durable: durable, autoDelete: autoDelete, isInternal: isInternal, arguments: arguments,
+                on: channel)
         }
     }
 
     /// Deletes an exchange (`exchange.delete`).
     public func deleteExchange(_ name: String, ifUnused: Bool = false) async throws {
         try validateShortString(name, "exchange name")
-        try await perform { core, channel in
-            let arena = CArena()
-            _ = amqp_exchange_delete(core.state, channel.number, arena.bytes(name), ifUnused ? 1 : 0)
-            try core.checkReply("exchange.delete '\(name)'", channel: channel)
-        }
+        try await perform { core, channel in try core.deleteExchange(name, ifUnused: ifUnused, on: channel) }
     }
 
     /// Binds a queue to an exchange (`queue.bind`).
@@ -133,11 +111,7 @@ public struct AMQPChannel: Sendable {
         try validateShortString(routingKey, "routing key")
         try validateTable(arguments, "binding argument")
         try await perform { core, channel in
-            let arena = CArena()
-            _ = amqp_queue_bind(
-                core.state, channel.number, arena.bytes(queue), arena.bytes(exchange), arena.bytes(routingKey),
-                arena.table(arguments))
-            try core.checkReply("queue.bind '\(queue)' to '\(exchange)'", channel: channel)
+            try core.bindQueue(queue, exchange: exchange, routingKey: routingKey, arguments: arguments, on: channel)
         }
     }
 
@@ -149,10 +123,7 @@ public struct AMQPChannel: Sendable {
         guard (0...Int(UInt16.max)).contains(count) else {
             throw AMQPError(.invalidArgument, "prefetch count must be 0...65535, not \(count)")
         }
-        try await perform { core, channel in
-            _ = amqp_basic_qos(core.state, channel.number, 0, UInt16(count), global ? 1 : 0)
-            try core.checkReply("basic.qos", channel: channel)
-        }
+        try await perform { core, channel in try core.setPrefetch(count: UInt16(count), global: global, on: channel) }
     }
 
     /// Starts a consumer (`basic.consume`).
@@ -207,15 +178,9 @@ public struct AMQPChannel: Sendable {
         try validateShortString(tag, "consumer tag")
         try validateTable(arguments, "consumer argument")
         return try await perform { core, channel in
-            let arena = CArena()
-            let ok = amqp_basic_consume(
-                core.state, channel.number, arena.bytes(queue), arena.bytes(tag), 0, noAck ? 1 : 0,
-                exclusive ? 1 : 0, arena.table(arguments))
-            try core.checkReply("basic.consume '\(queue)'", channel: channel)
-            guard let ok else { throw AMQPError(.protocolError, "basic.consume: no consume-ok") }
-            let tag = CDecode.string(ok.pointee.consumer_tag)
-            channel.consumers[tag] = ConsumerSink(noAck: noAck, handler: handler, maxBodySize: maxBodySize)
-            return tag
+            try core.consume(
+                queue: queue, tag: tag, noAck: noAck, exclusive: exclusive, arguments: arguments,
+                sink: ConsumerSink(noAck: noAck, handler: handler, maxBodySize: maxBodySize), on: channel)
         }
     }
 
@@ -224,15 +189,7 @@ public struct AMQPChannel: Sendable {
     /// sequence ends.
     public func cancel(consumerTag: String) async throws {
         try validateShortString(consumerTag, "consumer tag")
-        try await perform { core, channel in
-            let arena = CArena()
-            _ = amqp_basic_cancel(core.state, channel.number, arena.bytes(consumerTag))
-            try core.checkReply("basic.cancel", channel: channel)
-            // Deliveries that arrived before cancel-ok sit in rabbitmq-c's
-            // frame queue: hand them to the consumer before ending it.
-            core.pumpFrames()
-            channel.consumers.removeValue(forKey: consumerTag)?.handler(.ended(nil))
-        }
+        try await perform { core, channel in try core.cancel(consumerTag: consumerTag, on: channel) }
     }
 
     /// Fetches one message (`basic.get`), or `nil` when the queue is empty.
@@ -242,20 +199,9 @@ public struct AMQPChannel: Sendable {
     ///   an empty `body` and ``AMQPDelivery/bodyDiscarded`` set. nil: no limit.
     public func get(queue: String, noAck: Bool = false, maxBodySize: Int? = nil) async throws -> AMQPDelivery? {
         try validateShortString(queue, "queue name")
-        let connection = self.connection
+        let timeout = connection.configuration.rpcTimeout
         return try await perform { core, channel in
-            let arena = CArena()
-            let reply = amqp_basic_get(core.state, channel.number, arena.bytes(queue), noAck ? 1 : 0)
-            try core.checkReply("basic.get '\(queue)'", channel: channel)
-            guard reply.reply.id == basicGetOK else { return nil }
-            let ok = reply.reply.decoded.assumingMemoryBound(to: amqp_basic_get_ok_t.self).pointee
-            let exchange = CDecode.string(ok.exchange)
-            let routingKey = CDecode.string(ok.routing_key)
-            let delivery = try core.awaitGetContent(
-                on: channel.number, deliveryTag: ok.delivery_tag, redelivered: ok.redelivered != 0, exchange: exchange,
-                routingKey: routingKey, limit: maxBodySize, timeout: connection.configuration.rpcTimeout)
-            if !noAck { channel.acks.delivered(ok.delivery_tag) }
-            return delivery
+            try core.get(queue: queue, noAck: noAck, maxBodySize: maxBodySize, timeout: timeout, on: channel)
         }
     }
 
@@ -264,24 +210,18 @@ public struct AMQPChannel: Sendable {
     /// Acknowledges a delivery (`basic.ack`); with `multiple`, every earlier
     /// one on this channel too. Returns once the ack is written to the socket.
     public func ack(deliveryTag: UInt64, multiple: Bool = false) async throws {
-        try await settle("basic.ack", deliveryTag: deliveryTag, multiple: multiple) { core, number in
-            amqp_basic_ack(core.state, number, deliveryTag, multiple ? 1 : 0)
-        }
+        try await settle(.ack, deliveryTag: deliveryTag, multiple: multiple)
     }
 
     /// Negatively acknowledges a delivery (`basic.nack`, a RabbitMQ
     /// extension); with `requeue` the broker delivers it again.
     public func nack(deliveryTag: UInt64, multiple: Bool = false, requeue: Bool) async throws {
-        try await settle("basic.nack", deliveryTag: deliveryTag, multiple: multiple) { core, number in
-            amqp_basic_nack(core.state, number, deliveryTag, multiple ? 1 : 0, requeue ? 1 : 0)
-        }
+        try await settle(.nack(requeue: requeue), deliveryTag: deliveryTag, multiple: multiple)
     }
 
     /// Rejects a delivery (`basic.reject`).
     public func reject(deliveryTag: UInt64, requeue: Bool) async throws {
-        try await settle("basic.reject", deliveryTag: deliveryTag, multiple: false) { core, number in
-            amqp_basic_reject(core.state, number, deliveryTag, requeue ? 1 : 0)
-        }
+        try await settle(.reject(requeue: requeue), deliveryTag: deliveryTag, multiple: false)
     }
 
     /// Hands a `basic.ack` to the owner thread and returns at once, without
@@ -297,25 +237,16 @@ public struct AMQPChannel: Sendable {
         let (id, number) = (self.id, self.number)
         let posted = connection.mailbox.post { core in
             guard core.isOpen, let channel = try? core.channel(id, number: number) else { return }
-            // Coalesced with the other acks of this wake-up (AckCoalescer);
-            // a tag it does not track goes out as it is.
-            if channel.acks.ack(deliveryTag) {
-                core.acksPending(on: channel)
-            } else {
-                let status = amqp_basic_ack(core.state, number, deliveryTag, 0)
-                if status != 0 { core.fail(with: core.libraryError(status, during: "basic.ack")) }
-            }
+            core.enqueueAck(deliveryTag, on: channel)
         }
         if !posted {
             throw AMQPError(.staleDeliveryTag, "basic.ack: the connection that delivered this message is closed")
         }
     }
 
-    private func settle(
-        _ what: String, deliveryTag: UInt64, multiple: Bool,
-        _ call: @escaping @Sendable (ConnectionCore, amqp_channel_t) -> Int32
-    ) async throws {
+    private func settle(_ settlement: ConnectionCore.Acknowledgement, deliveryTag: UInt64, multiple: Bool) async throws {
         let (id, number) = (self.id, self.number)
+        let what = settlement.method
         try await connection.perform { core in
             guard core.isOpen else {
                 throw AMQPError(.staleDeliveryTag, "\(what): the connection that delivered this message is closed")
@@ -323,13 +254,7 @@ public struct AMQPChannel: Sendable {
             guard let channel = try? core.channel(id, number: number) else {
                 throw AMQPError(.staleDeliveryTag, "\(what): channel \(number) that delivered this message is closed")
             }
-            let status = call(core, number)
-            if status != 0 {
-                let error = core.libraryError(status, during: what)
-                core.fail(with: error)
-                throw error
-            }
-            channel.acks.settledDirectly(deliveryTag, multiple: multiple)
+            try core.settle(settlement, deliveryTag: deliveryTag, multiple: multiple, on: channel)
         }
     }
 
@@ -343,11 +268,7 @@ public struct AMQPChannel: Sendable {
     ///   further publishes wait their turn (in order) on the owner thread.
     public func enableConfirms(window: Int = 1024) async throws {
         guard window > 0 else { throw AMQPError(.invalidArgument, "confirm window must be > 0, not \(window)") }
-        try await perform { core, channel in
-            _ = amqp_confirm_select(core.state, channel.number)
-            try core.checkReply("confirm.select", channel: channel)
-            channel.confirmWindow = window
-        }
+        try await perform { core, channel in try core.selectConfirms(window: window, on: channel) }
     }
 
     /// Publishes a message (`basic.publish`).
@@ -383,10 +304,9 @@ public struct AMQPChannel: Sendable {
                 return
             }
             core.publish(
-                PendingPublish(
-                    exchange: exchange, routingKey: routingKey, mandatory: mandatory, properties: properties,
-                    body: body, continuation: continuation),
-                on: channel)
+                OutgoingMessage(
+                    exchange: exchange, routingKey: routingKey, mandatory: mandatory, properties: properties, body: body),
+                on: channel, continuation: continuation)
         }
     }
 
@@ -396,4 +316,3 @@ public struct AMQPChannel: Sendable {
     }
 }
 
-private let basicGetOK: amqp_method_number_t = 0x003C_0047

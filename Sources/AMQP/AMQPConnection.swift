@@ -15,26 +15,38 @@ import Synchronization
 /// throttles a publishing connection (flow control, resource alarms), acks on
 /// the same connection would stall too.
 ///
-/// Thread safety: `@unchecked Sendable` is sound because all mutable state
-/// lives in `ConnectionCore`, which only the owner thread touches, and in
-/// `Mailbox`, which is behind a mutex.
-public final class AMQPConnection: @unchecked Sendable {
+/// Lifetime: the owner thread holds only the connection's core (its
+/// rabbitmq-c state) and its mailbox, never this object. A connection that is
+/// dropped without ``close()`` posts a close to its owner thread from
+/// `deinit`, so the thread ends and the socket closes; ``close()`` (or
+/// ``withConnection(_:logger:isolation:_:)``) is still the way to know when
+/// that has happened. Channels and deliveries keep their connection alive.
+///
+/// Thread safety: every stored property is immutable or `Sendable` (the
+/// core, the only mutable state, is confined to the owner thread).
+public final class AMQPConnection: Sendable {
     private static let counter = Atomic<UInt64>(0)
 
     /// Unique in this process; changes on every new connection, so work
     /// tied to an earlier connection can be recognised.
     public let id: UInt64
     public let configuration: AMQPConfiguration
-    let mailbox: Mailbox
-    private let logger: Logger
-    private let openFlag = Atomic<Bool>(true)
-    private let closedSignal = ClosedSignal()
+    /// What the owner thread shares with this handle.
+    private let runtime: OwnerThread
+    var mailbox: Mailbox { runtime.mailbox }
 
     private init(configuration: AMQPConfiguration, logger: Logger) throws {
-        self.id = Self.counter.add(1, ordering: .relaxed).newValue
+        let id = Self.counter.add(1, ordering: .relaxed).newValue
+        self.id = id
         self.configuration = configuration
-        self.logger = logger
-        self.mailbox = try Mailbox()
+        self.runtime = OwnerThread(id: id, configuration: configuration, logger: logger, mailbox: try Mailbox())
+    }
+
+    deinit {
+        // Dropped without close(): the owner thread would otherwise poll an
+        // open socket for ever. Not awaited (deinit cannot); a closed mailbox
+        // (close() was called, or the connection failed) refuses the post.
+        _ = runtime.mailbox.post { core in core.closeConnection() }
     }
 
     /// Connects and logs in.
@@ -51,16 +63,21 @@ public final class AMQPConnection: @unchecked Sendable {
         logger: Logger = Logger(label: "qtasks.amqp")
     ) async throws -> AMQPConnection {
         let connection = try AMQPConnection(configuration: configuration, logger: logger)
+        let runtime = connection.runtime
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let thread = Thread { connection.ownerThreadMain(opened: continuation) }
-            thread.name = "amqp-\(connection.id)"
-            thread.start()
+            // The thread captures the runtime only, so that dropping the
+            // connection reaches deinit.
+            Thread { runtime.main(opened: continuation) }.start()
         }
+        // Deliveries carry an AMQPChannel, which needs the connection: the
+        // core gets a weak reference, before any later command (a consume)
+        // can run, since the mailbox keeps commands in order.
+        _ = connection.mailbox.post { [weak connection] core in core.owner = connection }
         return connection
     }
 
     /// True until the connection closes (by either side or by failure).
-    public var isOpen: Bool { openFlag.load(ordering: .acquiring) }
+    public var isOpen: Bool { runtime.isOpen }
 
     /// Opens a new channel.
     /// - Throws: ``AMQPError`` if the connection is closed or out of channels.
@@ -83,8 +100,12 @@ public final class AMQPConnection: @unchecked Sendable {
     /// Waits until the connection has closed and returns why: `nil` after
     /// ``close()``, the error otherwise.
     public func closed() async -> AMQPError? {
-        await closedSignal.wait()
+        await runtime.closedSignal.wait()
     }
+
+    /// The socket and wake-up pipe of this connection, for tests that check
+    /// they are released; empty if the connection never opened.
+    var fileDescriptors: [Int32] { runtime.fileDescriptors.withLock { $0 } }
 
     /// Called on the owner thread with the reason when the broker blocks this
     /// connection (`connection.blocked`, a resource alarm) and with `nil` when
@@ -119,8 +140,34 @@ public final class AMQPConnection: @unchecked Sendable {
             }
         }
     }
+}
 
-    private func ownerThreadMain(opened: CheckedContinuation<Void, any Error>) {
+/// A connection's owner thread and what it shares with the public handle:
+/// everything the thread needs, and nothing that keeps the handle alive.
+private final class OwnerThread: Sendable {
+    let id: UInt64
+    let configuration: AMQPConfiguration
+    let logger: Logger
+    let mailbox: Mailbox
+    let closedSignal = ClosedSignal()
+    let fileDescriptors = Mutex<[Int32]>([])
+    private let openFlag = Atomic<Bool>(true)
+
+    init(id: UInt64, configuration: AMQPConfiguration, logger: Logger, mailbox: Mailbox) {
+        self.id = id
+        self.configuration = configuration
+        self.logger = logger
+        self.mailbox = mailbox
+    }
+
+    var isOpen: Bool { openFlag.load(ordering: .acquiring) }
+
+    /// The thread's body: open, serve the mailbox and the socket until the
+    /// connection closes, then fail what is still queued. The core (and with
+    /// it the rabbitmq-c connection and its socket) is freed when this
+    /// returns.
+    func main(opened: CheckedContinuation<Void, any Error>) {
+        nameThread("amqp-\(id)")
         let core: ConnectionCore
         do {
             core = try ConnectionCore.open(configuration, logger: logger, connectionID: id)
@@ -131,7 +178,7 @@ public final class AMQPConnection: @unchecked Sendable {
             opened.resume(throwing: error)
             return
         }
-        core.owner = self
+        fileDescriptors.withLock { $0 = [core.socketDescriptor, mailbox.wakeFD, mailbox.writeFD] }
         logger.debug(
             "AMQP connection open",
             metadata: ["url": "\(configuration.redactedURL)", "heartbeat": "\(core.heartbeat)"])
@@ -141,6 +188,19 @@ public final class AMQPConnection: @unchecked Sendable {
         // Anything posted after the loop ended fails with the close reason.
         for command in mailbox.closeAndTakeAll() { command(core) }
         closedSignal.signal(core.closedLocally ? nil : core.closeError)
+    }
+
+    /// Names the calling thread for ps, top, gdb and /proc/<pid>/task/<tid>/
+    /// comm (15 bytes at most). Foundation's `Thread.name` does not reach
+    /// the kernel on Linux, and Glibc's Swift module hides
+    /// `pthread_setname_np` (a `_GNU_SOURCE` function); the kernel takes
+    /// the name from /proc/thread-self/comm too.
+    private func nameThread(_ name: String) {
+        let fd = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        let bytes = Array(name.utf8.prefix(15))
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
     }
 
     private func runLoop(_ core: ConnectionCore) {

@@ -18,7 +18,7 @@ public struct AMQPConsumer: AsyncSequence, Sendable {
 }
 
 /// What a consumer handler receives (see
-/// ``AMQPChannel/consume(queue:tag:noAck:exclusive:arguments:handler:)``).
+/// ``AMQPChannel/consume(queue:tag:noAck:exclusive:arguments:maxBodySize:handler:)``).
 public enum AMQPConsumerEvent: Sendable {
     /// A message for this consumer.
     case delivery(AMQPDelivery)

@@ -52,9 +52,9 @@ public final class DeadLetterQueueAdmin: Sendable {
     /// - Throws: ``BrokerError`` `.refused` with 404 when it does not exist.
     public func count(_ queue: String) async throws -> Int {
         try await mapped {
-            let channel = try await connection.openChannel()
-            defer { Task { await channel.close() } }
-            return Int(try await channel.declareQueue(queue, passive: true).messageCount)
+            try await connection.withChannel { channel in
+                Int(try await channel.declareQueue(queue, passive: true).messageCount)
+            }
         }
     }
 
@@ -63,10 +63,10 @@ public final class DeadLetterQueueAdmin: Sendable {
     public func status(_ queue: String) async throws -> (ready: Int, consumers: Int)? {
         do {
             return try await mapped {
-                let channel = try await connection.openChannel()
-                defer { Task { await channel.close() } }
-                let info = try await channel.declareQueue(queue, passive: true)
-                return (Int(info.messageCount), Int(info.consumerCount))
+                try await connection.withChannel { channel in
+                    let info = try await channel.declareQueue(queue, passive: true)
+                    return (Int(info.messageCount), Int(info.consumerCount))
+                }
             }
         } catch let error as BrokerError where error.replyCode == 404 {
             return nil
@@ -79,22 +79,17 @@ public final class DeadLetterQueueAdmin: Sendable {
     ///   (the message's body is then empty); nil loads every body.
     public func browse(_ queue: String, limit: Int, maxBodySize: Int? = nil) async throws -> [DeadLetter] {
         try await mapped {
-            let channel = try await connection.openChannel()
-            var letters: [DeadLetter] = []
-            do {
+            // Closing the channel returns every unacknowledged message.
+            try await connection.withChannel { channel in
+                var letters: [DeadLetter] = []
                 while letters.count < limit, let delivery = try await channel.get(queue: queue, noAck: false, maxBodySize: maxBodySize) {
                     letters.append(
                         DeadLetter(
                             message: Message(body: delivery.body, properties: MessageMapping.messageProperties(delivery.properties)),
                             position: letters.count + 1))
                 }
-            } catch {
-                await channel.close()
-                throw error
+                return letters
             }
-            // Closing the channel returns every unacknowledged message.
-            await channel.close()
-            return letters
         }
     }
 
@@ -108,47 +103,46 @@ public final class DeadLetterQueueAdmin: Sendable {
     ///   the dead-letter queue).
     public func replay(_ queue: String, limit: Int) async throws -> [String: Int] {
         try await mapped {
-            let reader = try await connection.openChannel()
-            let publisher = try await connection.openChannel()
-            try await publisher.enableConfirms()
-            defer {
-                Task {
-                    await reader.close()
-                    await publisher.close()
+            // Both channels close, and their close is awaited, however the
+            // loop ends: an unacknowledged message goes back to the
+            // dead-letter queue before this returns.
+            try await connection.withChannel { reader in
+                try await connection.withChannel { publisher in
+                    try await publisher.enableConfirms()
+                    var moved: [String: Int] = [:]
+                    var count = 0
+                    while count < limit, let delivery = try await reader.get(queue: queue, noAck: false) {
+                        let letter = DeadLetter(
+                            message: Message(body: delivery.body, properties: MessageMapping.messageProperties(delivery.properties)),
+                            position: count + 1)
+                        let origin = letter.originQueue ?? (queue.hasSuffix(".dlq") ? String(queue.dropLast(4)) : queue)
+                        var properties = delivery.properties
+                        var headers = properties.headers ?? [:]
+                        for key in Self.failureHeaders { headers[key] = nil }
+                        headers["x-qtasks-replayed-at"] = .double(Date().timeIntervalSince1970)
+                        properties.headers = headers
+                        do {
+                            try await publisher.publish(delivery.body, routingKey: origin, mandatory: true, properties: properties)
+                        } catch {
+                            try? await delivery.reject(requeue: true)
+                            throw error
+                        }
+                        try await delivery.ack()
+                        moved[origin, default: 0] += 1
+                        count += 1
+                    }
+                    return moved
                 }
             }
-            var moved: [String: Int] = [:]
-            var count = 0
-            while count < limit, let delivery = try await reader.get(queue: queue, noAck: false) {
-                let letter = DeadLetter(
-                    message: Message(body: delivery.body, properties: MessageMapping.messageProperties(delivery.properties)),
-                    position: count + 1)
-                let origin = letter.originQueue ?? (queue.hasSuffix(".dlq") ? String(queue.dropLast(4)) : queue)
-                var properties = delivery.properties
-                var headers = properties.headers ?? [:]
-                for key in Self.failureHeaders { headers[key] = nil }
-                headers["x-qtasks-replayed-at"] = .double(Date().timeIntervalSince1970)
-                properties.headers = headers
-                do {
-                    try await publisher.publish(delivery.body, routingKey: origin, mandatory: true, properties: properties)
-                } catch {
-                    try? await delivery.reject(requeue: true)
-                    throw error
-                }
-                try await delivery.ack()
-                moved[origin, default: 0] += 1
-                count += 1
-            }
-            return moved
         }
     }
 
     /// Deletes every ready message of the queue; returns how many.
     public func purge(_ queue: String) async throws -> Int {
         try await mapped {
-            let channel = try await connection.openChannel()
-            defer { Task { await channel.close() } }
-            return Int(try await channel.purgeQueue(queue))
+            try await connection.withChannel { channel in
+                Int(try await channel.purgeQueue(queue))
+            }
         }
     }
 

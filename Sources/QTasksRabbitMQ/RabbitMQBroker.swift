@@ -143,19 +143,19 @@ public final class RabbitMQBroker: DelayedPublishing, PriorityQueueing {
     /// Declares a binding's exchange (durable) and binds its queue, on a
     /// short-lived channel: an exchange of another type closes it with 406.
     private func bind(_ binding: QueueBinding, on connection: AMQPConnection) async throws {
-        let channel = try await connection.openChannel()
-        defer { Task { await channel.close() } }
-        try await channel.declareExchange(binding.exchange, type: binding.exchangeType.name, durable: true)
-        try await channel.bindQueue(binding.queue, exchange: binding.exchange, routingKey: binding.routingKey)
+        try await connection.withChannel { channel in
+            try await channel.declareExchange(binding.exchange, type: binding.exchangeType.name, durable: true)
+            try await channel.bindQueue(binding.queue, exchange: binding.exchange, routingKey: binding.routingKey)
+        }
     }
 
     /// Declares on a short-lived channel: a refused declaration closes its
     /// channel, which must not take the publishing channel down with it.
     private func declare(_ queue: String, arguments: AMQPTable, on connection: AMQPConnection) async throws {
-        let channel = try await connection.openChannel()
-        defer { Task { await channel.close() } }
         do {
-            try await channel.declareQueue(queue, durable: true, arguments: arguments)
+            try await connection.withChannel { channel in
+                _ = try await channel.declareQueue(queue, durable: true, arguments: arguments)
+            }
         } catch let error as AMQPError where error.replyCode == 406 {
             // The queue exists with other arguments (made by another tool, or
             // by a Python QTasks producer that declares it bare). Use it as it
@@ -164,9 +164,9 @@ public final class RabbitMQBroker: DelayedPublishing, PriorityQueueing {
             logger.warning(
                 "queue exists with other arguments; using it as it is",
                 metadata: ["queue": "\(queue)", "broker": "\(error.replyText ?? "")"])
-            let check = try await connection.openChannel()
-            defer { Task { await check.close() } }
-            try await check.declareQueue(queue, passive: true)
+            try await connection.withChannel { check in
+                _ = try await check.declareQueue(queue, passive: true)
+            }
         }
     }
 

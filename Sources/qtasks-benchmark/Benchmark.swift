@@ -45,8 +45,8 @@ struct RunBenchmark: AsyncParsableCommand {
     var enqueueInFlight: Int = 2048
     @Option(help: "Prefix of the queues the benchmark declares and deletes.")
     var queuePrefix: String = "qtasks-benchmark"
-    @Option(help: "Rows to run, comma-separated: baseline,drain,results,rpc,enqueue,depends,state.")
-    var rows: String = "baseline,drain,results,rpc,enqueue,depends,state"
+    @Option(help: "Rows to run, comma-separated: baseline,drain,results,rpc,enqueue,publish-baseline,batch,depends,state.")
+    var rows: String = "baseline,drain,results,rpc,enqueue,publish-baseline,batch,depends,state"
 
     func validate() throws {
         guard count > 0, repetitions > 0, concurrency > 0, rpcCount > 0, inFlight > 0 else {
@@ -93,6 +93,14 @@ struct RunBenchmark: AsyncParsableCommand {
             if selected.contains("enqueue") {
                 step("enqueue")
                 rows.add("enqueue", try await enqueue(url: url))
+            }
+            if selected.contains("publish-baseline") {
+                step("publish baseline: rabbitmq-c publish loop with confirms")
+                rows.add("publish-baseline", try await publishBaseline(amqp))
+            }
+            if selected.contains("batch") {
+                step("batch send")
+                rows.add("batch", try await batchSend(url: url))
             }
             if selected.contains("rpc") {
                 step("RPC")
@@ -197,6 +205,41 @@ struct RunBenchmark: AsyncParsableCommand {
         return Double(count) / seconds
     }
 
+    /// Row 8: N persistent messages published by a bare rabbitmq-c loop
+    /// with publisher confirms, 1024 unconfirmed at most: the ceiling of
+    /// row 9.
+    private func publishBaseline(_ amqp: AMQPConfiguration) async throws -> Double {
+        let queue = "\(queuePrefix)-publish-baseline"
+        try await deleteQueues(queue, amqp: amqp)
+        let admin = try await AMQPConnection.connect(amqp)
+        let channel = try await admin.openChannel()
+        try await channel.declareQueue(queue, durable: true)
+        let seconds = try RawBaseline.publishWithConfirms(amqp, queue: queue, body: Self.taskBody("noop"), count: count, window: 1024)
+        try await channel.deleteQueue(queue)
+        await admin.close()
+        return Double(count) / seconds
+    }
+
+    /// Row 9: N tasks through the Swift client's batch send (no
+    /// `reply_to`, as `qtasks send --count N --wait 0`): each its own uuid
+    /// and body, pipelined within the confirm window, all confirmed.
+    private func batchSend(url: String) async throws -> Double {
+        let queue = "\(queuePrefix)-batch"
+        let amqp = try AMQPConfiguration(url: url)
+        try await deleteQueues(queue, amqp: amqp)
+        return try await RabbitMQBroker.withBroker(url: url) { broker in
+            try await TaskClient.withClient(broker: broker) { client in
+                try await client.sendWithoutReply("noop", queue: queue)  // declares the queue
+                let requests = Array(repeating: TaskRequest("noop", queue: queue), count: count)
+                let start = ContinuousClock.now
+                try await client.sendWithoutReply(batch: requests)
+                let seconds = (ContinuousClock.now - start).seconds
+                try await deleteQueues(queue, amqp: amqp)
+                return Double(count) / seconds
+            }
+        }
+    }
+
     /// Row 3: N pre-published tasks with a `reply_to`; the worker publishes
     /// every result and waits for its confirm before the ack. Timed by the
     /// results' arrival at a bare counting consumer (no-ack, no decoding),
@@ -287,10 +330,12 @@ struct Rows {
 
     func print(count: Int, inFlight: Int) {
         let baseline = Summary(values["baseline"] ?? []).median
-        func line(_ name: String, _ unit: String, _ key: String, ratio: Bool = false, target: String = "") {
+        func line(_ name: String, _ unit: String, _ key: String, ratio: Bool = false, target: String = "", against: Double? = nil) {
             guard let measured = values[key], !measured.isEmpty else { return }
             let summary = Summary(measured)
-            let ratioText = ratio && baseline > 0 ? String(format: "%.2f", summary.median / baseline) : ""
+            // Against the consume baseline (row 1), or the given one.
+            let reference = against ?? (ratio ? baseline : 0)
+            let ratioText = reference > 0 ? String(format: "%.2f", summary.median / reference) : ""
             Swift.print(
                 name.padding(toLength: 38, withPad: " ", startingAt: 0)
                     + unit.padding(toLength: 9, withPad: " ", startingAt: 0)
@@ -314,6 +359,9 @@ struct Rows {
         line("6 worker RSS peak under load", "MiB", "peak", target: "<= 50 MiB")
         line("7 drain, task + worker dependency", "tasks/s", "depends", ratio: true)
         line("7 drain, one SQLite State update", "tasks/s", "state", ratio: true)
+        let publishBaseline = Summary(values["publish-baseline"] ?? []).median
+        line("8 baseline: rabbitmq-c publish+confirm", "msg/s", "publish-baseline")
+        line("9 enqueue, batch send (no reply_to)", "tasks/s", "batch", target: ">= 0.70 x row 8 (ratio vs row 8)", against: publishBaseline)
         fflush(nil)
     }
 

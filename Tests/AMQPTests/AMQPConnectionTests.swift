@@ -151,6 +151,37 @@ struct AMQPConnectionTests {
         }
     }
 
+    /// RabbitMQ coalesces confirms, so the basic.ack after a basic.return
+    /// may be a multiple one naming a later publish: among many concurrent
+    /// publishes, exactly the unroutable ones must fail as returned.
+    @Test func onlyUnroutablePublishesFailAsReturnedAmongConcurrentOnes() async throws {
+        try await withChannel { _, channel in
+            let queue = TestBroker.uniqueQueue()
+            let missing = TestBroker.uniqueQueue("missing")
+            try await channel.declareQueue(queue, durable: false, autoDelete: true)
+            try await channel.enableConfirms(window: 64)
+            let outcomes = try await withThrowingTaskGroup(of: (Bool, UInt16?).self) { group in
+                for index in 0..<400 {
+                    let routable = index % 3 != 0
+                    group.addTask {
+                        do {
+                            try await channel.publish(
+                                [UInt8(truncatingIfNeeded: index)], routingKey: routable ? queue : missing, mandatory: true)
+                            return (routable, nil)
+                        } catch let error as AMQPError where error.code == .publishReturned {
+                            return (routable, error.replyCode)
+                        }
+                    }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(outcomes.filter { $0.0 }.allSatisfy { $0.1 == nil })
+            #expect(outcomes.filter { !$0.0 }.allSatisfy { $0.1 == 312 })
+            let info = try await channel.declareQueue(queue, passive: true)
+            #expect(info.messageCount == UInt32(outcomes.filter { $0.0 }.count))
+        }
+    }
+
     @Test func missingQueueClosesTheChannelWith404() async throws {
         try await withChannel { connection, channel in
             let missing = TestBroker.uniqueQueue("missing")

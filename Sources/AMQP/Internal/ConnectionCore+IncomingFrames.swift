@@ -66,12 +66,13 @@ extension ConnectionCore {
             }
         case MethodID.basicReturn:
             let returned = method.decoded.assumingMemoryBound(to: amqp_basic_return_t.self).pointee
-            // The returned body is of no use here: dropped as it arrives.
+            // The returned body is of no use here: dropped as it arrives
+            // (its size and header are enough to pair it with its publish).
             expectContent(
                 on: number,
                 .returned(
                     code: returned.reply_code, text: CDecode.string(returned.reply_text),
-                    routingKey: CDecode.string(returned.routing_key)),
+                    exchange: CDecode.string(returned.exchange), routingKey: CDecode.string(returned.routing_key)),
                 limit: 0)
         case MethodID.basicCancel:
             let cancel = method.decoded.assumingMemoryBound(to: amqp_basic_cancel_t.self).pointee
@@ -106,6 +107,7 @@ extension ConnectionCore {
             // heartbeat with it) inside rabbitmq-c's send. Hold publishes
             // until connection.unblocked.
             isBlocked = true
+            for channel in channels.values { channel.confirms.connectionBlocked() }
             logger.warning(
                 "broker blocked this connection (resource alarm); publishes are held", metadata: ["reason": "\(reason)"])
             blockedHandler?(reason)
@@ -113,7 +115,10 @@ extension ConnectionCore {
             isBlocked = false
             logger.info("broker unblocked this connection; sending held publishes")
             blockedHandler?(nil)
-            for channel in channels.values { sendWaiting(on: channel) }
+            for channel in channels.values {
+                channel.confirms.connectionUnblocked()
+                sendHeld(on: channel)
+            }
         default:
             logger.debug("ignored AMQP method", metadata: ["method": "0x\(String(method.id, radix: 16))"])
         }
@@ -123,53 +128,49 @@ extension ConnectionCore {
 
     /// Expects content frames on `channel` next, for `purpose`.
     func expectContent(on channel: amqp_channel_t, _ purpose: IncomingContent.Purpose, limit: Int?) {
-        if incoming[channel] != nil {
+        if case .droppedUnfinished = incoming.contentMethodReceived(on: channel, purpose, limit: limit) {
             logger.warning("content interrupted by a new message; dropped", metadata: ["channel": "\(channel)"])
         }
-        incoming[channel] = IncomingContent(purpose, limit: limit)
     }
 
     private func handleContentHeader(_ frame: amqp_frame_t) {
         let number = frame.channel
-        guard var content = incoming[number], !content.hasHeader, let decoded = frame.payload.properties.decoded else {
+        guard let decoded = frame.payload.properties.decoded else {
             fail(with: AMQPError(.protocolError, "unexpected content header on channel \(number)"))
             return
         }
         // Copied out now: recycling the channel's pool frees the C value.
         let properties = CDecode.properties(decoded.assumingMemoryBound(to: amqp_basic_properties_t.self).pointee)
-        guard content.header(bodySize: frame.payload.properties.body_size, properties: properties) else {
-            fail(with: AMQPError(.protocolError, "content body size \(frame.payload.properties.body_size) is not addressable"))
-            return
-        }
-        finishIfComplete(content, on: number)
+        let action = incoming.headerReceived(
+            on: number, bodySize: frame.payload.properties.body_size, properties: properties)
+        act(on: action, number)
     }
 
     private func handleContentBody(_ frame: amqp_frame_t) {
         let number = frame.channel
-        guard var content = incoming[number], content.hasHeader else {
-            fail(with: AMQPError(.protocolError, "unexpected content body on channel \(number)"))
-            return
-        }
         let fragment = frame.payload.body_fragment
-        // Moved out while appending, so the array is not copied.
-        incoming[number] = nil
-        guard content.append(UnsafeRawBufferPointer(start: fragment.bytes, count: fragment.len)) else {
-            fail(with: AMQPError(.protocolError, "content body frames exceed the announced size on channel \(number)"))
-            return
-        }
-        // A large body arrives in many frames, each allocated from the
-        // channel's pool: recycle it frame by frame (everything still needed
-        // was copied out), or the pool would grow to the body's size.
-        if content.bodySize > 65_536 { amqp_maybe_release_buffers_on_channel(state, number) }
-        finishIfComplete(content, on: number)
+        let action = incoming.bodyReceived(
+            on: number, UnsafeRawBufferPointer(start: fragment.bytes, count: fragment.len))
+        act(on: action, number)
     }
 
-    private func finishIfComplete(_ content: IncomingContent, on number: amqp_channel_t) {
-        guard content.isComplete else {
-            incoming[number] = content
-            return
+    private func act(on action: ContentAssemblyStateMachine.FrameAction, _ number: amqp_channel_t) {
+        switch action {
+        case .awaitBody(let recycle):
+            // A large body arrives in many frames, each allocated from the
+            // channel's pool: recycle it frame by frame (everything still
+            // needed was copied out), or the pool would grow to the body's
+            // size.
+            if recycle { amqp_maybe_release_buffers_on_channel(state, number) }
+        case .complete(let content, let recycle):
+            if recycle { amqp_maybe_release_buffers_on_channel(state, number) }
+            finish(content, on: number)
+        case .protocolError(let reason):
+            fail(with: AMQPError(.protocolError, reason))
         }
-        incoming[number] = nil
+    }
+
+    private func finish(_ content: IncomingContent, on number: amqp_channel_t) {
         let properties = content.properties ?? AMQPProperties()
         switch content.purpose {
         case .deliver(let consumerTag, let deliveryTag, let redelivered, let exchange, let routingKey):
@@ -179,6 +180,12 @@ extension ConnectionCore {
                 amqp_basic_reject(state, number, deliveryTag, 1)
                 return
             }
+            guard let owner else {
+                // The connection was dropped and its deinit posted the close
+                // that comes next, which returns unacknowledged deliveries
+                // to their queues; a no-ack one has no tag to give back.
+                return
+            }
             if content.discard {
                 logger.warning(
                     "message body over the consumer's limit dropped unread",
@@ -186,24 +193,29 @@ extension ConnectionCore {
             }
             if !consumer.noAck { channel.acks.delivered(deliveryTag) }
             let delivery = AMQPDelivery(
-                channel: AMQPChannel(connection: owner!, id: channel.id, number: number),
+                channel: AMQPChannel(connection: owner, id: channel.id, number: number),
                 consumerTag: consumerTag, deliveryTag: deliveryTag, redelivered: redelivered,
                 exchange: exchange, routingKey: routingKey, properties: properties, body: content.body,
                 bodySize: content.bodySize, bodyDiscarded: content.discard)
             consumer.handler(.delivery(delivery))
-        case .returned(let code, let text, let routingKey):
-            if let channel = channels[number] {
-                if channel.confirmWindow != nil {
-                    channel.pendingReturn = (code, text)
-                } else {
-                    logger.warning(
-                        "message returned by broker", metadata: ["routing_key": "\(routingKey)", "reply": "\(code) \(text)"])
-                }
+        case .returned(let code, let text, let exchange, let routingKey):
+            guard let channel = channels[number] else { return }
+            let returned = PublisherConfirmStateMachine.Return(
+                replyCode: code, replyText: text,
+                message: .init(
+                    exchange: exchange, routingKey: routingKey, bodySize: content.bodySize, properties: properties))
+            // Paired: the publish fails as returned when its basic.ack
+            // arrives. Unpaired (no confirm mode): nobody waits to hear it.
+            if case .unpaired = channel.confirms.returnReceived(returned) {
+                logger.warning(
+                    "message returned by broker", metadata: ["routing_key": "\(routingKey)", "reply": "\(code) \(text)"])
             }
         case .get(let deliveryTag, let redelivered, let exchange, let routingKey):
-            guard let channel = channels[number] else { return }
+            // basic.get runs for a caller that holds the connection, so the
+            // owner is there.
+            guard let channel = channels[number], let owner else { return }
             completedGets[number] = AMQPDelivery(
-                channel: AMQPChannel(connection: owner!, id: channel.id, number: number),
+                channel: AMQPChannel(connection: owner, id: channel.id, number: number),
                 consumerTag: "", deliveryTag: deliveryTag, redelivered: redelivered,
                 exchange: exchange, routingKey: routingKey, properties: properties, body: content.body,
                 bodySize: content.bodySize, bodyDiscarded: content.discard)

@@ -19,7 +19,7 @@ final class ConnectionCore {
     private(set) var closeError: AMQPError?
     var channels: [amqp_channel_t: ChannelState] = [:]
     /// Messages whose content frames are still arriving, by channel.
-    var incoming: [amqp_channel_t: IncomingContent] = [:]
+    var incoming = ContentAssemblyStateMachine()
     /// `basic.get` messages whose content is complete, for the waiting call.
     var completedGets: [amqp_channel_t: AMQPDelivery] = [:]
     private var nextChannelID: UInt64 = 1
@@ -43,6 +43,7 @@ final class ConnectionCore {
 
     /// The public handle this core belongs to; set by the connection right
     /// after opening, used to build `AMQPChannel` values for deliveries.
+    /// Weak: the owner thread must not keep a dropped connection alive.
     weak var owner: AMQPConnection?
 
     // MARK: Opening
@@ -190,7 +191,7 @@ final class ConnectionCore {
     func acknowledgeChannelClose(_ number: amqp_channel_t, error: AMQPError) {
         var ok = amqp_channel_close_ok_t(dummy: 0)
         _ = amqp_send_method(state, number, MethodID.channelCloseOK, &ok)
-        incoming[number] = nil
+        incoming.channelClosed(number)
         if let channel = channels.removeValue(forKey: number) {
             logger.warning("channel closed by broker", metadata: ["channel": "\(number)", "error": "\(error)"])
             channel.fail(with: error)
@@ -246,6 +247,7 @@ final class ConnectionCore {
         }
         _ = amqp_channel_open(state, number)
         let channel = ChannelState(id: nextChannelID, number: number)
+        if isBlocked { channel.confirms.connectionBlocked() }
         nextChannelID += 1
         channels[number] = channel
         do {
@@ -307,66 +309,77 @@ final class ConnectionCore {
     // MARK: Publishing
 
     /// Sends now, or holds the publish (in order) while the confirm window
-    /// is full or the broker has blocked this connection.
-    func publish(_ publish: PendingPublish, on channel: ChannelState) {
-        if isBlocked || channel.waitingCount > 0 || !channel.hasRoomInWindow {
-            channel.waiting.append(publish)
-            return
+    /// is full or the broker has blocked this connection
+    /// (`PublisherConfirmStateMachine` decides).
+    func publish(
+        _ message: OutgoingMessage, on channel: ChannelState, continuation: CheckedContinuation<Void, any Error>
+    ) {
+        let id = channel.registerPublish(continuation)
+        switch channel.confirms.publishRequested(id) {
+        case .send:
+            send(message, id: id, on: channel)
+        case .hold:
+            channel.heldMessages[id] = message
+        case .fail:
+            channel.completePublish(id, .failure(AMQPError(.channelClosed, "channel \(channel.number) is closed")))
         }
-        send(publish, on: channel)
     }
 
-    /// Sends held publishes while there is room and the connection is not
-    /// blocked.
-    func sendWaiting(on channel: ChannelState) {
-        while isOpen, !isBlocked, channel.hasRoomInWindow, let next = channel.popWaiting() {
-            send(next, on: channel)
+    /// Sends held publishes while the window has room and the connection is
+    /// not blocked.
+    func sendHeld(on channel: ChannelState) {
+        while isOpen, let id = channel.confirms.nextHeld() {
+            guard let message = channel.heldMessages.removeValue(forKey: id) else {
+                channel.confirms.sendFailed(id)
+                continue
+            }
+            send(message, id: id, on: channel)
         }
     }
 
-    private func send(_ publish: PendingPublish, on channel: ChannelState) {
+    private func send(_ message: OutgoingMessage, id: ChannelState.PublishID, on channel: ChannelState) {
         let arena = CArena()
-        var properties = arena.properties(publish.properties)
-        let status = publish.body.withUnsafeBytes { body in
+        var properties = arena.properties(message.properties)
+        let status = message.body.withUnsafeBytes { body in
             amqp_basic_publish(
-                state, channel.number, arena.bytes(publish.exchange), arena.bytes(publish.routingKey),
-                publish.mandatory ? 1 : 0, 0, &properties,
+                state, channel.number, arena.bytes(message.exchange), arena.bytes(message.routingKey),
+                message.mandatory ? 1 : 0, 0, &properties,
                 amqp_bytes_t(len: body.count, bytes: UnsafeMutableRawPointer(mutating: body.baseAddress)))
         }
         guard status == AMQP_STATUS_OK.rawValue else {
             let error = libraryError(status, during: "basic.publish")
-            publish.continuation.resume(throwing: error)
+            channel.confirms.sendFailed(id)
+            channel.completePublish(id, .failure(error))
             if status != AMQP_STATUS_TABLE_TOO_BIG.rawValue && status != AMQP_STATUS_INVALID_PARAMETER.rawValue {
                 fail(with: error)
             }
             return
         }
-        if channel.confirmWindow != nil {
-            channel.unconfirmed.append((channel.nextPublishSequence, publish.continuation))
-            channel.nextPublishSequence += 1
-        } else {
-            publish.continuation.resume()
+        switch channel.confirms.sent(id, returnKey: message.returnKey) {
+        case .succeed: channel.completePublish(id, .success(()))
+        case .awaitConfirm: break
         }
     }
 
+    /// `basic.ack` / `basic.nack` from the broker for publishes on `channel`.
     func confirm(_ tag: UInt64, multiple: Bool, nacked: Bool, on channel: ChannelState) {
-        let returned = channel.pendingReturn
-        channel.pendingReturn = nil
-        for (sequence, continuation) in channel.settle(upTo: tag, multiple: multiple) {
-            if nacked {
-                continuation.resume(throwing: AMQPError(.publishNacked, "the broker rejected the message (basic.nack)"))
-            } else if let returned, sequence == tag {
-                // RabbitMQ sends basic.return for an unroutable mandatory
-                // message just before the basic.ack that confirms it.
-                continuation.resume(
-                    throwing: AMQPError(
-                        .publishReturned, "the message matched no queue", replyCode: returned.code,
-                        replyText: returned.text))
-            } else {
-                continuation.resume()
+        let settlements = nacked
+            ? channel.confirms.nackReceived(deliveryTag: tag, multiple: multiple)
+            : channel.confirms.ackReceived(deliveryTag: tag, multiple: multiple)
+        for settlement in settlements {
+            switch settlement.outcome {
+            case .confirmed:
+                channel.completePublish(settlement.id, .success(()))
+            case .nacked:
+                channel.completePublish(
+                    settlement.id, .failure(AMQPError(.publishNacked, "the broker rejected the message (basic.nack)")))
+            case .returned(let code, let text):
+                channel.completePublish(
+                    settlement.id,
+                    .failure(AMQPError(.publishReturned, "the message matched no queue", replyCode: code, replyText: text)))
             }
         }
-        sendWaiting(on: channel)
+        sendHeld(on: channel)
     }
 
 }

@@ -24,7 +24,8 @@ final class Mailbox: Sendable {
     private let state = Mutex(State())
     /// The end the owner thread polls.
     let wakeFD: Int32
-    private let writeFD: Int32
+    /// The end other threads write to.
+    let writeFD: Int32
 
     init() throws {
         var fds: [Int32] = [-1, -1]

@@ -264,9 +264,10 @@ public final class TaskClient: Sendable {
         let count = prepared.count
         let (results, firstError) = await withTaskGroup(
             of: (Int, Result<Published, any Error>).self,
-            returning: ([Published?], (any Error)?).self
+            returning: ([(Int, Published)], (any Error)?).self
         ) { group in
-            var results = [Published?](repeating: nil, count: count)
+            var results: [(Int, Published)] = []
+            results.reserveCapacity(count)
             var firstError: (any Error)?
             var next = 0
             var running = 0
@@ -290,17 +291,18 @@ public final class TaskClient: Sendable {
                 guard let (index, outcome) = await group.next() else { break }
                 running -= 1
                 switch outcome {
-                case .success(let published): results[index] = published
+                case .success(let published): results.append((index, published))
                 case .failure(let error): if firstError == nil { firstError = error }
                 }
             }
             return (results, firstError)
         }
+        // Confirms complete in any order; the batch's order is the caller's.
+        let sent = results.sorted { $0.0 < $1.0 }.map(\.1)
         if let firstError {
-            let sent = results.compactMap { $0 }
             throw PartialBatch(published: sent, unsent: prepared.count - sent.count, error: firstError)
         }
-        return results.map { $0! }
+        return sent
     }
 
     /// What ``sendBatch(_:expectsReply:)`` throws: made a

@@ -1,19 +1,16 @@
-import CRabbitMQ
-
 /// A message whose method frame (`basic.deliver`, `basic.return`,
 /// `basic.get-ok`) has arrived and whose content header and body frames are
 /// still coming in, on one channel.
 ///
 /// Frames of other channels may arrive in between (AMQP only keeps one
-/// channel's content frames together), so the owner thread assembles
-/// content frame by frame as `pumpFrames` reads it, per channel, instead of
-/// blocking in `amqp_read_message` (which also keeps the whole body in the
-/// channel's memory pool until it is complete). A body over `limit` is
-/// dropped frame by frame: memory stays bounded whatever a producer sends.
-struct IncomingContent {
-    enum Purpose {
+/// channel's content frames together), so ``ContentAssemblyStateMachine``
+/// keeps one of these per channel. A body over `limit` is dropped frame by
+/// frame: memory stays bounded whatever a producer sends.
+struct IncomingContent: Hashable {
+    /// The method frame the content belongs to, copied out of rabbitmq-c.
+    enum Purpose: Hashable {
         case deliver(consumerTag: String, deliveryTag: UInt64, redelivered: Bool, exchange: String, routingKey: String)
-        case returned(code: UInt16, text: String, routingKey: String)
+        case returned(code: UInt16, text: String, exchange: String, routingKey: String)
         case get(deliveryTag: UInt64, redelivered: Bool, exchange: String, routingKey: String)
     }
 
