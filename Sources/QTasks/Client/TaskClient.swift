@@ -149,7 +149,7 @@ public final class TaskClient: Sendable {
         priority: Int? = nil
     ) async throws -> TaskHandle<JSONValue> {
         let request = TaskRequest(taskName, args: args, kwargs: kwargs, queue: queue, priority: priority)
-        return try await handle(for: try await send(try await prepare(request), expectsReply: true))
+        return try handle(for: try await send(try await prepare(request), expectsReply: true))
     }
 
     /// Sends a task whose result nobody will read: its message has no
