@@ -11,14 +11,17 @@ public struct AMQPConfiguration: Sendable, Hashable {
     public var password: String = "guest"
     /// The virtual host; RabbitMQ's default one is `/`.
     public var virtualHost: String = "/"
-    /// Heartbeat interval in seconds, negotiated explicitly (rabbitmq-c's own
-    /// default is 0, which turns heartbeats off). 0 disables heartbeats.
-    public var heartbeat: Int = 60
-    /// How long the TCP connect and the AMQP handshake may take, in seconds.
-    public var connectTimeout: Double = 10
+    /// Heartbeat interval, negotiated explicitly (rabbitmq-c's own default
+    /// is 0, which turns heartbeats off). `.zero` disables heartbeats. AMQP
+    /// negotiates whole seconds: a fraction rounds up, and more than 65535 s
+    /// is 65535 s. Default 60 s.
+    public var heartbeat: Duration = .seconds(60)
+    /// How long the TCP connect and the AMQP handshake may take; more than a
+    /// day is a day. Default 10 s.
+    public var connectTimeout: Duration = .seconds(10)
     /// How long a synchronous request (queue declare, consume, close) may wait
-    /// for the broker's reply, in seconds.
-    public var rpcTimeout: Double = 30
+    /// for the broker's reply; more than a day is a day. Default 30 s.
+    public var rpcTimeout: Duration = .seconds(30)
     /// Largest frame size in bytes; the broker may lower it.
     public var frameMax: Int = 131_072
     /// Most channels on this connection; the broker may lower it.
@@ -76,12 +79,12 @@ public struct AMQPConfiguration: Sendable, Hashable {
                 guard let seconds = Int(value), seconds >= 0, seconds <= 65535 else {
                     throw invalid("heartbeat must be whole seconds 0...65535")
                 }
-                heartbeat = seconds
+                heartbeat = .seconds(seconds)
             case "connection_timeout":
                 guard let milliseconds = Int(value), milliseconds > 0 else {
                     throw invalid("connection_timeout must be milliseconds > 0")
                 }
-                connectTimeout = Double(milliseconds) / 1000
+                connectTimeout = .milliseconds(milliseconds)
             case "channel_max":
                 guard let count = Int(value), (1...65535).contains(count) else {
                     throw invalid("channel_max must be 1...65535")

@@ -54,7 +54,7 @@ public final class AMQPConnection: Sendable {
     /// - Parameters:
     ///   - configuration: where to connect; see ``AMQPConfiguration``.
     ///   - logger: receives connection events (blocked, closed by broker).
-    /// - Throws: ``AMQPError`` within `configuration.connectTimeout` seconds:
+    /// - Throws: ``AMQPError`` within `configuration.connectTimeout`:
     ///   `.connectionFailed` for a closed port, an unknown host, a missing
     ///   vhost (`530 NOT_ALLOWED`) or a handshake timeout;
     ///   `.authenticationFailed` for wrong credentials (`403 ACCESS_REFUSED`).

@@ -317,13 +317,13 @@ public final class RabbitMQBroker: DelayedPublishing, PriorityQueueing {
     /// ``RetryDelays/quantizedMilliseconds(_:)``; under 5 ms the message goes
     /// straight to `queue`.
     ///
-    /// - Returns: the delay applied, in seconds.
+    /// - Returns: the delay applied (`.zero` under 5 ms).
     @discardableResult
-    public func publish(_ message: Message, to queue: String, after delay: Double) async throws -> Double {
+    public func publish(_ message: Message, to queue: String, after delay: Duration) async throws -> Duration {
         let milliseconds = RetryDelays.quantizedMilliseconds(delay)
         guard milliseconds > 0 else {
             try await publish(message, to: queue, mandatory: true)
-            return 0
+            return .zero
         }
         let retryQueue = RetryDelays.queueName(for: queue, milliseconds: milliseconds)
         try await declareRetryQueue(retryQueue, for: queue, milliseconds: milliseconds, force: false)
@@ -334,17 +334,17 @@ public final class RabbitMQBroker: DelayedPublishing, PriorityQueueing {
             try await declareRetryQueue(retryQueue, for: queue, milliseconds: milliseconds, force: true)
             try await publish(message, to: retryQueue, mandatory: true)
         }
-        return Double(milliseconds) / 1000
+        return .milliseconds(milliseconds)
     }
 
     private func declareRetryQueue(_ name: String, for queue: String, milliseconds: Int, force: Bool) async throws {
-        let ttl = Double(milliseconds) / 1000
+        let ttl = Duration.milliseconds(milliseconds)
         // The queue lives `expires` after its last declaration; a message
         // published up to `ttl + 30 s` after a declaration expires at most
         // `2 ttl + 30 s` after it, inside the lease with 30 s to spare.
         let expires = 2 * milliseconds + 60_000
         let now = ContinuousClock.now
-        if !force, let declared = retryQueues.withLock({ $0[name] }), now - declared < .seconds(ttl + 30) { return }
+        if !force, let declared = retryQueues.withLock({ $0[name] }), now - declared < ttl + .seconds(30) { return }
         try await mapErrors {
             let connection = try await publisher.connection()
             try await declare(

@@ -1,3 +1,5 @@
+import QTasks
+
 /// The fixed set of delays a ``RabbitMQBroker`` can hold a message for.
 ///
 /// RabbitMQ has no per-message delay that works in a shared queue (a
@@ -13,11 +15,12 @@ public enum RetryDelays {
     /// The longest delay, 30 days (RabbitMQ's TTL limit is about 49 days).
     public static let maximumMilliseconds = 30 * 24 * 3600 * 1000
 
-    /// The delay actually applied for `seconds`, in whole milliseconds; 0
-    /// means "publish straight to the task queue".
-    public static func quantizedMilliseconds(_ seconds: Double) -> Int {
-        guard seconds.isFinite else { return seconds > 0 ? maximumMilliseconds : 0 }
-        let milliseconds = seconds * 1000
+    /// The delay actually applied for `delay`, in whole milliseconds (the
+    /// unit of the retry queue's name and `x-message-ttl`); 0 means
+    /// "publish straight to the task queue". A negative delay is 0, one
+    /// over 30 days is ``maximumMilliseconds``.
+    public static func quantizedMilliseconds(_ delay: Duration) -> Int {
+        let milliseconds = Seconds.double(Seconds.clamped(delay)) * 1000
         if milliseconds < 5 { return 0 }
         if milliseconds >= Double(maximumMilliseconds) { return maximumMilliseconds }
         var best = 1.0

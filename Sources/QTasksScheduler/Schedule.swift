@@ -1,15 +1,18 @@
 import Foundation
 
-/// When a scheduled task is due: every N seconds, or on a cron expression.
+/// When a scheduled task is due: at a fixed interval, or on a cron expression.
 ///
 /// Ticks are points in time (Unix seconds, UTC) that every scheduler process
 /// computes alike, so that processes agree on which tick is due:
 /// - ``every(_:)`` ticks at the multiples of the interval since the Unix epoch
-///   (`.every(60)` at every whole minute, `.every(1)` at every whole second);
+///   (`.every(.seconds(60))` at every whole minute, `.every(.seconds(1))` at
+///   every whole second);
 /// - ``cron(_:)`` ticks at the whole minutes its expression matches, in UTC.
 public enum Schedule: Sendable, Hashable, CustomStringConvertible {
-    /// Every `seconds` seconds (at least 1), aligned on the epoch.
-    case every(Int64)
+    /// At every multiple of the interval since the epoch. Ticks are whole
+    /// seconds: a fraction of a second is dropped, and an interval under
+    /// 1 s ticks every second.
+    case every(Duration)
     /// A standard 5-field cron expression (``CronExpression``), UTC.
     case cron(CronExpression)
 
@@ -25,8 +28,8 @@ public enum Schedule: Sendable, Hashable, CustomStringConvertible {
     /// within the next 8 years).
     public func nextTick(after time: Int64) -> Int64? {
         switch self {
-        case .every(let seconds):
-            let interval = max(1, seconds)
+        case .every(let interval):
+            let interval = max(1, interval.components.seconds)
             return (floorDiv(time, interval) + 1) * interval
         case .cron(let expression):
             return expression.nextMatch(after: time)
@@ -35,7 +38,9 @@ public enum Schedule: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .every(let seconds): return "every \(seconds)s"
+        // Part of an entry's default name, the key of its claims in the
+        // shared State: `every 60s` as before intervals were Durations.
+        case .every(let interval): return "every \(interval.components.seconds)s"
         case .cron(let expression): return "cron '\(expression.text)'"
         }
     }

@@ -102,8 +102,8 @@ public final class SQLiteStateStore: StateStore, CustomStringConvertible {
         configuration: StateStoreConfiguration = StateStoreConfiguration()
     ) async throws -> SQLiteStateStore {
         var grdb = Configuration()
-        let seconds = configuration.timeout.components
-        grdb.busyMode = .timeout(Double(seconds.seconds) + Double(seconds.attoseconds) / 1e18)
+        // GRDB takes a TimeInterval: the C boundary of SQLite's busy timeout.
+        grdb.busyMode = .timeout(Seconds.double(configuration.timeout))
         grdb.label = "QTasksState.SQLite"
         let pragma = "PRAGMA synchronous = \(synchronous.rawValue)"
         grdb.prepareDatabase { db in try db.execute(sql: pragma) }

@@ -24,7 +24,7 @@ public enum TestWorker {
     /// - Throws: what `body` throws, else what the worker's `run()` threw.
     public static func run<Result: Sendable>(
         _ app: TaskApp,
-        configuration: WorkerConfiguration = WorkerConfiguration(shutdownGracePeriod: 5),
+        configuration: WorkerConfiguration = WorkerConfiguration(shutdownGracePeriod: .seconds(5)),
         broker: MemoryBroker = MemoryBroker(),
         _ body: (TaskClient, MemoryBroker) async throws -> Result
     ) async throws -> Result {

@@ -24,7 +24,7 @@ enum RawBaseline {
         }
         var properties = amqp_table_t(num_entries: 0, entries: nil)
         let login = crabbitmq_login_plain(
-            state, configuration.virtualHost, 0, 131_072, Int32(configuration.heartbeat), &properties,
+            state, configuration.virtualHost, 0, 131_072, Int32(configuration.heartbeat.components.seconds), &properties,
             configuration.username, configuration.password)
         guard login.reply_type == AMQP_RESPONSE_NORMAL else { throw Failure(description: "login failed") }
         amqp_channel_open(state, 1)
@@ -68,7 +68,7 @@ enum RawBaseline {
         }
         var loginProperties = amqp_table_t(num_entries: 0, entries: nil)
         let login = crabbitmq_login_plain(
-            state, configuration.virtualHost, 0, 131_072, Int32(configuration.heartbeat), &loginProperties,
+            state, configuration.virtualHost, 0, 131_072, Int32(configuration.heartbeat.components.seconds), &loginProperties,
             configuration.username, configuration.password)
         guard login.reply_type == AMQP_RESPONSE_NORMAL else { throw Failure(description: "login failed") }
         amqp_channel_open(state, 1)

@@ -24,7 +24,7 @@ enum Example {
     /// limited_sleep(seconds): sleeps under its own time limit of 1 s.
     static let limitedSleep = TaskDefinition(
         "limited_sleep", parameters: ["seconds"], arguments: Double.self, returning: Double.self,
-        options: TaskOptions(timeLimit: 1))
+        options: TaskOptions(timeLimit: .seconds(1)))
     /// give_up(reason?): cancels itself.
     static let giveUp = TaskDefinition("give_up", parameters: ["reason"], arguments: String?.self, returning: JSONValue.self)
     /// crash(): a test task that aborts the worker process.

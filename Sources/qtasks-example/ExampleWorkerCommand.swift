@@ -41,8 +41,10 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
     @Option(help: "Most unacknowledged messages held per queue (default: 4 x concurrency).")
     var prefetch: Int?
 
-    @Option(help: "Seconds running tasks get to finish after SIGTERM/SIGINT.")
-    var shutdownGrace: Double = 30
+    @Option(
+        help: "Seconds running tasks get to finish after SIGTERM/SIGINT (default: 30).",
+        transform: SecondsOption.parser("--shutdown-grace must be seconds from 0 to 86400") { (0...86_400).contains($0) })
+    var shutdownGrace: Duration = .seconds(30)
 
     @Option(help: "Largest accepted message body, in bytes.")
     var maxMessageBytes: Int = 1_048_576
@@ -71,9 +73,6 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
         _ = try ExampleTracing.isEnabled(flag: tracing)
         if let prefetch, prefetch < 1 || prefetch > 65535 {
             throw ValidationError("--prefetch must be 1...65535")
-        }
-        guard (0...86_400).contains(shutdownGrace) else {
-            throw ValidationError("--shutdown-grace must be seconds from 0 to 86400")
         }
         guard maxMessageBytes > 0 else { throw ValidationError("--max-message-bytes must be > 0") }
         _ = try routing.parsedBindings(queues: queues.isEmpty ? ["default"] : queues)

@@ -92,7 +92,7 @@ struct SchedulerCommand: AsyncParsableCommand {
                 guard let value = Int64(seconds), value >= 1 else {
                     throw ValidationError("--every '\(text)': SECONDS must be a whole number >= 1")
                 }
-                return .every(value)
+                return .every(.seconds(value))
             })
         }
         for text in crons {

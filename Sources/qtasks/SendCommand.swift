@@ -62,8 +62,12 @@ struct SendCommand: AsyncParsableCommand {
     @OptionGroup(title: "How the queue is declared if it does not exist yet (as the worker declares it)")
     var queueTypes: QueueTypeOptions
 
-    @Option(help: "Seconds to wait for the result; 0 sends without a reply_to and does not wait.")
-    var wait: Double = 30
+    @Option(
+        help: "Seconds to wait for the result; 0 sends without a reply_to and does not wait (default: 30).",
+        transform: SecondsOption.parser("--wait must be a number of seconds from 0 to \(Int(Self.longestWait)) (a week)") {
+            (0...Self.longestWait).contains($0)
+        })
+    var wait: Duration = .seconds(30)
 
     @Option(help: "Send the task this many times (each with its own uuid) and print a throughput summary.")
     var count: Int?
@@ -72,10 +76,6 @@ struct SendCommand: AsyncParsableCommand {
     static let longestQueueName = 255 - ".retry.2592000000".utf8.count
 
     func validate() throws {
-        // (0...limit).contains is false for NaN and infinity too.
-        guard (0...Self.longestWait).contains(wait) else {
-            throw ValidationError("--wait must be a number of seconds from 0 to \(Int(Self.longestWait)) (a week)")
-        }
         guard !task.isEmpty else { throw ValidationError("the task name must not be empty") }
         guard !queue.isEmpty else { throw ValidationError("--queue must not be empty") }
         // The worker declares `<queue>.dlq` and `<queue>.retry.<ms>` next to
@@ -129,7 +129,7 @@ struct SendCommand: AsyncParsableCommand {
         }
         let handle: TaskHandle<JSONValue>
         do {
-            guard wait > 0 else {
+            guard wait > .zero else {
                 // No reply_to: nobody will read the result once we exit.
                 let sent = try await client.sendWithoutReply(
                     task, args: args.map(Self.argumentValue), kwargs: try parsedKwargs(), queue: queue,
@@ -150,9 +150,9 @@ struct SendCommand: AsyncParsableCommand {
         }
         let result: TaskResult
         do {
-            result = try await handle.result(timeout: .milliseconds(Int64(wait * 1000)))
+            result = try await handle.result(timeout: wait)
         } catch let error as TaskClientError where error.code == .timeout {
-            printError("qtasks: no result for \(task) (uuid \(handle.uuid)) within \(wait) s; is a worker consuming '\(queue)'?")
+            printError("qtasks: no result for \(task) (uuid \(handle.uuid)) within \(Seconds.double(wait)) s; is a worker consuming '\(queue)'?")
             await client.close()
             await brokerConnection.close()
             throw ExitStatus.timeout
@@ -180,7 +180,7 @@ extension SendCommand {
         let arguments = args.map(Self.argumentValue)
         let keywords = (try? parsedKwargs()) ?? [:]
         var handles: [TaskHandle<JSONValue>] = []
-        handles.reserveCapacity(wait > 0 ? count : 0)
+        handles.reserveCapacity(wait > .zero ? count : 0)
         let progress = ProgressReporter(label: "sent", total: count)
         let start = ContinuousClock.now
         var sendFailed = false
@@ -192,7 +192,7 @@ extension SendCommand {
         while sentCount < count {
             let requests = Array(repeating: request, count: min(chunk, count - sentCount))
             do {
-                if wait > 0 {
+                if wait > .zero {
                     handles.append(contentsOf: try await client.send(batch: requests))
                 } else {
                     try await client.sendWithoutReply(batch: requests)
@@ -225,10 +225,10 @@ extension SendCommand {
         }
         // After a failed send, the tasks sent before it are still waited
         // for: they run, and their results say how they went.
-        guard wait > 0, !handles.isEmpty else { return sendFailed ? ExitStatus.brokerFailure : nil }
+        guard wait > .zero, !handles.isEmpty else { return sendFailed ? ExitStatus.brokerFailure : nil }
         let sent = handles.count
 
-        let deadline = ContinuousClock.now + .milliseconds(Int64(wait * 1000))
+        let deadline = ContinuousClock.now + wait
         let results = ProgressReporter(label: "results", total: sent)
         var succeeded = 0, failed = 0, timedOut = 0, lost = 0
         var firstFailure: TaskResult?
@@ -270,15 +270,14 @@ extension SendCommand {
         }
         if lost > 0 || sendFailed { return ExitStatus.brokerFailure }
         if timedOut > 0 {
-            printError("qtasks: \(timedOut) of \(sent) results did not arrive within \(wait) s; is a worker consuming '\(queue)'?")
+            printError("qtasks: \(timedOut) of \(sent) results did not arrive within \(Seconds.double(wait)) s; is a worker consuming '\(queue)'?")
             return ExitStatus.timeout
         }
         return nil
     }
 
     static func seconds(since start: ContinuousClock.Instant) -> Double {
-        let elapsed = ContinuousClock.now - start
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        Seconds.double(ContinuousClock.now - start)
     }
 
     static func format(_ value: Double) -> String { String(format: "%.2f", value) }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 import QTasks
 import QTasksState
 
@@ -22,19 +23,13 @@ struct StateSetCommand: AsyncParsableCommand {
     @Argument(help: "The value: JSON, or a plain string.")
     var value: String
 
-    @Option(help: "Seconds until the whole state expires (from this write); by default the expiry is kept.")
-    var ttl: Double?
-
-    func validate() throws {
-        // False for NaN and infinity as well.
-        if let ttl, !(ttl > 0 && ttl < 1e9) {
-            throw ValidationError("--ttl must be a positive number of seconds")
-        }
-    }
+    @Option(
+        help: "Seconds until the whole state expires (from this write); by default the expiry is kept.",
+        transform: SecondsOption.parser("--ttl must be a positive number of seconds") { $0 > 0 && $0 < 1e9 })
+    var ttl: Duration?
 
     func run() async throws {
         let json = SendCommand.argumentValue(value)
-        let ttl = self.ttl.map { Duration.milliseconds(Int64(($0 * 1000).rounded(.up))) }
         try await options.withState { state in
             try await state.store.set(field, to: json, in: state.id, ttl: ttl)
         }

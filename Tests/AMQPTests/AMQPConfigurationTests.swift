@@ -9,7 +9,7 @@ import Testing
         #expect(configuration.username == "guest")
         #expect(configuration.password == "guest")
         #expect(configuration.virtualHost == "/")
-        #expect(configuration.heartbeat == 60)
+        #expect(configuration.heartbeat == .seconds(60))
     }
 
     @Test func parsesAFullURL() throws {
@@ -19,8 +19,8 @@ import Testing
         #expect(configuration.username == "alice")
         #expect(configuration.password == "s@cret")
         #expect(configuration.virtualHost == "prod/orders")
-        #expect(configuration.heartbeat == 15)
-        #expect(configuration.connectTimeout == 2.5)
+        #expect(configuration.heartbeat == .seconds(15))
+        #expect(configuration.connectTimeout == .milliseconds(2500))
     }
 
     @Test func ipv6LiteralsLoseTheirBracketsForTheSocketAndKeepThemInTheURL() throws {

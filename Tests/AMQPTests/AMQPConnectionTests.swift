@@ -316,7 +316,7 @@ struct AMQPConnectionTests {
 
     @Test func heartbeatsKeepAnIdleConnectionAlive() async throws {
         var configuration = TestBroker.configuration
-        configuration.heartbeat = 1
+        configuration.heartbeat = .seconds(1)
         let connection = try await AMQPConnection.connect(configuration)
         // With a 1 s heartbeat the broker closes a silent peer after about
         // 2 s; this one must still work after 4 s of doing nothing.
@@ -376,7 +376,7 @@ struct AMQPConnectFailureTests {
             let error = error as? AMQPError
             return error?.code == .connectionFailed && error?.message.contains("127.0.0.1:1") == true
         }
-        #expect(ContinuousClock.now - start < .seconds(configuration.connectTimeout + 1))
+        #expect(ContinuousClock.now - start < configuration.connectTimeout + .seconds(1))
     }
 
     @Test func silentPeerTimesOutInsteadOfHanging() async throws {
@@ -397,7 +397,7 @@ struct AMQPConnectFailureTests {
         }
         var configuration = AMQPConfiguration()
         configuration.port = Int(UInt16(bigEndian: address.sin_port))
-        configuration.connectTimeout = 1
+        configuration.connectTimeout = .seconds(1)
         let start = ContinuousClock.now
         await #expect {
             _ = try await AMQPConnection.connect(configuration)

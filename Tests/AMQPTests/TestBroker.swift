@@ -10,7 +10,7 @@ enum TestBroker {
 
     static var configuration: AMQPConfiguration {
         var configuration = try! AMQPConfiguration(url: url)
-        configuration.connectTimeout = 5
+        configuration.connectTimeout = .seconds(5)
         return configuration
     }
 

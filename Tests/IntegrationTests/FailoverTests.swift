@@ -30,7 +30,7 @@ struct FailoverListTests {
             url: "amqp://a:pa@node1:5701/%2F?heartbeat=7;amqp://b:pb@node2:5702/vh; amqp://node3")
         #expect(configuration.endpoints.map(\.host) == ["node1", "node2", "node3"])
         #expect(configuration.endpoints.map(\.port) == [5701, 5702, 5672])
-        #expect(configuration.endpoints.map(\.heartbeat) == [7, 60, 60])
+        #expect(configuration.endpoints.map(\.heartbeat) == [7, 60, 60].map { .seconds($0) })
         #expect(configuration.failoverConnections.map(\.virtualHost) == ["vh", "/"])
         #expect(configuration.redactedURL == "amqp://a:***@node1:5701/%2F;amqp://b:***@node2:5702/vh;amqp://guest:***@node3:5672/%2F")
         #expect(try RabbitMQBrokerConfiguration(url: "amqp://h").failoverConnections.isEmpty)
@@ -426,8 +426,8 @@ struct RabbitMQCluster {
         (1...3).map { node in
             var configuration = AMQPConfiguration()
             configuration.port = port(node)
-            configuration.connectTimeout = 5
-            configuration.heartbeat = 5
+            configuration.connectTimeout = .seconds(5)
+            configuration.heartbeat = .seconds(5)
             return configuration
         }
     }

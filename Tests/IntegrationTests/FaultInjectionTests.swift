@@ -38,7 +38,7 @@ struct BrokerRestartFaultTests {
         let queue = IntegrationEnvironment.uniqueQueue("restart")
         let replies = queue + ".results"
         var configuration = node.configuration
-        configuration.heartbeat = 5
+        configuration.heartbeat = .seconds(5)
         let collector = ResultCollector(configuration: configuration, queue: replies)
         defer { collector.stop() }
         let worker = try await FaultWorker.start(

@@ -13,8 +13,8 @@ enum IntegrationEnvironment {
 
     static var configuration: AMQPConfiguration {
         var configuration = try! AMQPConfiguration(url: url)
-        configuration.connectTimeout = 5
-        configuration.rpcTimeout = 10
+        configuration.connectTimeout = .seconds(5)
+        configuration.rpcTimeout = .seconds(10)
         return configuration
     }
 

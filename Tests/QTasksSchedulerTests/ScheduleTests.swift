@@ -71,17 +71,21 @@ private func utc(_ year: Int, _ month: Int, _ day: Int, _ hour: Int = 0, _ minut
 
 @Suite struct TickTests {
     @Test func intervalsAlignOnTheEpoch() {
-        #expect(Schedule.every(1).nextTick(after: 100) == 101)
-        #expect(Schedule.every(10).nextTick(after: 100) == 110)
-        #expect(Schedule.every(10).nextTick(after: 109) == 110)
-        #expect(Schedule.every(60).nextTick(after: utc(2026, 11, 30, 2, 48, 10)) == utc(2026, 11, 30, 2, 49))
-        #expect(Schedule.every(7).nextTick(after: -1) == 0)
+        #expect(Schedule.every(.seconds(1)).nextTick(after: 100) == 101)
+        #expect(Schedule.every(.seconds(10)).nextTick(after: 100) == 110)
+        #expect(Schedule.every(.seconds(10)).nextTick(after: 109) == 110)
+        #expect(Schedule.every(.seconds(60)).nextTick(after: utc(2026, 11, 30, 2, 48, 10)) == utc(2026, 11, 30, 2, 49))
+        #expect(Schedule.every(.seconds(7)).nextTick(after: -1) == 0)
+        // Ticks are whole seconds: a fraction is dropped, under 1 s is 1 s.
+        #expect(Schedule.every(.milliseconds(10_500)).nextTick(after: 100) == 110)
+        #expect(Schedule.every(.milliseconds(200)).nextTick(after: 100) == 101)
+        #expect(Schedule.every(.seconds(60)).description == "every 60s", "part of the entries' claim keys")
     }
 
     @Test func uuidsAreDeterministicAndDistinct() {
-        let entry = ScheduleEntry(taskName: "add", queue: "q", schedule: .every(1))
+        let entry = ScheduleEntry(taskName: "add", queue: "q", schedule: .every(.seconds(1)))
         #expect(entry.name == "add@q@every 1s")
-        #expect(entry.taskUUID(forTick: 5) == ScheduleEntry(taskName: "add", queue: "q", schedule: .every(1)).taskUUID(forTick: 5))
+        #expect(entry.taskUUID(forTick: 5) == ScheduleEntry(taskName: "add", queue: "q", schedule: .every(.seconds(1))).taskUUID(forTick: 5))
         let uuids = Set((0..<10_000).map { entry.taskUUID(forTick: Int64($0)) })
         #expect(uuids.count == 10_000)
         let uuid = entry.taskUUID(forTick: 1)
@@ -91,7 +95,7 @@ private func utc(_ year: Int, _ month: Int, _ day: Int, _ hour: Int = 0, _ minut
 
     @Test func aTickIsClaimedOnce() async throws {
         let store = MemoryStateStore()
-        let entry = ScheduleEntry(taskName: "add", schedule: .every(1))
+        let entry = ScheduleEntry(taskName: "add", schedule: .every(.seconds(1)))
         let wins = try await withThrowingTaskGroup(of: Bool.self) { group in
             for _ in 0..<20 { group.addTask { try await Scheduler.claim(entry, tick: 42, in: store) } }
             return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
@@ -99,7 +103,7 @@ private func utc(_ year: Int, _ month: Int, _ day: Int, _ hour: Int = 0, _ minut
         #expect(wins == 1)
         #expect(try await Scheduler.claim(entry, tick: 41, in: store) == false, "an older tick is never sent")
         #expect(try await Scheduler.claim(entry, tick: 43, in: store) == true)
-        let other = ScheduleEntry(taskName: "mul", schedule: .every(1))
+        let other = ScheduleEntry(taskName: "mul", schedule: .every(.seconds(1)))
         #expect(try await Scheduler.claim(other, tick: 42, in: store) == true, "entries claim apart")
     }
 
@@ -108,7 +112,7 @@ private func utc(_ year: Int, _ month: Int, _ day: Int, _ hour: Int = 0, _ minut
     @Test func twoSchedulersSendEachTickOnce() async throws {
         let broker = MemoryBroker()
         let store = MemoryStateStore()
-        let entry = ScheduleEntry(taskName: "add", args: [1, 2], queue: "sched", schedule: .every(1))
+        let entry = ScheduleEntry(taskName: "add", args: [1, 2], queue: "sched", schedule: .every(.seconds(1)))
         let from = Int64(Date().timeIntervalSince1970.rounded(.down)) + 1
         let sent = Mutex<[Int64]>([])
         let schedulers = (0..<2).map { _ in
@@ -139,7 +143,7 @@ private func utc(_ year: Int, _ month: Int, _ day: Int, _ hour: Int = 0, _ minut
         let url = "sqlite://\(directory.path)/state.db"
         let first = try await StateStores.open(url: url)
         let second = try await StateStores.open(url: url)
-        let entry = ScheduleEntry(taskName: "add", schedule: .every(1))
+        let entry = ScheduleEntry(taskName: "add", schedule: .every(.seconds(1)))
         let wins = try await withThrowingTaskGroup(of: Int.self) { group in
             for store in [first, second] {
                 group.addTask {

@@ -16,7 +16,7 @@ struct StateInjectionTests {
     static let quiet: WorkerConfiguration = {
         var logger = Logger(label: "qtasks.test")
         logger.logLevel = .critical
-        return WorkerConfiguration(concurrency: 20, shutdownGracePeriod: 5, logger: logger)
+        return WorkerConfiguration(concurrency: 20, shutdownGracePeriod: .seconds(5), logger: logger)
     }()
 
     /// The seed's step1 and step2, with an optional user key.

@@ -107,7 +107,7 @@ import Testing
             _ = try await context.resolve(db)
             try await Task.sleep(for: .seconds(60))
         }
-        let executor = TaskRunner(app: app, taskTimeLimit: 0.1, logger: quietLogger)
+        let executor = TaskRunner(app: app, taskTimeLimit: .milliseconds(100), logger: quietLogger)
         let start = ContinuousClock.now
         let outcome = try await withDeadline { await executor.execute(makeDelivery(#"{"task_name":"slow"}"#)) }
         #expect(ContinuousClock.now - start < .seconds(30), "ended by the 0.1 s limit, not the 60 s sleep")
@@ -119,7 +119,7 @@ import Testing
     @Test func timeLimitDoesNotTouchFastTasks() async throws {
         let app = TaskApp()
         try app.register("fast") { () in 42 }
-        let executor = TaskRunner(app: app, taskTimeLimit: 5, logger: quietLogger)
+        let executor = TaskRunner(app: app, taskTimeLimit: .seconds(5), logger: quietLogger)
         let outcome = await executor.execute(makeDelivery(#"{"task_name":"fast"}"#))
         #expect(outcome.result.returning == 42)
     }

@@ -29,7 +29,7 @@ import Testing
             try await gate.arriveAndWait()
             return try await context.resolve(pool).id
         }
-        let configuration = WorkerConfiguration(concurrency: tasks, prefetch: tasks, shutdownGracePeriod: 30, logger: quietLogger)
+        let configuration = WorkerConfiguration(concurrency: tasks, prefetch: tasks, shutdownGracePeriod: .seconds(30), logger: quietLogger)
         let ids = try await withDeadline(.seconds(60)) {
             try await TestWorker.run(app, configuration: configuration) { client, _ in
                 var handles: [TaskHandle<JSONValue>] = []
@@ -68,7 +68,7 @@ import Testing
             let again = try await context.resolve(session)
             return ["id": .int(Int64(resource.id)), "same": .bool(resource === again)]
         }
-        let configuration = WorkerConfiguration(concurrency: tasks, shutdownGracePeriod: 30, logger: quietLogger)
+        let configuration = WorkerConfiguration(concurrency: tasks, shutdownGracePeriod: .seconds(30), logger: quietLogger)
         let results = try await withDeadline(.seconds(60)) {
             try await TestWorker.run(app, configuration: configuration) { client, _ in
                 var handles: [TaskHandle<JSONValue>] = []
@@ -135,7 +135,7 @@ import Testing
             try await Task.sleep(for: .seconds(60))
         }
         var configuration = quietConfiguration()
-        configuration.taskTimeLimit = 0.2
+        configuration.taskTimeLimit = .milliseconds(200)
         let result = try await TestWorker.run(app, configuration: configuration) { client, broker in
             let result = try await client.send("slow").result(timeout: .seconds(10))
             #expect(await eventually { broker.readyCount(in: "default.dlq") == 1 })
@@ -159,7 +159,7 @@ import Testing
         let broker = MemoryBroker()
         try await broker.declareTaskQueue("default")
         try await broker.publish(Message(body: Array(#"{"task_name":"forever"}"#.utf8)), to: "default", mandatory: true)
-        let worker = Worker(broker: broker, app: app, configuration: quietConfiguration(shutdownGracePeriod: 0.1))
+        let worker = Worker(broker: broker, app: app, configuration: quietConfiguration(shutdownGracePeriod: .milliseconds(100)))
         try await withDeadline {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await worker.run() }

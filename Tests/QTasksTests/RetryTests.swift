@@ -7,18 +7,18 @@ import Testing
 /// Backoff arithmetic and retry decisions, as pure values.
 @Suite struct RetryPolicyTests {
     @Test func backoffDoublesUpToTheCap() {
-        let backoff = Backoff(initial: 1, multiplier: 2, maximum: 5, jitter: 0)
-        #expect((1...5).map { backoff.delay(forRetry: $0) } == [1, 2, 4, 5, 5])
-        #expect(backoff.delay(forRetry: 10_000) == 5, "no overflow for huge retry numbers")
+        let backoff = Backoff(initial: .seconds(1), multiplier: 2, maximum: .seconds(5), jitter: 0)
+        #expect((1...5).map { backoff.delay(forRetry: $0) } == [1, 2, 4, 5, 5].map { .seconds($0) })
+        #expect(backoff.delay(forRetry: 10_000) == .seconds(5), "no overflow for huge retry numbers")
     }
 
     @Test func jitterTakesOffAtMostItsFraction() {
-        let backoff = Backoff(initial: 10, multiplier: 1, maximum: 10, jitter: 0.25)
-        #expect(backoff.delay(forRetry: 1, random: 0) == 10)
-        #expect(backoff.delay(forRetry: 1, random: 0.999_999) > 7.5)
+        let backoff = Backoff(initial: .seconds(10), multiplier: 1, maximum: .seconds(10), jitter: 0.25)
+        #expect(backoff.delay(forRetry: 1, random: 0) == .seconds(10))
+        #expect(backoff.delay(forRetry: 1, random: 0.999_999) > .milliseconds(7500))
         for _ in 0..<100 {
             let delay = backoff.delay(forRetry: 1)
-            #expect(delay > 7.5 && delay <= 10)
+            #expect(delay > .milliseconds(7500) && delay <= .seconds(10))
         }
     }
 
@@ -26,13 +26,13 @@ import Testing
     struct Fatal: Error {}
 
     @Test func decisions() {
-        let policy = RetryPolicy(maxAttempts: 3, backoff: Backoff(initial: 2, jitter: 0), retryingOnly: [Transient.self])
-        #expect(policy.decision(after: Transient(), attempt: 1) == .retry(after: 2))
-        #expect(policy.decision(after: Transient(), attempt: 2) == .retry(after: 4))
+        let policy = RetryPolicy(maxAttempts: 3, backoff: Backoff(initial: .seconds(2), jitter: 0), retryingOnly: [Transient.self])
+        #expect(policy.decision(after: Transient(), attempt: 1) == .retry(after: .seconds(2)))
+        #expect(policy.decision(after: Transient(), attempt: 2) == .retry(after: .seconds(4)))
         #expect(policy.decision(after: Transient(), attempt: 3) == .giveUp(reason: "attempt 3 of 3 failed"))
         #expect(policy.decision(after: Fatal(), attempt: 1) == .giveUp(reason: "the retry policy does not retry Fatal"))
         // The task's own word wins over the predicate, not over maxAttempts.
-        #expect(policy.decision(after: TaskRetry("busy", after: 7), attempt: 1) == .retry(after: 7))
+        #expect(policy.decision(after: TaskRetry("busy", after: .seconds(7)), attempt: 1) == .retry(after: .seconds(7)))
         #expect(policy.decision(after: TaskRetry("busy"), attempt: 3) == .giveUp(reason: "attempt 3 of 3 failed"))
         let retryAll = RetryPolicy(maxAttempts: 5)
         for error: any Error in [NonRetryableError(Transient()), TaskCancellation(reason: "no"), TaskInputError(.unknownTask, "x")] {
@@ -67,7 +67,7 @@ import Testing
         }
     }
 
-    func configuration(retry: RetryPolicy = .never, timeLimit: Double? = nil) -> WorkerConfiguration {
+    func configuration(retry: RetryPolicy = .never, timeLimit: Duration? = nil) -> WorkerConfiguration {
         var configuration = quietConfiguration()
         configuration.retryPolicy = retry
         configuration.taskTimeLimit = timeLimit
@@ -84,7 +84,7 @@ import Testing
     @Test func alwaysFailingTaskIsDeadLetteredAfterExactlyMaxAttemptsWithBackoff() async throws {
         let attempts = Attempts()
         let app = TaskApp()
-        let policy = RetryPolicy(maxAttempts: 3, backoff: Backoff(initial: 0.5, multiplier: 2, jitter: 0))
+        let policy = RetryPolicy(maxAttempts: 3, backoff: Backoff(initial: .milliseconds(500), multiplier: 2, jitter: 0))
         try app.register("flaky", options: TaskOptions(retry: policy)) { (context: TaskContext) -> Int in
             attempts.record(context.attempt)
             throw Flaky()
@@ -140,7 +140,7 @@ import Testing
             return "ok"
         }
         let broker = MemoryBroker()
-        let policy = RetryPolicy(maxAttempts: 5, backoff: Backoff(initial: 0.01, jitter: 0))
+        let policy = RetryPolicy(maxAttempts: 5, backoff: Backoff(initial: .milliseconds(10), jitter: 0))
         try await TestWorker.run(app, configuration: configuration(retry: policy), broker: broker) { _, broker in
             try await send(#"{"task_name": "second_time"}"#, to: broker)
             #expect(await eventually { broker.readyCount(in: "replies") == 1 })
@@ -163,12 +163,12 @@ import Testing
             throw NonRetryableError(Flaky())
         }
         try app.register("asks") { (context: TaskContext) -> Int in
-            if context.attempt < 3 { try context.retry("not yet", after: 0.01) }
+            if context.attempt < 3 { try context.retry("not yet", after: .milliseconds(10)) }
             return context.attempt
         }
         let broker = MemoryBroker()
         // The policy retries nothing by its predicate: only TaskRetry does.
-        let policy = RetryPolicy(maxAttempts: 4, backoff: Backoff(initial: 0.01, jitter: 0)) { _ in false }
+        let policy = RetryPolicy(maxAttempts: 4, backoff: Backoff(initial: .milliseconds(10), jitter: 0)) { _ in false }
         try await TestWorker.run(app, configuration: configuration(retry: policy), broker: broker) { _, broker in
             try await send(#"{"task_name": "permanent"}"#, to: broker, correlationID: "p")
             try await send(#"{"task_name": "asks"}"#, to: broker, correlationID: "a")
@@ -208,19 +208,19 @@ import Testing
     @Test func perTaskTimeLimitWinsAndTheRetryPolicyAppliesToTimeouts() async throws {
         let attempts = Attempts()
         let app = TaskApp()
-        let options = TaskOptions(retry: RetryPolicy(maxAttempts: 2, backoff: Backoff(initial: 0.01, jitter: 0)), timeLimit: 0.1)
+        let options = TaskOptions(retry: RetryPolicy(maxAttempts: 2, backoff: Backoff(initial: .milliseconds(10), jitter: 0)), timeLimit: .milliseconds(100))
         try app.register("slow", options: options) { (context: TaskContext) -> Int in
             attempts.record(context.attempt)
             try await Task.sleep(for: .seconds(30))
             return 1
         }
-        try app.register("unlimited", options: TaskOptions(timeLimit: 0)) { () async throws -> Int in
+        try app.register("unlimited", options: TaskOptions(timeLimit: .zero)) { () async throws -> Int in
             try await Task.sleep(for: .milliseconds(300))
             return 2
         }
         let broker = MemoryBroker()
         // The worker's own limit (0.2 s) would stop "unlimited"; its option lifts it.
-        try await TestWorker.run(app, configuration: configuration(timeLimit: 0.2), broker: broker) { _, broker in
+        try await TestWorker.run(app, configuration: configuration(timeLimit: .milliseconds(200)), broker: broker) { _, broker in
             try await send(#"{"task_name": "slow"}"#, to: broker, correlationID: "s")
             try await send(#"{"task_name": "unlimited"}"#, to: broker, correlationID: "u")
             #expect(await eventually { broker.readyCount(in: "replies") == 2 })

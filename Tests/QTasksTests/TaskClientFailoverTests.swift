@@ -7,7 +7,7 @@ import Testing
 /// tasks sent through it.
 @Suite struct TaskClientFailoverTests {
     /// Fast retries, so that the tests do not wait 1.4 s of default backoff.
-    static let quickRetry = PublishRetryPolicy(maxAttempts: 4, backoff: Backoff(initial: 0.01, maximum: 0.01, jitter: 0))
+    static let quickRetry = PublishRetryPolicy(maxAttempts: 4, backoff: Backoff(initial: .milliseconds(10), maximum: .milliseconds(10), jitter: 0))
 
     @Test func aLostPublishIsRetriedWithTheSameUUIDThroughANewReplyQueue() async throws {
         let broker = LossyBroker()
@@ -107,7 +107,7 @@ import Testing
 
     @Test func attemptsAreBounded() async throws {
         let broker = LossyBroker()
-        let policy = PublishRetryPolicy(maxAttempts: 3, backoff: Backoff(initial: 0.01, jitter: 0))
+        let policy = PublishRetryPolicy(maxAttempts: 3, backoff: Backoff(initial: .milliseconds(10), jitter: 0))
         let client = TaskClient(broker: broker, logger: quietLogger, publishRetry: policy)
         broker.failNextPublishes(Array(repeating: .connectionLost, count: 10))
         let error = await #expect(throws: BrokerError.self) { try await client.send("x") }
@@ -127,7 +127,7 @@ import Testing
     @Test func theDefaultPolicyIsCeleryLike() {
         let policy = PublishRetryPolicy()
         #expect(policy.maxAttempts == 4)
-        #expect((1...3).map { policy.backoff.nominalDelay(forRetry: $0) } == [0.2, 0.4, 0.8])
+        #expect((1...3).map { policy.backoff.nominalDelay(forRetry: $0) } == [200, 400, 800].map { .milliseconds($0) })
     }
 
     /// Many sends lost at once replace their reply queue once, not once each.

@@ -15,7 +15,7 @@ func quietConfiguration(
     concurrency: Int = 10,
     prefetch: Int? = nil,
     maxMessageBytes: Int = 1_048_576,
-    shutdownGracePeriod: Double = 5
+    shutdownGracePeriod: Duration? = .seconds(5)
 ) -> WorkerConfiguration {
     WorkerConfiguration(
         queues: queues,

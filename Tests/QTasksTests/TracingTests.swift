@@ -140,7 +140,7 @@ import Tracing
         let tracer = InMemoryTracer()
         let app = TaskApp()
         try app.register("fail") { () throws -> Int in throw Flaky() }
-        try app.register("slow", options: TaskOptions(timeLimit: 0.05)) { () async throws -> Int in
+        try app.register("slow", options: TaskOptions(timeLimit: .milliseconds(50))) { () async throws -> Int in
             try await Task.sleep(for: .seconds(10))
             return 1
         }
@@ -178,7 +178,7 @@ import Tracing
             if context.attempt < 3 { throw Flaky() }
             return "ok"
         }
-        let policy = RetryPolicy(maxAttempts: 5, backoff: Backoff(initial: 0.01, jitter: 0))
+        let policy = RetryPolicy(maxAttempts: 5, backoff: Backoff(initial: .milliseconds(10), jitter: 0))
         let broker = MemoryBroker()
         try await TestWorker.run(app, configuration: configuration(tracer, retry: policy), broker: broker) { _, broker in
             try await publish(#"{"task_name": "second_time"}"#, to: broker, headers: [Self.traceKey: .string("t1"), Self.spanKey: .string("s1")])

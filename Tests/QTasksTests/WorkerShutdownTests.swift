@@ -32,7 +32,7 @@ import Testing
         for _ in 0..<6 {
             try await broker.publish(Message(body: Array(#"{"task_name":"work"}"#.utf8)), to: "default", mandatory: true)
         }
-        let worker = Worker(broker: broker, app: app, configuration: quietConfiguration(concurrency: 2, prefetch: 6, shutdownGracePeriod: 10))
+        let worker = Worker(broker: broker, app: app, configuration: quietConfiguration(concurrency: 2, prefetch: 6, shutdownGracePeriod: .seconds(10)))
         let elapsed = try await withWorker(worker) {
             #expect(await eventually { probe.started == 2 && broker.unackedCount == 6 })
         }
@@ -59,7 +59,7 @@ import Testing
         for _ in 0..<3 {
             try await broker.publish(Message(body: Array(#"{"task_name":"forever"}"#.utf8)), to: "default", mandatory: true)
         }
-        let worker = Worker(broker: broker, app: app, configuration: quietConfiguration(concurrency: 2, prefetch: 3, shutdownGracePeriod: 0.2))
+        let worker = Worker(broker: broker, app: app, configuration: quietConfiguration(concurrency: 2, prefetch: 3, shutdownGracePeriod: .milliseconds(200)))
         let elapsed = try await withWorker(worker) {
             #expect(await eventually { probe.started == 2 && broker.unackedCount == 3 })
         }
@@ -75,7 +75,7 @@ import Testing
 
     @Test func idleWorkerStopsPromptly() async throws {
         let broker = MemoryBroker()
-        let worker = Worker(broker: broker, app: TaskApp(), configuration: quietConfiguration(shutdownGracePeriod: 60))
+        let worker = Worker(broker: broker, app: TaskApp(), configuration: quietConfiguration(shutdownGracePeriod: .seconds(60)))
         let elapsed = try await withWorker(worker) {
             #expect(await eventually { broker.queueNames.contains("default") })
             try await Task.sleep(for: .milliseconds(20))
@@ -116,7 +116,7 @@ import Testing
         let app = TaskApp()
         try app.register("add") { (a: Int, b: Int) in a + b }
         var configuration = quietConfiguration()
-        configuration.reconnectBackoff = Backoff(initial: 0.01, jitter: 0)
+        configuration.reconnectBackoff = Backoff(initial: .milliseconds(10), jitter: 0)
         let worker = Worker(broker: broker, app: app, configuration: configuration)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await worker.run() }

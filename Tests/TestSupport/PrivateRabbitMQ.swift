@@ -39,7 +39,7 @@ public struct PrivateRabbitMQ: Sendable {
     public var configuration: AMQPConfiguration {
         var configuration = AMQPConfiguration()
         configuration.port = port
-        configuration.connectTimeout = 5
+        configuration.connectTimeout = .seconds(5)
         return configuration
     }
 

@@ -81,7 +81,7 @@ struct MiddlewareTests {
             await log.append("handler")
             return a + b
         }
-        var configuration = WorkerConfiguration(shutdownGracePeriod: 5)
+        var configuration = WorkerConfiguration(shutdownGracePeriod: .seconds(5))
         configuration.middleware = [Tracing(name: "A", log: log), Tracing(name: "B", log: log)]
         try await TestWorker.run(app, configuration: configuration) { client, _ in
             let sum = try await client.send(Tasks.add, 1, 2).value(timeout: .seconds(5))
@@ -98,7 +98,7 @@ struct MiddlewareTests {
         let log = Recorder<String>()
         let app = TaskApp()
         try app.register(Tasks.ping) { "pong" }
-        var configuration = WorkerConfiguration(shutdownGracePeriod: 5)
+        var configuration = WorkerConfiguration(shutdownGracePeriod: .seconds(5))
         configuration.middleware = [Tracing(name: "outer", log: log)]
         let broker = MemoryBroker()
         try await broker.declareTaskQueue("default")
@@ -131,7 +131,7 @@ struct MiddlewareTests {
             await ran.append(a + b)
             return a + b
         }
-        var configuration = WorkerConfiguration(shutdownGracePeriod: 5)
+        var configuration = WorkerConfiguration(shutdownGracePeriod: .seconds(5))
         configuration.middleware = [CacheAndTenant()]
         try await TestWorker.run(app, configuration: configuration) { _, broker in
             try await TaskClient.withClient(broker: broker, middleware: [TenantAndRouting()]) { client in
@@ -166,7 +166,7 @@ struct MiddlewareTests {
     @Test func aTransactionWrapsEachHandlerAndRollsBackOnFailure() async throws {
         let log = Recorder<String>()
         let app = try makeApp()
-        var configuration = WorkerConfiguration(shutdownGracePeriod: 5)
+        var configuration = WorkerConfiguration(shutdownGracePeriod: .seconds(5))
         configuration.middleware = [Transaction(log: log)]
         try await TestWorker.run(app, configuration: configuration) { client, _ in
             _ = try await client.send(Tasks.order, "pear", 2).value(timeout: .seconds(5))
@@ -183,7 +183,7 @@ struct MiddlewareTests {
             guard case .string(let tenant)? = context.properties.headers["x-tenant"] else { throw NoTenant() }
             return Receipt(sku: "\(tenant)/\(context.queue)/\(sku)", quantity: quantity, total: 0)
         }
-        var configuration = WorkerConfiguration(shutdownGracePeriod: 5)
+        var configuration = WorkerConfiguration(shutdownGracePeriod: .seconds(5))
         configuration.queues = ["orders"]
         try await TestWorker.run(app, configuration: configuration) { _, broker in
             try await TaskClient.withClient(broker: broker, middleware: [TenantAndRouting()]) { client in

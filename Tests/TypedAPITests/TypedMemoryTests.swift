@@ -95,7 +95,7 @@ struct TypedMemoryTests {
         let app = TaskApp()
         let report = TaskDefinition("report", returning: String.self, options: TaskOptions(queue: "reports"))
         try app.register(report) { (context: TaskContext) in context.queue }
-        var configuration = WorkerConfiguration(shutdownGracePeriod: 5)
+        var configuration = WorkerConfiguration(shutdownGracePeriod: .seconds(5))
         configuration.queues = ["reports"]
         try await TestWorker.run(app, configuration: configuration) { client, _ in
             let handle = try await client.send(report)

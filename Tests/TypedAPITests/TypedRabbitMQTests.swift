@@ -33,7 +33,7 @@ struct TypedRabbitMQTests {
         var logger = Logger(label: "qtasks.typed-tests")
         logger.logLevel = .warning
         let broker = try RabbitMQBroker(url: Broker.url, logger: logger)
-        var configuration = WorkerConfiguration(shutdownGracePeriod: 5)
+        var configuration = WorkerConfiguration(shutdownGracePeriod: .seconds(5))
         configuration.queues = [queue]
         configuration.logger = logger
         let worker = Worker(broker: broker, app: app, configuration: configuration)

@@ -98,7 +98,7 @@ extension ConnectionCore {
     }
 
     /// `basic.get`: the message, or nil when the queue is empty.
-    func get(queue: String, noAck: Bool, maxBodySize: Int?, timeout: Double, on channel: ChannelState) throws
+    func get(queue: String, noAck: Bool, maxBodySize: Int?, timeout: Duration, on channel: ChannelState) throws
         -> AMQPDelivery?
     {
         let arena = CArena()

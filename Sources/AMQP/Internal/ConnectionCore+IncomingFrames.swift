@@ -227,22 +227,21 @@ extension ConnectionCore {
     /// timeout.
     func awaitGetContent(
         on number: amqp_channel_t, deliveryTag: UInt64, redelivered: Bool, exchange: String, routingKey: String,
-        limit: Int?, timeout: Double
+        limit: Int?, timeout: Duration
     ) throws -> AMQPDelivery {
         expectContent(
             on: number, .get(deliveryTag: deliveryTag, redelivered: redelivered, exchange: exchange, routingKey: routingKey),
             limit: limit)
-        let deadline = ContinuousClock.now + .seconds(timeout.isNaN ? 0 : min(max(timeout, 0), 86_400))
+        let deadline = ContinuousClock.now + min(max(timeout, .zero), .seconds(86_400))
         var frame = amqp_frame_t()
         while isOpen, completedGets[number] == nil {
             let remaining = deadline - ContinuousClock.now
             guard remaining > .zero else {
-                let error = AMQPError(.timeout, "basic.get: the message content did not arrive within \(timeout) s")
+                let error = AMQPError(.timeout, "basic.get: the message content did not arrive within \(timeout.secondsValue) s")
                 fail(with: error)
                 throw error
             }
-            let seconds = Double(remaining.components.seconds) + Double(remaining.components.attoseconds) / 1e18
-            var wait = timeval(seconds: min(seconds, 1))
+            var wait = timeval(min(remaining, .seconds(1)))
             let status = amqp_simple_wait_frame_noblock(state, &frame, &wait)
             if status == AMQP_STATUS_TIMEOUT.rawValue { continue }
             guard status == AMQP_STATUS_OK.rawValue else {

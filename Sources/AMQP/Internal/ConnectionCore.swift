@@ -60,10 +60,10 @@ final class ConnectionCore {
         }
         let core = ConnectionCore(
             state: state, logger: logger, connectionID: connectionID,
-            channelMax: configuration.channelMax, heartbeat: configuration.heartbeat)
+            channelMax: configuration.channelMax, heartbeat: Int(configuration.heartbeat.heartbeatSeconds))
         let address = configuration.host.contains(":") ? "[\(configuration.host)]:\(configuration.port)" : "\(configuration.host):\(configuration.port)"
 
-        var connectTimeout = timeval(seconds: configuration.connectTimeout)
+        var connectTimeout = timeval(configuration.connectTimeout)
         errno = 0
         let opened = amqp_socket_open_noblock(socket, configuration.host, Int32(configuration.port), &connectTimeout)
         if opened != AMQP_STATUS_OK.rawValue {
@@ -72,14 +72,14 @@ final class ConnectionCore {
             let systemError = errno != 0 && errno != EINPROGRESS ? " (\(String(cString: strerror(errno))))" : ""
             let hint = opened == AMQP_STATUS_SOCKET_ERROR.rawValue ? " (nothing listening there, or unreachable)" : ""
             let reason = opened == AMQP_STATUS_TIMEOUT.rawValue
-                ? "timed out after \(configuration.connectTimeout) s" : libraryErrorText(opened) + systemError + hint
+                ? "timed out after \(configuration.connectTimeout.secondsValue) s" : libraryErrorText(opened) + systemError + hint
             core.isOpen = false
             throw AMQPError(.connectionFailed, "cannot connect to \(address): \(reason)", libraryStatus: opened)
         }
 
-        var handshakeTimeout = timeval(seconds: configuration.connectTimeout)
+        var handshakeTimeout = timeval(configuration.connectTimeout)
         amqp_set_handshake_timeout(state, &handshakeTimeout)
-        var rpcTimeout = timeval(seconds: configuration.rpcTimeout)
+        var rpcTimeout = timeval(configuration.rpcTimeout)
         amqp_set_rpc_timeout(state, &rpcTimeout)
 
         let arena = CArena()
@@ -99,7 +99,7 @@ final class ConnectionCore {
         var clientProperties = arena.table(properties)
         let reply = crabbitmq_login_plain(
             state, arena.cString(configuration.virtualHost), Int32(configuration.channelMax),
-            Int32(configuration.frameMax), Int32(configuration.heartbeat), &clientProperties,
+            Int32(configuration.frameMax), configuration.heartbeat.heartbeatSeconds, &clientProperties,
             arena.cString(configuration.username), arena.cString(configuration.password))
         if reply.reply_type != AMQP_RESPONSE_NORMAL {
             core.isOpen = false
@@ -131,7 +131,7 @@ final class ConnectionCore {
             if status == AMQP_STATUS_TIMEOUT.rawValue {
                 return AMQPError(
                     .connectionFailed,
-                    "AMQP handshake with \(address) timed out after \(configuration.connectTimeout) s (a broker that does not answer, or not an AMQP 0-9-1 port)",
+                    "AMQP handshake with \(address) timed out after \(configuration.connectTimeout.secondsValue) s (a broker that does not answer, or not an AMQP 0-9-1 port)",
                     libraryStatus: status)
             }
             return AMQPError(
@@ -385,14 +385,4 @@ final class ConnectionCore {
 func libraryErrorText(_ status: Int32) -> String {
     guard let text = amqp_error_string2(status) else { return "rabbitmq-c status \(status)" }
     return String(cString: text)
-}
-
-extension timeval {
-    /// A timeout from configuration: NaN or negative is 0, anything over a
-    /// day is a day (`Int(_:)` traps on infinity).
-    init(seconds: Double) {
-        let seconds = seconds.isNaN ? 0 : min(max(seconds, 0), 86_400)
-        let whole = seconds.rounded(.down)
-        self.init(tv_sec: Int(whole), tv_usec: Int((seconds - whole) * 1_000_000))
-    }
 }

@@ -6,7 +6,7 @@
 /// republishes retries at once (no delay) and logs a warning when it starts.
 public protocol DelayedPublishing: Broker {
     /// Publishes `message` so that it arrives in `queue` after about
-    /// `delay` seconds; returns once the broker has taken responsibility for
+    /// `delay`; returns once the broker has taken responsibility for
     /// it (RabbitMQ: publisher confirm).
     ///
     /// - Returns: the delay the broker applied, which may differ from
@@ -14,5 +14,5 @@ public protocol DelayedPublishing: Broker {
     /// - Throws: ``BrokerError`` when the broker refuses the message or is
     ///   unreachable.
     @discardableResult
-    func publish(_ message: Message, to queue: String, after delay: Double) async throws -> Double
+    func publish(_ message: Message, to queue: String, after delay: Duration) async throws -> Duration
 }

@@ -29,20 +29,23 @@
 /// ```swift
 /// // 6 tries in all, 0.1 s, 0.2 s, 0.4 s, 0.8 s, 1 s apart (-0 to -20 %).
 /// let client = TaskClient(broker: broker, publishRetry: PublishRetryPolicy(
-///     maxAttempts: 6, backoff: Backoff(initial: 0.1, maximum: 1)))
+///     maxAttempts: 6, backoff: Backoff(initial: .milliseconds(100), maximum: .seconds(1))))
 /// ```
 public struct PublishRetryPolicy: Sendable, Hashable {
     /// Tries in all, the first included; 1 means no retry. Default 4 (a
     /// first try and Celery's 3 retries).
     public var maxAttempts: Int
-    /// The delays before each retry, in seconds. Default 0.2 s doubling,
+    /// The delays before each retry. Default 0.2 s doubling,
     /// at most 1 s, 20 % jitter: 0.2, 0.4, 0.8 s nominal.
     public var backoff: Backoff
 
     /// - Parameters:
     ///   - maxAttempts: tries in all, at least 1 (default 4).
     ///   - backoff: the delays (default 0.2 s doubling up to 1 s, 20 % jitter).
-    public init(maxAttempts: Int = 4, backoff: Backoff = Backoff(initial: 0.2, multiplier: 2, maximum: 1, jitter: 0.2)) {
+    public init(
+        maxAttempts: Int = 4,
+        backoff: Backoff = Backoff(initial: .milliseconds(200), multiplier: 2, maximum: .seconds(1), jitter: 0.2)
+    ) {
         self.maxAttempts = max(1, maxAttempts)
         self.backoff = backoff
     }

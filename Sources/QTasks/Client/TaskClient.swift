@@ -448,11 +448,11 @@ public final class TaskClient: Sendable {
                     "send failed: the connection was lost; retrying",
                     metadata: [
                         "task": .string(task.taskName), "uuid": .string(task.uuid), "queue": .string(queue),
-                        "attempt": "\(attempt)", "delay_s": "\(delay)", "error": "\(error)",
+                        "attempt": "\(attempt)", "delay_s": "\(Seconds.double(delay))", "error": "\(error)",
                     ])
                 span.addEvent(SpanEvent(name: "retry", attributes: ["qtasks.publish.attempt": .int64(Int64(attempt + 1))]))
                 attempt += 1
-                try await Task.sleep(for: Seconds.duration(delay))
+                try await Task.sleep(for: delay)
             }
         }
     }

@@ -96,9 +96,9 @@ public struct TaskContext: Sendable {
     }
 
     /// Asks for another attempt: throws ``TaskRetry``. It runs again after
-    /// `delay` seconds (nil: the retry policy's backoff) while the policy's
+    /// `delay` (nil: the retry policy's backoff) while the policy's
     /// `maxAttempts` allows; after the last attempt the task fails.
-    public func retry(_ reason: String, after delay: Double? = nil) throws -> Never {
+    public func retry(_ reason: String, after delay: Duration? = nil) throws -> Never {
         throw TaskRetry(reason, after: delay)
     }
 

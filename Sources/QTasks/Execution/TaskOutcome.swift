@@ -4,10 +4,10 @@ public enum TaskOutcome: Sendable {
     /// The handler returned; acknowledge.
     case completed(TaskResult)
     /// The handler threw and its retry policy gives it another attempt after
-    /// `delay` seconds: publish a delayed copy with the next attempt number,
+    /// `delay`: publish a delayed copy with the next attempt number,
     /// then acknowledge. The result (status `error`) is not published: the
     /// waiting client gets only the final one.
-    case retry(TaskResult, TaskFailure, delay: Double)
+    case retry(TaskResult, TaskFailure, delay: Duration)
     /// The handler threw and will not be retried (attempts used up, or an
     /// error the policy does not retry); status `error`. Dead-letter.
     case failed(TaskResult, TaskFailure)

@@ -14,9 +14,9 @@ import Tracing
 public struct TaskRunner: Sendable {
     /// Bodies larger than this are rejected unread, in bytes.
     public let maxMessageBytes: Int
-    /// The longest one task may run, in seconds; nil for no limit. A task's
+    /// The longest one task may run; nil for no limit. A task's
     /// own ``TaskOptions/timeLimit`` wins.
-    public let taskTimeLimit: Double?
+    public let taskTimeLimit: Duration?
     /// The retry policy of tasks registered without one of their own.
     public let retryPolicy: RetryPolicy
     private let catalog: TaskCatalog
@@ -31,8 +31,8 @@ public struct TaskRunner: Sendable {
     ///   - app: the tasks; those registered after this call are not seen.
     ///   - maxMessageBytes: bodies over this size are rejected, in bytes
     ///     (default 1 MiB).
-    ///   - taskTimeLimit: the longest one task may run, in seconds; nil
-    ///     (default) or a value <= 0 means no limit. See
+    ///   - taskTimeLimit: the longest one task may run; nil
+    ///     (default) or `.zero` or less means no limit. See
     ///     ``WorkerConfiguration/taskTimeLimit``.
     ///   - retryPolicy: for tasks registered without a policy of their own
     ///     (default ``RetryPolicy/never``).
@@ -43,7 +43,7 @@ public struct TaskRunner: Sendable {
     public init(
         app: TaskApp,
         maxMessageBytes: Int = 1_048_576,
-        taskTimeLimit: Double? = nil,
+        taskTimeLimit: Duration? = nil,
         retryPolicy: RetryPolicy = .never,
         logger: Logger = Logger(label: "qtasks.worker"),
         middleware: [any TaskMiddleware] = []
@@ -56,14 +56,14 @@ public struct TaskRunner: Sendable {
     init(
         app: TaskApp,
         maxMessageBytes: Int,
-        taskTimeLimit: Double?,
+        taskTimeLimit: Duration?,
         retryPolicy: RetryPolicy,
         logger: Logger,
         middleware: TaskMiddlewareChain
     ) {
         self.middleware = middleware
         self.maxMessageBytes = maxMessageBytes
-        self.taskTimeLimit = taskTimeLimit.flatMap { $0 > 0 ? $0 : nil }
+        self.taskTimeLimit = taskTimeLimit.flatMap { $0 > .zero ? $0 : nil }
         self.retryPolicy = retryPolicy
         self.catalog = app.catalog()
         self.decoder = TaskEnvelope.makeDecoder(catalog: catalog)
@@ -158,7 +158,7 @@ public struct TaskRunner: Sendable {
         context.dependencies = dependencies
         let call = envelope.call
         let options = catalog.tasks[envelope.taskName]?.options ?? TaskOptions()
-        let timeLimit: Double? = if let own = options.timeLimit { own > 0 ? own : nil } else { taskTimeLimit }
+        let timeLimit: Duration? = if let own = options.timeLimit { own > .zero ? own : nil } else { taskTimeLimit }
         let outcome: TaskOutcome
         let ending: DependencyOutcome
         do {
@@ -197,8 +197,8 @@ public struct TaskRunner: Sendable {
         return outcome
     }
 
-    /// Runs the handler, within `timeLimit` seconds when there is one.
-    private func run(_ call: PreparedCall, _ context: TaskContext, timeLimit: Double?) async throws -> JSONValue {
+    /// Runs the handler, within `timeLimit` when there is one.
+    private func run(_ call: PreparedCall, _ context: TaskContext, timeLimit: Duration?) async throws -> JSONValue {
         let middleware = self.middleware
         guard let limit = timeLimit else {
             return try await middleware.run(context) { try await call.run($0) }
@@ -206,8 +206,8 @@ public struct TaskRunner: Sendable {
         return try await withThrowingTaskGroup(of: JSONValue.self) { group in
             group.addTask { try await middleware.run(context) { try await call.run($0) } }
             group.addTask {
-                // Duration cannot hold huge values; a billion seconds is "never".
-                try await Task.sleep(for: Seconds.duration(limit))
+                // A huge limit would overflow the sleep's deadline; a billion seconds is "never".
+                try await Task.sleep(for: Seconds.clamped(limit))
                 throw TaskTimeLimitError(taskName: context.taskName, limit: limit)
             }
             defer { group.cancelAll() }

@@ -5,17 +5,20 @@
 public struct TaskTimeLimitError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The task that ran too long.
     public var taskName: String
-    /// The limit it exceeded, in seconds.
-    public var limit: Double
+    /// The limit it exceeded.
+    public var limit: Duration
 
-    /// - Parameter limit: in seconds.
-    public init(taskName: String, limit: Double) {
+    /// - Parameters:
+    ///   - taskName: the task that ran too long.
+    ///   - limit: the limit it exceeded.
+    public init(taskName: String, limit: Duration) {
         self.taskName = taskName
         self.limit = limit
     }
 
     public var description: String {
-        "task '\(taskName)' exceeded its time limit of \(limit.formatted()) s"
+        // In seconds, as results have always shown it.
+        "task '\(taskName)' exceeded its time limit of \(Seconds.double(limit).formatted()) s"
     }
 }
 

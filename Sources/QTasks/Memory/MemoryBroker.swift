@@ -56,8 +56,8 @@ public final class MemoryBroker: DelayedPublishing {
     public struct DelayedMessage: Sendable {
         public let message: Message
         public let queue: String
-        /// Seconds, as the publisher asked.
-        public let delay: Double
+        /// The delay the publisher asked for.
+        public let delay: Duration
     }
 
     private let state = Mutex(State())
@@ -151,14 +151,15 @@ public final class MemoryBroker: DelayedPublishing {
         }
     }
 
-    /// Publishes `message` to `queue` after `delay` seconds (exactly, on a
-    /// timer); returns `delay`. A message still waiting when the broker
+    /// Publishes `message` to `queue` after `delay` (exactly, on a timer;
+    /// a negative delay is none, one over about 31 years is that long);
+    /// returns `delay`. A message still waiting when the broker
     /// closes is dropped.
     ///
     /// - Throws: ``BrokerError`` `.unroutable` for a missing queue, `.closed`
     ///   after ``close()``, or the error set with ``failPublishes(to:with:)``.
     @discardableResult
-    public func publish(_ message: Message, to queue: String, after delay: Double) async throws -> Double {
+    public func publish(_ message: Message, to queue: String, after delay: Duration) async throws -> Duration {
         try state.withLock { state in
             guard !state.closed else { throw Self.closedError }
             if let failure = state.publishFailures[queue] { throw failure }
@@ -170,7 +171,7 @@ public final class MemoryBroker: DelayedPublishing {
         let id = UUID()
         state.withLock { $0.delayedMessages[id] = DelayedMessage(message: message, queue: queue, delay: delay) }
         Task { [weak self] in
-            try? await Task.sleep(for: Seconds.duration(delay))
+            try? await Task.sleep(for: Seconds.clamped(delay))
             self?.state.withLock { state in
                 state.delayed -= 1
                 state.delayedMessages[id] = nil

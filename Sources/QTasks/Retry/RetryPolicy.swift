@@ -17,7 +17,7 @@
 ///
 /// ```swift
 /// // 5 runs in all, 2 s, 4 s, 8 s, 16 s apart (±20 %), only for network errors.
-/// let policy = RetryPolicy(maxAttempts: 5, backoff: Backoff(initial: 2), retryingOnly: [URLError.self])
+/// let policy = RetryPolicy(maxAttempts: 5, backoff: Backoff(initial: .seconds(2)), retryingOnly: [URLError.self])
 /// try app.register("fetch", options: TaskOptions(retry: policy)) { (url: String) in ... }
 /// ```
 public struct RetryPolicy: Sendable {
@@ -82,7 +82,7 @@ public struct RetryPolicy: Sendable {
             return .giveUp(reason: "attempt \(attempt) of \(maxAttempts) failed")
         }
         if let request = error as? TaskRetry {
-            return .retry(after: max(0, request.delay ?? backoff.delay(forRetry: attempt, random: random)))
+            return .retry(after: max(.zero, request.delay ?? backoff.delay(forRetry: attempt, random: random)))
         }
         guard shouldRetry(error) else {
             return .giveUp(reason: "the retry policy does not retry \(type(of: error))")
@@ -93,8 +93,8 @@ public struct RetryPolicy: Sendable {
 
 /// The outcome of ``RetryPolicy/decision(after:attempt:random:)``.
 public enum RetryDecision: Sendable, Hashable {
-    /// Run again after this many seconds.
-    case retry(after: Double)
+    /// Run again after this delay.
+    case retry(after: Duration)
     /// Stop: the failure is final (dead-lettered).
     case giveUp(reason: String)
 }

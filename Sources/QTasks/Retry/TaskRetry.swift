@@ -3,15 +3,18 @@
 /// the last one the task fails with this error as its reason).
 ///
 /// ```swift
-/// guard service.isReady else { throw TaskRetry("service not ready", after: 30) }
+/// guard service.isReady else { throw TaskRetry("service not ready", after: .seconds(30)) }
 /// ```
 public struct TaskRetry: Error, Sendable, Hashable, CustomStringConvertible {
     /// Why, for logs and the final traceback.
     public var reason: String
-    /// Seconds to wait, instead of the policy's backoff; nil uses the backoff.
-    public var delay: Double?
+    /// How long to wait before the next attempt, instead of the policy's
+    /// backoff; nil uses the backoff. A negative delay is none; the worker
+    /// cuts one over about 31 years (a billion seconds) to that, and a
+    /// broker may round it (``DelayedPublishing``).
+    public var delay: Duration?
 
-    public init(_ reason: String, after delay: Double? = nil) {
+    public init(_ reason: String, after delay: Duration? = nil) {
         self.reason = reason
         self.delay = delay
     }

@@ -69,15 +69,15 @@ extension Worker {
         failure: TaskFailure,
         uuid: String,
         attempt: Int,
-        delay: Double,
+        delay: Duration,
         metadata: @autoclosure () -> Logger.Metadata
-    ) async -> Double? {
+    ) async -> Duration? {
         // A delay from a task's `TaskRetry(after:)` or a policy is not
-        // trusted to be finite: the broker refuses a non-finite header.
+        // trusted to be sane: negative is none, huge is about 31 years.
         let delay = Seconds.clamped(delay)
         var copy = failureCopy(of: delivery, failure: failure, uuid: uuid, now: Date().timeIntervalSince1970)
         copy.properties.headers[MessageHeaders.attempt] = .int(Int64(attempt + 1))
-        copy.properties.headers[MessageHeaders.retryDelay] = .double(delay)
+        copy.properties.headers[MessageHeaders.retryDelay] = .double(Seconds.double(delay))
         let queue = delivery.queue
         let applied = Mutex(delay)
         let published = await publish(for: delivery, metadata: metadata(), redeclaring: queue) { [copy] broker in
@@ -86,7 +86,7 @@ extension Worker {
                 applied.withLock { $0 = actual }
             } else {
                 try await broker.publish(copy, to: queue, mandatory: true)
-                applied.withLock { $0 = 0 }
+                applied.withLock { $0 = .zero }
             }
         }
         return published ? applied.withLock { $0 } : nil

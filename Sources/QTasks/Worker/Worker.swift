@@ -41,7 +41,7 @@ import Tracing
 /// Graceful shutdown (service-lifecycle's, from a `ServiceGroup`, or
 /// ``triggerGracefulShutdown()``) stops consuming; deliveries received but
 /// not started are rejected with requeue; running tasks get
-/// ``WorkerConfiguration/shutdownGracePeriod`` seconds to finish, then are
+/// ``WorkerConfiguration/shutdownGracePeriod`` to finish, then are
 /// cancelled and requeued. ``run()`` then returns normally. Cancellation is
 /// cooperative: a handler that never checks for it (or awaits nothing
 /// cancellable) delays the return until it finishes. Worker-scoped
@@ -218,19 +218,19 @@ public final class Worker: Service, Sendable {
             metadata: [
                 "error": "\(error)",
                 "attempt": .stringConvertible(failures),
-                "delay_s": .stringConvertible((delay * 1000).rounded() / 1000),
+                "delay_s": .stringConvertible(Seconds.logValue(delay)),
             ]
         )
-        return await sleepUnlessShutdown(seconds: delay)
+        return await sleepUnlessShutdown(for: delay)
     }
 
     /// Sleeps; false when graceful shutdown began first.
-    private func sleepUnlessShutdown(seconds: Double) async -> Bool {
+    private func sleepUnlessShutdown(for delay: Duration) async -> Bool {
         let shutdown = self.shutdown
         return await withTaskGroup(of: Bool.self) { group in
             group.addTask {
                 do {
-                    try await Task.sleep(for: Seconds.duration(seconds))
+                    try await Task.sleep(for: Seconds.clamped(delay))
                     return true
                 } catch {
                     return false
@@ -322,7 +322,7 @@ public final class Worker: Service, Sendable {
     private func cancelStragglers(_ group: inout TaskGroup<ChildEvent>, running: Int) {
         configuration.logger.warning(
             "shutdown grace period over; cancelling running tasks, they will be requeued",
-            metadata: ["running": .stringConvertible(running), "grace_period_s": .stringConvertible(configuration.shutdownGracePeriod)]
+            metadata: ["running": .stringConvertible(running), "grace_period_s": .stringConvertible(configuration.shutdownGracePeriod.map(Seconds.double) ?? .infinity)]
         )
         group.cancelAll()
     }
@@ -331,11 +331,10 @@ public final class Worker: Service, Sendable {
     /// the grace period.
     private func watchForShutdown() async -> ChildEvent {
         guard await shutdown.wait() else { return .watcherStopped }
-        // Large values (or infinity) mean "wait for ever"; Duration cannot
-        // hold them.
-        let grace = Seconds.clamped(configuration.shutdownGracePeriod)
-        let deadline = ContinuousClock.now + .seconds(grace)
-        configuration.logger.info("graceful shutdown: stop consuming", metadata: ["grace_period_s": .stringConvertible(grace)])
+        // nil means "wait for ever": the longest sleep there is.
+        let grace = configuration.shutdownGracePeriod.map(Seconds.clamped) ?? Seconds.maximum
+        let deadline = ContinuousClock.now + grace
+        configuration.logger.info("graceful shutdown: stop consuming", metadata: ["grace_period_s": .stringConvertible(Seconds.double(grace))])
         await broker.stopConsuming()
         do {
             try await Task.sleep(until: deadline, clock: .continuous)
@@ -383,7 +382,7 @@ public final class Worker: Service, Sendable {
             guard let applied = await publishRetry(delivery, failure: failure, uuid: result.uuid, attempt: result.retry + 1, delay: delay, metadata: metadata("retry")),
                   await settle(delivery, metadata: metadata("retry"), { try await $0.acknowledge(delivery) })
             else { return report(settled: false) }
-            return report(settled: true, retryDelay: Seconds.duration(applied))
+            return report(settled: true, retryDelay: applied)
         case .failed(_, let failure), .rejected(_, let failure):
             if delivery.discardedBodySize != nil {
                 // The body was dropped unread (too large to hold): the

@@ -27,17 +27,21 @@ public struct WorkerConfiguration: Sendable {
     /// parsed, in bytes. Default 1 MiB (1_048_576).
     public var maxMessageBytes: Int
     /// How long running tasks may take to finish after graceful shutdown
-    /// begins, in seconds; then they are cancelled and requeued. Default 30.
-    public var shutdownGracePeriod: Double
-    /// The longest one task may run, in seconds; nil (the default) means no
-    /// limit, and so does a value <= 0. A task's own
+    /// begins; then they are cancelled and requeued. nil means no limit:
+    /// the worker waits for every running task however long it takes (a
+    /// duration over about 31 years, a billion seconds, is that long too).
+    /// Default 30 s.
+    public var shutdownGracePeriod: Duration?
+    /// The longest one task may run; nil (the default) means no limit, and
+    /// so does `.zero` or less. A limit over about 31 years (a billion
+    /// seconds) is that long. A task's own
     /// ``TaskOptions/timeLimit`` wins. A task over it is cancelled and
     /// fails with ``TaskTimeLimitError`` (status `error`; retried if its
     /// retry policy says so, else dead-lettered); its task-scoped
     /// dependencies are torn down with that error. Cancellation is
     /// cooperative: a handler that never awaits anything cancellable ends
     /// only when it returns.
-    public var taskTimeLimit: Double?
+    public var taskTimeLimit: Duration?
     /// The retry policy of tasks registered without one
     /// (``TaskOptions/retry``). Default ``RetryPolicy/never``: a failure is
     /// dead-lettered at once.
@@ -81,10 +85,10 @@ public struct WorkerConfiguration: Sendable {
         concurrency: Int = 10,
         prefetch: Int? = nil,
         maxMessageBytes: Int = 1_048_576,
-        shutdownGracePeriod: Double = 30,
-        taskTimeLimit: Double? = nil,
+        shutdownGracePeriod: Duration? = .seconds(30),
+        taskTimeLimit: Duration? = nil,
         retryPolicy: RetryPolicy = .never,
-        reconnectBackoff: Backoff = Backoff(initial: 0.5, multiplier: 2, maximum: 30, jitter: 0.5),
+        reconnectBackoff: Backoff = Backoff(initial: .milliseconds(500), multiplier: 2, maximum: .seconds(30), jitter: 0.5),
         reconnectAttempts: Int? = nil,
         logger: Logger = Logger(label: "qtasks.worker")
     ) {
