@@ -187,7 +187,7 @@ extension SendCommand {
         // Batches, pipelined within the publisher-confirm window (the
         // client's batch send); in chunks so that the progress moves.
         let request = TaskRequest(task, args: arguments, kwargs: keywords, queue: queue, priority: priority)
-        let chunk = 5_000
+        let chunk = 10_000
         var sentCount = 0
         while sentCount < count {
             let requests = Array(repeating: request, count: min(chunk, count - sentCount))

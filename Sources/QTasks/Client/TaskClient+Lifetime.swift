@@ -37,7 +37,7 @@ extension TaskClient: Service {
         logger: Logger = Logger(label: "qtasks.client"),
         tracer: (any Tracer)? = nil,
         publishRetry: PublishRetryPolicy = PublishRetryPolicy(),
-        batchWindow: Int = 1024,
+        batchWindow: Int = 8192,
         middleware: [any TaskClientMiddleware] = [],
         _ body: (TaskClient) async throws -> Result
     ) async throws -> Result {

@@ -136,10 +136,12 @@ public struct TaskRunner: Sendable {
         }
         if let span {
             span.operationName = "run \(envelope.taskName)"
-            span.updateAttributes { attributes in
+            // A no-op span (no tracer bootstrapped) would still build the
+            // attribute dictionary: a tenth of a send's CPU.
+            if span.isRecording { span.updateAttributes { attributes in
                 attributes[TracingAttributes.taskName] = envelope.taskName
                 attributes[TracingAttributes.messageID] = envelope.uuid
-            }
+            } }
         }
         let callLogger = TaskContext.taskLogger(logger, uuid: envelope.uuid, taskName: envelope.taskName)
         let dependencies = CallDependencies(call: DependencyStore(scope: .task, logger: callLogger), worker: workerDependencies)
@@ -245,7 +247,7 @@ public struct TaskRunner: Sendable {
         let now = Date().timeIntervalSince1970
         let failure = TaskFailure(errorType: "TaskInputError", message: error.message)
         let result = TaskResult(
-            uuid: error.uuid ?? properties.messageID ?? UUID().uuidString.lowercased(),
+            uuid: error.uuid ?? properties.messageID ?? TaskUUID.make(),
             taskName: error.taskName ?? "",
             status: .error,
             returning: nil,

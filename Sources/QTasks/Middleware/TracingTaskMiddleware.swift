@@ -40,7 +40,9 @@ public struct TracingTaskMiddleware: TaskMiddleware {
         var context = ServiceContext.topLevel
         tracer.extract(properties.headers, into: &context, using: HeaderExtractor())
         let span = tracer.startSpan("run", context: context, ofKind: .consumer)
-        span.updateAttributes { attributes in
+        // A no-op span (no tracer bootstrapped) would still build the
+        // attribute dictionary: a tenth of a send's CPU.
+        if span.isRecording { span.updateAttributes { attributes in
             attributes[TracingAttributes.system] = TracingAttributes.rabbitMQ
             attributes[TracingAttributes.destinationName] = delivery.queue
             attributes[TracingAttributes.operationType] = "process"
@@ -52,7 +54,7 @@ public struct TracingTaskMiddleware: TaskMiddleware {
             if let correlationID = properties.correlationID, !correlationID.isEmpty {
                 attributes[TracingAttributes.conversationID] = correlationID
             }
-        }
+        } }
         return span
     }
 
@@ -65,10 +67,12 @@ public struct TracingTaskMiddleware: TaskMiddleware {
         case .failed, .rejected: status = "error"
         case .cancelled, .cancelledByTask: status = "cancel"
         }
-        span.updateAttributes { attributes in
+        // A no-op span (no tracer bootstrapped) would still build the
+        // attribute dictionary: a tenth of a send's CPU.
+        if span.isRecording { span.updateAttributes { attributes in
             attributes[TracingAttributes.taskStatus] = status
             attributes[TracingAttributes.messageID] = result.uuid
-        }
+        } }
         if let failure = outcome.failure {
             span.setStatus(SpanStatus(code: .error, message: failure.traceback))
         }

@@ -48,7 +48,7 @@ public enum CeleryProtocol {
         guard case .string(let taskName)? = properties.headers[taskHeader] else {
             throw TaskInputError(.invalidField, "Celery message has no task header")
         }
-        let uuid = taskID(properties) ?? UUID().uuidString.lowercased()
+        let uuid = taskID(properties) ?? TaskUUID.make()
         func failure(_ code: TaskInputError.Code, _ message: String) -> TaskInputError {
             TaskInputError(code, message, uuid: uuid, taskName: taskName)
         }

@@ -46,7 +46,7 @@ struct TaskEnvelope: Decodable {
         } catch {
             throw explain(error, body: body)
         }
-        envelope.uuid = envelope.bodyUUID ?? messageID ?? UUID().uuidString.lowercased()
+        envelope.uuid = envelope.bodyUUID ?? messageID ?? TaskUUID.make()
         envelope.createdAt = envelope.bodyCreatedAt ?? Date().timeIntervalSince1970
         return envelope
     }

@@ -31,7 +31,7 @@ public struct TaskMessage: Hashable, Sendable {
         args: [JSONValue] = [],
         kwargs: [String: JSONValue] = [:],
         priority: Int = 0,
-        uuid: String = UUID().uuidString.lowercased(),
+        uuid: String = TaskUUID.make(),
         createdAt: Double = Date().timeIntervalSince1970
     ) {
         self.uuid = uuid
