@@ -410,14 +410,16 @@ public final class TaskClient: Sendable {
         let span = tracer.startSpan("send \(task.taskName)", context: ServiceContext.current ?? .topLevel, ofKind: .producer)
         // A no-op span (no tracer bootstrapped) would still build the
         // attribute dictionary: a tenth of a send's CPU.
-        if span.isRecording { span.updateAttributes { attributes in
-            attributes[TracingAttributes.system] = TracingAttributes.rabbitMQ
-            attributes[TracingAttributes.destinationName] = queue
-            attributes[TracingAttributes.messageID] = task.uuid
-            attributes[TracingAttributes.operationType] = "send"
-            attributes[TracingAttributes.operationName] = "publish"
-            attributes[TracingAttributes.taskName] = task.taskName
-        } }
+        if span.isRecording {
+            span.updateAttributes { attributes in
+                attributes[TracingAttributes.system] = TracingAttributes.rabbitMQ
+                attributes[TracingAttributes.destinationName] = queue
+                attributes[TracingAttributes.messageID] = task.uuid
+                attributes[TracingAttributes.operationType] = "send"
+                attributes[TracingAttributes.operationName] = "publish"
+                attributes[TracingAttributes.taskName] = task.taskName
+            }
+        }
         return span
     }
 

@@ -138,10 +138,12 @@ public struct TaskRunner: Sendable {
             span.operationName = "run \(envelope.taskName)"
             // A no-op span (no tracer bootstrapped) would still build the
             // attribute dictionary: a tenth of a send's CPU.
-            if span.isRecording { span.updateAttributes { attributes in
-                attributes[TracingAttributes.taskName] = envelope.taskName
-                attributes[TracingAttributes.messageID] = envelope.uuid
-            } }
+            if span.isRecording {
+                span.updateAttributes { attributes in
+                    attributes[TracingAttributes.taskName] = envelope.taskName
+                    attributes[TracingAttributes.messageID] = envelope.uuid
+                }
+            }
         }
         let callLogger = TaskContext.taskLogger(logger, uuid: envelope.uuid, taskName: envelope.taskName)
         let dependencies = CallDependencies(call: DependencyStore(scope: .task, logger: callLogger), worker: workerDependencies)

@@ -42,19 +42,21 @@ public struct TracingTaskMiddleware: TaskMiddleware {
         let span = tracer.startSpan("run", context: context, ofKind: .consumer)
         // A no-op span (no tracer bootstrapped) would still build the
         // attribute dictionary: a tenth of a send's CPU.
-        if span.isRecording { span.updateAttributes { attributes in
-            attributes[TracingAttributes.system] = TracingAttributes.rabbitMQ
-            attributes[TracingAttributes.destinationName] = delivery.queue
-            attributes[TracingAttributes.operationType] = "process"
-            attributes[TracingAttributes.operationName] = "process"
-            attributes[TracingAttributes.taskAttempt] = TaskContext.attempt(from: properties.headers)
-            if let messageID = properties.messageID, !messageID.isEmpty {
-                attributes[TracingAttributes.messageID] = messageID
+        if span.isRecording {
+            span.updateAttributes { attributes in
+                attributes[TracingAttributes.system] = TracingAttributes.rabbitMQ
+                attributes[TracingAttributes.destinationName] = delivery.queue
+                attributes[TracingAttributes.operationType] = "process"
+                attributes[TracingAttributes.operationName] = "process"
+                attributes[TracingAttributes.taskAttempt] = TaskContext.attempt(from: properties.headers)
+                if let messageID = properties.messageID, !messageID.isEmpty {
+                    attributes[TracingAttributes.messageID] = messageID
+                }
+                if let correlationID = properties.correlationID, !correlationID.isEmpty {
+                    attributes[TracingAttributes.conversationID] = correlationID
+                }
             }
-            if let correlationID = properties.correlationID, !correlationID.isEmpty {
-                attributes[TracingAttributes.conversationID] = correlationID
-            }
-        } }
+        }
         return span
     }
 
@@ -69,10 +71,12 @@ public struct TracingTaskMiddleware: TaskMiddleware {
         }
         // A no-op span (no tracer bootstrapped) would still build the
         // attribute dictionary: a tenth of a send's CPU.
-        if span.isRecording { span.updateAttributes { attributes in
-            attributes[TracingAttributes.taskStatus] = status
-            attributes[TracingAttributes.messageID] = result.uuid
-        } }
+        if span.isRecording {
+            span.updateAttributes { attributes in
+                attributes[TracingAttributes.taskStatus] = status
+                attributes[TracingAttributes.messageID] = result.uuid
+            }
+        }
         if let failure = outcome.failure {
             span.setStatus(SpanStatus(code: .error, message: failure.traceback))
         }
