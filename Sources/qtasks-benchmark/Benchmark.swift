@@ -187,20 +187,20 @@ struct RunBenchmark: AsyncParsableCommand {
         let queue = "\(queuePrefix)-enqueue"
         let amqp = try AMQPConfiguration(url: url)
         try await deleteQueues(queue, amqp: amqp)
-        let broker = try RabbitMQBroker(url: url)
-        let client = TaskClient(broker: broker)
-        _ = try await client.send("noop", queue: queue)  // declares the queue, creates the reply queue
-        let start = ContinuousClock.now
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for index in 0..<count {
-                if index >= enqueueInFlight { try await group.next() }
-                group.addTask { _ = try await client.send("noop", queue: queue) }
+        let seconds = try await RabbitMQBroker.withBroker(url: url) { broker in
+            try await TaskClient.withClient(broker: broker) { client in
+                _ = try await client.send(BenchmarkTasks.noop, queue: queue)  // declares the queue, creates the reply queue
+                let start = ContinuousClock.now
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for index in 0..<count {
+                        if index >= enqueueInFlight { try await group.next() }
+                        group.addTask { _ = try await client.send(BenchmarkTasks.noop, queue: queue) }
+                    }
+                    try await group.waitForAll()
+                }
+                return (ContinuousClock.now - start).seconds
             }
-            try await group.waitForAll()
         }
-        let seconds = (ContinuousClock.now - start).seconds
-        await client.close()
-        await broker.close()
         try await deleteQueues(queue, amqp: amqp)
         return Double(count) / seconds
     }
@@ -229,10 +229,10 @@ struct RunBenchmark: AsyncParsableCommand {
         try await deleteQueues(queue, amqp: amqp)
         return try await RabbitMQBroker.withBroker(url: url) { broker in
             try await TaskClient.withClient(broker: broker) { client in
-                try await client.sendWithoutReply("noop", queue: queue)  // declares the queue
-                let requests = Array(repeating: TaskRequest("noop", queue: queue), count: count)
+                try await client.sendWithoutReply(BenchmarkTasks.noop, queue: queue)  // declares the queue
+                let calls = Array(repeating: (), count: count)
                 let start = ContinuousClock.now
-                try await client.sendWithoutReply(batch: requests)
+                try await client.sendWithoutReply(BenchmarkTasks.noop, batch: calls, queue: queue)
                 let seconds = (ContinuousClock.now - start).seconds
                 try await deleteQueues(queue, amqp: amqp)
                 return Double(count) / seconds
@@ -285,19 +285,19 @@ struct RunBenchmark: AsyncParsableCommand {
         let idle = worker.memory().current
         let client = TaskClient(broker: broker)
         // Warm up the connections and the reply queue.
-        for _ in 0..<50 { _ = try await client.send("noop", queue: queue).result(timeout: .seconds(10)) }
+        for _ in 0..<50 { _ = try await client.send(BenchmarkTasks.noop, queue: queue).value(timeout: .seconds(10)) }
         var latencies: [Double] = []
         latencies.reserveCapacity(rpcCount)
         for _ in 0..<rpcCount {
             let start = ContinuousClock.now
-            _ = try await client.send("noop", queue: queue).result(timeout: .seconds(10))
+            _ = try await client.send(BenchmarkTasks.noop, queue: queue).value(timeout: .seconds(10))
             latencies.append((ContinuousClock.now - start).seconds * 1000)
         }
         let start = ContinuousClock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
             for index in 0..<rpcCount {
                 if index >= inFlight { try await group.next() }
-                group.addTask { _ = try await client.send("noop", queue: queue).result(timeout: .seconds(30)) }
+                group.addTask { _ = try await client.send(BenchmarkTasks.noop, queue: queue).value(timeout: .seconds(30)) }
             }
             try await group.waitForAll()
         }
@@ -360,7 +360,7 @@ struct Rows {
         line("7 drain, task + worker dependency", "tasks/s", "depends", ratio: true)
         line("7 drain, one SQLite State update", "tasks/s", "state", ratio: true)
         let publishBaseline = Summary(values["publish-baseline"] ?? []).median
-        line("8 baseline: rabbitmq-c publish+confirm", "msg/s", "publish-baseline")
+        line("8 baseline: C publish, confirms", "msg/s", "publish-baseline")
         line("9 enqueue, batch send (no reply_to)", "tasks/s", "batch", target: ">= 0.70 x row 8 (ratio vs row 8)", against: publishBaseline)
         fflush(nil)
     }

@@ -31,14 +31,14 @@ struct BenchmarkWorker: AsyncParsableCommand {
         }
         let progress = Progress(target: count)
         let app = TaskApp(name: "benchmark")
-        try app.register("noop") { () in progress.taskFinished() }
+        try app.register(BenchmarkTasks.noop) { progress.taskFinished() }
 
         // One task-scoped and one worker-scoped dependency per task.
         let shared = Dependency<Counter>("shared-counter", scope: .worker) { _ in Counter() }
         let perTask = Dependency<Counter>("per-task-resource") { _ in
             .value(Counter(), teardown: { counter, _ in counter.increment() })
         }
-        try app.register("noop_depends") { (context: TaskContext) in
+        try app.register(BenchmarkTasks.noopDepends) { (context: TaskContext) in
             _ = try await context.resolve(perTask)
             try await context.resolve(shared).increment()
             progress.taskFinished()
@@ -47,14 +47,14 @@ struct BenchmarkWorker: AsyncParsableCommand {
         // One State update per task (its own key: a workflow step).
         if let stateURL {
             let store = try await StateStores.open(url: stateURL)
-            try app.register("noop_state") { (context: TaskContext) in
+            try app.register(BenchmarkTasks.noopState) { (context: TaskContext) in
                 try await store.update(["step": 1, "done": true], in: StateID(namespace: "benchmark", key: context.uuid), ttl: nil)
                 progress.taskFinished()
             }
         }
 
         let broker = try RabbitMQBroker(url: url)
-        try await broker.connect()
+        try await broker.connect()  // before "ready": the benchmark times from it
         var configuration = WorkerConfiguration()
         configuration.queues = [queue]
         configuration.concurrency = concurrency
@@ -65,10 +65,9 @@ struct BenchmarkWorker: AsyncParsableCommand {
         fflush(nil)
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [.init(service: worker)], gracefulShutdownSignals: [.sigterm, .sigint],
+                services: [.init(service: broker), .init(service: worker)], gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: Logger(label: "benchmark.worker")))
         try await group.run()
-        await broker.close()
     }
 }
 

@@ -24,6 +24,7 @@ struct BenchmarkSmokeTests {
             "4 RPC round trip p50", "4 RPC round trip p90", "4 RPC round trip p99", "4 RPC throughput",
             "5 enqueue, Swift client + confirms", "6 worker RSS idle", "6 worker RSS peak under load",
             "7 drain, task + worker dependency", "7 drain, one SQLite State update",
+            "8 baseline: C publish, confirms", "9 enqueue, batch send (no reply_to)",
         ] {
             let line = output.split(separator: "\n").first { $0.hasPrefix(row) }
             #expect(line != nil, "missing row '\(row)' in:\n\(output)")
