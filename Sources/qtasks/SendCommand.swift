@@ -25,7 +25,8 @@ struct SendCommand: AsyncParsableCommand {
             apart), through the next node when --url lists a cluster's nodes, with the same uuid: \
             should the lost try have reached the broker, the task runs twice (at-least-once).
 
-            With --count N the task is sent N times (each copy with its own uuid) and, instead of \
+            With --count N the task is sent N times (each copy with its own uuid), in batches of \
+            10000 pipelined within the publisher-confirm window (the Swift client's batch send), and, instead of \
             results, a throughput summary is printed: `sent N tasks in S s (R tasks/s)`, and with \
             --wait > 0 `results: N received, N succeeded, N failed, N timed out in S s (R results/s)` \
             (S counted from the first send), --wait then being the time allowed for all results \
