@@ -61,7 +61,8 @@ extension RabbitMQBroker: Service {
     /// ``withBroker(configuration:logger:_:)`` for a URL (or a `;`-separated
     /// list of cluster nodes): see ``RabbitMQBrokerConfiguration/init(url:)``.
     ///
-    /// - Throws: ``BrokerError`` for a URL that does not parse, and what
+    /// - Throws: `AMQPError` `.invalidArgument` for a URL that does not
+    ///   parse (as ``RabbitMQBrokerConfiguration/init(url:)``), and what
     ///   ``withBroker(configuration:logger:_:)`` throws.
     public static func withBroker<Result>(
         url: String,
