@@ -49,8 +49,11 @@ public protocol Broker: Sendable {
     /// Publishes a message to a queue and returns once the broker has taken
     /// responsibility for it (RabbitMQ: publisher confirm received).
     ///
-    /// - Parameter mandatory: when true and no queue takes the message, the
-    ///   call throws a ``BrokerError`` with code `.unroutable`.
+    /// - Parameters:
+    ///   - message: the body and properties to publish.
+    ///   - queue: the queue (default exchange, this routing key).
+    ///   - mandatory: when true and no queue takes the message, the
+    ///     call throws a ``BrokerError`` with code `.unroutable`.
     func publish(_ message: Message, to queue: String, mandatory: Bool) async throws
 
     /// Acknowledges a delivery: the broker forgets the message.
