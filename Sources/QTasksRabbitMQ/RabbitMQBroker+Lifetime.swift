@@ -16,7 +16,7 @@ extension RabbitMQBroker: Service {
     /// try await group.run()
     /// ```
     ///
-    /// - Throws: ``BrokerError`` when connecting fails.
+    /// - Throws: `BrokerError` when connecting fails.
     public func run() async throws {
         do {
             try await connect()
@@ -38,7 +38,7 @@ extension RabbitMQBroker: Service {
     /// ```
     ///
     /// - Returns: what `body` returned.
-    /// - Throws: ``BrokerError`` when connecting fails (a wrong URL or
+    /// - Throws: `BrokerError` when connecting fails (a wrong URL or
     ///   password, no broker), else what `body` threw.
     public static func withBroker<Result>(
         configuration: RabbitMQBrokerConfiguration,
