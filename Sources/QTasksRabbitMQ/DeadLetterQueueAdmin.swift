@@ -21,7 +21,7 @@ public final class DeadLetterQueueAdmin: Sendable {
 
     /// Connects to the first of the configuration's ``RabbitMQBrokerConfiguration/endpoints``
     /// that accepts.
-    /// - Throws: ``BrokerError`` `.connectionFailed`.
+    /// - Throws: `BrokerError` `.connectionFailed`.
     public static func connect(
         _ configuration: RabbitMQBrokerConfiguration, logger: Logger = Logger(label: "qtasks.dlq")
     ) async throws -> DeadLetterQueueAdmin {
@@ -49,7 +49,7 @@ public final class DeadLetterQueueAdmin: Sendable {
     }
 
     /// How many messages the queue holds (ready ones).
-    /// - Throws: ``BrokerError`` `.refused` with 404 when it does not exist.
+    /// - Throws: `BrokerError` `.refused` with 404 when it does not exist.
     public func count(_ queue: String) async throws -> Int {
         try await mapped {
             try await connection.withChannel { channel in
@@ -99,7 +99,7 @@ public final class DeadLetterQueueAdmin: Sendable {
     /// attempt number removed, so each runs again as new.
     ///
     /// - Returns: how many were moved, by origin queue.
-    /// - Throws: ``BrokerError`` when a publish fails (that message stays in
+    /// - Throws: `BrokerError` when a publish fails (that message stays in
     ///   the dead-letter queue).
     public func replay(_ queue: String, limit: Int) async throws -> [String: Int] {
         try await mapped {

@@ -16,7 +16,7 @@ extension RabbitMQBroker: Service {
     /// try await group.run()
     /// ```
     ///
-    /// - Throws: ``BrokerError`` when connecting fails.
+    /// - Throws: `BrokerError` when connecting fails.
     public func run() async throws {
         do {
             try await connect()
@@ -38,7 +38,7 @@ extension RabbitMQBroker: Service {
     /// ```
     ///
     /// - Returns: what `body` returned.
-    /// - Throws: ``BrokerError`` when connecting fails (a wrong URL or
+    /// - Throws: `BrokerError` when connecting fails (a wrong URL or
     ///   password, no broker), else what `body` threw.
     public static func withBroker<Result>(
         configuration: RabbitMQBrokerConfiguration,
@@ -61,7 +61,8 @@ extension RabbitMQBroker: Service {
     /// ``withBroker(configuration:logger:_:)`` for a URL (or a `;`-separated
     /// list of cluster nodes): see ``RabbitMQBrokerConfiguration/init(url:)``.
     ///
-    /// - Throws: ``BrokerError`` for a URL that does not parse, and what
+    /// - Throws: `AMQPError` `.invalidArgument` for a URL that does not
+    ///   parse (as ``RabbitMQBrokerConfiguration/init(url:)``), and what
     ///   ``withBroker(configuration:logger:_:)`` throws.
     public static func withBroker<Result>(
         url: String,

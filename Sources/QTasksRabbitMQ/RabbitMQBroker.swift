@@ -3,7 +3,7 @@ import Logging
 import QTasks
 import Synchronization
 
-/// A ``Broker`` over RabbitMQ, through rabbitmq-c (module `AMQP`).
+/// A `Broker` over RabbitMQ, through rabbitmq-c (module `AMQP`).
 ///
 /// Topology, all through the default exchange (routing key = queue name):
 /// - each task queue is durable and declared with
@@ -16,7 +16,7 @@ import Synchronization
 ///   `x-delivery-limit` (``RabbitMQBrokerConfiguration/deliveryLimit``):
 ///   RabbitMQ dead-letters a message that was delivered that many times
 ///   unsettled (a poison message that kills its workers);
-/// - delayed publishes (retries, ``DelayedPublishing``) go to
+/// - delayed publishes (retries, `DelayedPublishing`) go to
 ///   `<queue>.retry.<ms>`, one durable queue per delay (rounded, see
 ///   ``RetryDelays``) with `x-message-ttl: <ms>`, `x-dead-letter-exchange:
 ///   ""`, `x-dead-letter-routing-key: "<queue>"` and `x-expires` (so unused
@@ -29,7 +29,7 @@ import Synchronization
 /// for publishing with publisher confirms, so that flow control on publishes
 /// never stalls acks (see DESIGN.md). Both open on first use and again after
 /// a loss; a delivery from an earlier consuming channel can no longer be
-/// acknowledged (``BrokerError/Code/staleDelivery``): RabbitMQ redelivers it.
+/// acknowledged (`BrokerError.Code.staleDelivery`): RabbitMQ redelivers it.
 public final class RabbitMQBroker: DelayedPublishing, PriorityQueueing {
     public let configuration: RabbitMQBrokerConfiguration
     private let logger: Logger
@@ -68,7 +68,7 @@ public final class RabbitMQBroker: DelayedPublishing, PriorityQueueing {
     }
 
     /// Opens both connections now.
-    /// - Throws: ``BrokerError`` `.connectionFailed` with the broker's reply
+    /// - Throws: `BrokerError` `.connectionFailed` with the broker's reply
     ///   (for example `403 ACCESS_REFUSED`).
     public func connect() async throws {
         try await mapErrors {
@@ -263,7 +263,7 @@ public final class RabbitMQBroker: DelayedPublishing, PriorityQueueing {
     }
 
     /// Hands the whole batch to the publishing connection's owner thread at
-    /// once (``AMQPChannel/publish(batch:)``): pipelined within the confirm
+    /// once (`AMQPChannel.publish(batch:)`): pipelined within the confirm
     /// window, with no thread hop per message.
     public func publish(batch publications: [Publication]) async throws -> [Result<Void, any Error>] {
         let channel = try await mapErrors { try await publisher.channel() }

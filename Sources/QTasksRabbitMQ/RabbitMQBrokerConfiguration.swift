@@ -49,9 +49,9 @@ public struct RabbitMQBrokerConfiguration: Sendable {
     public var maxMessageBytes: Int? = 16 * 1_048_576
     /// Makes every task queue a priority queue: declared with
     /// `x-max-priority` set to this (1...255; RabbitMQ advises at most 10).
-    /// Default nil: no priorities. A ``TaskClient`` on this broker maps a
+    /// Default nil: no priorities. A `TaskClient` on this broker maps a
     /// QTasks priority `p` (lower runs first) to the AMQP priority
-    /// `max(0, min(maxPriority, maxPriority - p))` (``PriorityMapping``).
+    /// `max(0, min(maxPriority, maxPriority - p))` (`PriorityMapping`).
     /// Producers and workers must agree on it: a queue declared with
     /// another value is used as it is (see ``RabbitMQBroker``).
     public var maxPriority: Int?

@@ -37,11 +37,6 @@ public protocol Broker: Sendable {
     /// this consumer until acknowledged or rejected.
     func stopConsuming() async
 
-    /// Publishes a message to a queue and returns once the broker has taken
-    /// responsibility for it (RabbitMQ: publisher confirm received).
-    ///
-    /// - Parameter mandatory: when true and no queue takes the message, the
-    ///   call throws a ``BrokerError`` with code `.unroutable`.
     /// Publishes many messages, pipelined, and returns when every one is
     /// settled (confirmed by the broker, or failed): each one's outcome, in
     /// order, failures as ``publish(_:to:mandatory:)`` would throw them.
@@ -51,6 +46,14 @@ public protocol Broker: Sendable {
     ///   (no connection).
     func publish(batch publications: [Publication]) async throws -> [Result<Void, any Error>]
 
+    /// Publishes a message to a queue and returns once the broker has taken
+    /// responsibility for it (RabbitMQ: publisher confirm received).
+    ///
+    /// - Parameters:
+    ///   - message: the body and properties to publish.
+    ///   - queue: the queue (default exchange, this routing key).
+    ///   - mandatory: when true and no queue takes the message, the
+    ///     call throws a ``BrokerError`` with code `.unroutable`.
     func publish(_ message: Message, to queue: String, mandatory: Bool) async throws
 
     /// Acknowledges a delivery: the broker forgets the message.

@@ -20,9 +20,16 @@ import Tracing
 ///
 /// ```swift
 /// let client = TaskClient(broker: broker)
-/// let handle = try await client.send("add", 2, 3)
+/// let sum = try await client.send(Tasks.add, 2, 3).value(timeout: .seconds(5))   // an Int, 5
+/// // By name, for dynamic use: a TaskHandle<JSONValue>.
+/// let handle = try await client.send("add", args: [2, 3])
 /// let result = try await handle.result(timeout: .seconds(5))   // result.returning == 5
 /// ```
+///
+/// In a long-running process, put the client in a `ServiceGroup` after its
+/// broker; for a bounded piece of work,
+/// ``withClient(broker:app:logger:tracer:publishRetry:batchWindow:middleware:_:)``
+/// closes it on every exit path.
 ///
 /// Each send is traced: see ``send(_:args:kwargs:queue:priority:)``.
 public final class TaskClient: Sendable {
@@ -82,7 +89,7 @@ public final class TaskClient: Sendable {
     ///   - publishRetry: how a send whose connection was lost is retried
     ///     (default: 4 tries, 0.2 s, 0.4 s, 0.8 s apart).
     ///   - batchWindow: how many tasks of one ``send(batch:)`` are handed
-    ///     to the broker at once (default 1024); the broker connection's
+    ///     to the broker at once (default 8192); the broker connection's
     ///     confirm window bounds how many are unconfirmed on the wire.
     ///   - middleware: run in order on every outgoing task before it is
     ///     published (headers, routing); see ``TaskClientMiddleware``.

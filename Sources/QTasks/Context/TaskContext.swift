@@ -32,7 +32,7 @@ public struct TaskContext: Sendable {
     /// The AMQP properties of the message.
     public let properties: MessageProperties
     private let baseLogger: Logger
-    /// The scopes ``resolve(_:)`` uses; set by the executor, nil for a
+    /// The scopes ``resolve(_:)`` uses; set by the ``TaskRunner``, nil for a
     /// context made by hand.
     var dependencies: CallDependencies?
 

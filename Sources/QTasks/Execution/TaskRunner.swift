@@ -23,7 +23,7 @@ public struct TaskRunner: Sendable {
     private let decoder: JSONDecoder
     private let logger: Logger
     /// The worker scope of ``Dependency``s, shared by copies of this
-    /// executor.
+    /// runner.
     private let workerDependencies: DependencyStore
     private let middleware: TaskMiddlewareChain
 

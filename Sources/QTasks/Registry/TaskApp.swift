@@ -6,9 +6,13 @@ import Synchronization
 /// tasks when it starts running, so tasks registered later are not seen by
 /// it.
 ///
+/// Register a task through its ``TaskDefinition``, shared with the
+/// producers that send it; the name-based forms below register by name
+/// alone, for dynamic use (a typed task is found by its name too):
+///
 /// ```swift
 /// let app = TaskApp(name: "example")
-/// try app.register("add") { (a: Int, b: Int) in a + b }
+/// try app.register(Tasks.add) { a, b in a + b }           // TaskDefinition<Int, Int, Int>
 /// try app.register("add_named", parameters: ["a", "b"]) { (a: Int, b: Int) in a + b }
 /// try app.register("greet") { (context: TaskContext, name: String) in "hi \(name) from \(context.uuid)" }
 /// try app.register("echo") { (context: TaskContext) in JSONValue.array(context.arguments.args) }

@@ -1,8 +1,9 @@
-/// Per-task settings given at registration; nil fields use the worker's
-/// (``WorkerConfiguration``).
+/// Per-task settings, given in a ``TaskDefinition`` (or at a registration
+/// by name); nil fields use the worker's (``WorkerConfiguration``).
 ///
 /// ```swift
-/// try app.register("charge", options: TaskOptions(retry: RetryPolicy(maxAttempts: 5), timeLimit: .seconds(20))) { ... }
+/// static let charge = TaskDefinition("charge", arguments: Int.self, returning: Receipt.self,
+///                                    options: TaskOptions(retry: RetryPolicy(maxAttempts: 5), timeLimit: .seconds(20)))
 /// ```
 public struct TaskOptions: Sendable {
     /// The retry policy; nil uses ``WorkerConfiguration/retryPolicy``.
@@ -12,8 +13,10 @@ public struct TaskOptions: Sendable {
     /// limit even when the worker has one. A limit over about 31 years (a
     /// billion seconds) is that long.
     public var timeLimit: Duration?
-    /// The task's default queue: where a ``TaskClient`` that knows the app
-    /// sends it when the caller names no queue. nil: `"default"`. A
+    /// The task's default queue: where a ``TaskClient`` sends it when the
+    /// caller names no queue, for a typed send (the definition's options)
+    /// or, for a send by name, when the client was given the app the task
+    /// is registered in. nil: `"default"`. A
     /// producer may always send the task to another queue; a worker runs
     /// whatever arrives on the queues it consumes (list them in
     /// ``WorkerConfiguration/queues``; ``TaskApp/defaultQueues`` has them

@@ -18,7 +18,7 @@
 /// ```swift
 /// // 5 runs in all, 2 s, 4 s, 8 s, 16 s apart (±20 %), only for network errors.
 /// let policy = RetryPolicy(maxAttempts: 5, backoff: Backoff(initial: .seconds(2)), retryingOnly: [URLError.self])
-/// try app.register("fetch", options: TaskOptions(retry: policy)) { (url: String) in ... }
+/// static let fetch = TaskDefinition("fetch", arguments: String.self, returning: Data.self, options: TaskOptions(retry: policy))
 /// ```
 public struct RetryPolicy: Sendable {
     /// Runs in all, the first included; 1 means no retry. Default 3.

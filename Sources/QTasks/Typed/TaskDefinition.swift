@@ -11,9 +11,10 @@
 /// let sum = try await client.send(Tasks.add, 2, 3).value(timeout: .seconds(5))   // producer: an Int
 /// ```
 ///
-/// ``TaskApp/register(_:_:)-(TaskDefinition<_,_>,_)`` takes a handler
-/// whose parameter and return types are the definition's;
-/// ``TaskClient/send(_:_:queue:priority:)-(TaskDefinition<_,_>,_,_,_)``
+/// ``TaskApp/register(_:_:)-(_,(Argument)->Output)`` takes a handler
+/// whose parameter and return types are the definition's (with the
+/// ``TaskContext`` first: ``TaskApp/register(_:_:)-(_,(TaskContext,Argument)->Output)``);
+/// ``TaskClient/send(_:_:queue:priority:)``
 /// takes arguments of those types and gives a ``TaskHandle`` whose
 /// ``TaskHandle/value(timeout:)`` is of the result type. A wrong argument
 /// type or count does not compile.

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Celery's task message protocol 2, as far as a worker needs it: reading a
-/// task message into the QTasks form the executor runs.
+/// task message into the QTasks form the ``TaskRunner`` runs.
 ///
 /// A Celery client (`send_task`, `apply_async`, `delay`) publishes:
 /// - headers `task` (the task name) and `id` (the task id), plus

@@ -48,7 +48,8 @@ import Tracing
 /// ``Dependency`` instances are torn down after the last task finished,
 /// in reverse order of setup, before ``run()`` returns.
 ///
-/// Tracing (``WorkerConfiguration/tracer``): each delivery runs in a span
+/// Tracing (``WorkerConfiguration/tracer``; done by ``TracingTaskMiddleware``,
+/// installed unless ``WorkerConfiguration/standardMiddleware`` is off): each delivery runs in a span
 /// `run <task name>` of kind `consumer`, the child of the trace context in
 /// its headers (W3C `traceparent` from ``TaskClient``, another service's
 /// OpenTelemetry instrumentation or any producer that writes it). The span

@@ -57,10 +57,12 @@ public struct WorkerConfiguration: Sendable {
     public var reconnectAttempts: Int?
     /// The worker's logger; tasks get it, with task metadata, through
     /// ``TaskContext/logger``. One line per task outcome at `info`
-    /// (success) or `warning`/`error` (failure, bad input).
+    /// (success) or `warning`/`error` (failure, bad input), written by the
+    /// standard ``LoggingTaskMiddleware`` (see ``standardMiddleware``).
     public var logger: Logger
     /// Traces each delivery as a span `run <task name>`, the child of the
-    /// context its headers carry (``Worker`` says what is recorded); nil
+    /// context its headers carry (``Worker`` says what is recorded), through
+    /// the standard ``TracingTaskMiddleware`` (see ``standardMiddleware``); nil
     /// (the default) means the tracer the process bootstrapped
     /// (`InstrumentationSystem.tracer`, a no-op unless the app
     /// bootstrapped one). Tests and apps that keep several tracers pass
