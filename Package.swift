@@ -252,6 +252,7 @@ let package = Package(
             dependencies: [
                 "QTasks", "QTasksTesting", "QTasksRabbitMQ", "TestSupport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -1,3 +1,5 @@
+import Metrics
+
 /// Counts deliveries and times tasks with swift-metrics, under the names
 /// of ``WorkerMetrics`` (docs/operations.md, "Metrics"): the in-flight
 /// gauge while a delivery is processed, `received` for every delivery,
@@ -6,11 +8,14 @@
 public struct MetricsTaskMiddleware: TaskMiddleware {
     private let metrics: WorkerMetrics
 
-    /// - Parameter app: its task names are the `task` label's values;
-    ///   any other name is counted as `unknown`, so that producers cannot
-    ///   grow the number of series.
-    public init(app: TaskApp) {
-        self.metrics = WorkerMetrics(knownTasks: app.taskNames)
+    /// - Parameters:
+    ///   - app: its task names are the `task` label's values; any other
+    ///     name is counted as `unknown`, so that producers cannot grow the
+    ///     number of series.
+    ///   - factory: where the metrics go; nil (the default) means the
+    ///     process's (`MetricsSystem.factory`, as bootstrapped).
+    public init(app: TaskApp, factory: (any MetricsFactory)? = nil) {
+        self.metrics = WorkerMetrics(knownTasks: app.taskNames, factory: factory)
     }
 
     public func process(_ delivery: Delivery, next: (Delivery) async -> TaskReport) async -> TaskReport {

@@ -69,9 +69,9 @@ public final class Worker: Service, Sendable {
     let broker: any Broker
     private let app: TaskApp
     private let shutdown = ShutdownSignal()
-    /// The whole chain: the standard middleware (unless turned off), then
-    /// the configuration's, then the initializer's.
-    let middleware: [any TaskMiddleware]
+    /// The configuration's middleware, then the initializer's; the
+    /// standard middleware goes outside them when `run()` starts.
+    private let userMiddleware: [any TaskMiddleware]
 
     /// - Parameters:
     ///   - broker: where tasks come from; its owner closes it after `run()`.
@@ -88,17 +88,23 @@ public final class Worker: Service, Sendable {
         self.broker = broker
         self.app = app
         self.configuration = configuration
+        self.userMiddleware = configuration.middleware + middleware()
+    }
+
+    /// The whole chain: the standard middleware (unless turned off), then
+    /// the configuration's, then the initializer's. Made when `run()`
+    /// starts, with the app's tasks as the runner sees them (the metrics'
+    /// task labels).
+    private func makeMiddleware() -> [any TaskMiddleware] {
         var chain: [any TaskMiddleware] = []
         if configuration.standardMiddleware {
             // Tracing outermost: the log line and the metrics are within
             // the span (the log line carries its trace ids).
             chain.append(TracingTaskMiddleware(tracer: configuration.tracer))
             chain.append(LoggingTaskMiddleware(logger: configuration.logger))
-            chain.append(MetricsTaskMiddleware(app: app))
+            chain.append(MetricsTaskMiddleware(app: app, factory: configuration.metricsFactory))
         }
-        chain.append(contentsOf: configuration.middleware)
-        chain.append(contentsOf: middleware())
-        self.middleware = chain
+        return chain + userMiddleware
     }
 
     /// Starts graceful shutdown as a `ServiceGroup` would: for a worker run
@@ -131,7 +137,7 @@ public final class Worker: Service, Sendable {
 
     private func consumeUntilShutdown() async throws {
         let logger = configuration.logger
-        let chain = TaskMiddlewareChain(middleware: middleware)
+        let chain = TaskMiddlewareChain(middleware: makeMiddleware())
         let executor = TaskRunner(
             app: app,
             maxMessageBytes: configuration.maxMessageBytes,
@@ -141,7 +147,7 @@ public final class Worker: Service, Sendable {
             middleware: chain
         )
         // Reconnects are the worker's, not a task's: counted here.
-        let metrics = WorkerMetrics(knownTasks: app.taskNames)
+        let metrics = WorkerMetrics(knownTasks: app.taskNames, factory: configuration.metricsFactory)
         if !(broker is any DelayedPublishing) {
             logger.warning("this broker cannot delay messages: retries are published again at once, without backoff")
         }

@@ -1,3 +1,4 @@
+import Metrics
 import Logging
 import Tracing
 
@@ -68,6 +69,11 @@ public struct WorkerConfiguration: Sendable {
     /// bootstrapped one). Tests and apps that keep several tracers pass
     /// one here instead of bootstrapping.
     public var tracer: (any Tracer)? = nil
+
+    /// Where the worker's metrics go (``WorkerMetrics``); nil (the default)
+    /// means the process's (`MetricsSystem.factory`, a no-op unless the
+    /// app bootstrapped one). Tests pass a `TestMetrics` here.
+    public var metricsFactory: (any MetricsFactory)? = nil
 
     /// Run around every task, the first outermost, inside the standard
     /// middleware and before those given to ``Worker/init(broker:app:configuration:middleware:)``

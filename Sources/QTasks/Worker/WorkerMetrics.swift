@@ -34,9 +34,12 @@ public struct WorkerMetrics: Sendable {
     public static let unknownTask = "unknown"
 
     let knownTasks: Set<String>
+    /// Where the metrics go; nil: the process's (`MetricsSystem.factory`).
+    let factory: (any MetricsFactory)?
 
-    init(knownTasks: some Sequence<String>) {
+    init(knownTasks: some Sequence<String>, factory: (any MetricsFactory)? = nil) {
         self.knownTasks = Set(knownTasks)
+        self.factory = factory
     }
 
     /// The `task` label for a name from a message.
@@ -49,24 +52,25 @@ public struct WorkerMetrics: Sendable {
     }
 
     func count(_ label: String, task: String, queue: String) {
-        Counter(label: label, dimensions: dimensions(task, queue)).increment()
+        Counter(label: label, dimensions: dimensions(task, queue), factory: factory ?? MetricsSystem.factory).increment()
     }
 
     func recordDuration(_ duration: Duration, task: String, queue: String) {
         let (seconds, attoseconds) = duration.components
         let nanoseconds = seconds * 1_000_000_000 + attoseconds / 1_000_000_000
-        Timer(label: Self.duration, dimensions: dimensions(task, queue)).recordNanoseconds(nanoseconds)
+        Timer(label: Self.duration, dimensions: dimensions(task, queue), factory: factory ?? MetricsSystem.factory)
+            .recordNanoseconds(nanoseconds)
     }
 
     func taskStarted() {
-        Meter(label: Self.inFlight).increment()
+        Meter(label: Self.inFlight, factory: factory ?? MetricsSystem.factory).increment()
     }
 
     func taskFinished() {
-        Meter(label: Self.inFlight).decrement()
+        Meter(label: Self.inFlight, factory: factory ?? MetricsSystem.factory).decrement()
     }
 
     func reconnected() {
-        Counter(label: Self.reconnects).increment()
+        Counter(label: Self.reconnects, factory: factory ?? MetricsSystem.factory).increment()
     }
 }
