@@ -250,7 +250,7 @@ let package = Package(
         .testTarget(
             name: "TypedAPITests",
             dependencies: [
-                "QTasks", "QTasksTesting", "QTasksRabbitMQ", "TestSupport",
+                "QTasks", "QTasksTesting", "QTasksRabbitMQ", "TestSupport", "AMQP",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,5 +1,6 @@
 import AMQP
 import Logging
+import QTasks
 import Synchronization
 
 /// One AMQP connection with one long-lived channel, opened on first use and
@@ -18,6 +19,9 @@ actor ConnectionSlot {
     private var connection: AMQPConnection?
     private var channel: AMQPChannel?
     private var connecting: Task<(AMQPConnection, AMQPChannel, Int), any Error>?
+    /// Set by `close()`, for good: a closed broker opens no connection that
+    /// nothing would close.
+    private var closed = false
     /// The open channel, readable without a hop onto this actor: publishing
     /// takes it once per message.
     private nonisolated let ready = Mutex<AMQPChannel?>(nil)
@@ -64,6 +68,7 @@ actor ConnectionSlot {
     }
 
     private func reopen() async throws -> (AMQPConnection, AMQPChannel) {
+        guard !closed else { throw Self.closedError }
         if let connecting {
             let (connection, channel, _) = try await connecting.value
             return (connection, channel)
@@ -85,6 +90,11 @@ actor ConnectionSlot {
         connecting = task
         defer { connecting = nil }
         let (connection, channel, endpoint) = try await task.value
+        // Closed while connecting: this connection is nobody's.
+        guard !closed else {
+            await connection.close()
+            throw Self.closedError
+        }
         preferred = endpoint
         self.connection = connection
         self.channel = channel
@@ -92,7 +102,10 @@ actor ConnectionSlot {
         return (connection, channel)
     }
 
+    private static let closedError = BrokerError(.closed, "the broker is closed (by close() or at the end of its scope)")
+
     func close() async {
+        closed = true
         connecting?.cancel()
         if let connection { await connection.close() }
         connection = nil

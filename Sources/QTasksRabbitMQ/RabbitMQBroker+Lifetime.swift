@@ -37,12 +37,17 @@ extension RabbitMQBroker: Service {
     /// }
     /// ```
     ///
+    /// `body` runs on the caller's actor (the `isolation` parameter, left
+    /// to its default), so it need not be `Sendable`: top-level code and
+    /// `@MainActor` callers can use their own state in it.
+    ///
     /// - Returns: what `body` returned.
     /// - Throws: `BrokerError` when connecting fails (a wrong URL or
     ///   password, no broker), else what `body` threw.
     public static func withBroker<Result>(
         configuration: RabbitMQBrokerConfiguration,
         logger: Logger = Logger(label: "qtasks.rabbitmq"),
+        isolation: isolated (any Actor)? = #isolation,
         _ body: (RabbitMQBroker) async throws -> Result
     ) async throws -> Result {
         let broker = RabbitMQBroker(configuration: configuration, logger: logger)
@@ -67,8 +72,9 @@ extension RabbitMQBroker: Service {
     public static func withBroker<Result>(
         url: String,
         logger: Logger = Logger(label: "qtasks.rabbitmq"),
+        isolation: isolated (any Actor)? = #isolation,
         _ body: (RabbitMQBroker) async throws -> Result
     ) async throws -> Result {
-        try await withBroker(configuration: try RabbitMQBrokerConfiguration(url: url), logger: logger, body)
+        try await withBroker(configuration: try RabbitMQBrokerConfiguration(url: url), logger: logger, isolation: isolation, body)
     }
 }

@@ -98,6 +98,9 @@ public final class RabbitMQBroker: DelayedPublishing, PriorityQueueing {
     }
 
     public func declareTaskQueue(_ name: String) async throws {
+        // RabbitMQ names a queue declared as "" itself: a durable
+        // `amq.gen-…` queue that nothing would ever consume.
+        guard !name.isEmpty else { throw BrokerError(.refused, "a task queue needs a name (got an empty string)") }
         try await mapErrors {
             let connection = try await publisher.connection()
             let deadLetterQueue = QueueNaming.deadLetterQueue(for: name)

@@ -4,10 +4,9 @@ import QTasks
 ///
 /// ```swift
 /// let app = TaskApp()
-/// try app.register("add") { (a: Int, b: Int) in a + b }
+/// try app.register(Tasks.add) { a, b in a + b }
 /// try await TestWorker.run(app) { client, broker in
-///     let result = try await client.send("add", 2, 3).result(timeout: .seconds(5))
-///     #expect(result.returning == 5)
+///     #expect(try await client.send(Tasks.add, 2, 3).value(timeout: .seconds(5)) == 5)
 /// }
 /// ```
 public enum TestWorker {
@@ -20,12 +19,15 @@ public enum TestWorker {
     ///     declared before `body` runs. The client traces with its
     ///     ``WorkerConfiguration/tracer`` too.
     ///   - broker: pass one to inspect it afterwards; it is closed at the end.
+    ///   - isolation: the caller's actor, where `body` runs (so it need
+    ///     not be `Sendable`); leave the default.
     /// - Returns: what `body` returns.
     /// - Throws: what `body` throws, else what the worker's `run()` threw.
     public static func run<Result: Sendable>(
         _ app: TaskApp,
         configuration: WorkerConfiguration = WorkerConfiguration(shutdownGracePeriod: .seconds(5)),
         broker: MemoryBroker = MemoryBroker(),
+        isolation: isolated (any Actor)? = #isolation,
         _ body: (TaskClient, MemoryBroker) async throws -> Result
     ) async throws -> Result {
         for queue in configuration.queues {

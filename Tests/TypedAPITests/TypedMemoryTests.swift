@@ -91,6 +91,33 @@ struct TypedMemoryTests {
         }
     }
 
+    /// As the README's top-level code does: the scoped client on the main
+    /// actor, its body using main-actor state (this does not compile if
+    /// the body must be Sendable).
+    @MainActor
+    @Test func aScopedClientRunsOnTheCallersActor() async throws {
+        var sums: [Int] = []
+        let broker = MemoryBroker()
+        try await TestWorker.run(try makeApp(), broker: broker) { _, broker in
+            try await TaskClient.withClient(broker: broker) { client in
+                sums.append(try await client.send(Tasks.add, 2, 3).value(timeout: .seconds(5)))
+            }
+        }
+        #expect(sums == [5])
+    }
+
+    @Test func aHugeTimeoutWaitsAndANegativeOneChecksOnce() async throws {
+        try await TestWorker.run(try makeApp()) { client, _ in
+            // Past what a sleep's deadline can hold: waits, no trap.
+            let sum = try await client.send(Tasks.add, 2, 3).value(timeout: .seconds(Int64.max))
+            #expect(sum == 5)
+            // No worker on this queue: a timeout at once, not a hang.
+            let handle = try await client.send(Tasks.add, 1, 1, queue: "nobody-serves-this")
+            let error = await #expect(throws: TaskClientError.self) { _ = try await handle.value(timeout: .seconds(-5)) }
+            #expect(error?.code == .timeout)
+        }
+    }
+
     @Test func theDefinitionsQueueRoutesTheTask() async throws {
         let app = TaskApp()
         let report = TaskDefinition("report", returning: String.self, options: TaskOptions(queue: "reports"))

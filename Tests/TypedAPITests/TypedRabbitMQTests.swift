@@ -1,3 +1,4 @@
+import AMQP
 import Foundation
 import Logging
 import QTasks
@@ -85,6 +86,77 @@ struct TypedRabbitMQTests {
                 sums.append(try await handle.value(timeout: .seconds(60)))
             }
             #expect(sums == Array(1...1000))
+        }
+    }
+
+    /// The connection threads (`amqp-<id>`) of this process, by thread id.
+    private func connectionThreads() -> Set<String> {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+        return Set(tasks.filter { tid in
+            let name = (try? String(contentsOfFile: "/proc/self/task/\(tid)/comm", encoding: .utf8)) ?? ""
+            return name.hasPrefix("amqp-")
+        })
+    }
+
+    /// Brokers and clients dropped without close(), after sends that made
+    /// reply queues: their connections' threads (and with them their
+    /// sockets) go away by themselves. Counted by the threads that appeared
+    /// while they were made (deploy/test.sh runs tests one at a time).
+    @Test func droppedBrokersAndClientsReleaseTheirConnections() async throws {
+        let queue = uniqueQueue()
+        let before = connectionThreads()
+        var clients: [TaskClient] = []
+        for _ in 0..<4 {
+            let client = TaskClient(broker: try RabbitMQBroker(url: Broker.url))
+            _ = try await client.send(Tasks.add, 1, 2, queue: queue)
+            try await client.sendWithoutReply(Tasks.add, 3, 4, queue: queue)
+            clients.append(client)
+        }
+        let made = connectionThreads().subtracting(before)
+        #expect(made.count >= 8, "a publisher and a consumer connection per broker: \(made)")
+        // The last references go: each client holds its broker.
+        clients.removeAll()
+        let deadline = ContinuousClock.now + .seconds(30)
+        var left = made
+        while !left.isEmpty, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+            left = made.intersection(connectionThreads())
+        }
+        #expect(left.isEmpty, "threads of dropped connections still running: \(left)")
+        try await AMQPConnection.withConnection(try AMQPConfiguration(url: Broker.url)) { connection in
+            try await connection.withChannel { channel in
+                try await channel.deleteQueue(queue)
+                try await channel.deleteQueue(queue + ".dlq")
+            }
+        }
+    }
+
+    @Test func aClosedBrokerStaysClosed() async throws {
+        let broker = try RabbitMQBroker(url: Broker.url)
+        try await broker.connect()
+        await broker.close()
+        let error = await #expect(throws: BrokerError.self) {
+            try await TaskClient.withClient(broker: broker) { client in
+                _ = try await client.sendWithoutReply(Tasks.ping, queue: uniqueQueue())
+            }
+        }
+        #expect(error?.code == .closed)
+        await #expect(throws: BrokerError.self) { try await broker.connect() }
+    }
+
+    @Test func anEmptyQueueNameIsRefusedBeforeAnythingIsDeclared() async throws {
+        try await RabbitMQBroker.withBroker(url: Broker.url) { broker in
+            try await TaskClient.withClient(broker: broker) { client in
+                let error = await #expect(throws: TaskClientError.self) {
+                    _ = try await client.send(Tasks.add, 1, 2, queue: "")
+                }
+                #expect(error?.code == .invalidQueue)
+                await #expect(throws: TaskClientError.self) {
+                    _ = try await client.send(Tasks.add, batch: [(1, 2)], queue: "")
+                }
+            }
+            let refused = await #expect(throws: BrokerError.self) { try await broker.declareTaskQueue("") }
+            #expect(refused?.code == .refused)
         }
     }
 

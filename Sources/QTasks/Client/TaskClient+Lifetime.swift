@@ -29,6 +29,10 @@ extension TaskClient: Service {
     /// ```
     ///
     /// - Parameters: as ``init(broker:app:logger:tracer:publishRetry:batchWindow:middleware:)``.
+    /// `body` runs on the caller's actor (the `isolation` parameter, left
+    /// to its default), so it need not be `Sendable`: top-level code and
+    /// `@MainActor` callers can use their own state in it.
+    ///
     /// - Returns: what `body` returned.
     /// - Throws: what `body` threw.
     public static func withClient<Result>(
@@ -39,6 +43,7 @@ extension TaskClient: Service {
         publishRetry: PublishRetryPolicy = PublishRetryPolicy(),
         batchWindow: Int = 8192,
         middleware: [any TaskClientMiddleware] = [],
+        isolation: isolated (any Actor)? = #isolation,
         _ body: (TaskClient) async throws -> Result
     ) async throws -> Result {
         let client = TaskClient(

@@ -61,6 +61,9 @@ public final class TaskClient: Sendable {
         /// included: a session replaced after a lost publish keeps reading
         /// until its queue ends (its results may still come) or ``close()``.
         var sessions: [Int: Task<ReplySession, any Error>] = [:]
+        /// The readers of those sessions, for deinit (which cannot await a
+        /// session's setup to reach its reader).
+        var readers: [Int: Task<Void, Never>] = [:]
         var nextSession = 0
         var pending: [String: PendingReply] = [:]
         var declaredQueues: Set<String> = []
@@ -75,7 +78,13 @@ public final class TaskClient: Sendable {
     /// Tasks of a batch handed to the broker at once.
     public let batchWindow: Int
     private let middleware: [any TaskClientMiddleware]
-    private let state = Mutex(State())
+    /// What the client and its reply-queue readers share. The readers hold
+    /// this, not the client, so that a client dropped without ``close()``
+    /// is released (and its deinit stops them).
+    private final class Shared: Sendable {
+        let state = Mutex(State())
+    }
+    private let shared = Shared()
 
     /// - Parameters:
     ///   - app: when given, a task sent without a queue goes to the queue
@@ -240,6 +249,9 @@ public final class TaskClient: Sendable {
         for middleware in middleware {
             try await middleware.willSend(&outgoing)
         }
+        guard !outgoing.queue.isEmpty else {
+            throw TaskClientError(.invalidQueue, "task '\(request.taskName)' has an empty queue name", uuid: message.uuid)
+        }
         var prepared = Prepared(message: message, outgoing: outgoing)
         // The body carries the priority too: a middleware may have set it.
         prepared.message.priority = outgoing.priority ?? 0
@@ -331,7 +343,7 @@ public final class TaskClient: Sendable {
         }
         defer { for span in spans { span.end() } }
         // Registered before publishing: a fast worker may answer first.
-        try state.withLock { state in
+        try shared.state.withLock { state in
             guard !state.closed else { throw TaskClientError(.closed, "the task client is closed") }
             guard let session else { return }
             guard state.sessions[session.id] != nil else {
@@ -478,7 +490,7 @@ public final class TaskClient: Sendable {
         // A new slot for each try: one that the end of an earlier try's
         // reply queue failed must not be handed out.
         let slot = session.map { _ in ReplySlot() }
-        try state.withLock { state in
+        try shared.state.withLock { state in
             guard !state.closed else { throw TaskClientError(.closed, "the task client is closed") }
             guard let slot, let session else { return }
             // The queue ended since this try took it (its connection was
@@ -524,9 +536,9 @@ public final class TaskClient: Sendable {
     /// this client sends to it, so that a message to a queue no worker
     /// declared yet is not dropped.
     private func declareIfNeeded(_ queue: String) async throws {
-        if !state.withLock({ $0.declaredQueues.contains(queue) }) {
+        if !shared.state.withLock({ $0.declaredQueues.contains(queue) }) {
             try await broker.declareTaskQueue(queue)
-            state.withLock { _ = $0.declaredQueues.insert(queue) }
+            shared.state.withLock { _ = $0.declaredQueues.insert(queue) }
         }
     }
 
@@ -552,11 +564,12 @@ public final class TaskClient: Sendable {
     /// Stops reading results: waiting handles throw ``TaskClientError``
     /// `.closed`, and further sends too. Does not close the broker.
     public func close() async {
-        let (sessions, slots) = state.withLock { state -> ([Task<ReplySession, any Error>], [ReplySlot]) in
+        let (sessions, slots) = shared.state.withLock { state -> ([Task<ReplySession, any Error>], [ReplySlot]) in
             state.closed = true
             defer {
                 state.current = nil
                 state.sessions = [:]
+                state.readers = [:]
                 state.pending = [:]
             }
             return (Array(state.sessions.values), state.pending.values.map(\.slot))
@@ -569,9 +582,21 @@ public final class TaskClient: Sendable {
         }
     }
 
+    /// A client dropped without ``close()``: its reply-queue readers stop
+    /// (their queues end with their broker connection), its waiting
+    /// handles (none can exist: each holds the client) have nothing left.
+    deinit {
+        let (sessions, readers) = shared.state.withLock { state in
+            state.closed = true
+            return (Array(state.sessions.values), Array(state.readers.values))
+        }
+        for session in sessions { session.cancel() }
+        for reader in readers { reader.cancel() }
+    }
+
     /// Drops a task's slot: its handle is gone, nobody will read the result.
     func forget(_ uuid: String) {
-        state.withLock { _ = $0.pending.removeValue(forKey: uuid) }
+        shared.state.withLock { _ = $0.pending.removeValue(forKey: uuid) }
     }
 
     /// The AMQP priority property for a QTasks priority: set only for a
@@ -586,16 +611,23 @@ public final class TaskClient: Sendable {
 
     /// The current reply session, set up on first use.
     private func replySession() async throws -> ReplySession {
-        let setup = try state.withLock { state -> SessionSetup in
+        let setup = try shared.state.withLock { state -> SessionSetup in
             guard !state.closed else { throw TaskClientError(.closed, "the task client is closed") }
             if let current = state.current { return current }
             state.nextSession += 1
             let id = state.nextSession
-            let broker = self.broker
+            let (broker, shared, logger) = (self.broker, self.shared, self.logger)
             let task = Task<ReplySession, any Error> {
                 let queue = try await broker.makeReplyQueue()
-                // Holds the client until the queue ends or `close()`.
-                let reader = Task<Void, Never> { await self.read(queue, session: id) }
+                // Holds what the client shares, not the client: runs until
+                // the queue ends, `close()`, or the client's deinit.
+                let reader = Task<Void, Never> { await Self.read(queue, session: id, shared: shared, logger: logger) }
+                let open = shared.state.withLock { state in
+                    guard !state.closed else { return false }
+                    state.readers[id] = reader
+                    return true
+                }
+                if !open { reader.cancel() }
                 return ReplySession(id: id, name: queue.name, reader: reader)
             }
             let setup = SessionSetup(id: id, task: task)
@@ -607,7 +639,7 @@ public final class TaskClient: Sendable {
             return try await setup.task.value
         } catch {
             // Let the next send try again rather than repeat this failure.
-            state.withLock { state in
+            shared.state.withLock { state in
                 if state.current?.id == setup.id { state.current = nil }
                 state.sessions[setup.id] = nil
             }
@@ -621,14 +653,14 @@ public final class TaskClient: Sendable {
     /// tasks sent through it; should the queue be alive after all, their
     /// results still arrive.
     private func retire(_ id: Int) {
-        state.withLock { state in
+        shared.state.withLock { state in
             if state.current?.id == id { state.current = nil }
         }
     }
 
     /// Reads the reply queue of session `id` until it ends, handing results
     /// to their slots.
-    private func read(_ queue: ReplyQueue, session id: Int) async {
+    private static func read(_ queue: ReplyQueue, session id: Int, shared: Shared, logger: Logger) async {
         let decoder = JSONDecoder()
         do {
             for try await message in queue.messages {
@@ -643,7 +675,7 @@ public final class TaskClient: Sendable {
                 // By uuid whatever the session: a result that comes through
                 // an older queue (a lost try had reached the broker after
                 // all) is the same task's.
-                if let slot = state.withLock({ $0.pending[correlationID]?.slot }) {
+                if let slot = shared.state.withLock({ $0.pending[correlationID]?.slot }) {
                     slot.deliver(result, headers: message.properties.headers)
                 } else {
                     logger.debug("result for no waiting task dropped", metadata: ["correlation_id": .string(correlationID)])
@@ -651,16 +683,17 @@ public final class TaskClient: Sendable {
             }
         } catch {
             // After `close()` the end of the queue is expected, not news.
-            let level: Logger.Level = state.withLock { $0.closed } ? .debug : .warning
+            let level: Logger.Level = shared.state.withLock { $0.closed } ? .debug : .warning
             logger.log(level: level, "reply queue failed", metadata: ["queue": .string(queue.name), "error": "\(error)"])
         }
         guard !Task.isCancelled else { return }
         // Results for tasks sent through this queue can no longer arrive;
         // the next send makes a new reply queue unless one replaced this
         // already. Tasks sent through another queue are not this one's.
-        let slots = state.withLock { state -> [ReplySlot] in
+        let slots = shared.state.withLock { state -> [ReplySlot] in
             if state.current?.id == id { state.current = nil }
             state.sessions[id] = nil
+            state.readers[id] = nil
             return state.pending.values.filter { $0.session == id }.map(\.slot)
         }
         for slot in slots {

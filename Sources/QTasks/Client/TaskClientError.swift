@@ -2,7 +2,7 @@
 public struct TaskClientError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The kind of failure; new codes may be added.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
-        private enum Base: String { case timeout, closed, replyQueueLost }
+        private enum Base: String { case timeout, closed, replyQueueLost, invalidQueue }
         private let base: Base
         private init(_ base: Base) { self.base = base }
         /// No result arrived within the timeout. The task may still run; a
@@ -15,6 +15,9 @@ public struct TaskClientError: Error, Sendable, Hashable, CustomStringConvertibl
         /// sent and may well run. Tasks sent later go through a new reply
         /// queue.
         public static let replyQueueLost = Code(.replyQueueLost)
+        /// The task's queue has no name (an empty string): RabbitMQ would
+        /// make a server-named queue of it and route nothing there.
+        public static let invalidQueue = Code(.invalidQueue)
         public var description: String { base.rawValue }
     }
 

@@ -82,7 +82,8 @@ public final class TaskHandle<Output: Decodable & Sendable>: Sendable {
     /// Waits for the task's result message. Can be called again (after a
     /// timeout, or to read the same result twice).
     ///
-    /// - Parameter timeout: how long to wait.
+    /// - Parameter timeout: how long to wait; zero or less checks once,
+    ///   anything over a billion seconds waits that long.
     /// - Returns: the result, whatever its status (`success`, `error`, `cancel`).
     /// - Throws: ``TaskClientError`` `.timeout` when no result arrived in
     ///   time, `.closed` / `.replyQueueLost` when it cannot arrive any more;
@@ -90,6 +91,9 @@ public final class TaskHandle<Output: Decodable & Sendable>: Sendable {
     public func result(timeout: Duration) async throws -> TaskResult {
         if let result = slot.result { return result }
         let slot = self.slot
+        // A negative timeout is none; a huge one (past what a sleep's
+        // deadline can hold) is a billion seconds, "for ever".
+        let timeout = Seconds.clamped(timeout)
         return try await withThrowingTaskGroup(of: TaskResult?.self) { group in
             group.addTask { try await slot.wait() }
             group.addTask {
