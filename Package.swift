@@ -224,6 +224,7 @@ let package = Package(
                 "QTasksRabbitMQ",
                 "QTasksState",
                 "QTasksStateStores",
+                "CommandSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
