@@ -196,7 +196,8 @@ attempted+=(rabbitmq-cluster)
 export QTASKS_URL="amqp://guest:guest@127.0.0.1:${QTASKS_RABBITMQ_PORT}/%2F"
 export QTASKS_REDIS_URL="redis://127.0.0.1:${QTASKS_REDIS_PORT}/0"
 export QTASKS_TEST_TLS_URL="amqps://guest:guest@localhost:${TLS_PORT}/%2F"
-export QTASKS_TEST_TLS_DIR="$("$DEPLOY/tls-certs.sh" path)"
+QTASKS_TEST_TLS_DIR=$("$DEPLOY/tls-certs.sh" path)
+export QTASKS_TEST_TLS_DIR
 export QTASKS_TEST_TLS_NODE_PORT=$tls_node_port
 [[ -x $QTASKS_RUN_DIR/venv/bin/python ]] && export QTASKS_VENV="$QTASKS_RUN_DIR/venv"
 log "QTASKS_URL=$QTASKS_URL QTASKS_REDIS_URL=$QTASKS_REDIS_URL QTASKS_TEST_TLS_URL=$QTASKS_TEST_TLS_URL (node $QTASKS_TEST_TLS_NODE_PORT)"
