@@ -21,7 +21,8 @@ certificates signed by it. FOR TESTS ONLY: the CA key lies next to them.
                              and the user name of SASL EXTERNAL)
   expired.pem expired.key    broker certificate for localhost, expired in 2020
   wronghost.pem wronghost.key broker certificate for wrong.example only
-  other-ca.pem               an unrelated CA (nothing it signed is used)
+  other-ca.pem               an unrelated CA
+  untrusted-client.pem .key  a client certificate signed by the unrelated CA
 
   generate  (default) create what is missing; idempotent. Everything is
             regenerated when server.pem expires within a day.
@@ -40,7 +41,8 @@ case $cmd in
 esac
 command -v openssl >/dev/null || die "openssl not found (apt-get install openssl)"
 
-files=(ca.pem server.pem server.key client.pem client.key expired.pem expired.key wronghost.pem wronghost.key other-ca.pem)
+files=(ca.pem server.pem server.key client.pem client.key expired.pem expired.key wronghost.pem wronghost.key other-ca.pem
+    untrusted-client.pem untrusted-client.key)
 complete=1
 for f in "${files[@]}"; do [[ -s $DIR/$f ]] || complete=0; done
 if (( complete )) && openssl x509 -checkend 86400 -noout -in "$DIR/server.pem" >/dev/null 2>&1; then
@@ -116,6 +118,13 @@ sign client qtasks-client client "DNS:qtasks-client" -days 30
 sign expired localhost server "DNS:localhost,DNS:127.0.0.1,IP:127.0.0.1" \
     -startdate 20200101000000Z -enddate 20200102000000Z
 sign wronghost wrong.example server "DNS:wrong.example"
+# A client certificate the broker must refuse: signed by the unrelated CA.
+sed -e 's|^certificate = ./ca.pem|certificate = ./other-ca.pem|' -e 's|^private_key = ./ca.key|private_key = ./other-ca.key|' \
+    ca.cnf > other-ca.cnf
+newkey untrusted-client.key
+quiet openssl req -new -key untrusted-client.key -subj "/CN=qtasks-client" -out untrusted-client.csr
+SAN=DNS:qtasks-client quiet openssl ca -batch -config other-ca.cnf -extensions client -notext \
+    -in untrusted-client.csr -out untrusted-client.pem -days 30
 
 # Keys readable by the owner only; the broker gets its own copy
 # (deploy/rabbitmq.sh copies them for user rabbitmq).

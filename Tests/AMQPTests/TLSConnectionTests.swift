@@ -159,6 +159,17 @@ struct TLSConnectionTests {
         await connection.close()
     }
 
+    @Test func theBrokerRefusesAClientCertificateFromAnotherCA() async throws {
+        var configuration = TLSBroker.configuration
+        configuration.tls = .require(
+            caFile: TLSBroker.file("ca.pem"), certificateFile: TLSBroker.file("untrusted-client.pem"),
+            keyFile: TLSBroker.file("untrusted-client.key"))
+        let (error, elapsed) = await TLSBroker.failure(configuration)
+        #expect(error?.code == .tlsHandshakeFailed, "\(String(describing: error))")
+        #expect(error?.message.contains("certificate") == true, "\(String(describing: error))")
+        #expect(elapsed < .seconds(10))
+    }
+
     @Test func externalAuthenticationTakesTheUserFromTheCertificate() async throws {
         // The user named by the client certificate's CN, with no password.
         let node = PrivateRabbitMQ(port: TLSBroker.nodePort)
@@ -251,6 +262,32 @@ struct TLSConnectionTests {
         #expect(error?.message.contains("amqps://") == true, "\(String(describing: error))")
         #expect(elapsed < .seconds(6))
         #expect(error?.message.contains("guest") != true || error?.message.contains(":guest@") != true)
+    }
+
+    @Test func aServerThatNeverAnswersTheTLSHandshakeTimesOut() async throws {
+        // A listening socket that never accepts: the kernel completes the TCP
+        // handshake, the ClientHello goes unanswered.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let listening = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
+                guard bind(fd, pointer, length) == 0, listen(fd, 4) == 0 else { return -1 }
+                return getsockname(fd, pointer, &length)
+            }
+        }
+        try #require(listening == 0)
+        var configuration = TLSBroker.configuration
+        configuration.host = "127.0.0.1"
+        configuration.port = Int(UInt16(bigEndian: address.sin_port))
+        configuration.connectTimeout = .seconds(2)
+        let (error, elapsed) = await TLSBroker.failure(configuration)
+        #expect(error?.code == .connectionFailed, "\(String(describing: error))")
+        #expect(error?.message.contains("timed out") == true, "\(String(describing: error))")
+        #expect(elapsed < .seconds(8))
     }
 
     @Test func reconnectsOverTLSAfterTheBrokerClosesTheConnection() async throws {

@@ -90,7 +90,8 @@ final class ConnectionCore {
             let systemError = errno != 0 && errno != EINPROGRESS ? " (\(String(cString: strerror(errno))))" : ""
             let hint = opened == AMQP_STATUS_SOCKET_ERROR.rawValue ? " (nothing listening there, or unreachable)" : ""
             let reason = opened == AMQP_STATUS_TIMEOUT.rawValue
-                ? "timed out after \(configuration.connectTimeout.secondsValue) s" : libraryErrorText(opened) + systemError + hint
+                ? "timed out after \(configuration.connectTimeout.secondsValue) s\(tls.isEnabled ? " (TCP connect or TLS handshake: a server that does not answer TLS?)" : "")"
+                : libraryErrorText(opened) + systemError + hint
             throw AMQPError(.connectionFailed, "cannot connect to \(address): \(reason)", libraryStatus: opened)
         }
 
@@ -166,6 +167,24 @@ final class ConnectionCore {
                 return AMQPError(
                     .authenticationFailed,
                     "broker at \(address) does not offer SASL \(configuration.saslMechanism.rawValue)\(configuration.saslMechanism == .external ? " (enable the rabbitmq_auth_mechanism_ssl plugin and add EXTERNAL to auth_mechanisms)" : "")",
+                    libraryStatus: status)
+            }
+            // With TLS 1.3 the broker checks the client certificate after
+            // the client's side of the handshake has completed: its refusal
+            // (an alert) arrives as the first read of the AMQP handshake. The
+            // broker closes right after the alert, and a reset can beat the
+            // alert to the reader (the client's protocol header is still
+            // unread there), so a closed socket counts too.
+            let tlsRefusalStatuses = [
+                AMQP_STATUS_SSL_ERROR, AMQP_STATUS_SSL_CONNECTION_FAILED, AMQP_STATUS_SOCKET_ERROR,
+                AMQP_STATUS_CONNECTION_CLOSED, AMQP_STATUS_SOCKET_CLOSED,
+            ].map(\.rawValue)
+            if configuration.tls.isEnabled && tlsRefusalStatuses.contains(status) {
+                let certificate = configuration.tls.certificateFile.map { "this client's certificate \($0)" }
+                    ?? "a connection without a client certificate"
+                return AMQPError(
+                    .tlsHandshakeFailed,
+                    "TLS to \(address): the broker ended the TLS session at the start of the AMQP handshake (\(libraryErrorText(status))); it most likely refused \(certificate) (a client certificate must be signed by a CA the broker trusts, and may be required: fail_if_no_peer_cert)",
                     libraryStatus: status)
             }
             // A TLS port answers a plain AMQP header by closing the
