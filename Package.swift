@@ -299,7 +299,8 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "QTasks", "QTasksRabbitMQ", "QTasksState", "QTasksStateStores", "AMQP", "TestSupport", "qtasks", "qtasks-example",
+                "QTasks", "QTasksRabbitMQ", "QTasksState", "QTasksStateStores", "AMQP", "TestSupport", "CommandSupport",
+                "qtasks", "qtasks-example",
                 "qtasks-benchmark", "qtasks-scheduler",
                 "QTasksW3CTracing",
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
