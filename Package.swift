@@ -224,6 +224,7 @@ let package = Package(
                 "QTasksRabbitMQ",
                 "QTasksState",
                 "QTasksStateStores",
+                "CommandSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -299,7 +300,8 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "QTasks", "QTasksRabbitMQ", "QTasksState", "QTasksStateStores", "AMQP", "TestSupport", "qtasks", "qtasks-example",
+                "QTasks", "QTasksRabbitMQ", "QTasksState", "QTasksStateStores", "AMQP", "TestSupport", "CommandSupport",
+                "qtasks", "qtasks-example",
                 "qtasks-benchmark", "qtasks-scheduler",
                 "QTasksW3CTracing",
                 .product(name: "Tracing", package: "swift-distributed-tracing"),

@@ -34,6 +34,15 @@ Environment:
   QTASKS_RABBITMQ_MANAGEMENT_PORT  when set, the node starts with the
                          management plugin (HTTP API and UI) on 127.0.0.1:THIS
                          PORT, e.g. 15672; default: no management plugin.
+  QTASKS_RABBITMQ_TLS_PORT  when set, the node also listens for AMQP over TLS
+                         (amqps) on 127.0.0.1:THIS PORT, with the test
+                         certificates of deploy/tls-certs.sh (generated if
+                         missing): server.pem for localhost/127.0.0.1, client
+                         certificates verified against ca.pem when sent
+                         (verify_peer, fail_if_no_peer_cert false), and SASL
+                         EXTERNAL (rabbitmq_auth_mechanism_ssl, user name =
+                         the certificate's CN). Default: no TLS listener.
+  QTASKS_TLS_DIR         where the certificates are (default .run/tls).
   QTASKS_RABBITMQ_EXTRA_CONF  lines added to the node's rabbitmq.conf on start
                          (rabbitmq-cluster.sh sets cluster_partition_handling).
   QTASKS_RABBITMQ_COOKIE Erlang cookie written to the node's HOME on start
@@ -55,6 +64,7 @@ STOP_GRACE=${QTASKS_STOP_GRACE:-30}
 PORT=${QTASKS_RABBITMQ_PORT:-5672}
 WAIT_TIMEOUT=${QTASKS_WAIT_TIMEOUT:-60}
 MGMT_PORT=${QTASKS_RABBITMQ_MANAGEMENT_PORT:-}
+TLS_PORT=${QTASKS_RABBITMQ_TLS_PORT:-}
 RMQ_USER=rabbitmq
 RMQ_SBIN=/usr/lib/rabbitmq/bin
 EPMD_PORT=4369
@@ -70,6 +80,8 @@ esac
 validate_port QTASKS_RABBITMQ_PORT "$PORT" 45535
 [[ $WAIT_TIMEOUT =~ ^[0-9]+$ ]] || die "QTASKS_WAIT_TIMEOUT must be a number of seconds"
 [[ -z $MGMT_PORT ]] || validate_port QTASKS_RABBITMQ_MANAGEMENT_PORT "$MGMT_PORT"
+[[ -z $TLS_PORT ]] || validate_port QTASKS_RABBITMQ_TLS_PORT "$TLS_PORT"
+[[ -z $TLS_PORT || $TLS_PORT != "$PORT" ]] || die "QTASKS_RABBITMQ_TLS_PORT must differ from QTASKS_RABBITMQ_PORT"
 DIST_PORT=$((PORT + 20000))
 NODE="qtasks-${PORT}@localhost"
 URL="amqp://guest:guest@127.0.0.1:${PORT}/%2F"
@@ -158,6 +170,33 @@ log.file.level = info
 log.console = false
 ${QTASKS_RABBITMQ_EXTRA_CONF:-}
 EOF
+    local plugins=()
+    if [[ -n $TLS_PORT ]]; then
+        # The node's own copy of the test certificates, readable by user
+        # rabbitmq whatever the permissions of the repo's .run/tls.
+        "$(dirname "${BASH_SOURCE[0]}")/tls-certs.sh" generate
+        local tls_src=${QTASKS_TLS_DIR:-$QTASKS_RUN_DIR/tls}
+        mkdir -p "$DATA/etc/tls"
+        cp "$tls_src/ca.pem" "$tls_src/server.pem" "$tls_src/server.key" "$DATA/etc/tls/"
+        chmod 700 "$DATA/etc/tls"
+        chmod 600 "$DATA/etc/tls/"*
+        # RabbitMQ's TLS guide: listeners.ssl.* and ssl_options.*; a client
+        # certificate is optional, but when one is sent it must verify.
+        # EXTERNAL after PLAIN and AMQPLAIN, so password logins still work.
+        cat >> "$DATA/etc/rabbitmq.conf" <<EOF
+listeners.ssl.default = 127.0.0.1:${TLS_PORT}
+ssl_options.cacertfile = $DATA/etc/tls/ca.pem
+ssl_options.certfile = $DATA/etc/tls/server.pem
+ssl_options.keyfile = $DATA/etc/tls/server.key
+ssl_options.verify = verify_peer
+ssl_options.fail_if_no_peer_cert = false
+auth_mechanisms.1 = PLAIN
+auth_mechanisms.2 = AMQPLAIN
+auth_mechanisms.3 = EXTERNAL
+ssl_cert_login_from = common_name
+EOF
+        plugins+=(rabbitmq_auth_mechanism_ssl)
+    fi
     if [[ -n $MGMT_PORT ]]; then
         # The management API (and UI), for `qtasks inspect --management-url`;
         # statistics every second rather than every 5 s, so that its
@@ -167,10 +206,11 @@ management.tcp.ip = 127.0.0.1
 management.tcp.port = ${MGMT_PORT}
 collect_statistics_interval = 1000
 EOF
-        echo '[rabbitmq_management].' > "$DATA/etc/enabled_plugins"
-    else
-        echo '[].' > "$DATA/etc/enabled_plugins"
+        plugins+=(rabbitmq_management)
     fi
+    local IFS=,
+    echo "[${plugins[*]}]." > "$DATA/etc/enabled_plugins"
+    unset IFS
     # Nodes of one cluster (deploy/rabbitmq-cluster.sh) must share the
     # Erlang cookie; rabbitmqctl (ctl) reads it from the same HOME.
     if [[ -n ${QTASKS_RABBITMQ_COOKIE:-} ]]; then
@@ -191,16 +231,19 @@ start() {
     if [[ -n $pid ]]; then
         if amqp_ready; then
             log "already running (started by this script, pid $pid) on 127.0.0.1:$PORT"
+            check_tls_listener
             return 0
         fi
         log "node started by this script (pid $pid) is still booting; waiting"
         wait_ready "$WAIT_TIMEOUT" "$pid" || { log_tail; exit 1; }
+        [[ -z $TLS_PORT ]] || wait_tls 30 || { log_tail; exit 1; }
         log "ready: $URL"
         return 0
     fi
     if amqp_ready; then
         log "reusing broker already listening on 127.0.0.1:$PORT (not started by this script; stop will leave it running)"
         rm -f "$PID_FILE"   # stale, if any: that PID is not our node
+        check_tls_listener
         return 0
     fi
     if tcp_open "$PORT"; then
@@ -210,6 +253,9 @@ start() {
     if [[ -f $PID_FILE ]]; then
         log "removing stale pid file (pid $(<"$PID_FILE") is gone)"
         rm -f "$PID_FILE"
+    fi
+    if [[ -n $TLS_PORT ]] && tcp_open "$TLS_PORT"; then
+        die "TLS port 127.0.0.1:$TLS_PORT (QTASKS_RABBITMQ_TLS_PORT) is already in use"
     fi
     if tcp_open "$DIST_PORT"; then
         die "Erlang distribution port 127.0.0.1:$DIST_PORT (PORT+20000) is already in use"
@@ -269,7 +315,38 @@ start() {
             log "epmd was started by the node (pid $epid); the last stop will end it"
         fi
     fi
-    log "ready in $((SECONDS - t0))s: pid $pid, $URL"
+    if [[ -n $TLS_PORT ]] && ! wait_tls 30; then
+        log_tail
+        stop_pid_tree "rabbitmq-server" "$pid" 10
+        rm -f "$PID_FILE"
+        exit 1
+    fi
+    log "ready in $((SECONDS - t0))s: pid $pid, $URL${TLS_PORT:+, amqps://guest:guest@localhost:$TLS_PORT/%2F}"
+}
+
+# wait_tls TIMEOUT: the TLS listener opens with the others; a short wait
+# covers a loaded machine.
+wait_tls() {
+    local deadline=$((SECONDS + $1))
+    until tcp_open "$TLS_PORT"; do
+        if (( SECONDS >= deadline )); then
+            warn "no TLS listener on 127.0.0.1:$TLS_PORT after ${1}s"
+            return 1
+        fi
+        sleep 0.5
+    done
+}
+
+# check_tls_listener: for a node that was already running, say whether it
+# has the TLS listener that was asked for (a running node cannot gain one
+# without a restart).
+check_tls_listener() {
+    [[ -n $TLS_PORT ]] || return 0
+    if tcp_open "$TLS_PORT"; then
+        log "TLS listener on 127.0.0.1:$TLS_PORT"
+    else
+        warn "the running broker on 127.0.0.1:$PORT has no TLS listener on 127.0.0.1:$TLS_PORT (restart it with QTASKS_RABBITMQ_TLS_PORT set, if this script started it)"
+    fi
 }
 
 # Used on a failed start: an epmd that appeared during that start is ours.
@@ -357,6 +434,9 @@ status() {
         data=$(cat "$DATA_DIR_FILE" 2>/dev/null || true)
         if [[ -n $pid && -f $data/etc/rabbitmq.conf ]] && grep -q '^management.tcp.port' "$data/etc/rabbitmq.conf"; then
             echo "  management: http://guest:guest@127.0.0.1:$(sed -n 's/^management.tcp.port = //p' "$data/etc/rabbitmq.conf")"
+        fi
+        if [[ -n $pid && -f $data/etc/rabbitmq.conf ]] && grep -q '^listeners.ssl.default' "$data/etc/rabbitmq.conf"; then
+            echo "  tls: amqps://guest:guest@localhost:$(sed -n 's/^listeners.ssl.default = 127.0.0.1://p' "$data/etc/rabbitmq.conf")/%2F"
         fi
         return 0
     fi

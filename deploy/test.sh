@@ -26,9 +26,20 @@ Exported to the tests:
   QTASKS_VENV       ${QTASKS_RUN_DIR}/venv (Python with pika, Celery and QTasks, when present)
   QTASKS_MANAGEMENT_URL  http://guest:guest@127.0.0.1:\$((QTASKS_RABBITMQ_PORT + 10000)),
                     the broker's management API (started with the plugin)
+  QTASKS_TEST_TLS_URL  amqps://guest:guest@localhost:\$QTASKS_RABBITMQ_TLS_PORT/%2F,
+                    the TLS listener of the broker this run starts (the TLS
+                    suites are mandatory here); its certificates come from
+                    deploy/tls-certs.sh
+  QTASKS_TEST_TLS_DIR  the certificates (ca.pem, client.pem, expired.pem, ...)
+  QTASKS_TEST_TLS_NODE_PORT  the plain AMQP port of the node with that TLS
+                    listener (its rabbitmqctl, and the port mix-up tests)
 
 Environment:
   QTASKS_RABBITMQ_PORT  (default 5672)   QTASKS_REDIS_PORT (default 6379)
+  QTASKS_RABBITMQ_TLS_PORT  the broker's TLS port (default: broker port + 1).
+                        When the broker is reused and has no TLS listener
+                        there, a second node of this run's own serves it,
+                        on AMQP port broker port + 2.
   QTASKS_SKIP_INSTALL=1 do not run deploy/install-deps.sh
   QTASKS_SCRATCH_PATH   passed to swift as --scratch-path (default: .build)
   QTASKS_TEST_PARALLEL=1  run tests in parallel (default: one at a time)
@@ -57,6 +68,13 @@ export QTASKS_PRIVATE_RABBITMQ_PORT=$((QTASKS_RABBITMQ_PORT + 21))
 # +41, not the cluster script's default (5703): a developer's own cluster
 # on the default ports is never the one the failover test stops.
 export QTASKS_CLUSTER_RABBITMQ_PORT=$((QTASKS_RABBITMQ_PORT + 41))
+TLS_PORT=${QTASKS_RABBITMQ_TLS_PORT:-$((QTASKS_RABBITMQ_PORT + 1))}
+validate_port QTASKS_RABBITMQ_TLS_PORT "$TLS_PORT"
+# Not inherited: the private and cluster nodes the tests start must not ask
+# for the same TLS port.
+unset QTASKS_RABBITMQ_TLS_PORT
+# The node that serves TLS when the reused broker does not.
+TLS_NODE_PORT=$((QTASKS_RABBITMQ_PORT + 2))
 SWIFT=${QTASKS_SWIFT:-swift}
 swift_opts=()
 [[ -n ${QTASKS_SCRATCH_PATH:-} ]] && swift_opts+=(--scratch-path "$QTASKS_SCRATCH_PATH")
@@ -70,6 +88,7 @@ attempted=()
 pidfile_of() {
     case $1 in
         rabbitmq) echo "$QTASKS_RUN_DIR/rabbitmq-$QTASKS_RABBITMQ_PORT/started.pid" ;;
+        rabbitmq-tls) echo "$QTASKS_RUN_DIR/rabbitmq-$TLS_NODE_PORT/started.pid" ;;
         redis) echo "$QTASKS_RUN_DIR/redis-$QTASKS_REDIS_PORT/started.pid" ;;
     esac
 }
@@ -89,12 +108,22 @@ current_pid() {
     return 0
 }
 
+# service_script SVC: the script (and environment) that runs SVC.
+service_script() {
+    case $1 in
+        rabbitmq-tls) echo env "QTASKS_RABBITMQ_PORT=$TLS_NODE_PORT" "QTASKS_RABBITMQ_TLS_PORT=$TLS_PORT" "$DEPLOY/rabbitmq.sh" ;;
+        *) echo "$DEPLOY/$1.sh" ;;
+    esac
+}
+
 start_service() {
     local svc=$1
     shift
     pid_before[$svc]=$(current_pid "$svc")
     attempted+=("$svc")
-    env "$@" "$DEPLOY/$svc.sh" start
+    local -a script
+    read -r -a script <<<"$(service_script "$svc")"
+    env "$@" "${script[@]}" start
 }
 
 # shellcheck disable=SC2317  # invoked by the EXIT trap
@@ -106,7 +135,9 @@ cleanup() {
         svc=${attempted[i]}
         now=$(current_pid "$svc") || now=
         if [[ -n $now && $now != "${pid_before[$svc]}" ]]; then
-            "$DEPLOY/$svc.sh" stop || warn "stopping $svc failed"
+            local -a script
+            read -r -a script <<<"$(service_script "$svc")"
+            "${script[@]}" stop || warn "stopping $svc failed"
             stopped+=("$svc")
         fi
     done
@@ -132,12 +163,23 @@ fi
 # the inspect tests; only this node: the private and cluster nodes the tests
 # start must not compete for that port.
 management_port=$((QTASKS_RABBITMQ_PORT + 10000))
+# The throwaway CA and certificates of the TLS tests (idempotent).
+"$DEPLOY/tls-certs.sh" generate
+tls_env=(QTASKS_RABBITMQ_TLS_PORT="$TLS_PORT")
+# A port already taken (by a broker we reuse, or by anything else) is not
+# asked for: the node would fail to boot.
+tcp_open "$TLS_PORT" && tls_env=()
 if tcp_open "$management_port"; then
-    # Taken (by a broker we reuse, or by anything else): a node asked to
-    # listen there would fail to boot.
-    start_service rabbitmq
+    start_service rabbitmq "${tls_env[@]}"
 else
-    start_service rabbitmq QTASKS_RABBITMQ_MANAGEMENT_PORT="$management_port"
+    start_service rabbitmq QTASKS_RABBITMQ_MANAGEMENT_PORT="$management_port" "${tls_env[@]}"
+fi
+tls_node_port=$QTASKS_RABBITMQ_PORT
+if ! tcp_open "$TLS_PORT"; then
+    # The reused broker has no TLS listener: a node of this run's own.
+    log "the broker on $QTASKS_RABBITMQ_PORT has no TLS listener on $TLS_PORT: starting a TLS node on $TLS_NODE_PORT"
+    start_service rabbitmq-tls
+    tls_node_port=$TLS_NODE_PORT
 fi
 start_service redis
 if tcp_open "$management_port" && curl -fsS -o /dev/null -u guest:guest "http://127.0.0.1:${management_port}/api/overview" 2>/dev/null; then
@@ -153,8 +195,12 @@ attempted+=(rabbitmq-cluster)
 
 export QTASKS_URL="amqp://guest:guest@127.0.0.1:${QTASKS_RABBITMQ_PORT}/%2F"
 export QTASKS_REDIS_URL="redis://127.0.0.1:${QTASKS_REDIS_PORT}/0"
+export QTASKS_TEST_TLS_URL="amqps://guest:guest@localhost:${TLS_PORT}/%2F"
+QTASKS_TEST_TLS_DIR=$("$DEPLOY/tls-certs.sh" path)
+export QTASKS_TEST_TLS_DIR
+export QTASKS_TEST_TLS_NODE_PORT=$tls_node_port
 [[ -x $QTASKS_RUN_DIR/venv/bin/python ]] && export QTASKS_VENV="$QTASKS_RUN_DIR/venv"
-log "QTASKS_URL=$QTASKS_URL QTASKS_REDIS_URL=$QTASKS_REDIS_URL"
+log "QTASKS_URL=$QTASKS_URL QTASKS_REDIS_URL=$QTASKS_REDIS_URL QTASKS_TEST_TLS_URL=$QTASKS_TEST_TLS_URL (node $QTASKS_TEST_TLS_NODE_PORT)"
 
 command -v "$SWIFT" >/dev/null || die "$SWIFT not found on PATH"
 log "$SWIFT build --build-tests ${swift_opts[*]}"

@@ -8,7 +8,19 @@ public struct AMQPConfiguration: Sendable, Hashable {
     public var host: String = "127.0.0.1"
     public var port: Int = 5672
     public var username: String = "guest"
-    public var password: String = "guest"
+    /// The password for SASL PLAIN. Setting it (or giving one in the URL)
+    /// also means "not EXTERNAL": see ``saslMechanism``.
+    public var password: String = "guest" {
+        didSet { passwordIsDefault = false }
+    }
+    /// False once a password was set or parsed from a URL.
+    var passwordIsDefault = true
+    /// TLS for the connection; ``TLS-swift.struct/disable`` by default,
+    /// ``TLS-swift.struct/require(caFile:certificateFile:keyFile:)`` for an
+    /// `amqps://` URL.
+    public var tls: TLS = .disable
+    /// How the client authenticates; ``SASLMechanism/plain`` by default.
+    public var saslMechanism: SASLMechanism = .plain
     /// The virtual host; RabbitMQ's default one is `/`.
     public var virtualHost: String = "/"
     /// Heartbeat interval, negotiated explicitly (rabbitmq-c's own default
@@ -31,6 +43,28 @@ public struct AMQPConfiguration: Sendable, Hashable {
 
     public init() {}
 
+    /// The SASL mechanism of `connection.start-ok`.
+    public enum SASLMechanism: String, Sendable, Hashable {
+        /// User name and password.
+        case plain = "PLAIN"
+        /// The identity is the client certificate's (RabbitMQ's
+        /// `rabbitmq_auth_mechanism_ssl` plugin maps its subject, or its
+        /// common name with `ssl_cert_login_from = common_name`, to a user);
+        /// needs TLS with a client certificate.
+        case external = "EXTERNAL"
+    }
+
+    /// Sets ``tls`` and, when it carries a client certificate and no
+    /// password was given (in the URL or by setting ``password``), turns
+    /// on ``SASLMechanism/external``: the rule of an `amqps://user@host`
+    /// URL with a certificate. Returns the result; `self` is unchanged.
+    public func applying(tls: TLS) -> AMQPConfiguration {
+        var copy = self
+        copy.tls = tls
+        if tls.isEnabled, tls.hasClientCertificate, passwordIsDefault { copy.saslMechanism = .external }
+        return copy
+    }
+
     /// Parses an AMQP URI: `amqp://user:pass@host:port/vhost?query`.
     ///
     /// Follows RabbitMQ's "AMQP URI Specification": user, password and vhost
@@ -42,18 +76,29 @@ public struct AMQPConfiguration: Sendable, Hashable {
     /// (seconds), `connection_timeout` (milliseconds), `channel_max`,
     /// `frame_max`; plus `connection_name`.
     ///
-    /// - Throws: ``AMQPError`` with code `.invalidArgument` for another scheme
-    ///   (`amqps` is not supported yet), a malformed URL, a bad port or an
-    ///   unknown query parameter.
+    /// `amqps://` turns on TLS with full verification
+    /// (``TLS-swift.struct/require(caFile:certificateFile:keyFile:)``), port
+    /// 5671 by default. Its query parameters, named as in RabbitMQ's "URI
+    /// Query Parameters" guide (the Erlang client's TLS options):
+    /// `cacertfile`, `certfile`, `keyfile` (PEM paths) and `verify`
+    /// (`verify_peer`, the default, or `verify_none`, which is
+    /// ``TLS-swift.struct/insecureNoVerification(certificateFile:keyFile:)``).
+    /// An `amqps` URL with a `certfile` and no password authenticates with
+    /// ``SASLMechanism/external``.
+    ///
+    /// - Throws: ``AMQPError`` with code `.invalidArgument` for another scheme,
+    ///   a malformed URL, a bad port, an unknown query parameter or a TLS
+    ///   parameter on an `amqp://` URL.
     public init(url: String) throws {
         func invalid(_ why: String) -> AMQPError {
             AMQPError(.invalidArgument, "invalid AMQP URL '\(Self.printable(Self.redact(url)))': \(why)")
         }
         guard let components = URLComponents(string: url) else { throw invalid("not a URL") }
+        let secure: Bool
         switch components.scheme?.lowercased() {
-        case "amqp": break
-        case "amqps": throw invalid("TLS (amqps) is not supported yet; use amqp://")
-        case let other?: throw invalid("scheme must be amqp, not \(other)")
+        case "amqp": secure = false
+        case "amqps": secure = true
+        case let other?: throw invalid("scheme must be amqp or amqps, not \(other)")
         case nil: throw invalid("missing scheme amqp://")
         }
         if var host = components.host, !host.isEmpty {
@@ -62,12 +107,20 @@ public struct AMQPConfiguration: Sendable, Hashable {
             if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
             self.host = host
         }
+        port = Self.defaultPort(tls: secure)
         if let port = components.port {
             guard (1...65535).contains(port) else { throw invalid("port \(port) is out of range") }
             self.port = port
         }
         if let user = components.user { self.username = user }
-        if let password = components.password { self.password = password }
+        if let password = components.password {
+            self.password = password
+            passwordIsDefault = false  // observers do not run in an initializer
+        }
+        var caFile: String?
+        var certificateFile: String?
+        var keyFile: String?
+        var verifyPeer = true
         let path = components.path
         if path.count > 1 {
             self.virtualHost = String(path.dropFirst())
@@ -95,11 +148,31 @@ public struct AMQPConfiguration: Sendable, Hashable {
                 frameMax = size
             case "connection_name":
                 connectionName = value
+            case "cacertfile", "certfile", "keyfile", "verify":
+                guard secure else { throw invalid("\(item.name) needs an amqps:// URL") }
+                guard !value.isEmpty else { throw invalid("\(item.name) is empty") }
+                switch item.name {
+                case "cacertfile": caFile = value
+                case "certfile": certificateFile = value
+                case "keyfile": keyFile = value
+                default:
+                    switch value {
+                    case "verify_peer": verifyPeer = true
+                    case "verify_none": verifyPeer = false
+                    default: throw invalid("verify must be verify_peer or verify_none")
+                    }
+                }
             default:
                 throw invalid(
-                    "unknown query parameter '\(item.name)' (supported: heartbeat, connection_timeout, channel_max, frame_max, connection_name)"
+                    "unknown query parameter '\(item.name)' (supported: heartbeat, connection_timeout, channel_max, frame_max, connection_name; with amqps: cacertfile, certfile, keyfile, verify)"
                 )
             }
+        }
+        if secure {
+            let tls: TLS = verifyPeer
+                ? .require(caFile: caFile, certificateFile: certificateFile, keyFile: keyFile)
+                : .insecureNoVerification(certificateFile: certificateFile, keyFile: keyFile)
+            self = applying(tls: tls)
         }
     }
 
@@ -111,7 +184,9 @@ public struct AMQPConfiguration: Sendable, Hashable {
         allowed.remove(";")
         let user = username.addingPercentEncoding(withAllowedCharacters: allowed) ?? username
         let host = self.host.contains(":") ? "[\(self.host)]" : self.host
-        return "amqp://\(user):***@\(host):\(port)/\(vhost)"
+        let scheme = tls.isEnabled ? "amqps" : "amqp"
+        // EXTERNAL has no password to hide; the user name is still shown.
+        return "\(scheme)://\(user):***@\(host):\(port)/\(vhost)"
     }
 
     /// Replaces the password of an AMQP URL string with `***`, for messages

@@ -57,7 +57,14 @@ public final class AMQPConnection: Sendable {
     /// - Throws: ``AMQPError`` within `configuration.connectTimeout`:
     ///   `.connectionFailed` for a closed port, an unknown host, a missing
     ///   vhost (`530 NOT_ALLOWED`) or a handshake timeout;
-    ///   `.authenticationFailed` for wrong credentials (`403 ACCESS_REFUSED`).
+    ///   `.authenticationFailed` for wrong credentials (`403 ACCESS_REFUSED`);
+    ///   with TLS (``AMQPConfiguration/tls``) `.tlsCertificateUntrusted`,
+    ///   `.tlsCertificateExpired`, `.tlsHostnameMismatch` when the broker's
+    ///   certificate fails a check, `.tlsHandshakeFailed` for a plain AMQP
+    ///   port (or a client certificate the broker refused), and
+    ///   `.invalidArgument` for a CA, certificate or key file that cannot be
+    ///   read. A plain `amqp://` connect to a TLS port fails with
+    ///   `.connectionFailed` and says so.
     public static func connect(
         _ configuration: AMQPConfiguration = AMQPConfiguration(),
         logger: Logger = Logger(label: "qtasks.amqp")

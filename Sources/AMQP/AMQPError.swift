@@ -13,7 +13,8 @@ public struct AMQPError: Error, Sendable, Hashable, CustomStringConvertible {
         private enum Base: String, Hashable, Sendable {
             case invalidArgument, connectionFailed, authenticationFailed, connectionClosed,
                 channelClosed, timeout, heartbeatTimeout, protocolError, publishNacked,
-                publishReturned, staleDeliveryTag
+                publishReturned, staleDeliveryTag, tlsHandshakeFailed, tlsCertificateUntrusted,
+                tlsCertificateExpired, tlsHostnameMismatch
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -47,6 +48,23 @@ public struct AMQPError: Error, Sendable, Hashable, CustomStringConvertible {
         /// on a new channel would close that channel too, so it is refused
         /// here. The broker redelivers such messages by itself.
         public static let staleDeliveryTag = Code(.staleDeliveryTag)
+        /// The TLS handshake failed before any certificate was checked: most
+        /// often `amqps://` to a plain AMQP port, or the broker refused this
+        /// client's certificate (rabbitmq-c `AMQP_STATUS_SSL_CONNECTION_FAILED`,
+        /// `AMQP_STATUS_SSL_ERROR`).
+        public static let tlsHandshakeFailed = Code(.tlsHandshakeFailed)
+        /// The broker's certificate chain does not verify against the CA
+        /// file (an unknown CA, a self-signed certificate);
+        /// `AMQP_STATUS_SSL_PEER_VERIFY_FAILED`. The message names OpenSSL's
+        /// reason.
+        public static let tlsCertificateUntrusted = Code(.tlsCertificateUntrusted)
+        /// The broker's certificate has expired or is not valid yet
+        /// (`AMQP_STATUS_SSL_PEER_VERIFY_FAILED` with OpenSSL's
+        /// `X509_V_ERR_CERT_HAS_EXPIRED` or `X509_V_ERR_CERT_NOT_YET_VALID`).
+        public static let tlsCertificateExpired = Code(.tlsCertificateExpired)
+        /// The broker's certificate is valid but not for the host name of the
+        /// URL; `AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED`.
+        public static let tlsHostnameMismatch = Code(.tlsHostnameMismatch)
 
         public var description: String { base.rawValue }
     }

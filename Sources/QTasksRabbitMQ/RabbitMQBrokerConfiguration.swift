@@ -87,7 +87,7 @@ public struct RabbitMQBrokerConfiguration: Sendable {
 
     /// `url1;url2` split before each `;` that starts another URL (or an
     /// empty entry): the pieces of a password that held a `;` stay together.
-    static func splitList(_ text: String) -> [String] {
+    package static func splitList(_ text: String) -> [String] {
         var entries: [String] = []
         for piece in text.split(separator: ";", omittingEmptySubsequences: false) {
             let trimmed = piece.trimmingCharacters(in: .whitespacesAndNewlines)

@@ -1,5 +1,6 @@
 import AMQP
 import ArgumentParser
+import CommandSupport
 import Foundation
 import Logging
 import QTasks
@@ -29,6 +30,8 @@ struct RunBenchmark: AsyncParsableCommand {
 
     @Option(help: "Broker URL (default: $QTASKS_URL, else the local broker).")
     var url: String?
+    @OptionGroup(title: "TLS")
+    var tls: TLSOptions
     @Option(help: "Tasks (messages) per drain row.")
     var count: Int = 100_000
     @Option(help: "Repetitions of every row (at least 3 for min/median/max).")
@@ -61,7 +64,10 @@ struct RunBenchmark: AsyncParsableCommand {
             handler.logLevel = .warning
             return handler
         }
-        let url = self.url ?? ProcessInfo.processInfo.environment["QTASKS_URL"] ?? "amqp://guest:guest@127.0.0.1:5672/%2F"
+        // The TLS options become query parameters of the URL, which the
+        // worker processes the benchmark starts then get as they are.
+        let url = try tls.applied(
+            to: self.url ?? ProcessInfo.processInfo.environment["QTASKS_URL"] ?? "amqp://guest:guest@127.0.0.1:5672/%2F")
         let amqp = try AMQPConfiguration(url: url)
         print("swift-qtasks benchmark: N=\(count), repetitions=\(repetitions), concurrency=\(concurrency), prefetch=\(prefetch), RPC round trips=\(rpcCount), broker \(amqp.redactedURL)")
         print("durable queues, persistent messages; rates from the first delivery to the last")

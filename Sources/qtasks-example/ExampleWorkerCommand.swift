@@ -32,6 +32,9 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
     @Option(help: "Broker URL, amqp://user:pass@host:port/vhost; for a cluster, one URL per node separated by ';', tried in turn (default: $QTASKS_URL, else the local broker).")
     var url: String?
 
+    @OptionGroup(title: "TLS")
+    var tls: TLSOptions
+
     @Option(name: .customLong("queue"), help: "A queue to consume; repeat for several (default: default).")
     var queues: [String] = []
 
@@ -82,7 +85,8 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
         let tracing = try ExampleTracing.isEnabled(flag: tracing)
         observability.bootstrapLogging(metadataProvider: tracing ? W3CTraceLogging.metadataProvider : nil)
         let logger = Logger(label: "qtasks.example")
-        let brokerURL = url ?? ProcessInfo.processInfo.environment["QTASKS_URL"] ?? "amqp://guest:guest@127.0.0.1:5672/%2F"
+        let brokerURL = try tls.applied(
+            to: url ?? ProcessInfo.processInfo.environment["QTASKS_URL"] ?? "amqp://guest:guest@127.0.0.1:5672/%2F")
 
         let stateURL = StateStores.resolvedURL(state)
         do {

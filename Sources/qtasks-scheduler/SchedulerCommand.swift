@@ -38,6 +38,9 @@ struct SchedulerCommand: AsyncParsableCommand {
     @Option(help: "Broker URL, amqp://user:pass@host:port/vhost; for a cluster, one URL per node separated by ';', tried in turn (default: $QTASKS_URL, else the local broker).")
     var url: String?
 
+    @OptionGroup(title: "TLS")
+    var tls: TLSOptions
+
     @Option(
         help: ArgumentHelp(
             "State backend URL shared by all schedulers: sqlite:///path/state.db, redis://host:6379/0 (default: $QTASKS_STATE_URL, else sqlite://<cwd>/.qtasks-state.db).",
@@ -111,7 +114,8 @@ struct SchedulerCommand: AsyncParsableCommand {
         let metricsEndpoint = try await observability.startMetricsEndpoint(logger: logger)
         defer { metricsEndpoint?.stop() }
         let entries = try entries()
-        let brokerURL = url ?? ProcessInfo.processInfo.environment["QTASKS_URL"] ?? "amqp://guest:guest@127.0.0.1:5672/%2F"
+        let brokerURL = try tls.applied(
+            to: url ?? ProcessInfo.processInfo.environment["QTASKS_URL"] ?? "amqp://guest:guest@127.0.0.1:5672/%2F")
         let stateURL = StateStores.resolvedURL(state)
         var brokerConfiguration: RabbitMQBrokerConfiguration
         do {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 import Foundation
 import QTasksRabbitMQ
 
@@ -9,9 +10,23 @@ struct BrokerOptions: ParsableArguments {
     @Option(help: "Broker URL, amqp://user:pass@host:port/vhost; for a cluster, one URL per node separated by ';', tried in turn (default: $QTASKS_URL, else the local broker).")
     var url: String?
 
-    /// `--url`, else `QTASKS_URL`, else the local default.
-    var resolvedURL: String {
+    @OptionGroup(title: "TLS")
+    var tls: TLSOptions
+
+    /// `--url`, else `QTASKS_URL`, else the local default; as given.
+    private var givenURL: String {
         url ?? ProcessInfo.processInfo.environment["QTASKS_URL"] ?? Self.defaultURL
+    }
+
+    /// The URL with the TLS options added to its `amqps://` URLs
+    /// (``TLSOptions``); `validate()` has refused the options if they
+    /// do not apply.
+    var resolvedURL: String {
+        (try? tls.applied(to: givenURL)) ?? givenURL
+    }
+
+    func validate() throws {
+        _ = try tls.applied(to: givenURL)
     }
 
     /// An admin connection to the broker for `dlq`, `inspect` and `purge`.

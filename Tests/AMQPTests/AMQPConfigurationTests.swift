@@ -40,7 +40,8 @@ import Testing
 
     @Test("Rejected URLs say why", arguments: [
         ("http://h/", "scheme must be amqp"),
-        ("amqps://h/", "TLS"),
+        ("amqp://h/?cacertfile=/ca.pem", "cacertfile needs an amqps:// URL"),
+        ("amqps://h/?verify=maybe", "verify must be verify_peer or verify_none"),
         ("amqp://h:70000/", "port"),
         ("amqp://h/?heartbeat=soon", "heartbeat"),
         ("amqp://h/?colour=blue", "unknown query parameter 'colour'"),
@@ -52,6 +53,41 @@ import Testing
             let error = error as? AMQPError
             return error?.code == .invalidArgument && error?.message.contains(reason) == true
         }
+    }
+
+    @Test func amqpsTurnsOnVerifiedTLSOnPort5671() throws {
+        let configuration = try AMQPConfiguration(url: "amqps://bob:hunter2@rabbit.example/%2F")
+        #expect(configuration.port == 5671)
+        #expect(configuration.tls == .require())
+        #expect(configuration.tls.verifiesPeer)
+        #expect(configuration.saslMechanism == .plain)
+        #expect(configuration.redactedURL == "amqps://bob:***@rabbit.example:5671/%2F")
+        #expect(try AMQPConfiguration(url: "amqp://h").tls == .disable)
+        #expect(try AMQPConfiguration(url: "amqps://h:5999").port == 5999)
+    }
+
+    @Test func amqpsQueryParametersNameTheFiles() throws {
+        let configuration = try AMQPConfiguration(
+            url: "amqps://h/?cacertfile=/etc/ca.pem&certfile=/etc/c.pem&keyfile=/etc/c.key&verify=verify_peer")
+        #expect(configuration.tls == .require(caFile: "/etc/ca.pem", certificateFile: "/etc/c.pem", keyFile: "/etc/c.key"))
+        // No password given and a certificate: EXTERNAL.
+        #expect(configuration.saslMechanism == .external)
+        let withPassword = try AMQPConfiguration(url: "amqps://u:p@h/?certfile=/c.pem&keyfile=/c.key")
+        #expect(withPassword.saslMechanism == .plain)
+        let insecure = try AMQPConfiguration(url: "amqps://h/?verify=verify_none")
+        #expect(insecure.tls == .insecureNoVerification())
+        #expect(!insecure.tls.verifiesPeer)
+    }
+
+    @Test func tlsFilesAreCheckedBeforeConnecting() async throws {
+        var configuration = AMQPConfiguration()
+        configuration.tls = .require(caFile: "/nonexistent/ca.pem")
+        let error = await #expect(throws: AMQPError.self) { _ = try await AMQPConnection.connect(configuration) }
+        #expect(error?.code == .invalidArgument)
+        #expect(error?.message.contains("/nonexistent/ca.pem") == true)
+        configuration.tls = .require(certificateFile: "/c.pem")
+        let unpaired = await #expect(throws: AMQPError.self) { _ = try await AMQPConnection.connect(configuration) }
+        #expect(unpaired?.message.contains("without a key file") == true)
     }
 
     @Test func redactsThePassword() throws {

@@ -28,6 +28,9 @@ final class ConnectionCore {
     var blockedHandler: (@Sendable (String?) -> Void)?
     /// True between `connection.blocked` and `connection.unblocked`.
     var isBlocked = false
+    /// How this connection was opened; a handshake that fails right after
+    /// a TLS connect gets a hint about plain ports.
+    var tls: AMQPConfiguration.TLS = .disable
 
     private init(state: amqp_connection_state_t, logger: Logger, connectionID: UInt64, channelMax: Int, heartbeat: Int) {
         self.state = state
@@ -51,29 +54,44 @@ final class ConnectionCore {
     /// Opens the TCP connection and performs the AMQP handshake.
     static func open(_ configuration: AMQPConfiguration, logger: Logger, connectionID: UInt64) throws -> ConnectionCore {
         try validateShortString(configuration.virtualHost, "virtual host")
+        let tls = configuration.tls
+        try tls.validate()
+        if configuration.saslMechanism == .external, !tls.hasClientCertificate {
+            throw AMQPError(.invalidArgument, "SASL EXTERNAL needs TLS with a client certificate")
+        }
+        let address = configuration.host.contains(":") ? "[\(configuration.host)]:\(configuration.port)" : "\(configuration.host):\(configuration.port)"
         guard let state = amqp_new_connection() else {
             throw AMQPError(.connectionFailed, "amqp_new_connection failed (out of memory)")
         }
-        guard let socket = amqp_tcp_socket_new(state) else {
+        // The socket belongs to `state` (freed with it) and, like it, is
+        // only touched on this, the owner thread.
+        let socket: OpaquePointer
+        do {
+            socket = try tls.isEnabled ? openSSLSocket(state, tls, logger: logger, address: address) : tcpSocket(state)
+        } catch {
             amqp_destroy_connection(state)
-            throw AMQPError(.connectionFailed, "amqp_tcp_socket_new failed")
+            throw error
         }
         let core = ConnectionCore(
             state: state, logger: logger, connectionID: connectionID,
             channelMax: configuration.channelMax, heartbeat: Int(configuration.heartbeat.heartbeatSeconds))
-        let address = configuration.host.contains(":") ? "[\(configuration.host)]:\(configuration.port)" : "\(configuration.host):\(configuration.port)"
+        core.tls = tls
 
         var connectTimeout = timeval(configuration.connectTimeout)
         errno = 0
         let opened = amqp_socket_open_noblock(socket, configuration.host, Int32(configuration.port), &connectTimeout)
         if opened != AMQP_STATUS_OK.rawValue {
+            core.isOpen = false
+            if tls.isEnabled, let error = tlsOpenError(opened, socket: socket, address: address, configuration: configuration) {
+                throw error
+            }
             // rabbitmq-c connects non-blockingly and drops the socket's own
             // error, leaving errno at EINPROGRESS: not worth showing.
             let systemError = errno != 0 && errno != EINPROGRESS ? " (\(String(cString: strerror(errno))))" : ""
             let hint = opened == AMQP_STATUS_SOCKET_ERROR.rawValue ? " (nothing listening there, or unreachable)" : ""
             let reason = opened == AMQP_STATUS_TIMEOUT.rawValue
-                ? "timed out after \(configuration.connectTimeout.secondsValue) s" : libraryErrorText(opened) + systemError + hint
-            core.isOpen = false
+                ? "timed out after \(configuration.connectTimeout.secondsValue) s\(tls.isEnabled ? " (TCP connect or TLS handshake: a server that does not answer TLS?)" : "")"
+                : libraryErrorText(opened) + systemError + hint
             throw AMQPError(.connectionFailed, "cannot connect to \(address): \(reason)", libraryStatus: opened)
         }
 
@@ -97,10 +115,19 @@ final class ConnectionCore {
         ]
         if let name = configuration.connectionName { properties["connection_name"] = .string(name) }
         var clientProperties = arena.table(properties)
-        let reply = crabbitmq_login_plain(
-            state, arena.cString(configuration.virtualHost), Int32(configuration.channelMax),
-            Int32(configuration.frameMax), configuration.heartbeat.heartbeatSeconds, &clientProperties,
-            arena.cString(configuration.username), arena.cString(configuration.password))
+        let reply: amqp_rpc_reply_t
+        switch configuration.saslMechanism {
+        case .plain:
+            reply = crabbitmq_login_plain(
+                state, arena.cString(configuration.virtualHost), Int32(configuration.channelMax),
+                Int32(configuration.frameMax), configuration.heartbeat.heartbeatSeconds, &clientProperties,
+                arena.cString(configuration.username), arena.cString(configuration.password))
+        case .external:
+            reply = crabbitmq_login_external(
+                state, arena.cString(configuration.virtualHost), Int32(configuration.channelMax),
+                Int32(configuration.frameMax), configuration.heartbeat.heartbeatSeconds, &clientProperties,
+                arena.cString(configuration.username))
+        }
         if reply.reply_type != AMQP_RESPONSE_NORMAL {
             core.isOpen = false
             throw core.loginError(reply, address: address, configuration: configuration)
@@ -119,8 +146,10 @@ final class ConnectionCore {
             var ok = amqp_connection_close_ok_t(dummy: 0)
             _ = amqp_send_method(state, 0, MethodID.connectionCloseOK, &ok)
             if code == 403 {
+                let who = configuration.saslMechanism == .external
+                    ? "the client certificate (SASL EXTERNAL)" : "user '\(configuration.username)'"
                 return AMQPError(
-                    .authenticationFailed, "broker at \(address) refused user '\(configuration.username)'",
+                    .authenticationFailed, "broker at \(address) refused \(who)",
                     replyCode: code, replyText: text)
             }
             return AMQPError(
@@ -131,11 +160,42 @@ final class ConnectionCore {
             if status == AMQP_STATUS_TIMEOUT.rawValue {
                 return AMQPError(
                     .connectionFailed,
-                    "AMQP handshake with \(address) timed out after \(configuration.connectTimeout.secondsValue) s (a broker that does not answer, or not an AMQP 0-9-1 port)",
+                    "AMQP handshake with \(address) timed out after \(configuration.connectTimeout.secondsValue) s (a broker that does not answer, or not an AMQP 0-9-1 port\(configuration.tls.isEnabled ? "" : "; a TLS port needs amqps://"))",
                     libraryStatus: status)
             }
+            if status == AMQP_STATUS_BROKER_UNSUPPORTED_SASL_METHOD.rawValue {
+                return AMQPError(
+                    .authenticationFailed,
+                    "broker at \(address) does not offer SASL \(configuration.saslMechanism.rawValue)\(configuration.saslMechanism == .external ? " (enable the rabbitmq_auth_mechanism_ssl plugin and add EXTERNAL to auth_mechanisms)" : "")",
+                    libraryStatus: status)
+            }
+            // With TLS 1.3 the broker checks the client certificate after
+            // the client's side of the handshake has completed: its refusal
+            // (an alert) arrives as the first read of the AMQP handshake. The
+            // broker closes right after the alert, and a reset can beat the
+            // alert to the reader (the client's protocol header is still
+            // unread there), so a closed socket counts too.
+            let tlsRefusalStatuses = [
+                AMQP_STATUS_SSL_ERROR, AMQP_STATUS_SSL_CONNECTION_FAILED, AMQP_STATUS_SOCKET_ERROR,
+                AMQP_STATUS_CONNECTION_CLOSED, AMQP_STATUS_SOCKET_CLOSED,
+            ].map(\.rawValue)
+            if configuration.tls.isEnabled && tlsRefusalStatuses.contains(status) {
+                let certificate = configuration.tls.certificateFile.map { "this client's certificate \($0)" }
+                    ?? "a connection without a client certificate"
+                return AMQPError(
+                    .tlsHandshakeFailed,
+                    "TLS to \(address): the broker ended the TLS session at the start of the AMQP handshake (\(libraryErrorText(status))); it most likely refused \(certificate) (a client certificate must be signed by a CA the broker trusts, and may be required: fail_if_no_peer_cert)",
+                    libraryStatus: status)
+            }
+            // A TLS port answers a plain AMQP header by closing the
+            // connection (or with TLS alert bytes): say so instead of a bare
+            // "connection closed".
+            let hint = !configuration.tls.isEnabled && (status == AMQP_STATUS_CONNECTION_CLOSED.rawValue
+                || status == AMQP_STATUS_SOCKET_ERROR.rawValue || status == AMQP_STATUS_BAD_AMQP_DATA.rawValue
+                || status == AMQP_STATUS_UNEXPECTED_STATE.rawValue)
+                ? " (is \(address) a TLS port? Use amqps:// for TLS)" : ""
             return AMQPError(
-                .connectionFailed, "AMQP handshake with \(address) failed: \(libraryErrorText(status))",
+                .connectionFailed, "AMQP handshake with \(address) failed: \(libraryErrorText(status))\(hint)",
                 libraryStatus: status)
         default:
             return AMQPError(.connectionFailed, "AMQP handshake with \(address) failed")
