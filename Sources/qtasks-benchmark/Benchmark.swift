@@ -30,6 +30,13 @@ struct RunBenchmark: AsyncParsableCommand {
 
     @Option(help: "Broker URL (default: $QTASKS_URL, else the local broker).")
     var url: String?
+
+    @Option(
+        name: .customLong("url-file"),
+        help: ArgumentHelp(
+            "A file holding the broker URL (a Kubernetes secret, a systemd credential), so that its password is in no process list or environment; else $QTASKS_URL_FILE when $QTASKS_URL is unset.",
+            valueName: "file"))
+    var urlFile: String?
     @OptionGroup(title: "TLS")
     var tls: TLSOptions
     @Option(help: "Tasks (messages) per drain row.")
@@ -67,7 +74,8 @@ struct RunBenchmark: AsyncParsableCommand {
         // The TLS options become query parameters of the URL, which the
         // worker processes the benchmark starts then get as they are.
         let url = try tls.applied(
-            to: self.url ?? ProcessInfo.processInfo.environment["QTASKS_URL"] ?? "amqp://guest:guest@127.0.0.1:5672/%2F")
+            to: try SecretURL.resolve(flag: self.url, file: urlFile, flagName: "--url", variable: "QTASKS_URL")
+                ?? "amqp://guest:guest@127.0.0.1:5672/%2F")
         let amqp = try AMQPConfiguration(url: url)
         print("swift-qtasks benchmark: N=\(count), repetitions=\(repetitions), concurrency=\(concurrency), prefetch=\(prefetch), RPC round trips=\(rpcCount), broker \(amqp.redactedURL)")
         print("durable queues, persistent messages; rates from the first delivery to the last")

@@ -38,6 +38,13 @@ struct SchedulerCommand: AsyncParsableCommand {
     @Option(help: "Broker URL, amqp://user:pass@host:port/vhost; for a cluster, one URL per node separated by ';', tried in turn (default: $QTASKS_URL, else the local broker).")
     var url: String?
 
+    @Option(
+        name: .customLong("url-file"),
+        help: ArgumentHelp(
+            "A file holding the broker URL (a Kubernetes secret, a systemd credential), so that its password is in no process list or environment; else $QTASKS_URL_FILE when $QTASKS_URL is unset.",
+            valueName: "file"))
+    var urlFile: String?
+
     @OptionGroup(title: "TLS")
     var tls: TLSOptions
 
@@ -46,6 +53,13 @@ struct SchedulerCommand: AsyncParsableCommand {
             "State backend URL shared by all schedulers: sqlite:///path/state.db, redis://host:6379/0 (default: $QTASKS_STATE_URL, else sqlite://<cwd>/.qtasks-state.db).",
             valueName: "url"))
     var state: String?
+
+    @Option(
+        name: .customLong("state-file"),
+        help: ArgumentHelp(
+            "A file holding the State backend URL (for a Redis password); else $QTASKS_STATE_URL_FILE when $QTASKS_STATE_URL is unset.",
+            valueName: "file"))
+    var stateFile: String?
 
     @Option(name: .customLong("every"), help: ArgumentHelp("An interval schedule; repeat for several.", valueName: "seconds:task[:queue[:args]]"))
     var everies: [String] = []
@@ -115,8 +129,10 @@ struct SchedulerCommand: AsyncParsableCommand {
         defer { metricsEndpoint?.stop() }
         let entries = try entries()
         let brokerURL = try tls.applied(
-            to: url ?? ProcessInfo.processInfo.environment["QTASKS_URL"] ?? "amqp://guest:guest@127.0.0.1:5672/%2F")
-        let stateURL = StateStores.resolvedURL(state)
+            to: try SecretURL.resolve(flag: url, file: urlFile, flagName: "--url", variable: "QTASKS_URL")
+                ?? "amqp://guest:guest@127.0.0.1:5672/%2F")
+        let stateURL = StateStores.resolvedURL(
+            try SecretURL.resolve(flag: state, file: stateFile, flagName: "--state", variable: "QTASKS_STATE_URL"))
         var brokerConfiguration: RabbitMQBrokerConfiguration
         do {
             try StateStores.validate(url: stateURL)

@@ -10,12 +10,25 @@ struct BrokerOptions: ParsableArguments {
     @Option(help: "Broker URL, amqp://user:pass@host:port/vhost; for a cluster, one URL per node separated by ';', tried in turn (default: $QTASKS_URL, else the local broker).")
     var url: String?
 
+    @Option(
+        name: .customLong("url-file"),
+        help: ArgumentHelp(
+            "A file holding the broker URL (a Kubernetes secret, a systemd credential), so that its password is in no process list or environment; else $QTASKS_URL_FILE when $QTASKS_URL is unset.",
+            valueName: "file"))
+    var urlFile: String?
+
     @OptionGroup(title: "TLS")
     var tls: TLSOptions
 
-    /// `--url`, else `QTASKS_URL`, else the local default; as given.
+    /// `--url`, else `--url-file`, else `QTASKS_URL`, else
+    /// `QTASKS_URL_FILE`, else the local default; as given. `validate()`
+    /// has refused what cannot be read.
     private var givenURL: String {
-        url ?? ProcessInfo.processInfo.environment["QTASKS_URL"] ?? Self.defaultURL
+        (try? brokerURL()) ?? Self.defaultURL
+    }
+
+    private func brokerURL() throws -> String {
+        try SecretURL.resolve(flag: url, file: urlFile, flagName: "--url", variable: "QTASKS_URL") ?? Self.defaultURL
     }
 
     /// The URL with the TLS options added to its `amqps://` URLs
@@ -26,7 +39,7 @@ struct BrokerOptions: ParsableArguments {
     }
 
     func validate() throws {
-        _ = try tls.applied(to: givenURL)
+        _ = try tls.applied(to: try brokerURL())
     }
 
     /// An admin connection to the broker for `dlq`, `inspect` and `purge`.

@@ -26,7 +26,7 @@ struct SendCommand: AsyncParsableCommand {
             should the lost try have reached the broker, the task runs twice (at-least-once).
 
             With --count N the task is sent N times (each copy with its own uuid), in batches of \
-            10000 pipelined within the publisher-confirm window (the Swift client's batch send), and, instead of \
+            --batch-size (10000) pipelined within the publisher-confirm window (the Swift client's batch send), and, instead of \
             results, a throughput summary is printed: `sent N tasks in S s (R tasks/s)`, and with \
             --wait > 0 `results: N received, N succeeded, N failed, N timed out in S s (R results/s)` \
             (S counted from the first send), --wait then being the time allowed for all results \
@@ -73,6 +73,11 @@ struct SendCommand: AsyncParsableCommand {
     @Option(help: "Send the task this many times (each with its own uuid) and print a throughput summary.")
     var count: Int?
 
+    @Option(
+        name: .customLong("batch-size"),
+        help: "With --count: tasks handed to the broker at once, pipelined within the publisher-confirm window (1 sends one at a time, each confirmed before the next).")
+    var batchSize: Int = 10_000
+
     static let longestWait = 604_800.0
     static let longestQueueName = 255 - ".retry.2592000000".utf8.count
 
@@ -85,6 +90,7 @@ struct SendCommand: AsyncParsableCommand {
             throw ValidationError("--queue is \(queue.utf8.count) bytes; at most \(Self.longestQueueName), so that its dead-letter and retry queues fit AMQP's 255")
         }
         if let count, !(1...10_000_000).contains(count) { throw ValidationError("--count must be 1...10000000") }
+        guard (1...1_000_000).contains(batchSize) else { throw ValidationError("--batch-size must be 1...1000000") }
         if let maxPriority, !(1...255).contains(maxPriority) { throw ValidationError("--max-priority must be 1...255") }
         try queueTypes.validate(maxPriority: maxPriority)
         _ = try parsedKwargs()
@@ -120,7 +126,7 @@ struct SendCommand: AsyncParsableCommand {
             printError("qtasks: \(error)")
             throw ExitStatus.usage
         }
-        let client = TaskClient(broker: brokerConnection)
+        let client = TaskClient(broker: brokerConnection, batchWindow: batchSize)
         if let count {
             let outcome = await sendMany(count, client: client)
             await client.close()
@@ -188,7 +194,7 @@ extension SendCommand {
         // Batches, pipelined within the publisher-confirm window (the
         // client's batch send); in chunks so that the progress moves.
         let request = TaskRequest(task, args: arguments, kwargs: keywords, queue: queue, priority: priority)
-        let chunk = 10_000
+        let chunk = batchSize
         var sentCount = 0
         while sentCount < count {
             let requests = Array(repeating: request, count: min(chunk, count - sentCount))

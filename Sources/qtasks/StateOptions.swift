@@ -3,6 +3,7 @@ import Foundation
 import QTasks
 import QTasksState
 import QTasksStateStores
+import CommandSupport
 
 /// The options every `qtasks state` command shares: the backend, the
 /// namespace, the key.
@@ -13,19 +14,30 @@ struct StateOptions: ParsableArguments {
             "State backend URL (default: $QTASKS_STATE_URL, else sqlite://<cwd>/.qtasks-state.db).", valueName: "url"))
     var url: String?
 
+    @Option(
+        name: .customLong("state-file"),
+        help: ArgumentHelp(
+            "A file holding the State backend URL (for a Redis password); else $QTASKS_STATE_URL_FILE when $QTASKS_STATE_URL is unset.",
+            valueName: "file"))
+    var urlFile: String?
+
     @Argument(help: "The state's namespace, e.g. MyState (a StateNamespace type's name).")
     var namespace: String
 
     @Option(help: "The state's key within the namespace (a user, chat or workflow id); none by default.")
     var key: String?
 
-    /// `--state`, else `QTASKS_STATE_URL`, else the default SQLite file.
-    var resolvedURL: String { StateStores.resolvedURL(url) }
+    /// `--state`, else `--state-file`, else `QTASKS_STATE_URL`, else
+    /// `QTASKS_STATE_URL_FILE`, else the default SQLite file.
+    var resolvedURL: String {
+        StateStores.resolvedURL(try? SecretURL.resolve(flag: url, file: urlFile, flagName: "--state", variable: "QTASKS_STATE_URL"))
+    }
 
     /// The state the command works on.
     var id: StateID { StateID(namespace: namespace, key: key) }
 
     func validate() throws {
+        _ = try SecretURL.resolve(flag: url, file: urlFile, flagName: "--state", variable: "QTASKS_STATE_URL")
         do {
             try id.validate()
         } catch {
