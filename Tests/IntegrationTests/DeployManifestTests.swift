@@ -53,6 +53,9 @@ struct DeployManifestTests {
         let service = try #require(unit.sections["Service"])
 
         #expect(service["EnvironmentFile"] == ["/etc/qtasks/worker.env"])
+        // The broker URL is a credential file, named by QTASKS_URL_FILE.
+        #expect(service["LoadCredential"]?.contains("qtasks-url:/etc/qtasks/url") == true)
+        #expect(service["Environment"]?.contains("QTASKS_URL_FILE=%d/qtasks-url") == true)
         #expect(service["KillSignal"] == ["SIGTERM"])
         #expect(service["Restart"] == ["on-failure"])
         #expect(unit.sections["Install"]?["WantedBy"] == ["multi-user.target"])
@@ -179,14 +182,23 @@ struct DeployManifestTests {
         #expect(Double(grace) > Self.shutdownGrace(arguments), "terminationGracePeriodSeconds must exceed --shutdown-grace")
         #expect(container["resources"] is [String: Any])
 
-        // QTASKS_URL from a Secret (the example one names it).
+        // The URL from a file of a mounted Secret (the example one), not
+        // from the environment.
         let env = (container["env"] as? [[String: Any]]) ?? []
-        let urlEntry = env.first(where: { $0["name"] as? String == "QTASKS_URL" })
-        let urlSource = urlEntry?["valueFrom"] as? [String: Any]
-        let secretRef = try #require(urlSource?["secretKeyRef"] as? [String: Any], "QTASKS_URL from a secretKeyRef")
-        let secretName = try #require(secretRef["name"] as? String)
+        #expect(!env.contains { $0["name"] as? String == "QTASKS_URL" }, "QTASKS_URL in the environment")
+        let urlFile = try #require(
+            env.first(where: { $0["name"] as? String == "QTASKS_URL_FILE" })?["value"] as? String, "QTASKS_URL_FILE")
+        let mounts = (container["volumeMounts"] as? [[String: Any]]) ?? []
+        let mount = try #require(
+            mounts.first { urlFile.hasPrefix(((($0["mountPath"] as? String) ?? "?") + "/")) }, "a mount holding \(urlFile)")
+        let volumes = (podSpec["volumes"] as? [[String: Any]]) ?? []
+        let volume = try #require(volumes.first { $0["name"] as? String == mount["name"] as? String })
+        let secretName = try #require((volume["secret"] as? [String: Any])?["secretName"] as? String, "a secret volume")
         let secretNames = ofKind("Secret").compactMap(name)
         #expect(secretNames.contains(secretName), "a Secret named \(secretName) among the manifests")
+        let secret = try #require(ofKind("Secret").first { name($0) == secretName })
+        let keys = ((secret["stringData"] as? [String: Any]) ?? (secret["data"] as? [String: Any]) ?? [:]).keys
+        #expect(keys.contains(String(urlFile.split(separator: "/").last ?? "")), "the Secret has the file \(urlFile)")
 
         // KEDA: scales this Deployment on the queue's length, host from a TriggerAuthentication.
         let scaledObject = try #require(ofKind("ScaledObject").first)
