@@ -69,6 +69,7 @@ import Testing
         #expect(try JSONValue(encoding: Point(x: 1, label: "a")) == ["x": 1, "label": "a"])
         #expect(try JSONValue(encoding: 5) == 5)
         #expect(try JSONValue(encoding: [1, 2]) == [1, 2])
+        #expect(try JSONValue(encoding: NoResult()) == .null)
         #expect(try JSONValue(encoding: Optional<Int>.none) == .null)
     }
 }

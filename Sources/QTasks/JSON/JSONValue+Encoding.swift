@@ -21,6 +21,8 @@ extension JSONValue {
             self = .double(value)
         case let value as String: self = .string(value)
         case let value as Bool: self = .bool(value)
+        // A typed task without result: `returning` null, no encoder.
+        case is NoResult: self = .null
         case let value as [JSONValue]:
             self = .array(value)
             try checkFinite()
