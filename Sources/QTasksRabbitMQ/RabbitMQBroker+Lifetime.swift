@@ -44,6 +44,7 @@ extension RabbitMQBroker: Service {
     /// - Returns: what `body` returned.
     /// - Throws: `BrokerError` when connecting fails (a wrong URL or
     ///   password, no broker), else what `body` threw.
+    @discardableResult
     public static func withBroker<Result>(
         configuration: RabbitMQBrokerConfiguration,
         logger: Logger = Logger(label: "qtasks.rabbitmq"),
@@ -69,6 +70,7 @@ extension RabbitMQBroker: Service {
     /// - Throws: `AMQPError` `.invalidArgument` for a URL that does not
     ///   parse (as ``RabbitMQBrokerConfiguration/init(url:)``), and what
     ///   ``withBroker(configuration:logger:_:)`` throws.
+    @discardableResult
     public static func withBroker<Result>(
         url: String,
         logger: Logger = Logger(label: "qtasks.rabbitmq"),

@@ -35,6 +35,7 @@ extension TaskClient: Service {
     ///
     /// - Returns: what `body` returned.
     /// - Throws: what `body` threw.
+    @discardableResult
     public static func withClient<Result>(
         broker: any Broker,
         app: TaskApp? = nil,
