@@ -49,3 +49,45 @@ public enum SecretURL {
         return text
     }
 }
+
+extension SecretURL {
+    /// The broker URL: `--url`, `--url-file`, `QTASKS_URL`, `QTASKS_URL_FILE`;
+    /// nil when none is set.
+    ///
+    /// - Throws: `ValidationError`, as ``resolve(flag:file:flagName:variable:environment:)``.
+    public static func broker(flag: String?, file: BrokerURLFileOption) throws -> String? {
+        try resolve(flag: flag, file: file.path, flagName: "--url", variable: "QTASKS_URL")
+    }
+
+    /// The State URL: `--state`, `--state-file`, `QTASKS_STATE_URL`,
+    /// `QTASKS_STATE_URL_FILE`; nil when none is set.
+    ///
+    /// - Throws: `ValidationError`, as ``resolve(flag:file:flagName:variable:environment:)``.
+    public static func state(flag: String?, file: StateURLFileOption) throws -> String? {
+        try resolve(flag: flag, file: file.path, flagName: "--state", variable: "QTASKS_STATE_URL")
+    }
+}
+
+/// `--url-file`, shared by every executable that takes `--url`.
+public struct BrokerURLFileOption: ParsableArguments {
+    @Option(
+        name: .customLong("url-file"),
+        help: ArgumentHelp(
+            "A file holding the broker URL (a Kubernetes secret, a systemd credential), so that its password is in no process list or environment; else $QTASKS_URL_FILE when $QTASKS_URL is unset.",
+            valueName: "file"))
+    public var path: String?
+
+    public init() {}
+}
+
+/// `--state-file`, shared by every executable that takes `--state`.
+public struct StateURLFileOption: ParsableArguments {
+    @Option(
+        name: .customLong("state-file"),
+        help: ArgumentHelp(
+            "A file holding the State backend URL (for a Redis password); else $QTASKS_STATE_URL_FILE when $QTASKS_STATE_URL is unset.",
+            valueName: "file"))
+    public var path: String?
+
+    public init() {}
+}

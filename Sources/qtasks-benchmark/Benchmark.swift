@@ -31,12 +31,7 @@ struct RunBenchmark: AsyncParsableCommand {
     @Option(help: "Broker URL (default: $QTASKS_URL, else the local broker).")
     var url: String?
 
-    @Option(
-        name: .customLong("url-file"),
-        help: ArgumentHelp(
-            "A file holding the broker URL (a Kubernetes secret, a systemd credential), so that its password is in no process list or environment; else $QTASKS_URL_FILE when $QTASKS_URL is unset.",
-            valueName: "file"))
-    var urlFile: String?
+    @OptionGroup var urlFile: BrokerURLFileOption
     @OptionGroup(title: "TLS")
     var tls: TLSOptions
     @Option(help: "Tasks (messages) per drain row.")
@@ -74,7 +69,7 @@ struct RunBenchmark: AsyncParsableCommand {
         // The TLS options become query parameters of the URL, which the
         // worker processes the benchmark starts then get as they are.
         let url = try tls.applied(
-            to: try SecretURL.resolve(flag: self.url, file: urlFile, flagName: "--url", variable: "QTASKS_URL")
+            to: try SecretURL.broker(flag: self.url, file: urlFile)
                 ?? "amqp://guest:guest@127.0.0.1:5672/%2F")
         let amqp = try AMQPConfiguration(url: url)
         print("swift-qtasks benchmark: N=\(count), repetitions=\(repetitions), concurrency=\(concurrency), prefetch=\(prefetch), RPC round trips=\(rpcCount), broker \(amqp.redactedURL)")

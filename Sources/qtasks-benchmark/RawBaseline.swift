@@ -16,19 +16,8 @@ enum RawBaseline {
     /// Consumes and acks `count` messages from `queue`; returns the seconds
     /// from the first delivery to the last ack.
     static func consumeAndAck(_ configuration: AMQPConfiguration, queue: String, count: Int, prefetch: Int) throws -> Double {
-        guard let state = amqp_new_connection() else { throw Failure(description: "amqp_new_connection failed") }
+        let state = try openChannel(configuration)
         defer { amqp_destroy_connection(state) }
-        guard let socket = amqp_tcp_socket_new(state) else { throw Failure(description: "amqp_tcp_socket_new failed") }
-        guard amqp_socket_open(socket, configuration.host, Int32(configuration.port)) == 0 else {
-            throw Failure(description: "cannot connect to \(configuration.host):\(configuration.port)")
-        }
-        var properties = amqp_table_t(num_entries: 0, entries: nil)
-        let login = crabbitmq_login_plain(
-            state, configuration.virtualHost, 0, 131_072, Int32(configuration.heartbeat.components.seconds), &properties,
-            configuration.username, configuration.password)
-        guard login.reply_type == AMQP_RESPONSE_NORMAL else { throw Failure(description: "login failed") }
-        amqp_channel_open(state, 1)
-        try check(state, "channel.open")
         amqp_basic_qos(state, 1, 0, UInt16(prefetch), 0)
         try check(state, "basic.qos")
         let empty = amqp_table_t(num_entries: 0, entries: nil)
@@ -60,19 +49,8 @@ enum RawBaseline {
     static func publishWithConfirms(
         _ configuration: AMQPConfiguration, queue: String, body: [UInt8], count: Int, window: Int
     ) throws -> Double {
-        guard let state = amqp_new_connection() else { throw Failure(description: "amqp_new_connection failed") }
+        let state = try openChannel(configuration)
         defer { amqp_destroy_connection(state) }
-        guard let socket = amqp_tcp_socket_new(state) else { throw Failure(description: "amqp_tcp_socket_new failed") }
-        guard amqp_socket_open(socket, configuration.host, Int32(configuration.port)) == 0 else {
-            throw Failure(description: "cannot connect to \(configuration.host):\(configuration.port)")
-        }
-        var loginProperties = amqp_table_t(num_entries: 0, entries: nil)
-        let login = crabbitmq_login_plain(
-            state, configuration.virtualHost, 0, 131_072, Int32(configuration.heartbeat.components.seconds), &loginProperties,
-            configuration.username, configuration.password)
-        guard login.reply_type == AMQP_RESPONSE_NORMAL else { throw Failure(description: "login failed") }
-        amqp_channel_open(state, 1)
-        try check(state, "channel.open")
         amqp_confirm_select(state, 1)
         try check(state, "confirm.select")
         let basicAck: amqp_method_number_t = 0x003C_0050
@@ -118,6 +96,29 @@ enum RawBaseline {
         amqp_channel_close(state, 1, 200)
         amqp_connection_close(state, 200)
         return elapsed.seconds
+    }
+
+    /// A new connection, logged in (plain TCP: the baseline is the bare
+    /// client), with channel 1 open. The caller destroys it.
+    private static func openChannel(_ configuration: AMQPConfiguration) throws -> amqp_connection_state_t {
+        guard let state = amqp_new_connection() else { throw Failure(description: "amqp_new_connection failed") }
+        do {
+            guard let socket = amqp_tcp_socket_new(state) else { throw Failure(description: "amqp_tcp_socket_new failed") }
+            guard amqp_socket_open(socket, configuration.host, Int32(configuration.port)) == 0 else {
+                throw Failure(description: "cannot connect to \(configuration.host):\(configuration.port)")
+            }
+            var properties = amqp_table_t(num_entries: 0, entries: nil)
+            let login = crabbitmq_login_plain(
+                state, configuration.virtualHost, 0, 131_072, Int32(configuration.heartbeat.components.seconds), &properties,
+                configuration.username, configuration.password)
+            guard login.reply_type == AMQP_RESPONSE_NORMAL else { throw Failure(description: "login failed") }
+            amqp_channel_open(state, 1)
+            try check(state, "channel.open")
+            return state
+        } catch {
+            amqp_destroy_connection(state)
+            throw error
+        }
     }
 
     private static func check(_ state: amqp_connection_state_t, _ what: String) throws {

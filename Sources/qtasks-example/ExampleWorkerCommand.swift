@@ -32,12 +32,7 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
     @Option(help: "Broker URL, amqp://user:pass@host:port/vhost; for a cluster, one URL per node separated by ';', tried in turn (default: $QTASKS_URL, else the local broker).")
     var url: String?
 
-    @Option(
-        name: .customLong("url-file"),
-        help: ArgumentHelp(
-            "A file holding the broker URL (a Kubernetes secret, a systemd credential), so that its password is in no process list or environment; else $QTASKS_URL_FILE when $QTASKS_URL is unset.",
-            valueName: "file"))
-    var urlFile: String?
+    @OptionGroup var urlFile: BrokerURLFileOption
 
     @OptionGroup(title: "TLS")
     var tls: TLSOptions
@@ -65,12 +60,7 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
             valueName: "url"))
     var state: String?
 
-    @Option(
-        name: .customLong("state-file"),
-        help: ArgumentHelp(
-            "A file holding the State backend URL (for a Redis password); else $QTASKS_STATE_URL_FILE when $QTASKS_STATE_URL is unset.",
-            valueName: "file"))
-    var stateFile: String?
+    @OptionGroup var stateFile: StateURLFileOption
 
     @OptionGroup(title: "Retries, time limits, queue type")
     var reliability: ReliabilityOptions
@@ -100,11 +90,11 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
         observability.bootstrapLogging(metadataProvider: tracing ? W3CTraceLogging.metadataProvider : nil)
         let logger = Logger(label: "qtasks.example")
         let brokerURL = try tls.applied(
-            to: try SecretURL.resolve(flag: url, file: urlFile, flagName: "--url", variable: "QTASKS_URL")
+            to: try SecretURL.broker(flag: url, file: urlFile)
                 ?? "amqp://guest:guest@127.0.0.1:5672/%2F")
 
         let stateURL = StateStores.resolvedURL(
-            try SecretURL.resolve(flag: state, file: stateFile, flagName: "--state", variable: "QTASKS_STATE_URL"))
+            try SecretURL.state(flag: state, file: stateFile))
         do {
             try StateStores.validate(url: stateURL)
         } catch {

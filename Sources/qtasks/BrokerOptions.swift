@@ -10,12 +10,7 @@ struct BrokerOptions: ParsableArguments {
     @Option(help: "Broker URL, amqp://user:pass@host:port/vhost; for a cluster, one URL per node separated by ';', tried in turn (default: $QTASKS_URL, else the local broker).")
     var url: String?
 
-    @Option(
-        name: .customLong("url-file"),
-        help: ArgumentHelp(
-            "A file holding the broker URL (a Kubernetes secret, a systemd credential), so that its password is in no process list or environment; else $QTASKS_URL_FILE when $QTASKS_URL is unset.",
-            valueName: "file"))
-    var urlFile: String?
+    @OptionGroup var urlFile: BrokerURLFileOption
 
     @OptionGroup(title: "TLS")
     var tls: TLSOptions
@@ -28,7 +23,7 @@ struct BrokerOptions: ParsableArguments {
     }
 
     private func brokerURL() throws -> String {
-        try SecretURL.resolve(flag: url, file: urlFile, flagName: "--url", variable: "QTASKS_URL") ?? Self.defaultURL
+        try SecretURL.broker(flag: url, file: urlFile) ?? Self.defaultURL
     }
 
     /// The URL with the TLS options added to its `amqps://` URLs

@@ -14,12 +14,7 @@ struct StateOptions: ParsableArguments {
             "State backend URL (default: $QTASKS_STATE_URL, else sqlite://<cwd>/.qtasks-state.db).", valueName: "url"))
     var url: String?
 
-    @Option(
-        name: .customLong("state-file"),
-        help: ArgumentHelp(
-            "A file holding the State backend URL (for a Redis password); else $QTASKS_STATE_URL_FILE when $QTASKS_STATE_URL is unset.",
-            valueName: "file"))
-    var urlFile: String?
+    @OptionGroup var urlFile: StateURLFileOption
 
     @Argument(help: "The state's namespace, e.g. MyState (a StateNamespace type's name).")
     var namespace: String
@@ -30,14 +25,14 @@ struct StateOptions: ParsableArguments {
     /// `--state`, else `--state-file`, else `QTASKS_STATE_URL`, else
     /// `QTASKS_STATE_URL_FILE`, else the default SQLite file.
     var resolvedURL: String {
-        StateStores.resolvedURL(try? SecretURL.resolve(flag: url, file: urlFile, flagName: "--state", variable: "QTASKS_STATE_URL"))
+        StateStores.resolvedURL(try? SecretURL.state(flag: url, file: urlFile))
     }
 
     /// The state the command works on.
     var id: StateID { StateID(namespace: namespace, key: key) }
 
     func validate() throws {
-        _ = try SecretURL.resolve(flag: url, file: urlFile, flagName: "--state", variable: "QTASKS_STATE_URL")
+        _ = try SecretURL.state(flag: url, file: urlFile)
         do {
             try id.validate()
         } catch {

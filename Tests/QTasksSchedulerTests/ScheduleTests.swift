@@ -108,12 +108,16 @@ private func utc(_ year: Int, _ month: Int, _ day: Int, _ hour: Int = 0, _ minut
     }
 
     /// Two schedulers on one memory broker and store, ticks [from, until):
-    /// every tick sent once.
+    /// no tick is sent twice, and each one sent is one message under its
+    /// tick's uuid. By design a scheduler that wakes late skips the ticks
+    /// that passed (docs/scheduling.md), so on a loaded machine a tick may
+    /// be missing: the first tick is 2 s away, so that only a stall of
+    /// seconds leaves none.
     @Test func twoSchedulersSendEachTickOnce() async throws {
         let broker = MemoryBroker()
         let store = MemoryStateStore()
         let entry = ScheduleEntry(taskName: "add", args: [1, 2], queue: "sched", schedule: .every(.seconds(1)))
-        let from = Int64(Date().timeIntervalSince1970.rounded(.down)) + 1
+        let from = Int64(Date().timeIntervalSince1970.rounded(.down)) + 2
         let sent = Mutex<[Int64]>([])
         let schedulers = (0..<2).map { _ in
             Scheduler(entries: [entry], broker: broker, store: store, from: from, until: from + 3) { _, tick, _ in
@@ -124,11 +128,14 @@ private func utc(_ year: Int, _ month: Int, _ day: Int, _ hour: Int = 0, _ minut
             for scheduler in schedulers { group.addTask { try await scheduler.run() } }
             try await group.waitForAll()
         }
-        #expect(sent.withLock { $0.sorted() } == [from, from + 1, from + 2])
+        let ticks = sent.withLock { $0.sorted() }
+        #expect(Set(ticks).count == ticks.count, "a tick sent twice: \(ticks)")
+        #expect(ticks.allSatisfy { (from..<from + 3).contains($0) }, "\(ticks)")
+        #expect(!ticks.isEmpty)
         let messages = broker.messages(in: "sched")
-        #expect(messages.count == 3)
+        #expect(messages.count == ticks.count)
         let tasks = try messages.map { try TaskMessage(jsonBytes: $0.body) }
-        #expect(Set(tasks.map(\.uuid)) == Set((0..<3).map { entry.taskUUID(forTick: from + Int64($0)) }))
+        #expect(Set(tasks.map(\.uuid)) == Set(ticks.map { entry.taskUUID(forTick: $0) }))
         #expect(tasks.allSatisfy { $0.taskName == "add" && $0.args == [1, 2] })
     }
 }
