@@ -20,6 +20,7 @@ extension AMQPConnection {
     /// - Returns: what `body` returns.
     /// - Throws: ``AMQPError`` when the channel cannot be opened (the
     ///   connection is closed, or out of channels), else what `body` throws.
+    @discardableResult
     public func withChannel<Result>(
         isolation: isolated (any Actor)? = #isolation,
         _ body: (AMQPChannel) async throws -> Result
@@ -50,6 +51,7 @@ extension AMQPConnection {
     /// - Returns: what `body` returns.
     /// - Throws: as ``connect(_:logger:)`` when the connection cannot be
     ///   opened, else what `body` throws.
+    @discardableResult
     public static func withConnection<Result>(
         _ configuration: AMQPConfiguration = AMQPConfiguration(),
         logger: Logger = Logger(label: "qtasks.amqp"),

@@ -32,15 +32,7 @@ enum TLSBroker {
     /// connections whose client-provided name is `name`: only this test's,
     /// never the others' on the same node. Returns how many.
     static func closeConnections(named name: String) async throws -> Int {
-        let node = PrivateRabbitMQ(port: nodePort)
-        let listing = try await node.script(["ctl", "--quiet", "list_connections", "--no-table-headers", "pid", "client_properties"])
-        let pids = listing.split(separator: "\n").filter { $0.contains("\"\(name)\"") }.compactMap {
-            $0.split(whereSeparator: { $0 == "\t" || $0 == " " }).first.map(String.init)
-        }
-        for pid in pids {
-            try await node.ctl("close_connection", pid, "TLS reconnect test")
-        }
-        return pids.count
+        try await PrivateRabbitMQ(port: nodePort).closeConnections(named: name, reason: "TLS reconnect test")
     }
 
     /// Connects, expecting failure; returns the error and how long it took.
@@ -71,7 +63,7 @@ final class TLSStubServer: Sendable {
     }
 
     static func start(certificate: String, key: String) async throws -> TLSStubServer {
-        let port = try freePort()
+        let port = try TCPPort.free()
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -103,25 +95,6 @@ final class TLSStubServer: Sendable {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
     }
-
-    /// A port the kernel just handed out and released.
-    private static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
-                guard bind(fd, pointer, length) == 0 else { return -1 }
-                return getsockname(fd, pointer, &length)
-            }
-        }
-        guard bound == 0 else { throw POSIXError(.EADDRINUSE) }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
 }
 
 @Suite(
@@ -129,21 +102,20 @@ final class TLSStubServer: Sendable {
     .serialized, .timeLimit(.minutes(3)))
 struct TLSConnectionTests {
     @Test func publishesAndConsumesOverTLS() async throws {
-        let connection = try await AMQPConnection.connect(TLSBroker.configuration)
-        defer { Task { await connection.close() } }
-        let channel = try await connection.openChannel()
-        let queue = TestBroker.uniqueQueue("tls")
-        try await channel.declareQueue(queue, durable: false, autoDelete: true)
-        try await channel.enableConfirms()
-        let consumer = try await channel.consume(queue: queue)
-        let body = Array("over TLS ✓".utf8) + (0..<300_000).map { UInt8(truncatingIfNeeded: $0) }
-        try await channel.publish(body, routingKey: queue, properties: AMQPProperties(correlationID: "c-1"))
-        var iterator = consumer.makeAsyncIterator()
-        let delivery = try #require(try await iterator.next())
-        #expect(delivery.body == body)
-        #expect(delivery.properties.correlationID == "c-1")
-        try await delivery.ack()
-        await connection.close()
+        try await AMQPConnection.withConnection(TLSBroker.configuration) { connection in
+            let channel = try await connection.openChannel()
+            let queue = TestBroker.uniqueQueue("tls")
+            try await channel.declareQueue(queue, durable: false, autoDelete: true)
+            try await channel.enableConfirms()
+            let consumer = try await channel.consume(queue: queue)
+            let body = Array("over TLS ✓".utf8) + (0..<300_000).map { UInt8(truncatingIfNeeded: $0) }
+            try await channel.publish(body, routingKey: queue, properties: AMQPProperties(correlationID: "c-1"))
+            var iterator = consumer.makeAsyncIterator()
+            let delivery = try #require(try await iterator.next())
+            #expect(delivery.body == body)
+            #expect(delivery.properties.correlationID == "c-1")
+            try await delivery.ack()
+        }
     }
 
     @Test func mutualTLSWithAClientCertificate() async throws {
@@ -153,10 +125,11 @@ struct TLSConnectionTests {
             keyFile: TLSBroker.file("client.key"))
         // A password in the URL: PLAIN, with the certificate as a second factor.
         #expect(configuration.saslMechanism == .plain)
-        let connection = try await AMQPConnection.connect(configuration)
-        let channel = try await connection.openChannel()
-        try await channel.declareQueue(TestBroker.uniqueQueue("tls-mutual"), durable: false, autoDelete: true)
-        await connection.close()
+        try await AMQPConnection.withConnection(configuration) { connection in
+            try await connection.withChannel { channel in
+                try await channel.declareQueue(TestBroker.uniqueQueue("tls-mutual"), durable: false, autoDelete: true)
+            }
+        }
     }
 
     @Test func theBrokerRefusesAClientCertificateFromAnotherCA() async throws {
@@ -180,10 +153,11 @@ struct TLSConnectionTests {
         let url = "amqps://qtasks-client@\(base.host):\(base.port)/%2F?cacertfile=\(TLSBroker.file("ca.pem"))&certfile=\(TLSBroker.file("client.pem"))&keyfile=\(TLSBroker.file("client.key"))"
         let configuration = try AMQPConfiguration(url: url)
         #expect(configuration.saslMechanism == .external)
-        let connection = try await AMQPConnection.connect(configuration)
-        let channel = try await connection.openChannel()
-        try await channel.declareQueue(TestBroker.uniqueQueue("tls-external"), durable: false, autoDelete: true)
-        await connection.close()
+        try await AMQPConnection.withConnection(configuration) { connection in
+            try await connection.withChannel { channel in
+                try await channel.declareQueue(TestBroker.uniqueQueue("tls-external"), durable: false, autoDelete: true)
+            }
+        }
     }
 
     @Test func anUnknownCAIsRefused() async throws {

@@ -75,12 +75,12 @@ final class BrokerAdmin: Sendable {
     /// A passive declare: the queue's ready-message and consumer counts, or
     /// nil when it does not exist. On a channel of its own, as a 404 closes it.
     func queueInfo(_ queue: String) async throws -> AMQPChannel.QueueInfo? {
-        let check = try await connection.openChannel()
-        defer { Task { await check.close() } }
-        do {
-            return try await check.declareQueue(queue, passive: true)
-        } catch let error as AMQPError where error.replyCode == 404 {
-            return nil
+        try await connection.withChannel { check in
+            do {
+                return try await check.declareQueue(queue, passive: true)
+            } catch let error as AMQPError where error.replyCode == 404 {
+                return nil
+            }
         }
     }
 

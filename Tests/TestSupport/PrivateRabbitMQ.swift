@@ -54,6 +54,20 @@ public struct PrivateRabbitMQ: Sendable {
         _ = try? await script("stop")
     }
 
+    /// Closes, from the broker's side (`rabbitmqctl close_connection`), the
+    /// connections whose client-provided name is `name`: only one test's,
+    /// never the others' on the same node. Returns how many.
+    public func closeConnections(named name: String, reason: String) async throws -> Int {
+        let listing = try await script(["ctl", "--quiet", "list_connections", "--no-table-headers", "pid", "client_properties"])
+        let pids = listing.split(separator: "\n").filter { $0.contains("\"\(name)\"") }.compactMap {
+            $0.split(whereSeparator: { $0 == "\t" || $0 == " " }).first.map(String.init)
+        }
+        for pid in pids {
+            try await ctl("close_connection", pid, reason)
+        }
+        return pids.count
+    }
+
     /// `rabbitmqctl` against this node.
     public func ctl(_ arguments: String...) async throws {
         try await script(["ctl"] + arguments)

@@ -25,15 +25,7 @@ enum TLSEnvironment {
     /// Closes from the broker's side the connections named `name`; returns
     /// how many.
     static func closeConnections(named name: String) async throws -> Int {
-        let node = PrivateRabbitMQ(port: nodePort)
-        let listing = try await node.script(["ctl", "--quiet", "list_connections", "--no-table-headers", "pid", "client_properties"])
-        let pids = listing.split(separator: "\n").filter { $0.contains("\"\(name)\"") }.compactMap {
-            $0.split(whereSeparator: { $0 == "\t" || $0 == " " }).first.map(String.init)
-        }
-        for pid in pids {
-            try await node.ctl("close_connection", pid, "TLS worker reconnect test")
-        }
-        return pids.count
+        try await PrivateRabbitMQ(port: nodePort).closeConnections(named: name, reason: "TLS worker reconnect test")
     }
 }
 
