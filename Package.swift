@@ -16,6 +16,12 @@ let package = Package(
         .library(name: "QTasksStateSQLite", targets: ["QTasksStateSQLite"]),
         .library(name: "QTasksStateRedis", targets: ["QTasksStateRedis"]),
         .library(name: "QTasksStateStores", targets: ["QTasksStateStores"]),
+        // Result stores (docs/results.md): the protocol and the memory
+        // backend are in QTasks; each durable backend is a product of its
+        // own, and QTasksResultStores opens any of them by URL.
+        .library(name: "QTasksResultsSQLite", targets: ["QTasksResultsSQLite"]),
+        .library(name: "QTasksResultsRedis", targets: ["QTasksResultsRedis"]),
+        .library(name: "QTasksResultStores", targets: ["QTasksResultStores"]),
         .library(name: "QTasksScheduler", targets: ["QTasksScheduler"]),
         .library(name: "QTasksObservability", targets: ["QTasksObservability"]),
         .library(name: "AMQP", targets: ["AMQP"]),
@@ -30,6 +36,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.0.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
+        // Deque for the worker's event buffers (already in the graph through
+        // swift-service-lifecycle's swift-async-algorithms).
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.0.0"),
         .package(url: "https://github.com/swhitty/FlyingFox.git", from: "0.27.0"),
         .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.3.0"),
@@ -66,6 +75,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
         .target(
@@ -136,6 +146,23 @@ let package = Package(
         .target(
             name: "QTasksStateStores",
             dependencies: ["QTasks", "QTasksState", "QTasksStateSQLite", "QTasksStateRedis"]
+        ),
+        // Result stores: SQLite through GRDB; Redis in Python QTasks'
+        // layout through hiredis; opening either by URL.
+        .target(
+            name: "QTasksResultsSQLite",
+            dependencies: [
+                "QTasks",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .target(
+            name: "QTasksResultsRedis",
+            dependencies: ["QTasks", "QTasksStateRedis"]
+        ),
+        .target(
+            name: "QTasksResultStores",
+            dependencies: ["QTasks", "QTasksState", "QTasksStateSQLite", "QTasksStateRedis", "QTasksResultsSQLite", "QTasksResultsRedis"]
         ),
         // Periodic tasks: interval and cron schedules, each tick claimed
         // once in a shared State backend (docs/scheduling.md).
@@ -295,6 +322,17 @@ let package = Package(
             name: "QTasksStateStress",
             dependencies: ["QTasksState", "QTasksStateStores"],
             path: "Tests/QTasksStateStress"
+        ),
+        // Result stores: one contract suite over memory, an SQLite file and
+        // a real Redis (QTASKS_REDIS_URL), plus the worker's recording of
+        // task events and heartbeats on the in-memory broker.
+        .testTarget(
+            name: "QTasksResultsTests",
+            dependencies: [
+                "QTasks", "QTasksTesting", "QTasksResultsSQLite", "QTasksResultsRedis", "QTasksResultStores", "TestSupport",
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // End to end: real broker, real worker processes, foreign producers.
         .testTarget(

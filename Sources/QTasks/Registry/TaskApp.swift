@@ -44,6 +44,12 @@ public final class TaskApp: Sendable {
         tasks.withLock { $0[taskName]?.options.queue }
     }
 
+    /// The registered tasks whose arguments are not recorded
+    /// (``TaskOptions/recordsArguments`` false).
+    var tasksWithSecretArguments: Set<String> {
+        tasks.withLock { tasks in Set(tasks.filter { !$0.value.options.recordsArguments }.keys) }
+    }
+
     /// The queues the registered tasks name as their default, sorted,
     /// plus `"default"` when some task names none: what a worker running
     /// every task of this app consumes.

@@ -22,10 +22,16 @@ public struct TaskOptions: Sendable {
     /// ``WorkerConfiguration/queues``; ``TaskApp/defaultQueues`` has them
     /// all).
     public var queue: String?
+    /// Whether the worker records the task's arguments in its events and
+    /// result-store record (``TaskEventRecording``). True by default; make
+    /// it false for a task whose arguments are secret (a password, a card
+    /// number): its records then say `{"omitted": true}` instead.
+    public var recordsArguments: Bool
 
-    public init(retry: RetryPolicy? = nil, timeLimit: Duration? = nil, queue: String? = nil) {
+    public init(retry: RetryPolicy? = nil, timeLimit: Duration? = nil, queue: String? = nil, recordsArguments: Bool = true) {
         self.retry = retry
         self.timeLimit = timeLimit
         self.queue = queue
+        self.recordsArguments = recordsArguments
     }
 }

@@ -95,7 +95,7 @@ public final class Worker: Service, Sendable {
     /// the configuration's, then the initializer's. Made when `run()`
     /// starts, with the app's tasks as the runner sees them (the metrics'
     /// task labels).
-    private func makeMiddleware() -> [any TaskMiddleware] {
+    private func makeMiddleware(recorder: TaskEventRecorder?) -> [any TaskMiddleware] {
         var chain: [any TaskMiddleware] = []
         if configuration.standardMiddleware {
             // Tracing outermost: the log line and the metrics are within
@@ -104,6 +104,7 @@ public final class Worker: Service, Sendable {
             chain.append(LoggingTaskMiddleware(logger: configuration.logger))
             chain.append(MetricsTaskMiddleware(app: app, factory: configuration.metricsFactory))
         }
+        if let recorder { chain.append(recorder) }
         return chain + userMiddleware
     }
 
@@ -136,8 +137,33 @@ public final class Worker: Service, Sendable {
     }
 
     private func consumeUntilShutdown() async throws {
+        let recorder = configuration.events.map { TaskEventRecorder(recording: $0, app: app, configuration: configuration) }
+        // The recorder's writers and heartbeats run beside the consuming
+        // loop and stop after it: the last events and the offline heartbeat
+        // are written once every task has settled.
+        let recording = recorder.map { recorder in Task { await recorder.run() } }
+        do {
+            try await consumeUntilShutdown(recorder: recorder)
+        } catch {
+            await finishRecording(recorder, recording)
+            throw error
+        }
+        await finishRecording(recorder, recording)
+    }
+
+    private func finishRecording(_ recorder: TaskEventRecorder?, _ recording: Task<Void, Never>?) async {
+        guard let recorder, let recording else { return }
+        recorder.finish()
+        await recording.value
+        let dropped = recorder.droppedEvents
+        if dropped > 0 {
+            configuration.logger.warning("task events dropped while recording", metadata: ["dropped": .stringConvertible(dropped)])
+        }
+    }
+
+    private func consumeUntilShutdown(recorder: TaskEventRecorder?) async throws {
         let logger = configuration.logger
-        let chain = TaskMiddlewareChain(middleware: makeMiddleware())
+        let chain = TaskMiddlewareChain(middleware: makeMiddleware(recorder: recorder))
         let executor = TaskRunner(
             app: app,
             maxMessageBytes: configuration.maxMessageBytes,

@@ -80,6 +80,14 @@ public struct WorkerConfiguration: Sendable {
     /// (see ``TaskMiddleware``). Empty by default.
     public var middleware: [any TaskMiddleware] = []
 
+    /// Task events and heartbeats: where they are recorded (a result store,
+    /// the events exchange) and how (``TaskEventRecording``). nil (the
+    /// default): nothing is recorded, and the worker does exactly what it
+    /// does without them. The recorder runs inside the standard middleware
+    /// (so its events carry the span's trace id) and outside
+    /// ``middleware``.
+    public var events: TaskEventRecording? = nil
+
     /// Whether the worker installs the package's own middleware, outermost
     /// and in this order: ``TracingTaskMiddleware`` (with ``tracer``),
     /// ``LoggingTaskMiddleware`` (the outcome's log line, to ``logger``)
