@@ -21,6 +21,11 @@ public struct TaskEvent: Sendable, Hashable, Codable {
         public init(rawValue: String) { self.rawValue = rawValue }
         public var description: String { rawValue }
 
+        /// A producer sent the task (the `qtasks` command or the scheduler
+        /// with a result store): the record is created with status `new`,
+        /// so that a reader finds it before a worker took it. Python QTasks
+        /// producers write the same record themselves.
+        public static let sent = Kind(rawValue: "sent")
         /// The worker read the message and is about to run it (the record is
         /// created if missing: status `new`).
         public static let received = Kind(rawValue: "received")

@@ -90,7 +90,7 @@ public struct TaskRecord: Sendable, Hashable, Codable {
 
     /// Applies one event of this task.
     ///
-    /// Rules: `received` fills in what was missing (arguments, priority,
+    /// Rules: `sent` and `received` fill in what was missing (arguments, priority,
     /// creation time); `started` makes the status `process`, `retried`
     /// `retry`, `requeued` `new`; `succeeded`, `failed` and `cancelled` make
     /// it `success`, `error` and `cancel`, and set the result or the error.
@@ -105,7 +105,7 @@ public struct TaskRecord: Sendable, Hashable, Codable {
         if let traceID = event.traceID { self.traceID = traceID }
         let ended = status.isFinal
         switch event.kind {
-        case .received:
+        case .received, .sent:
             if let arguments = event.arguments { self.arguments = arguments }
             if let priority = event.priority { self.priority = priority }
             if let created = event.createdAt { createdAt = created }
