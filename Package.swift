@@ -330,6 +330,7 @@ let package = Package(
             name: "QTasksResultsTests",
             dependencies: [
                 "QTasks", "QTasksTesting", "QTasksResultsSQLite", "QTasksResultsRedis", "QTasksResultStores", "TestSupport",
+                "QTasksW3CTracing",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -151,10 +151,36 @@ public final class Worker: Service, Sendable {
         await finishRecording(recorder, recording)
     }
 
+    /// Stops the recorder and waits for its last writes, at most its
+    /// flush timeout and a second: a sink that hangs (a write that never
+    /// returns) must not keep the worker from stopping. It is then
+    /// cancelled and left behind.
     private func finishRecording(_ recorder: TaskEventRecorder?, _ recording: Task<Void, Never>?) async {
         guard let recorder, let recording else { return }
         recorder.finish()
-        await recording.value
+        let limit = Seconds.clamped((configuration.events?.shutdownFlushTimeout ?? .zero) + .seconds(1))
+        // Not a task group: it would await the hung child at its end.
+        let finished = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let resumed = Mutex(false)
+            let resume: @Sendable (Bool) -> Void = { value in
+                if resumed.withLock({ done in defer { done = true }; return !done }) { continuation.resume(returning: value) }
+            }
+            let timer = Task {
+                try? await Task.sleep(for: limit)
+                resume(false)
+            }
+            Task {
+                await recording.value
+                timer.cancel()
+                resume(true)
+            }
+        }
+        if !finished { recording.cancel() }
+        if !finished {
+            configuration.logger.error(
+                "task event sinks did not finish within the shutdown flush timeout; stopping without them",
+                metadata: ["timeout_s": .stringConvertible(Seconds.logValue(limit))])
+        }
         let dropped = recorder.droppedEvents
         if dropped > 0 {
             configuration.logger.warning("task events dropped while recording", metadata: ["dropped": .stringConvertible(dropped)])

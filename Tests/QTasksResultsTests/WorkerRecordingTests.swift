@@ -1,0 +1,286 @@
+import Foundation
+import Logging
+import MetricsTestKit
+import QTasks
+import QTasksTesting
+import QTasksW3CTracing
+import Synchronization
+import Testing
+
+private enum Tasks {
+    static let add = TaskDefinition("add", arguments: Int.self, Int.self, returning: Int.self)
+    static let flaky = TaskDefinition(
+        "flaky", arguments: String.self, returning: String.self,
+        options: TaskOptions(retry: RetryPolicy(maxAttempts: 3, backoff: Backoff(initial: .milliseconds(10), multiplier: 1, maximum: .milliseconds(10), jitter: 0))))
+    static let boom = TaskDefinition("boom", returning: Int.self)
+    static let giveUp = TaskDefinition("give_up", returning: Int.self)
+    static let login = TaskDefinition(
+        "login", arguments: String.self, String.self, returning: Bool.self, options: TaskOptions(recordsArguments: false))
+    static let echo = TaskDefinition("echo", arguments: String.self, returning: Int.self)
+}
+
+private struct Boom: Error, CustomStringConvertible {
+    var description: String { "it went boom" }
+}
+
+/// A sink that can be made to fail, or to hang, on demand.
+private final class ControlledSink: TaskEventSink, CustomStringConvertible {
+    enum Mode { case working, failing, hanging }
+    let mode = Mutex(Mode.working)
+    let events = Mutex<[TaskEvent]>([])
+    let heartbeats = Mutex<[WorkerHeartbeat]>([])
+    let calls = Mutex(0)
+    var description: String { "ControlledSink" }
+
+    struct Down: Error {}
+
+    func record(_ batch: [TaskEvent]) async throws {
+        calls.withLock { $0 += 1 }
+        switch mode.withLock({ $0 }) {
+        case .working: events.withLock { $0 += batch }
+        case .failing: throw Down()
+        case .hanging: await withCheckedContinuation { (_: CheckedContinuation<Void, Never>) in }
+        }
+    }
+
+    func recordHeartbeat(_ heartbeat: WorkerHeartbeat) async throws {
+        switch mode.withLock({ $0 }) {
+        case .working: heartbeats.withLock { $0.append(heartbeat) }
+        case .failing: throw Down()
+        case .hanging: await withCheckedContinuation { (_: CheckedContinuation<Void, Never>) in }
+        }
+    }
+
+    func kinds(of uuid: String) -> [TaskEvent.Kind] {
+        events.withLock { $0.filter { $0.uuid == uuid }.map(\.kind) }
+    }
+}
+
+private final class RunCounter: Sendable {
+    private let count = Mutex(0)
+    func next() -> Int { count.withLock { $0 += 1; return $0 } }
+}
+
+private func makeApp() throws -> TaskApp {
+    let flakyRuns = RunCounter()
+    let app = TaskApp()
+    try app.register(Tasks.add) { a, b in a + b }
+    try app.register(Tasks.flaky) { text in
+        if flakyRuns.next() == 1 { throw Boom() }
+        return text.uppercased()
+    }
+    try app.register(Tasks.boom) { () async throws -> Int in throw Boom() }
+    try app.register(Tasks.giveUp) { (context: TaskContext) async throws -> Int in try context.cancel(reason: "nothing to do") }
+    try app.register(Tasks.login) { _, _ in true }
+    try app.register(Tasks.echo) { text in text.count }
+    return app
+}
+
+private func recordingConfiguration(_ sinks: [any TaskEventSink], _ adjust: (inout TaskEventRecording) -> Void = { _ in }) -> WorkerConfiguration {
+    var configuration = WorkerConfiguration(shutdownGracePeriod: .seconds(5))
+    var recording = TaskEventRecording(sinks: sinks, workerID: "test-worker", heartbeatInterval: .milliseconds(100), flushInterval: .milliseconds(10))
+    adjust(&recording)
+    configuration.events = recording
+    return configuration
+}
+
+@Suite("Worker recording of task events")
+struct WorkerRecordingTests {
+    @Test func everyOutcomeIsRecordedInTheStore() async throws {
+        let store = MemoryResultStore()
+        let app = try makeApp()
+        try await TestWorker.run(app, configuration: recordingConfiguration([store])) { client, _ in
+            let add = try await client.send(Tasks.add, 2, 3)
+            #expect(try await add.value(timeout: .seconds(5)) == 5)
+            let flaky = try await client.send(Tasks.flaky, "hi")
+            #expect(try await flaky.value(timeout: .seconds(5)) == "HI")
+            let boom = try await client.send(Tasks.boom)
+            await #expect(throws: TaskFailedError.self) { _ = try await boom.value(timeout: .seconds(5)) }
+            let giveUp = try await client.send(Tasks.giveUp)
+            await #expect(throws: TaskFailedError.self) { _ = try await giveUp.value(timeout: .seconds(5)) }
+
+            let sum = try await store.value(of: Tasks.add, uuid: add.uuid, timeout: .seconds(5))
+            #expect(sum == 5)
+            let added = try #require(try await store.record(for: add.uuid))
+            #expect(added.arguments == RecordedArguments(args: [2, 3], kwargs: [:]))
+            #expect(added.workerID == "test-worker")
+            #expect(added.queue == "default")
+            #expect(added.events.map(\.kind) == [.received, .started, .succeeded])
+            #expect(added.duration != nil)
+
+            let retried = try await store.waitForRecord(of: flaky.uuid, timeout: .seconds(5))
+            #expect(retried.status == .success)
+            #expect(retried.result == "HI")
+            #expect(retried.attempt == 2)
+            #expect(retried.events.map(\.kind) == [.received, .started, .retried, .received, .started, .succeeded])
+            #expect(retried.events[2].retryDelay == .milliseconds(10))
+            #expect(retried.events[2].failure?.message == "it went boom")
+
+            let failed = try await store.waitForRecord(of: boom.uuid, timeout: .seconds(5))
+            #expect(failed.status == .error)
+            #expect(failed.deadLetterQueue == "default.dlq")
+            #expect(failed.failure?.type == "Boom")
+            #expect(failed.failure?.traceback.contains("it went boom") == true)
+            #expect(failed.events.map(\.kind) == [.received, .started, .failed, .deadLettered])
+
+            let cancelled = try await store.waitForRecord(of: giveUp.uuid, timeout: .seconds(5))
+            #expect(cancelled.status == .cancel)
+
+            let failures = try await store.records(matching: TaskRecordQuery(statuses: [.error]))
+            #expect(failures.map(\.uuid) == [boom.uuid])
+        }
+    }
+
+    @Test func badInputIsRecordedUnderTheMessagesUUID() async throws {
+        let store = MemoryResultStore()
+        try await TestWorker.run(try makeApp(), configuration: recordingConfiguration([store])) { client, _ in
+            let handle = try await client.send("no_such_task", args: [1])
+            await #expect(throws: TaskFailedError.self) { _ = try await handle.value(timeout: .seconds(5)) }
+            let record = try await store.waitForRecord(of: handle.uuid, timeout: .seconds(5))
+            #expect(record.taskName == "no_such_task")
+            #expect(record.status == .error)
+            #expect(record.deadLetterQueue == "default.dlq")
+            #expect(record.events.map(\.kind) == [.received, .failed, .deadLettered])
+            #expect(record.failure?.message.contains("no_such_task") == true)
+        }
+    }
+
+    @Test func secretArgumentsAreLeftOutAndLargeOnesCut() async throws {
+        let store = MemoryResultStore()
+        let configuration = recordingConfiguration([store]) { $0.maxArgumentBytes = 64 }
+        try await TestWorker.run(try makeApp(), configuration: configuration) { client, _ in
+            let login = try await client.send(Tasks.login, "ann", "hunter2")
+            #expect(try await login.value(timeout: .seconds(5)))
+            let echo = try await client.send(Tasks.echo, String(repeating: "x", count: 1000))
+            #expect(try await echo.value(timeout: .seconds(5)) == 1000)
+
+            let secret = try await store.waitForRecord(of: login.uuid, timeout: .seconds(5))
+            #expect(secret.arguments == .omitted)
+            let large = try await store.waitForRecord(of: echo.uuid, timeout: .seconds(5))
+            #expect(large.arguments?.truncated == true)
+            #expect((large.arguments?.text?.utf8.count ?? 0) <= 64)
+        }
+    }
+
+    @Test func theTraceIDOfTheDeliverysSpanIsRecorded() async throws {
+        let store = MemoryResultStore()
+        var configuration = recordingConfiguration([store])
+        configuration.tracer = W3CTracer()
+        try await TestWorker.run(try makeApp(), configuration: configuration) { client, _ in
+            let handle = try await client.send(Tasks.add, 1, 1)
+            _ = try await handle.value(timeout: .seconds(5))
+            let record = try await store.waitForRecord(of: handle.uuid, timeout: .seconds(5))
+            let traceID = try #require(record.traceID)
+            #expect(traceID.count == 32)
+            let isHex = traceID.allSatisfy { $0.isHexDigit }
+            #expect(isHex)
+            guard case .string(let traceparent)? = handle.resultHeaders?["traceparent"] else {
+                Issue.record("the result carries no traceparent")
+                return
+            }
+            #expect(traceparent.contains(traceID))
+        }
+    }
+
+    @Test func aSinkThatFailsNeitherBlocksAcksNorLosesEventsOnceItIsBack() async throws {
+        let sink = ControlledSink()
+        sink.mode.withLock { $0 = .failing }
+        let metrics = TestMetrics()
+        var configuration = recordingConfiguration([sink])
+        configuration.metricsFactory = metrics
+        try await TestWorker.run(try makeApp(), configuration: configuration) { client, broker in
+            var handles: [TaskHandle<Int>] = []
+            for index in 0..<20 { handles.append(try await client.send(Tasks.add, index, 1)) }
+            for (index, handle) in handles.enumerated() {
+                #expect(try await handle.value(timeout: .seconds(5)) == index + 1)
+            }
+            // Every task settled while the sink refused every batch.
+            #expect(broker.readyCount(in: "default") == 0)
+            #expect(broker.unackedCount(in: "default") == 0)
+            #expect(sink.events.withLock { $0.isEmpty })
+            let refused = await eventually { sink.calls.withLock { $0 } >= 1 }
+            #expect(refused)
+            sink.mode.withLock { $0 = .working }
+            let caughtUp = await eventually {
+                handles.allSatisfy { sink.kinds(of: $0.uuid) == [.received, .started, .succeeded] }
+            }
+            #expect(caughtUp)
+        }
+        let failedWrites = try metrics.expectCounter("qtasks_event_writes_failed_total", [("sink", "ControlledSink")])
+        #expect(failedWrites.totalValue >= 1)
+    }
+
+    @Test func pastItsCapacityTheBufferDropsTheOldestAndCountsThem() async throws {
+        let sink = ControlledSink()
+        sink.mode.withLock { $0 = .failing }
+        let metrics = TestMetrics()
+        var configuration = recordingConfiguration([sink]) { $0.bufferCapacity = 9 }
+        configuration.metricsFactory = metrics
+        var uuids: [String] = []
+        try await TestWorker.run(try makeApp(), configuration: configuration) { client, _ in
+            for index in 0..<10 {
+                let handle = try await client.send(Tasks.add, index, 0)
+                _ = try await handle.value(timeout: .seconds(5))
+                uuids.append(handle.uuid)
+            }
+            // 30 events into a buffer of 9: 21 dropped, the newest 9 kept.
+            let dropped = await eventually {
+                (try? metrics.expectCounter("qtasks_events_dropped_total", [("sink", "ControlledSink")]).totalValue) == 21
+            }
+            #expect(dropped)
+            sink.mode.withLock { $0 = .working }
+            let written = await eventually { sink.events.withLock { $0.count } == 9 }
+            #expect(written)
+            #expect(uuids.suffix(3).allSatisfy { sink.kinds(of: $0) == [.received, .started, .succeeded] })
+            #expect(uuids.prefix(7).allSatisfy { sink.kinds(of: $0).isEmpty })
+        }
+    }
+
+    @Test func aHangingSinkDoesNotKeepTheWorkerFromStopping() async throws {
+        let sink = ControlledSink()
+        let configuration = recordingConfiguration([sink]) { $0.shutdownFlushTimeout = .milliseconds(200) }
+        let app = try makeApp()
+        let broker = MemoryBroker()
+        try await broker.declareTaskQueue("default")
+        let worker = Worker(broker: broker, app: app, configuration: configuration)
+        let started = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await worker.run() }
+            try await TaskClient.withClient(broker: broker) { client in
+                let first = try await client.send(Tasks.add, 1, 2)
+                #expect(try await first.value(timeout: .seconds(5)) == 3)
+                sink.mode.withLock { $0 = .hanging }
+                let second = try await client.send(Tasks.add, 2, 2)
+                #expect(try await second.value(timeout: .seconds(5)) == 4)
+            }
+            worker.triggerGracefulShutdown()
+            try await group.waitForAll()
+        }
+        await broker.close()
+        // Flush timeout (0.2 s) plus the second of grace: well under the
+        // 5 s shutdown grace period, and not for ever.
+        #expect(ContinuousClock.now - started < .seconds(5))
+    }
+
+    @Test func heartbeatsListTheWorkerWhileItRunsAndItLeavesAtShutdown() async throws {
+        let store = MemoryResultStore()
+        var configuration = recordingConfiguration([store])
+        configuration.queues = ["default", "other"]
+        configuration.concurrency = 4
+        try await TestWorker.run(try makeApp(), configuration: configuration) { client, _ in
+            _ = try await client.send(Tasks.add, 1, 1).value(timeout: .seconds(5))
+            let listed = try await eventually {
+                try await store.liveWorkers().first.map { $0.processed == 1 } ?? false
+            }
+            #expect(listed)
+            let worker = try #require(try await store.liveWorkers().first)
+            #expect(worker.workerID == "test-worker")
+            #expect(worker.queues == ["default", "other"])
+            #expect(worker.concurrency == 4)
+            #expect(worker.pid == Int(ProcessInfo.processInfo.processIdentifier))
+            #expect(worker.version == QTasksVersion.current)
+            #expect(worker.expiresAt > worker.sentAt)
+        }
+        #expect(try await store.liveWorkers().isEmpty)
+    }
+}
