@@ -251,6 +251,7 @@ let package = Package(
                 "QTasksRabbitMQ",
                 "QTasksState",
                 "QTasksStateStores",
+                "QTasksResultStores",
                 "CommandSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

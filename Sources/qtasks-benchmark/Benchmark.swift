@@ -50,8 +50,10 @@ struct RunBenchmark: AsyncParsableCommand {
     var enqueueInFlight: Int = 2048
     @Option(help: "Prefix of the queues the benchmark declares and deletes.")
     var queuePrefix: String = "qtasks-benchmark"
-    @Option(help: "Rows to run, comma-separated: baseline,drain,results,rpc,enqueue,publish-baseline,batch,depends,state.")
-    var rows: String = "baseline,drain,results,rpc,enqueue,publish-baseline,batch,depends,state"
+    @Option(help: "Rows to run, comma-separated: baseline,drain,results,rpc,enqueue,publish-baseline,batch,depends,state,store-sqlite,store-redis.")
+    var rows: String = "baseline,drain,results,rpc,enqueue,publish-baseline,batch,depends,state,store-sqlite,store-redis"
+    @Option(help: "Redis for the store-redis row (keys under qtasks-benchmark-<pid>:, expiring after 10 minutes).")
+    var redisURL: String = "redis://127.0.0.1:6379/0"
 
     func validate() throws {
         guard count > 0, repetitions > 0, concurrency > 0, rpcCount > 0, inFlight > 0 else {
@@ -129,6 +131,15 @@ struct RunBenchmark: AsyncParsableCommand {
                 let database = stateDirectory.appendingPathComponent("state-\(repetition).db").path
                 rows.add("state", try await drain(url: url, amqp: amqp, task: "noop_state", stateURL: "sqlite://\(database)").rate)
             }
+            if selected.contains("store-sqlite") {
+                step("drain recorded in an SQLite result store")
+                let database = stateDirectory.appendingPathComponent("results-\(repetition).db").path
+                rows.add("store-sqlite", try await drain(url: url, amqp: amqp, task: "noop", resultStoreURL: "sqlite://\(database)").rate)
+            }
+            if selected.contains("store-redis") {
+                step("drain recorded in a Redis result store")
+                rows.add("store-redis", try await drain(url: url, amqp: amqp, task: "noop", resultStoreURL: redisURL).rate)
+            }
         }
         rows.print(count: count, inFlight: inFlight)
     }
@@ -170,7 +181,10 @@ struct RunBenchmark: AsyncParsableCommand {
         return Double(count) / seconds
     }
 
-    private func drain(url: String, amqp: AMQPConfiguration, task: String, stateURL: String? = nil) async throws
+    /// Rows 2, 7 and 10: `count` pre-published tasks drained by a worker
+    /// process. With a result store (row 10) the time runs until the last
+    /// task's end is written to the store, not only until it ran.
+    private func drain(url: String, amqp: AMQPConfiguration, task: String, stateURL: String? = nil, resultStoreURL: String? = nil) async throws
         -> (rate: Double, peakMiB: Double)
     {
         let queue = "\(queuePrefix)-drain"
@@ -179,10 +193,15 @@ struct RunBenchmark: AsyncParsableCommand {
         try await broker.declareTaskQueue(queue)
         try await prefill(queue, amqp: amqp, task: task)
         let worker = try WorkerProcess(
-            url: url, queue: queue, concurrency: concurrency, prefetch: prefetch, count: count, stateURL: stateURL)
+            url: url, queue: queue, concurrency: concurrency, prefetch: prefetch, count: count, stateURL: stateURL,
+            resultStoreURL: resultStoreURL)
         defer { worker.stop() }
         _ = try await worker.waitFor("ready")
-        guard let seconds = Double(try await worker.waitFor("drained")) else { throw BenchmarkError("bad drain line") }
+        guard var seconds = Double(try await worker.waitFor("drained")) else { throw BenchmarkError("bad drain line") }
+        if resultStoreURL != nil {
+            guard let recorded = Double(try await worker.waitFor("recorded")) else { throw BenchmarkError("bad recorded line") }
+            seconds = recorded
+        }
         let peak = worker.memory().peak
         worker.stop()
         await broker.close()
@@ -371,6 +390,9 @@ struct Rows {
         let publishBaseline = Summary(values["publish-baseline"] ?? []).median
         line("8 baseline: C publish, confirms", "msg/s", "publish-baseline")
         line("9 enqueue, batch send (no reply_to)", "tasks/s", "batch", target: ">= 0.70 x row 8 (ratio vs row 8)", against: publishBaseline)
+        let drain = Summary(values["drain"] ?? []).median
+        line("10 drain + SQLite result store", "tasks/s", "store-sqlite", target: ">= 0.50 x row 2 (ratio vs row 2)", against: drain)
+        line("10 drain + Redis result store", "tasks/s", "store-redis", target: ">= 0.50 x row 2 (ratio vs row 2)", against: drain)
         fflush(nil)
     }
 

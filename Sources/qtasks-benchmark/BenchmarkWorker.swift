@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import QTasks
 import QTasksRabbitMQ
+import QTasksResultStores
 import QTasksState
 import QTasksStateStores
 import ServiceLifecycle
@@ -22,6 +23,9 @@ struct BenchmarkWorker: AsyncParsableCommand {
     @Option var prefetch: Int
     @Option(help: "Print 'drained' after this many tasks (0: never).") var count: Int = 0
     @Option(help: "State store for noop_state (sqlite:///path).") var stateURL: String?
+    @Option(help: "Record task events in this result store; print 'recorded' once --count tasks are in it.")
+    var resultStore: String?
+    @Option(help: "Time-to-live of the result store's records, in seconds.") var resultTTL: Int = 600
 
     func run() async throws {
         LoggingSystem.bootstrap { label in
@@ -56,6 +60,12 @@ struct BenchmarkWorker: AsyncParsableCommand {
         let broker = try RabbitMQBroker(url: url)
         try await broker.connect()  // before "ready": the benchmark times from it
         var configuration = WorkerConfiguration()
+        if let resultStore {
+            let store = try await ResultStores.open(
+                url: resultStore,
+                configuration: ResultStoreConfiguration(timeToLive: .seconds(resultTTL), keyPrefix: "qtasks-benchmark-\(getpid())"))
+            configuration.events = TaskEventRecording(sinks: [RecordedCounter(store: store, progress: progress)])
+        }
         configuration.queues = [queue]
         configuration.concurrency = concurrency
         configuration.prefetch = prefetch
@@ -76,6 +86,7 @@ final class Progress: Sendable {
     private struct State {
         var first: ContinuousClock.Instant?
         var finished = 0
+        var recorded = 0
     }
     private let state = Mutex(State())
     private let target: Int
@@ -93,6 +104,39 @@ final class Progress: Sendable {
             print("drained \(elapsed.seconds)")
             fflush(nil)
         }
+    }
+
+    /// `count` more tasks are in the result store with their end state.
+    func tasksRecorded(_ count: Int) {
+        let elapsed: Duration? = state.withLock { state in
+            let before = state.recorded
+            state.recorded += count
+            guard before < target, state.recorded >= target, let first = state.first else { return nil }
+            return ContinuousClock.now - first
+        }
+        if let elapsed {
+            print("recorded \(elapsed.seconds)")
+            fflush(nil)
+        }
+    }
+}
+
+/// The result store, counting the tasks whose end was written: the
+/// store rows time the drain until the last record is in the store, not
+/// only until the last task ran.
+struct RecordedCounter: TaskEventSink, CustomStringConvertible {
+    let store: any ResultStore
+    let progress: Progress
+
+    var description: String { String(describing: store) }
+
+    func record(_ events: [TaskEvent]) async throws {
+        try await store.record(events)
+        progress.tasksRecorded(events.count { $0.kind == .succeeded })
+    }
+
+    func recordHeartbeat(_ heartbeat: WorkerHeartbeat) async throws {
+        try await store.recordHeartbeat(heartbeat)
     }
 }
 

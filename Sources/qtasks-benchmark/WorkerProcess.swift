@@ -8,12 +8,12 @@ final class WorkerProcess: @unchecked Sendable {
     let lines: AsyncStream<String>
     private var iterator: AsyncStream<String>.Iterator
 
-    init(url: String, queue: String, concurrency: Int, prefetch: Int, count: Int, stateURL: String? = nil) throws {
+    init(url: String, queue: String, concurrency: Int, prefetch: Int, count: Int, stateURL: String? = nil, resultStoreURL: String? = nil) throws {
         process.executableURL = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).resolvingSymlinksInPath()
         process.arguments = [
             "worker", "--url", url, "--queue", queue, "--concurrency", "\(concurrency)", "--prefetch", "\(prefetch)",
             "--count", "\(count)",
-        ] + (stateURL.map { ["--state-url", $0] } ?? [])
+        ] + (stateURL.map { ["--state-url", $0] } ?? []) + (resultStoreURL.map { ["--result-store", $0] } ?? [])
         let pipe = Pipe()
         process.standardOutput = pipe
         let (stream, continuation) = AsyncStream<String>.makeStream()
