@@ -331,7 +331,7 @@ let package = Package(
             name: "QTasksResultsTests",
             dependencies: [
                 "QTasks", "QTasksTesting", "QTasksResultsSQLite", "QTasksResultsRedis", "QTasksResultStores", "TestSupport",
-                "QTasksW3CTracing",
+                "QTasksW3CTracing", "QTasksRabbitMQ", "AMQP",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
             ]
