@@ -284,3 +284,37 @@ struct WorkerRecordingTests {
         #expect(try await store.liveWorkers().isEmpty)
     }
 }
+
+@Suite("Reading stored results through the client")
+struct ClientStoredResultTests {
+    @Test func aClientReadsTheTypedResultOfATaskSentWithoutAReply() async throws {
+        let store = MemoryResultStore()
+        let app = try makeApp()
+        try await TestWorker.run(app, configuration: recordingConfiguration([store])) { _, broker in
+            // Sent without a reply by one client; read back by another, as a
+            // restarted producer would.
+            let sent = try await TaskClient.withClient(broker: broker) { client in
+                try await client.sendWithoutReply(Tasks.add, 20, 22)
+            }
+            let failed = try await TaskClient.withClient(broker: broker) { client in
+                try await client.sendWithoutReply(Tasks.boom)
+            }
+            try await TaskClient.withClient(broker: broker, resultStore: store) { client in
+                let sum = try await client.storedValue(of: Tasks.add, uuid: sent.uuid, timeout: .seconds(5))
+                #expect(sum == 42)
+                let error = await #expect(throws: TaskFailedError.self) {
+                    _ = try await client.storedValue(of: Tasks.boom, uuid: failed.uuid, timeout: .seconds(5))
+                }
+                #expect(error?.message == "it went boom")
+                let record = try await client.storedRecord(of: sent.uuid)
+                #expect(record?.status == .success)
+            }
+            try await TaskClient.withClient(broker: broker) { client in
+                let error = await #expect(throws: TaskClientError.self) {
+                    _ = try await client.storedResult(of: sent.uuid, timeout: .seconds(1))
+                }
+                #expect(error?.code == .noResultStore)
+            }
+        }
+    }
+}

@@ -44,12 +44,13 @@ extension TaskClient: Service {
         publishRetry: PublishRetryPolicy = PublishRetryPolicy(),
         batchWindow: Int = 8192,
         middleware: [any TaskClientMiddleware] = [],
+        resultStore: (any ResultStore)? = nil,
         isolation: isolated (any Actor)? = #isolation,
         _ body: (TaskClient) async throws -> Result
     ) async throws -> Result {
         let client = TaskClient(
             broker: broker, app: app, logger: logger, tracer: tracer, publishRetry: publishRetry,
-            batchWindow: batchWindow, middleware: middleware)
+            batchWindow: batchWindow, middleware: middleware, resultStore: resultStore)
         let result: Result
         do {
             result = try await body(client)

@@ -28,7 +28,7 @@ import Tracing
 ///
 /// In a long-running process, put the client in a `ServiceGroup` after its
 /// broker; for a bounded piece of work,
-/// ``withClient(broker:app:logger:tracer:publishRetry:batchWindow:middleware:_:)``
+/// ``withClient(broker:app:logger:tracer:publishRetry:batchWindow:middleware:resultStore:_:)``
 /// closes it on every exit path.
 ///
 /// Each send is traced: see ``send(_:args:kwargs:queue:priority:)``.
@@ -78,6 +78,8 @@ public final class TaskClient: Sendable {
     /// Tasks of a batch handed to the broker at once.
     public let batchWindow: Int
     private let middleware: [any TaskClientMiddleware]
+    /// Where ``storedRecord(of:)`` and its siblings read; nil: none.
+    public let resultStore: (any ResultStore)?
     /// What the client and its reply-queue readers share. The readers hold
     /// this, not the client, so that a client dropped without ``close()``
     /// is released (and its deinit stops them).
@@ -102,6 +104,11 @@ public final class TaskClient: Sendable {
     ///     confirm window bounds how many are unconfirmed on the wire.
     ///   - middleware: run in order on every outgoing task before it is
     ///     published (headers, routing); see ``TaskClientMiddleware``.
+    ///   - resultStore: where the workers record results (``ResultStore``),
+    ///     for ``storedResult(of:timeout:)`` and
+    ///     ``storedValue(of:uuid:timeout:)``: the results of tasks whose
+    ///     reply this client never saw (sent by an earlier run, or without
+    ///     a reply). The client does not close it.
     public init(
         broker: any Broker,
         app: TaskApp? = nil,
@@ -109,8 +116,10 @@ public final class TaskClient: Sendable {
         tracer: (any Tracer)? = nil,
         publishRetry: PublishRetryPolicy = PublishRetryPolicy(),
         batchWindow: Int = 8192,
-        middleware: [any TaskClientMiddleware] = []
+        middleware: [any TaskClientMiddleware] = [],
+        resultStore: (any ResultStore)? = nil
     ) {
+        self.resultStore = resultStore
         self.broker = broker
         self.app = app
         self.logger = logger

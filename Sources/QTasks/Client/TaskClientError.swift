@@ -2,7 +2,7 @@
 public struct TaskClientError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The kind of failure; new codes may be added.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
-        private enum Base: String { case timeout, closed, replyQueueLost, invalidQueue }
+        private enum Base: String { case timeout, closed, replyQueueLost, invalidQueue, noResultStore }
         private let base: Base
         private init(_ base: Base) { self.base = base }
         /// No result arrived within the timeout. The task may still run; a
@@ -18,6 +18,9 @@ public struct TaskClientError: Error, Sendable, Hashable, CustomStringConvertibl
         /// The task's queue has no name (an empty string): RabbitMQ would
         /// make a server-named queue of it and route nothing there.
         public static let invalidQueue = Code(.invalidQueue)
+        /// A stored result was asked for, and the client was made without a
+        /// result store.
+        public static let noResultStore = Code(.noResultStore)
         public var description: String { base.rawValue }
     }
 
