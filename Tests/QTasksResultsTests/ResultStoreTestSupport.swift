@@ -155,3 +155,13 @@ func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -
     }
     return try await condition()
 }
+
+/// Whether two times fall within a millisecond of each other (both nil
+/// counts as the same): the precision every backend keeps.
+func sameMillisecond(_ a: Date?, _ b: Date?) -> Bool {
+    switch (a, b) {
+    case (nil, nil): return true
+    case (let a?, let b?): return abs(a.timeIntervalSince(b)) < 0.001
+    default: return false
+    }
+}
