@@ -4,17 +4,18 @@ import QTasksState
 
 /// One hiredis connection (`redisContext`), blocking, with socket timeouts.
 ///
-/// Not thread-safe: ``RedisStateStore`` uses it from its own serial dispatch
-/// queue only, never from Swift's cooperative pool. The context is freed in
+/// Not thread-safe: ``RedisStateStore`` (and `RedisResultStore` in
+/// QTasksResultsRedis, hence package access) uses it from its own serial
+/// dispatch queue only, never from Swift's cooperative pool. The context is freed in
 /// `deinit`; a connection that failed once is dropped (hiredis' context is
 /// unusable after an I/O or protocol error).
-final class RedisConnection {
+package final class RedisConnection {
     /// The connection broke (I/O error, end of stream, timeout, protocol
     /// error). `mayHaveApplied`: commands with effects had been written when
     /// it happened, so they may or may not have run.
-    struct Failure: Error {
-        var message: String
-        var mayHaveApplied: Bool
+    package struct Failure: Error {
+        package var message: String
+        package var mayHaveApplied: Bool
     }
 
     private let context: UnsafeMutablePointer<redisContext>
@@ -31,7 +32,7 @@ final class RedisConnection {
     /// read and write.
     ///
     /// - Throws: ``Failure`` with hiredis' error text.
-    static func connect(host: String, port: Int, timeout: Duration) throws(Failure) -> RedisConnection {
+    package static func connect(host: String, port: Int, timeout: Duration) throws(Failure) -> RedisConnection {
         let (seconds, attoseconds) = timeout.components
         let tv = timeval(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
         guard let context = redisConnectWithTimeout(host, Int32(port), tv) else {
@@ -51,13 +52,13 @@ final class RedisConnection {
     ///
     /// - Parameter hasEffects: whether the command changes data (it decides
     ///   ``Failure/mayHaveApplied`` should the connection break).
-    func command(_ arguments: [String], hasEffects: Bool = false) throws(Failure) -> RedisReply {
+    package func command(_ arguments: [String], hasEffects: Bool = false) throws(Failure) -> RedisReply {
         try pipeline([arguments], hasEffects: hasEffects)[0]
     }
 
     /// Sends several commands in one write, then reads their replies in
     /// order (error replies are values, not thrown).
-    func pipeline(_ commands: [[String]], hasEffects: Bool = false) throws(Failure) -> [RedisReply] {
+    package func pipeline(_ commands: [[String]], hasEffects: Bool = false) throws(Failure) -> [RedisReply] {
         for arguments in commands {
             try append(arguments)
         }
@@ -141,7 +142,7 @@ final class RedisConnection {
 /// kill the process) when Redis has closed the connection. Blocking it on
 /// this thread only turns that into an `EPIPE` error, without changing the
 /// process-wide disposition that the application may own.
-func withSIGPIPEBlocked<T>(_ body: () throws -> T) rethrows -> T {
+package func withSIGPIPEBlocked<T>(_ body: () throws -> T) rethrows -> T {
     #if os(Linux)
         var pipeSet = sigset_t()
         sigemptyset(&pipeSet)
