@@ -154,10 +154,10 @@ struct RedisResultLayout: Sendable {
     /// present, else the hash a QTasks producer wrote (status `new`, its
     /// `args` and `kwargs` when they are JSON), else nil (no hash).
     ///
-    /// - Throws: `DecodingError` when `qtasks_record` does not parse.
-    static func record(uuid: String, values: [String?], decoder: JSONDecoder) throws -> TaskRecord? {
+    /// - Throws: when `qtasks_record` does not parse (``RecordJSON``).
+    static func record(uuid: String, values: [String?]) throws -> TaskRecord? {
         if let json = values[0] {
-            return try decoder.decode(StoredRecord.self, from: Data(json.utf8)).record
+            return try RecordJSON.decode(json.utf8)
         }
         return foreignRecord(uuid: uuid, values: values)
     }
@@ -173,8 +173,8 @@ struct RedisResultLayout: Sendable {
         // as `(2, 3)`, which is not JSON: those stay unknown until a worker
         // records the arguments it received.
         if let argsText = values[4], let kwargsText = values[5],
-            case .array(let args)? = try? JSONDecoder().decode(JSONValue.self, from: Data(argsText.utf8)),
-            case .object(let kwargs)? = try? JSONDecoder().decode(JSONValue.self, from: Data(kwargsText.utf8))
+            case .array(let args)? = try? JSONParser.parse(argsText.utf8),
+            case .object(let kwargs)? = try? JSONParser.parse(kwargsText.utf8)
         {
             arguments = RecordedArguments(args: args, kwargs: kwargs)
         }

@@ -32,18 +32,32 @@ extension RedisResultStore {
         let fieldsRead = RedisResultLayout.readFields
 
         // 1. Read: our JSON record, else the fields a QTasks producer wrote.
-        let readReplies = try session.pipeline(uuids.map { ["HMGET", layout.recordKey($0)] + fieldsRead })
+        var reads = RedisCommandBuffer(reservingCapacity: uuids.count * 256)
+        for uuid in uuids {
+            reads.begin(argumentCount: 2 + fieldsRead.count)
+            reads.argument("HMGET")
+            reads.argument(layout.recordKey(uuid))
+            for field in fieldsRead { reads.argument(field) }
+        }
+        let readReplies = try session.pipeline(reads)
 
         // 2. Apply the events.
-        let decoder = JSONDecoder()
-        let encoder = JSONEncoder()
-        var recordCommands: [[String]] = []
-        recordCommands.reserveCapacity(uuids.count * 2)
+        // The commands, and the key each is about (for error messages).
+        var commands = RedisCommandBuffer(reservingCapacity: uuids.count * 1500)
+        var commandKeys: [String] = []
+        commandKeys.reserveCapacity(uuids.count * 2 + 10)
+        func add(_ command: [String]) {
+            commands.command(command)
+            commandKeys.append(command[0] == "EVAL" ? layout.finishedKey : command[1])
+        }
         var updated: [String] = ["ZADD", layout.updatedKey]
         var finished: [String] = ["ZADD", layout.finishedKey]
         var running: [String] = ["ZADD", layout.processKey]
         var notRunning: [String] = ["ZREM", layout.processKey]
         let ttl = String(ttlMilliseconds)
+        // For the cache, once written: the unfinished records and their text.
+        var written: [(uuid: String, entry: (json: String, record: TaskRecord)?)] = []
+        written.reserveCapacity(uuids.count)
         for (uuid, reply) in zip(uuids, readReplies) {
             let key = layout.recordKey(uuid)
             guard case .array = reply, let values = try? strings(reply, count: fieldsRead.count, to: "HMGET", key: key)
@@ -56,7 +70,9 @@ extension RedisResultStore {
             }
             // Our record as last written (it may have expired, or not
             // parse: then what a QTasks producer wrote, if anything).
-            let stored = values[0].flatMap { try? decoder.decode(StoredRecord.self, from: Data($0.utf8)).record }
+            let stored = values[0].flatMap { json in
+                writtenRecords.record(for: uuid, json: json) ?? (try? RecordJSON.decode(json.utf8))
+            }
             var previous = stored ?? RedisResultLayout.foreignRecord(uuid: uuid, values: values)
             if let record = previous, !isLive(record, now: now) { previous = nil }
 
@@ -71,22 +87,28 @@ extension RedisResultStore {
             }
             for event in rest { record.apply(event, maxEvents: maxEvents) }
 
-            let json = String(decoding: try encoder.encode(StoredRecord(record)), as: UTF8.self)
+            let json = RecordJSON.encode(record)
+            if record.isFinished {
+                written.append((uuid, nil))
+            } else {
+                written.append((uuid, (json, record)))
+            }
             let fields = RedisResultLayout.fields(of: record, recordJSON: json)
             if let stored {
                 let present = Set(fields.lazy.map(\.0))
                 let before = Set(RedisResultLayout.fields(of: stored, recordJSON: "").lazy.map(\.0))
                 let removed = RedisResultLayout.Field.optional.filter { before.contains($0) && !present.contains($0) }
-                if !removed.isEmpty { recordCommands.append(["HDEL", key] + removed) }
+                if !removed.isEmpty { add(["HDEL", key] + removed) }
             }
-            var hset = ["HSET", key]
-            hset.reserveCapacity(2 + fields.count * 2)
+            commands.begin(argumentCount: 2 + fields.count * 2)
+            commands.argument("HSET")
+            commands.argument(key)
             for (name, value) in fields {
-                hset.append(name)
-                hset.append(value)
+                commands.argument(name)
+                commands.argument(value)
             }
-            recordCommands.append(hset)
-            recordCommands.append(["PEXPIRE", key, ttl])
+            commandKeys.append(key)
+            add(["PEXPIRE", key, ttl])
 
             let score = RedisResultLayout.score(record.updatedAt)
             updated += [score, uuid]
@@ -104,29 +126,37 @@ extension RedisResultStore {
                 notRunning.append(old)
             }
         }
-        guard !recordCommands.isEmpty else { return }
+        guard commands.count > 0 else { return }
 
         // 3. Write: the records, the indexes, the in-flight set, the trims.
         let cutoff = "(" + RedisResultLayout.score(now.addingTimeInterval(-Seconds.double(configuration.timeToLive)))
-        var commands = recordCommands
-        commands.append(updated)
-        if finished.count > 2 { commands.append(finished) }
-        if running.count > 2 { commands.append(running) }
-        if notRunning.count > 2 { commands.append(notRunning) }
+        add(updated)
+        if finished.count > 2 { add(finished) }
+        if running.count > 2 { add(running) }
+        if notRunning.count > 2 { add(notRunning) }
         for index in [layout.updatedKey, layout.finishedKey, layout.processKey] {
-            commands.append(["PEXPIRE", index, ttl])
+            add(["PEXPIRE", index, ttl])
         }
-        commands.append(["ZREMRANGEBYSCORE", layout.updatedKey, "-inf", cutoff])
-        commands.append(["ZREMRANGEBYSCORE", layout.finishedKey, "-inf", cutoff])
+        add(["ZREMRANGEBYSCORE", layout.updatedKey, "-inf", cutoff])
+        add(["ZREMRANGEBYSCORE", layout.finishedKey, "-inf", cutoff])
         if finished.count > 2 {
-            commands.append([
+            add([
                 "EVAL", Self.trimScript, "2", layout.finishedKey, layout.updatedKey,
                 String(max(0, configuration.maxRecords)), layout.prefix,
             ])
         }
-        let replies = try session.pipeline(commands, writes: true)
-        for (command, reply) in zip(commands, replies) {
-            _ = try checked(reply, key: command[0] == "EVAL" ? layout.finishedKey : command[1])
+        let replies: [RedisReply]
+        do {
+            replies = try session.pipeline(commands, writes: true)
+        } catch {
+            for (uuid, _) in written { writtenRecords.remove(uuid) }
+            throw error
+        }
+        for (uuid, entry) in written {
+            if let entry { writtenRecords.insert(entry.record, json: entry.json) } else { writtenRecords.remove(uuid) }
+        }
+        for (key, reply) in zip(commandKeys, replies) {
+            _ = try checked(reply, key: key)
         }
     }
 }

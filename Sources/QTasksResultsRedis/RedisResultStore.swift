@@ -88,6 +88,8 @@ public final class RedisResultStore: ResultStore, CustomStringConvertible, @unch
     private let queue: DispatchQueue
     fileprivate var connection: RedisConnection?
     private var isClosed = false
+    /// The unfinished records written last (queue only).
+    var writtenRecords = RecordCache(capacity: 10_000)
 
     private init(endpoint: RedisEndpoint, configuration: ResultStoreConfiguration) {
         self.endpoint = endpoint
@@ -195,7 +197,7 @@ public final class RedisResultStore: ResultStore, CustomStringConvertible, @unch
             if values[0] == nil {
                 // A hash that QTasks wrote: a QTasks worker may have ended it.
                 if record.status == .success, let text = values[fields.count - 2] {
-                    record.result = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+                    record.result = try? JSONParser.parse(text.utf8)
                 } else if record.status == .error, let traceback = values[fields.count - 1] {
                     record.failure = TaskEvent.Failure(type: "", message: traceback, traceback: traceback)
                 }
@@ -292,6 +294,7 @@ public final class RedisResultStore: ResultStore, CustomStringConvertible, @unch
             queue.async {
                 self.isClosed = true
                 self.connection = nil
+                self.writtenRecords.removeAll()
                 continuation.resume()
             }
         }
@@ -313,7 +316,7 @@ public final class RedisResultStore: ResultStore, CustomStringConvertible, @unch
 
     func decodeRecord(uuid: String, values: [String?], key: String) throws -> TaskRecord? {
         do {
-            return try RedisResultLayout.record(uuid: uuid, values: values, decoder: JSONDecoder())
+            return try RedisResultLayout.record(uuid: uuid, values: values)
         } catch {
             throw ResultStoreError(
                 .corrupt, "the record at \(key) in \(endpoint.redactedURL) does not parse: \(error)")
@@ -322,7 +325,7 @@ public final class RedisResultStore: ResultStore, CustomStringConvertible, @unch
 
     func decode(_ bytes: [UInt8], key: String) throws -> TaskRecord {
         do {
-            return try JSONDecoder().decode(StoredRecord.self, from: Data(bytes)).record
+            return try RecordJSON.decode(bytes)
         } catch {
             throw ResultStoreError(
                 .corrupt, "the record at \(key) in \(endpoint.redactedURL) does not parse: \(error)")
@@ -401,6 +404,14 @@ public final class RedisResultStore: ResultStore, CustomStringConvertible, @unch
         /// - Throws: ``ResultStoreError`` `.unavailable` when the connection
         ///   breaks (it is dropped; the next operation reconnects).
         mutating func pipeline(_ commands: [[String]], writes: Bool = false) throws -> [RedisReply] {
+            var buffer = RedisCommandBuffer()
+            for command in commands { buffer.command(command) }
+            return try pipeline(buffer, writes: writes)
+        }
+
+        /// Sends the encoded `commands` in one write and reads their
+        /// replies, as ``pipeline(_:writes:)-([[String]],_)``.
+        mutating func pipeline(_ commands: RedisCommandBuffer, writes: Bool = false) throws -> [RedisReply] {
             while true {
                 do {
                     let live = try store.connection ?? store.connect()
