@@ -339,6 +339,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "QTasks", "QTasksRabbitMQ", "QTasksState", "QTasksStateStores", "AMQP", "TestSupport", "CommandSupport",
+                "QTasksResultsRedis",
                 "qtasks", "qtasks-example",
                 "qtasks-benchmark", "qtasks-scheduler",
                 "QTasksW3CTracing",
