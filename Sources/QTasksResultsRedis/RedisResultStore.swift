@@ -55,9 +55,15 @@ import QTasksStateRedis
 /// `task_process`, `PEXPIRE` of the sorted sets, `ZREMRANGEBYSCORE` of index
 /// entries older than the time-to-live and, when the batch finished tasks, a
 /// short Lua script that drops the oldest finished records (hash and index
-/// entries) past ``ResultStoreConfiguration/maxRecords``. Two processes that
-/// write the same task at once (a duplicate delivery) race: the last write
-/// wins, which is at worst one duplicate's outcome over the other's.
+/// entries) past ``ResultStoreConfiguration/maxRecords``. No round trip per
+/// event or per task. The JSON record is written and parsed by hand (the
+/// ``TaskRecord`` JSON form, which `Codable` reads too), and a record this
+/// store wrote and reads back unchanged (a task's next events) is not parsed
+/// again: `JSONEncoder` and `JSONDecoder` were most of a batch's time.
+///
+/// Two processes that write the same task at once (only a duplicate
+/// delivery does that) race: the last write wins, which at worst keeps one
+/// duplicate's outcome and events over the other's.
 ///
 /// Every key has the store's time-to-live (`PEXPIRE`, renewed by each
 /// write), so Redis itself expires records; reads also skip records whose
