@@ -114,9 +114,10 @@ public final class RedisResultStore: ResultStore, CustomStringConvertible, @unch
     ///   - url: `redis://[[user]:password@]host[:port][/db]` (no TLS:
     ///     `rediss://` is refused).
     ///   - configuration: time-to-live, bound, timeout and key prefix.
-    /// - Throws: ``ResultStoreError`` `.invalidURL` (password redacted) or
-    ///   `.unavailable` (the server cannot be reached or refuses the
-    ///   password).
+    /// - Throws: ``ResultStoreError`` `.invalidURL` (password redacted; also
+    ///   for a key prefix that is empty or contains `:`, which QTasks splits
+    ///   its keys on) or `.unavailable` (the server cannot be reached or
+    ///   refuses the password).
     public static func open(
         url: String, configuration: ResultStoreConfiguration = ResultStoreConfiguration()
     ) async throws -> RedisResultStore {
