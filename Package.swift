@@ -156,9 +156,11 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
+        // Reuses QTasksStateRedis' hiredis connection (package access) and
+        // its URL parsing (which throws QTasksState's StateError).
         .target(
             name: "QTasksResultsRedis",
-            dependencies: ["QTasks", "QTasksStateRedis"]
+            dependencies: ["QTasks", "QTasksState", "QTasksStateRedis"]
         ),
         .target(
             name: "QTasksResultStores",
@@ -341,6 +343,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "QTasks", "QTasksRabbitMQ", "QTasksState", "QTasksStateStores", "AMQP", "TestSupport", "CommandSupport",
+                "QTasksResultsRedis",
                 "qtasks", "qtasks-example",
                 "qtasks-benchmark", "qtasks-scheduler",
                 "QTasksW3CTracing",

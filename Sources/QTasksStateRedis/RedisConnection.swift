@@ -4,17 +4,18 @@ import QTasksState
 
 /// One hiredis connection (`redisContext`), blocking, with socket timeouts.
 ///
-/// Not thread-safe: ``RedisStateStore`` uses it from its own serial dispatch
-/// queue only, never from Swift's cooperative pool. The context is freed in
+/// Not thread-safe: ``RedisStateStore`` (and `RedisResultStore` in
+/// QTasksResultsRedis, hence package access) uses it from its own serial
+/// dispatch queue only, never from Swift's cooperative pool. The context is freed in
 /// `deinit`; a connection that failed once is dropped (hiredis' context is
 /// unusable after an I/O or protocol error).
-final class RedisConnection {
+package final class RedisConnection {
     /// The connection broke (I/O error, end of stream, timeout, protocol
     /// error). `mayHaveApplied`: commands with effects had been written when
     /// it happened, so they may or may not have run.
-    struct Failure: Error {
-        var message: String
-        var mayHaveApplied: Bool
+    package struct Failure: Error {
+        package var message: String
+        package var mayHaveApplied: Bool
     }
 
     private let context: UnsafeMutablePointer<redisContext>
@@ -31,7 +32,7 @@ final class RedisConnection {
     /// read and write.
     ///
     /// - Throws: ``Failure`` with hiredis' error text.
-    static func connect(host: String, port: Int, timeout: Duration) throws(Failure) -> RedisConnection {
+    package static func connect(host: String, port: Int, timeout: Duration) throws(Failure) -> RedisConnection {
         let (seconds, attoseconds) = timeout.components
         let tv = timeval(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
         guard let context = redisConnectWithTimeout(host, Int32(port), tv) else {
@@ -51,19 +52,48 @@ final class RedisConnection {
     ///
     /// - Parameter hasEffects: whether the command changes data (it decides
     ///   ``Failure/mayHaveApplied`` should the connection break).
-    func command(_ arguments: [String], hasEffects: Bool = false) throws(Failure) -> RedisReply {
+    package func command(_ arguments: [String], hasEffects: Bool = false) throws(Failure) -> RedisReply {
         try pipeline([arguments], hasEffects: hasEffects)[0]
     }
 
     /// Sends several commands in one write, then reads their replies in
     /// order (error replies are values, not thrown).
-    func pipeline(_ commands: [[String]], hasEffects: Bool = false) throws(Failure) -> [RedisReply] {
+    package func pipeline(_ commands: [[String]], hasEffects: Bool = false) throws(Failure) -> [RedisReply] {
         for arguments in commands {
             try append(arguments)
         }
         var replies: [RedisReply] = []
         replies.reserveCapacity(commands.count)
         for _ in commands {
+            var raw: UnsafeMutableRawPointer?
+            guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
+                throw Failure(message: errorText, mayHaveApplied: hasEffects)
+            }
+            let reply = Self.copy(raw.assumingMemoryBound(to: redisReply.self))
+            freeReplyObject(raw)
+            replies.append(reply)
+        }
+        return replies
+    }
+
+    /// Sends commands already encoded in a ``RedisCommandBuffer`` in one
+    /// write, then reads their replies in order (error replies are values).
+    /// Cheaper than ``pipeline(_:hasEffects:)`` for large pipelines: one copy
+    /// into hiredis' output buffer instead of an allocation per argument and
+    /// hiredis' formatting of each.
+    package func pipeline(_ commands: RedisCommandBuffer, hasEffects: Bool = false) throws(Failure) -> [RedisReply] {
+        guard commands.count > 0 else { return [] }
+        let status = commands.bytes.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { characters in
+                redisAppendFormattedCommand(context, characters.baseAddress, characters.count)
+            }
+        }
+        guard status == REDIS_OK else {
+            throw Failure(message: errorText, mayHaveApplied: false)
+        }
+        var replies: [RedisReply] = []
+        replies.reserveCapacity(commands.count)
+        for _ in 0..<commands.count {
             var raw: UnsafeMutableRawPointer?
             guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
                 throw Failure(message: errorText, mayHaveApplied: hasEffects)
@@ -134,6 +164,80 @@ final class RedisConnection {
     }
 }
 
+/// Commands encoded in the Redis protocol (RESP arrays of bulk strings), to
+/// send with `RedisConnection.pipeline` in one write: built argument by
+/// argument, without an array per command.
+///
+/// ```swift
+/// var commands = RedisCommandBuffer()
+/// commands.command("HSET", "key", "field", "value")
+/// commands.begin(argumentCount: 2 + 2 * fields.count)
+/// commands.argument("HSET"); commands.argument(key)
+/// for (name, value) in fields { commands.argument(name); commands.argument(value) }
+/// ```
+package struct RedisCommandBuffer: Sendable {
+    package private(set) var bytes: [UInt8] = []
+    /// How many commands the buffer holds.
+    package private(set) var count = 0
+    /// Arguments still due for the command begun last.
+    private var pending = 0
+
+    package init(reservingCapacity capacity: Int = 0) {
+        bytes.reserveCapacity(capacity)
+    }
+
+    /// Starts a command of `argumentCount` arguments (its name included);
+    /// exactly that many ``argument(_:)`` calls must follow.
+    package mutating func begin(argumentCount: Int) {
+        precondition(pending == 0, "the previous command lacks \(pending) arguments")
+        precondition(argumentCount > 0, "a command has at least its name")
+        bytes.append(UInt8(ascii: "*"))
+        appendDecimal(argumentCount)
+        bytes.append(0x0D)
+        bytes.append(0x0A)
+        pending = argumentCount
+        count += 1
+    }
+
+    /// One argument of the command begun last (binary safe).
+    package mutating func argument(_ text: String) {
+        var text = text
+        text.withUTF8 { argument(bytes: $0) }
+    }
+
+    /// One argument of the command begun last (binary safe).
+    package mutating func argument(bytes argument: UnsafeBufferPointer<UInt8>) {
+        precondition(pending > 0, "more arguments than the command was begun with")
+        pending -= 1
+        bytes.append(UInt8(ascii: "$"))
+        appendDecimal(argument.count)
+        bytes.append(0x0D)
+        bytes.append(0x0A)
+        bytes.append(contentsOf: argument)
+        bytes.append(0x0D)
+        bytes.append(0x0A)
+    }
+
+    /// A whole command.
+    package mutating func command(_ arguments: String...) {
+        command(arguments)
+    }
+
+    /// A whole command.
+    package mutating func command(_ arguments: [String]) {
+        begin(argumentCount: arguments.count)
+        for argument in arguments { self.argument(argument) }
+    }
+
+    private mutating func appendDecimal(_ value: Int) {
+        if value < 10 {
+            bytes.append(UInt8(ascii: "0") + UInt8(value))
+            return
+        }
+        bytes.append(contentsOf: String(value).utf8)
+    }
+}
+
 /// Runs `body` with SIGPIPE blocked on the calling thread, then discards a
 /// SIGPIPE that `body` raised there and restores the signal mask.
 ///
@@ -141,7 +245,7 @@ final class RedisConnection {
 /// kill the process) when Redis has closed the connection. Blocking it on
 /// this thread only turns that into an `EPIPE` error, without changing the
 /// process-wide disposition that the application may own.
-func withSIGPIPEBlocked<T>(_ body: () throws -> T) rethrows -> T {
+package func withSIGPIPEBlocked<T>(_ body: () throws -> T) rethrows -> T {
     #if os(Linux)
         var pipeSet = sigset_t()
         sigemptyset(&pipeSet)

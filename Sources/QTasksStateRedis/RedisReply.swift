@@ -1,5 +1,5 @@
 /// A Redis reply as a Swift value, copied out of hiredis' `redisReply`.
-enum RedisReply: Equatable {
+package enum RedisReply: Equatable, Sendable {
     /// A bulk string (binary safe).
     case string([UInt8])
     /// A simple string, such as `OK` or `QUEUED`.

@@ -1,0 +1,139 @@
+import Foundation
+import QTasks
+import QTasksResultStores
+import TestSupport
+import Testing
+
+/// A redis-server of the test's own on a free port (with a password and an
+/// append-only file, so that data survives its restarts), stopped with
+/// `SHUTDOWN` through redis-cli (children inherit the test runner's blocked
+/// signals, so SIGTERM may not reach it).
+final class PrivateRedis: @unchecked Sendable {
+    // @unchecked: used by one test, from one task at a time.
+    let port: Int
+    let password = "s3cret-" + UUID().uuidString.prefix(6)
+    let directory: String
+    private var server: Process?
+
+    static let binary: String? = ["/usr/bin/redis-server", "/usr/local/bin/redis-server", "/usr/sbin/redis-server"]
+        .first(where: FileManager.default.isExecutableFile(atPath:))
+
+    init() throws {
+        port = try TCPPort.free()
+        directory = NSTemporaryDirectory() + "qtasks-results-redis-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    }
+
+    var url: String { "redis://:\(password)@127.0.0.1:\(port)/0" }
+    var redactedURL: String { "redis://:***@127.0.0.1:\(port)/0" }
+
+    func start() async throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try #require(Self.binary))
+        process.arguments = [
+            "--bind", "127.0.0.1", "--port", String(port), "--dir", directory, "--requirepass", password,
+            "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no",
+            "--logfile", "\(directory)/redis.log",
+        ]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        server = process
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !TCPPort.isOpen(host: "127.0.0.1", port: port) {
+            try #require(ContinuousClock.now < deadline, "redis-server on port \(port) did not start")
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    func stop() async {
+        guard let server else { return }
+        let cli = Process()
+        cli.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        cli.arguments = ["redis-cli", "-p", String(port), "-a", password, "--no-auth-warning", "SHUTDOWN"]
+        cli.standardOutput = FileHandle.nullDevice
+        cli.standardError = FileHandle.nullDevice
+        try? cli.run()
+        cli.waitUntilExit()
+        let deadline = ContinuousClock.now + .seconds(15)
+        while server.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+        if server.isRunning { kill(server.processIdentifier, SIGKILL) }
+        self.server = nil
+    }
+
+    func remove() async {
+        await stop()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+/// A Redis store whose server goes away and comes back: clear errors while
+/// it is gone, recovery without reopening the store.
+@Suite(
+    "Redis result store, own server",
+    .enabled(if: PrivateRedis.binary != nil || TestRedis.required, "redis-server not installed (deploy/install-deps.sh)"))
+struct RedisResultStoreRecoveryTests {
+    @Test func aStoreWhoseRedisWentAwayRecoversWhenItReturns() async throws {
+        let redis = try PrivateRedis()
+        try await redis.start()
+        var configuration = ResultStoreConfiguration()
+        configuration.timeout = .seconds(2)
+        let store = try await ResultStores.open(url: redis.url, configuration: configuration)
+        #expect("\(store)".contains(redis.redactedURL))
+        var before = EventScript()
+        try await store.record(before.success(1))
+
+        // Restarted while the store was idle: the dead connection is
+        // replaced at the first call, which succeeds.
+        await redis.stop()
+        try await redis.start()
+        #expect(try await store.record(for: before.uuid)?.result == 1)
+
+        await redis.stop()
+        var during = EventScript()
+        let duringEvents = during.success(2)
+        let beforeUUID = before.uuid
+        let now = Date()
+        let heartbeat = WorkerHeartbeat(
+            workerID: "w", host: "h", pid: 1, queues: ["q"], concurrency: 1, inFlight: 0, processed: 0, failed: 0,
+            retried: 0, startedAt: now, sentAt: now, expiresAt: now.addingTimeInterval(60))
+        let operations: [(String, @Sendable () async throws -> Void)] = [
+            ("record", { try await store.record(duringEvents) }),
+            ("record(for:)", { _ = try await store.record(for: beforeUUID) }),
+            ("records(matching:)", { _ = try await store.records(matching: TaskRecordQuery()) }),
+            ("recordHeartbeat", { try await store.recordHeartbeat(heartbeat) }),
+            ("liveWorkers", { _ = try await store.liveWorkers() }),
+        ]
+        for (name, operation) in operations {
+            let error = await #expect(throws: ResultStoreError.self, "\(name)") { try await operation() }
+            #expect(error?.code == .unavailable, "\(name): \(String(describing: error))")
+            let message = error?.message ?? ""
+            #expect(message.contains(redis.redactedURL), "\(name): \(message)")
+            #expect(message.contains("refused") || message.contains("closed") || message.contains("reset"), "\(name): \(message)")
+            #expect(!message.contains(redis.password), "\(name): \(message)")
+        }
+
+        // Back: the same store works again, and the batch the worker
+        // retries is recorded.
+        try await redis.start()
+        try await store.record(duringEvents)
+        #expect(try await store.record(for: during.uuid)?.result == 2)
+        #expect(try await store.record(for: before.uuid)?.result == 1)
+        try await store.recordHeartbeat(heartbeat)
+        #expect(try await store.liveWorkers().map(\.workerID) == ["w"])
+        await store.close()
+        await redis.remove()
+    }
+
+    @Test func aWrongPasswordIsUnavailableWithoutLeakingIt() async throws {
+        let redis = try PrivateRedis()
+        try await redis.start()
+        let error = await #expect(throws: ResultStoreError.self) {
+            _ = try await ResultStores.open(url: "redis://:wrong-pass@127.0.0.1:\(redis.port)/0")
+        }
+        #expect(error?.code == .unavailable)
+        #expect(error?.message.contains("authentication") == true, "\(String(describing: error))")
+        #expect(error?.message.contains("wrong-pass") == false)
+        await redis.remove()
+    }
+}
