@@ -4,69 +4,6 @@ import QTasksResultStores
 import TestSupport
 import Testing
 
-/// A redis-server of the test's own on a free port (with a password and an
-/// append-only file, so that data survives its restarts), stopped with
-/// `SHUTDOWN` through redis-cli (children inherit the test runner's blocked
-/// signals, so SIGTERM may not reach it).
-final class PrivateRedis: @unchecked Sendable {
-    // @unchecked: used by one test, from one task at a time.
-    let port: Int
-    let password = "s3cret-" + UUID().uuidString.prefix(6)
-    let directory: String
-    private var server: Process?
-
-    static let binary: String? = ["/usr/bin/redis-server", "/usr/local/bin/redis-server", "/usr/sbin/redis-server"]
-        .first(where: FileManager.default.isExecutableFile(atPath:))
-
-    init() throws {
-        port = try TCPPort.free()
-        directory = NSTemporaryDirectory() + "qtasks-results-redis-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    }
-
-    var url: String { "redis://:\(password)@127.0.0.1:\(port)/0" }
-    var redactedURL: String { "redis://:***@127.0.0.1:\(port)/0" }
-
-    func start() async throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try #require(Self.binary))
-        process.arguments = [
-            "--bind", "127.0.0.1", "--port", String(port), "--dir", directory, "--requirepass", password,
-            "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no",
-            "--logfile", "\(directory)/redis.log",
-        ]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        server = process
-        let deadline = ContinuousClock.now + .seconds(10)
-        while !TCPPort.isOpen(host: "127.0.0.1", port: port) {
-            try #require(ContinuousClock.now < deadline, "redis-server on port \(port) did not start")
-            try await Task.sleep(for: .milliseconds(20))
-        }
-    }
-
-    func stop() async {
-        guard let server else { return }
-        let cli = Process()
-        cli.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        cli.arguments = ["redis-cli", "-p", String(port), "-a", password, "--no-auth-warning", "SHUTDOWN"]
-        cli.standardOutput = FileHandle.nullDevice
-        cli.standardError = FileHandle.nullDevice
-        try? cli.run()
-        cli.waitUntilExit()
-        let deadline = ContinuousClock.now + .seconds(15)
-        while server.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
-        if server.isRunning { kill(server.processIdentifier, SIGKILL) }
-        self.server = nil
-    }
-
-    func remove() async {
-        await stop()
-        try? FileManager.default.removeItem(atPath: directory)
-    }
-}
-
 /// A Redis store whose server goes away and comes back: clear errors while
 /// it is gone, recovery without reopening the store.
 @Suite(
@@ -74,7 +11,7 @@ final class PrivateRedis: @unchecked Sendable {
     .enabled(if: PrivateRedis.binary != nil || TestRedis.required, "redis-server not installed (deploy/install-deps.sh)"))
 struct RedisResultStoreRecoveryTests {
     @Test func aStoreWhoseRedisWentAwayRecoversWhenItReturns() async throws {
-        let redis = try PrivateRedis()
+        let redis = try PrivateRedis(password: "s3cret-" + UUID().uuidString.prefix(6))
         try await redis.start()
         var configuration = ResultStoreConfiguration()
         configuration.timeout = .seconds(2)
@@ -110,7 +47,7 @@ struct RedisResultStoreRecoveryTests {
             let message = error?.message ?? ""
             #expect(message.contains(redis.redactedURL), "\(name): \(message)")
             #expect(message.contains("refused") || message.contains("closed") || message.contains("reset"), "\(name): \(message)")
-            #expect(!message.contains(redis.password), "\(name): \(message)")
+            #expect(!message.contains(redis.password ?? "-"), "\(name): \(message)")
         }
 
         // Back: the same store works again, and the batch the worker
@@ -126,7 +63,7 @@ struct RedisResultStoreRecoveryTests {
     }
 
     @Test func aWrongPasswordIsUnavailableWithoutLeakingIt() async throws {
-        let redis = try PrivateRedis()
+        let redis = try PrivateRedis(password: "s3cret-" + UUID().uuidString.prefix(6))
         try await redis.start()
         let error = await #expect(throws: ResultStoreError.self) {
             _ = try await ResultStores.open(url: "redis://:wrong-pass@127.0.0.1:\(redis.port)/0")

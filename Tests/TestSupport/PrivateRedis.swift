@@ -14,20 +14,26 @@ public final class PrivateRedis: @unchecked Sendable {
     // start() and stop(), which the test calls in sequence.
     public let port: Int
     public let directory: String
+    /// `requirepass`, when the server has one.
+    public let password: String?
     private var pid: pid_t?
 
     /// The server binary, when installed.
     public static let binary: String? = ["/usr/bin/redis-server", "/usr/sbin/redis-server", "/usr/local/bin/redis-server"]
         .first { FileManager.default.isExecutableFile(atPath: $0) }
 
-    public init() throws {
+    /// - Parameter password: the server's `requirepass`; nil: none.
+    public init(password: String? = nil) throws {
+        self.password = password
         port = try TCPPort.free()
         directory = NSTemporaryDirectory() + "qtasks-private-redis-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     }
 
-    /// `redis://127.0.0.1:<port>/0`.
-    public var url: String { "redis://127.0.0.1:\(port)/0" }
+    /// `redis://[:password@]127.0.0.1:<port>/0`.
+    public var url: String { "redis://\(password.map { ":\($0)@" } ?? "")127.0.0.1:\(port)/0" }
+    /// ``url`` with the password as `***`.
+    public var redactedURL: String { "redis://\(password == nil ? "" : ":***@")127.0.0.1:\(port)/0" }
 
     /// Starts the server (again, on the same port and data) and waits until
     /// it accepts connections (at most 10 s).
@@ -36,7 +42,7 @@ public final class PrivateRedis: @unchecked Sendable {
         let arguments = [
             "--bind", "127.0.0.1", "--port", String(port), "--dir", directory, "--appendonly", "yes",
             "--save", "", "--daemonize", "no", "--logfile", "\(directory)/redis.log",
-        ]
+        ] + (password.map { ["--requirepass", $0] } ?? [])
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
