@@ -1,4 +1,5 @@
 import ArgumentParser
+import QTasks
 
 /// `qtasks`: the command-line tool for a swift-qtasks deployment.
 @main
@@ -21,8 +22,27 @@ struct QTasksCommand: AsyncParsableCommand {
 
 /// The exit statuses of `qtasks`, documented in its help.
 enum ExitStatus {
+    /// The task's result was an error or a cancel.
     static let taskFailed = ExitCode(1)
+    /// What was asked for does not exist: `state get`'s field, `result`'s
+    /// record.
+    static let notFound = ExitCode(2)
+    /// The task did not end within the wait.
     static let timeout = ExitCode(3)
+    /// The broker, the State backend or the result store could not be
+    /// reached or refused the request.
     static let brokerFailure = ExitCode(4)
     static let usage = ExitCode(64)
+
+    /// How `qtasks send` and `qtasks result` exit for a task's status: nil
+    /// (0) for success, ``timeout`` for a task that has not ended (`new`,
+    /// `process`, `retry`), ``taskFailed`` for any other end (error,
+    /// cancel, a status of another producer).
+    static func forTask(_ status: TaskStatus) -> ExitCode? {
+        switch status {
+        case .success: nil
+        case .new, .process, .retry: timeout
+        default: taskFailed
+        }
+    }
 }
