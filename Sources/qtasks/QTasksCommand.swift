@@ -21,7 +21,7 @@ struct QTasksCommand: AsyncParsableCommand {
             refused the request; 64 bad usage.
             """,
         subcommands: [
-            SendCommand.self, ResultCommand.self, TasksCommand.self, WorkersCommand.self,
+            SendCommand.self, ResultCommand.self, TasksCommand.self, WorkersCommand.self, EventsCommand.self,
             InspectCommand.self, PurgeCommand.self, DLQCommand.self, StateCommand.self,
         ])
 }
