@@ -114,3 +114,55 @@ struct ResultsCLITests {
         }
     }
 }
+
+/// The producers' `sent` records: the scheduler's, and a store that cannot
+/// be reached does not stop `qtasks send`.
+@Suite(.enabled(if: IntegrationEnvironment.enabled, "no RabbitMQ reachable at QTASKS_URL; deploy/test.sh starts one"),
+       .timeLimit(.minutes(2)))
+struct SentRecordsTests {
+    /// Two ticks submitted with --result-store are in the store as `new`
+    /// (no worker runs), under the uuids the scheduler printed.
+    @Test func schedulerRecordsEachTaskItSubmits() async throws {
+        let store = try TestResultStore.sqlite()
+        let state = try StateDirectory()
+        defer {
+            store.remove()
+            state.remove()
+        }
+        try await TestScope.run("res-sched") { scope in
+            let from = Int64(Date().timeIntervalSince1970.rounded(.down)) + 1
+            let scheduler = try scope.spawn(
+                SchedulerTests.schedulerExecutable,
+                ["--url", IntegrationEnvironment.url, "--state", state.sqliteURL, "--every", "1:add:\(scope.queue):[2,3]",
+                 "--from", String(from), "--until", String(from + 2)] + store.arguments)
+            #expect(await scheduler.waitForExit(timeout: 20) == .exited(0), "\(scheduler.stderrTail())")
+            let submitted = SchedulerTests.submissions(scheduler)
+            #expect(submitted.count == 2, "\(scheduler.standardOutputText)")
+            for (_, uuid) in submitted {
+                let run = try await scope.runStoreCLI(["result", uuid, "--json"], store: store)
+                #expect(run.termination == .exited(3), "recorded, not ended: \(run)")
+                let record = try JSONDecoder().decode(TaskRecord.self, from: Data(run.stdout.utf8))
+                #expect(record.status == .new && record.taskName == "add" && record.queue == scope.queue, "\(run)")
+                #expect(record.events.first?.workerID.hasPrefix("qtasks-scheduler.") == true, "\(run)")
+            }
+        }
+    }
+
+    /// A store that cannot be reached is a warning; the task is sent and
+    /// its result printed, exit 0; the warning has no password.
+    @Test func sendWarnsButSendsWhenTheStoreIsDown() async throws {
+        try await TestScope.run("res-down") { scope in
+            _ = try await scope.startWorker()
+            // Nothing listens on port 1; an SQLite file in a missing directory.
+            for url in ["redis://:hunter2@127.0.0.1:1/0", "sqlite:///nonexistent-\(UUID().uuidString.prefix(8))/results.db"] {
+                let run = try await scope.runCLI([
+                    "send", "add", "2", "3", "--queue", scope.queue, "--wait", "20", "--result-store", url,
+                ])
+                #expect(run.termination == .exited(0), "\(run)")
+                #expect(run.stdout.contains(#""returning":5"#), "\(run)")
+                #expect(run.stderr.contains("cannot open the result store"), "\(run)")
+                #expect(!run.stderr.contains("hunter2"), "\(run)")
+            }
+        }
+    }
+}
