@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import QTasks
 import QTasksRabbitMQ
+import Synchronization
 
 /// `qtasks events [--json] [--pattern P] [--count N]`: tails the events
 /// exchange.
@@ -59,6 +60,18 @@ struct EventsCommand: AsyncParsableCommand {
             printError("qtasks: \(error)")
             throw ExitStatus.usage
         }
+        // SIGINT and SIGTERM stop the tail: the iteration ends, the
+        // connection closes (and the queue with it), the command exits 0.
+        // Handled from before the tail starts, so that none is missed.
+        let stop = StopSignal()
+        let signals = [SIGINT, SIGTERM].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { stop.fire() }
+            source.resume()
+            return source
+        }
+        defer { signals.forEach { $0.cancel() } }
         let tail = Task { [pattern, count, json] in
             try await EventsExchange.tail(configuration: configuration, pattern: pattern) { messages in
                 printError("qtasks: listening to \(EventsExchange.name) with pattern '\(pattern)' (Ctrl-C stops)")
@@ -75,24 +88,42 @@ struct EventsCommand: AsyncParsableCommand {
                 }
             }
         }
-        // SIGINT and SIGTERM stop the tail: the iteration ends, the
-        // connection closes (and the queue with it), the command exits 0.
-        let signals = [SIGINT, SIGTERM].map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { tail.cancel() }
-            source.resume()
-            return source
-        }
-        defer { signals.forEach { $0.cancel() } }
+        stop.cancels(tail)
         do {
             try await tail.value
         } catch is CancellationError {
             return
         } catch {
-            if tail.isCancelled { return }
+            if stop.isFired { return }
             printError("qtasks: events: \(error)")
             throw ExitStatus.brokerFailure
         }
+    }
+}
+
+/// A signal that cancels a task, also when it fired before the task was
+/// given.
+private final class StopSignal: Sendable {
+    private struct State {
+        var fired = false
+        var task: Task<Void, any Error>?
+    }
+    private let state = Mutex(State())
+
+    var isFired: Bool { state.withLock { $0.fired } }
+
+    func fire() {
+        state.withLock { state in
+            state.fired = true
+            return state.task
+        }?.cancel()
+    }
+
+    func cancels(_ task: Task<Void, any Error>) {
+        let fired = state.withLock { state in
+            state.task = task
+            return state.fired
+        }
+        if fired { task.cancel() }
     }
 }
