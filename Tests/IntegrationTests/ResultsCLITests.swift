@@ -99,18 +99,39 @@ struct ResultsCLITests {
         }
     }
 
-    /// Bad usage exits 64 without touching a store.
-    @Test func storeCommandsRefuseBadUsage() async throws {
+    /// Bad usage exits 64 without touching a store; the URL comes from
+    /// the flag, its file, the variable or the variable's file.
+    @Test func storeCommandsRefuseBadUsageAndReadTheURLFromAFile() async throws {
+        let noStore = ["QTASKS_RESULT_STORE": "", "QTASKS_RESULT_STORE_FILE": ""]
         for arguments in [
             ["result", "x"], ["tasks"], ["workers"],
             ["tasks", "--result-store", "memory://", "--status", "bogus"],
             ["tasks", "--result-store", "memory://", "--since", "yesterday"],
+            ["tasks", "--result-store", "memory://", "--since", "0"],
             ["result", "x", "--result-store", "ftp://nowhere"],
+            ["workers", "--result-store-file", "/nonexistent/qtasks-results-url"],
+            ["workers", "--result-store", "memory://", "--result-prefix", "a b"],
         ] {
-            let run = try await ChildProcess.run(
-                IntegrationEnvironment.cliExecutable, arguments,
-                environment: ["QTASKS_RESULT_STORE": "", "QTASKS_RESULT_STORE_FILE": ""])
+            let run = try await ChildProcess.run(IntegrationEnvironment.cliExecutable, arguments, environment: noStore)
             #expect(run.termination == .exited(64), "\(arguments): \(run)")
+        }
+        let unreadable = try await ChildProcess.run(
+            IntegrationEnvironment.cliExecutable, ["workers", "--result-store-file", "/nonexistent/qtasks-results-url"],
+            environment: noStore)
+        #expect(unreadable.stderr.contains("/nonexistent/qtasks-results-url"), "\(unreadable)")
+
+        // memory:// is empty in a new process: nothing listed, exit 0.
+        let directory = try StateDirectory()
+        defer { directory.remove() }
+        let file = directory.path + "/url"
+        try "memory://\n".write(toFile: file, atomically: true, encoding: .utf8)
+        for (arguments, environment) in [
+            (["tasks", "--result-store-file", file, "--status", "failed,cancelled", "--since", "1h30m"], noStore),
+            (["workers"], ["QTASKS_RESULT_STORE": "", "QTASKS_RESULT_STORE_FILE": file]),
+            (["tasks", "--json"], ["QTASKS_RESULT_STORE": "memory://"]),
+        ] {
+            let run = try await ChildProcess.run(IntegrationEnvironment.cliExecutable, arguments, environment: environment)
+            #expect(run.termination == .exited(0) && run.stdout.isEmpty, "\(arguments): \(run)")
         }
     }
 }
