@@ -3,8 +3,9 @@ import QTasks
 import Testing
 
 /// `qtasks result` and `qtasks tasks` against a result store that example
-/// workers (run with --result-store) write: a durable SQLite file shared by
-/// the processes of one test.
+/// workers (run with --result-store) write: a durable store shared by the
+/// processes of one test, an SQLite file of its own or Redis under a key
+/// prefix of its own.
 @Suite(.enabled(if: IntegrationEnvironment.enabled, "no RabbitMQ reachable at QTASKS_URL; deploy/test.sh starts one"),
        .timeLimit(.minutes(2)))
 struct ResultsCLITests {
@@ -14,6 +15,15 @@ struct ResultsCLITests {
     @Test func resultOfATaskSentWithoutWaitingAfterTheSenderExited() async throws {
         let store = try TestResultStore.sqlite()
         defer { store.remove() }
+        try await resultOfATaskSentWithoutWaiting(store: store)
+    }
+
+    @Test(.enabled(if: IntegrationRedis.enabled, "no Redis at QTASKS_REDIS_URL; deploy/redis.sh start"))
+    func resultOfATaskSentWithoutWaitingOnRedis() async throws {
+        try await resultOfATaskSentWithoutWaiting(store: TestResultStore.redis())
+    }
+
+    func resultOfATaskSentWithoutWaiting(store: TestResultStore) async throws {
         try await TestScope.run("res-later") { scope in
             let send = try await scope.runCLI(["send", "add", "2", "3", "--queue", scope.queue, "--wait", "0"] + store.arguments)
             #expect(send.termination == .exited(0), "\(send)")
@@ -55,6 +65,15 @@ struct ResultsCLITests {
     @Test func tasksListsAFailedTaskWithItsTraceback() async throws {
         let store = try TestResultStore.sqlite()
         defer { store.remove() }
+        try await tasksListsAFailedTask(store: store)
+    }
+
+    @Test(.enabled(if: IntegrationRedis.enabled, "no Redis at QTASKS_REDIS_URL; deploy/redis.sh start"))
+    func tasksListsAFailedTaskWithItsTracebackOnRedis() async throws {
+        try await tasksListsAFailedTask(store: TestResultStore.redis())
+    }
+
+    func tasksListsAFailedTask(store: TestResultStore) async throws {
         try await TestScope.run("res-failed") { scope in
             _ = try await scope.startWorker(on: scope.queue, arguments: store.arguments)
             let message = "boom-\(UUID().uuidString.prefix(8))"
