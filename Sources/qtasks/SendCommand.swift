@@ -134,15 +134,15 @@ struct SendCommand: AsyncParsableCommand {
             printError("qtasks: \(error)")
             throw ExitStatus.usage
         }
-        let store = await openResultStore()
+        let recorder = await openSentRecorder()
         let client = TaskClient(broker: brokerConnection, batchWindow: batchSize)
         func closeAll() async {
             await client.close()
             await brokerConnection.close()
-            await store?.close()
+            await recorder?.close()
         }
         if let count {
-            let outcome = await sendMany(count, client: client, store: store)
+            let outcome = await sendMany(count, client: client, recorder: recorder)
             await closeAll()
             if let outcome { throw outcome }
             return
@@ -157,7 +157,7 @@ struct SendCommand: AsyncParsableCommand {
                     priority: priority)
                 print(sent.uuid)
                 fflush(nil)
-                await recordSent([sent.uuid], in: store, createdAt: createdAt)
+                await recorder?.record([sent.uuid], createdAt: createdAt)
                 await closeAll()
                 return
             }
@@ -169,7 +169,7 @@ struct SendCommand: AsyncParsableCommand {
             await closeAll()
             throw ExitStatus.brokerFailure
         }
-        await recordSent([handle.uuid], in: store, createdAt: createdAt)
+        await recorder?.record([handle.uuid], createdAt: createdAt)
         let result: TaskResult
         do {
             result = try await handle.result(timeout: wait)
@@ -195,7 +195,7 @@ struct SendCommand: AsyncParsableCommand {
 extension SendCommand {
     /// `--count N`: sends N copies, then waits for their results (--wait >
     /// 0); prints the summary. Returns the exit status when not 0.
-    func sendMany(_ count: Int, client: TaskClient, store: (any ResultStore)?) async -> ExitCode? {
+    func sendMany(_ count: Int, client: TaskClient, recorder: SentRecorder?) async -> ExitCode? {
         let arguments = args.map(Self.argumentValue)
         let keywords = (try? parsedKwargs()) ?? [:]
         var handles: [TaskHandle<JSONValue>] = []
@@ -215,10 +215,10 @@ extension SendCommand {
                 if wait > .zero {
                     let sent = try await client.send(batch: requests)
                     handles.append(contentsOf: sent)
-                    await recordSent(sent.map(\.uuid), in: store, createdAt: createdAt)
+                    await recorder?.record(sent.map(\.uuid), createdAt: createdAt)
                 } else {
                     let sent = try await client.sendWithoutReply(batch: requests)
-                    await recordSent(sent.map(\.uuid), in: store, createdAt: createdAt)
+                    await recorder?.record(sent.map(\.uuid), createdAt: createdAt)
                 }
                 sentCount += requests.count
             } catch {
@@ -227,11 +227,11 @@ extension SendCommand {
                     handles.append(contentsOf: partial.handles)
                     sentCount += partial.sent.count
                     cause = partial.error
-                    await recordSent(partial.sent.map(\.uuid), in: store, createdAt: createdAt)
+                    await recorder?.record(partial.sent.map(\.uuid), createdAt: createdAt)
                 } else if let partial = error as? BatchSendError<NoResult> {
                     sentCount += partial.sent.count
                     cause = partial.error
-                    await recordSent(partial.sent.map(\.uuid), in: store, createdAt: createdAt)
+                    await recorder?.record(partial.sent.map(\.uuid), createdAt: createdAt)
                 }
                 progress.finish(sentCount)
                 printError("qtasks: cannot send \(task) to queue \(queue) (after \(sentCount) of \(count) copies): \(cause)")
