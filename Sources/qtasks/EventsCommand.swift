@@ -13,21 +13,21 @@ struct EventsCommand: AsyncParsableCommand {
         commandName: "events",
         abstract: "Print task events and worker heartbeats live from the qtasks.events exchange.",
         discussion: """
-            Workers run with --publish-events publish each task's events (received, started, \\
-            succeeded, failed, retried, dead_lettered, cancelled, requeued) and their heartbeats to \\
-            the qtasks.events topic exchange. This binds an exclusive, auto-delete queue of its own \\
-            to it with --pattern (a topic pattern over the routing keys task.<event>.<task name>, \\
-            worker.heartbeat and worker.offline; default # for everything: task.failed.# for \\
-            failures, task.*.add for one task, worker.* for heartbeats) and prints what arrives, \\
-            one line per event, until --count events arrived or SIGINT/SIGTERM. Events published \\
+            Workers run with --publish-events publish each task's events (received, started, \
+            succeeded, failed, retried, dead_lettered, cancelled, requeued) and their heartbeats to \
+            the qtasks.events topic exchange. This binds an exclusive, auto-delete queue of its own \
+            to it with --pattern (a topic pattern over the routing keys task.<event>.<task name>, \
+            worker.heartbeat and worker.offline; default # for everything: task.failed.# for \
+            failures, task.*.add for one task, worker.* for heartbeats) and prints what arrives, \
+            one line per event, until --count events arrived or SIGINT/SIGTERM. Events published \
             before it started are not shown (the exchange keeps nothing).
 
-            A line is: time (UTC), routing key, uuid, attempt, worker, and the result, error or \\
-            delay; a heartbeat's line has the worker's counts. --json prints each message's body \\
-            instead, one JSON object per line (docs/results.md). Once bound it says so on standard \\
+            A line is: time (UTC), routing key, uuid, attempt, worker, and the result, error or \
+            delay; a heartbeat's line has the worker's counts. --json prints each message's body \
+            instead, one JSON object per line (docs/results.md). Once bound it says so on standard \
             error ("listening ...").
 
-            Exit status: 0 after --count events or on SIGINT/SIGTERM; 4 the broker could not be \\
+            Exit status: 0 after --count events or on SIGINT/SIGTERM; 4 the broker could not be \
             reached, refused, or the connection was lost; 64 bad usage.
             """)
 

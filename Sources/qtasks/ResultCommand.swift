@@ -10,16 +10,16 @@ struct ResultCommand: AsyncParsableCommand {
         commandName: "result",
         abstract: "Print a task's record from the result store: status, result or traceback, attempts, worker, times.",
         discussion: """
-            Reads the store the workers write (--result-store on qtasks-example, or a worker \\
-            configured with a result store); `qtasks send --result-store` and qtasks-scheduler \\
-            record each task they send, so a task is found (status new) before a worker took it. \\
+            Reads the store the workers write (--result-store on qtasks-example, or a worker \
+            configured with a result store); `qtasks send --result-store` and qtasks-scheduler \
+            record each task they send, so a task is found (status new) before a worker took it. \
             Works after the sender exited: `qtasks send TASK --wait 0` prints the uuid to ask for.
 
-            With --wait SECONDS, waits until the task ended (success, error or cancel). --json \\
+            With --wait SECONDS, waits until the task ended (success, error or cancel). --json \
             prints the record as one JSON object (docs/results.md) instead of text.
 
-            Exit status, as `qtasks send`: 0 the task succeeded; 1 it ended with an error or a \\
-            cancel; 2 the store has no record of it (never recorded, or expired); 3 it has not ended \\
+            Exit status, as `qtasks send`: 0 the task succeeded; 1 it ended with an error or a \
+            cancel; 2 the store has no record of it (never recorded, or expired); 3 it has not ended \
             (within --wait); 4 the store could not be reached; 64 bad usage.
             """)
 

@@ -10,13 +10,13 @@ struct TasksCommand: AsyncParsableCommand {
         commandName: "tasks",
         abstract: "List recent tasks from the result store, the most recently updated first.",
         discussion: """
-            One line per task: updated (UTC), status, task, queue, attempts, duration, worker, \\
-            uuid; under a failed or retried task its traceback, indented. --json prints one JSON \\
+            One line per task: updated (UTC), status, task, queue, attempts, duration, worker, \
+            uuid; under a failed or retried task its traceback, indented. --json prints one JSON \
             object per line instead (the record, as `qtasks result --json`).
 
-            --status takes QTasks' statuses (new, process, success, error, cancel, retry) or \\
-            event words (sent, started, running, succeeded, failed, cancelled, retried), and \\
-            finished or unfinished; repeat it or separate words with commas. --since takes an age: \\
+            --status takes QTasks' statuses (new, process, success, error, cancel, retry) or \
+            event words (sent, started, running, succeeded, failed, cancelled, retried), and \
+            finished or unfinished; repeat it or separate words with commas. --since takes an age: \
             90s, 30m, 1h, 2d, 1h30m.
 
             Exit status: 0 (also when nothing matches); 4 the store could not be reached; 64 bad usage.

@@ -10,12 +10,12 @@ struct WorkersCommand: AsyncParsableCommand {
         commandName: "workers",
         abstract: "List the live workers from their heartbeats in the result store.",
         discussion: """
-            A worker with a result store sends a heartbeat every --heartbeat-interval seconds (default \\
-            5); the store keeps it for 3 intervals, so a worker that died drops out of this list \\
+            A worker with a result store sends a heartbeat every --heartbeat-interval seconds (default \
+            5); the store keeps it for 3 intervals, so a worker that died drops out of this list \
             that long after its last heartbeat, and one that stopped gracefully at once.
 
-            One line per worker: id, host, pid, queues, concurrency, tasks in flight, processed, \\
-            failed, uptime, version, seconds since its last heartbeat. --json prints one JSON object \\
+            One line per worker: id, host, pid, queues, concurrency, tasks in flight, processed, \
+            failed, uptime, version, seconds since its last heartbeat. --json prints one JSON object \
             per worker and line (the heartbeat, docs/results.md) instead.
 
             Exit status: 0 (also when no worker is live); 4 the store could not be reached; 64 bad usage.
