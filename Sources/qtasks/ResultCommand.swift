@@ -30,7 +30,7 @@ struct ResultCommand: AsyncParsableCommand {
     var uuid: String
 
     @Option(
-        help: "Seconds to wait for the task to end (default: 0, print what the store has now).",
+        help: ArgumentHelp("Seconds to wait for the task to end (default: 0, print what the store has now).", valueName: "seconds"),
         transform: SecondsOption.parser("--wait must be a number of seconds from 0 to \(Int(SendCommand.longestWait)) (a week)") {
             (0...SendCommand.longestWait).contains($0)
         })
