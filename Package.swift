@@ -235,8 +235,10 @@ let package = Package(
         .target(
             name: "CommandSupport",
             dependencies: [
+                "QTasks",
                 "QTasksObservability",
                 "QTasksRabbitMQ",
+                "QTasksResultStores",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

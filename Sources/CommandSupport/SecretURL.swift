@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import QTasksResultStores
 
 /// Where a URL that may hold a password comes from: a flag, a file, an
 /// environment variable, or a file named by one, in that order.
@@ -66,6 +67,15 @@ extension SecretURL {
     public static func state(flag: String?, file: StateURLFileOption) throws -> String? {
         try resolve(flag: flag, file: file.path, flagName: "--state", variable: "QTASKS_STATE_URL")
     }
+
+    /// The result store URL: `--result-store`, `--result-store-file`,
+    /// `QTASKS_RESULT_STORE`, `QTASKS_RESULT_STORE_FILE`; nil when none is
+    /// set (no store).
+    ///
+    /// - Throws: `ValidationError`, as ``resolve(flag:file:flagName:variable:environment:)``.
+    public static func resultStore(flag: String?, file: ResultStoreURLFileOption) throws -> String? {
+        try resolve(flag: flag, file: file.path, flagName: "--result-store", variable: ResultStores.environmentVariable)
+    }
 }
 
 /// `--url-file`, shared by every executable that takes `--url`.
@@ -86,6 +96,19 @@ public struct StateURLFileOption: ParsableArguments {
         name: .customLong("state-file"),
         help: ArgumentHelp(
             "A file holding the State backend URL (for a Redis password); else $QTASKS_STATE_URL_FILE when $QTASKS_STATE_URL is unset.",
+            valueName: "file"))
+    public var path: String?
+
+    public init() {}
+}
+
+/// `--result-store-file`, shared by every executable that takes
+/// `--result-store` (through ``ResultStoreOptions``).
+public struct ResultStoreURLFileOption: ParsableArguments {
+    @Option(
+        name: .customLong("result-store-file"),
+        help: ArgumentHelp(
+            "A file holding the result store URL (for a Redis password); else $QTASKS_RESULT_STORE_FILE when $QTASKS_RESULT_STORE is unset.",
             valueName: "file"))
     public var path: String?
 

@@ -16,6 +16,12 @@ enum Example {
     static let fail = TaskDefinition("fail", parameters: ["message"], arguments: String?.self, returning: JSONValue.self)
     /// word_count(text, top?): word statistics of a text.
     static let wordCount = TaskDefinition("word_count", parameters: ["text", "top"], arguments: String.self, Int?.self, returning: WordCount.self)
+    /// mask_card(number): a card number masked but for its last four
+    /// digits (`**** **** **** 1234`). Its arguments are secret: a worker
+    /// that records task events leaves them out (`{"omitted": true}`).
+    static let maskCard = TaskDefinition(
+        "mask_card", parameters: ["number"], arguments: String.self, returning: String.self,
+        options: TaskOptions(recordsArguments: false))
     /// test_depends(): the seed's Depends example.
     static let testDepends = TaskDefinition("test_depends")
 

@@ -41,6 +41,16 @@ enum ExampleTasks {
             WordCount(text: text, top: top ?? 5)
         }
 
+        // mask_card(number): secret arguments, never recorded in task
+        // events or result stores (TaskOptions(recordsArguments: false)).
+        try app.register(Example.maskCard) { number in
+            let digits = number.filter(\.isNumber)
+            guard digits.count >= 12, digits.count <= 19 else {
+                throw ExampleError("a card number has 12 to 19 digits, not \(digits.count)")
+            }
+            return "**** **** **** " + String(digits.suffix(4))
+        }
+
         // test_depends(): the seed's Depends example. The task gets a
         // database connection set up for this call and closed after it:
         // stdout shows "Вызов выполнен", then "close...".

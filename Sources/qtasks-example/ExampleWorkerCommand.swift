@@ -14,7 +14,7 @@ import ServiceLifecycle
 struct ExampleWorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qtasks-example",
-        abstract: "Runs a worker with the example tasks: add, echo, sleep, fail, word_count, work, test_depends, step1, step2 (and always_fail, limited_sleep, give_up, which show retries, time limits and self-cancel).",
+        abstract: "Runs a worker with the example tasks: add, echo, sleep, fail, word_count, mask_card, work, test_depends, step1, step2 (and always_fail, limited_sleep, give_up, which show retries, time limits and self-cancel).",
         discussion: """
             Consumes the given queues from RabbitMQ, runs each task and publishes its result to the \
             message's reply_to queue. SIGINT or SIGTERM stops consuming, lets running tasks finish (up \
@@ -27,6 +27,16 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
             else the SQLite file .qtasks-state.db in the current directory (shared by the workers \
             started there; use redis://host:6379/0 for workers on several hosts). The backend is \
             opened by the first task that needs it and closed at shutdown; a malformed URL exits 64.
+
+            With --result-store (or QTASKS_RESULT_STORE) the worker records each task's events \
+            (received, started, succeeded, failed, retried, dead_lettered, cancelled) and its \
+            heartbeats in that store, for `qtasks result`, `qtasks tasks` and `qtasks workers`; with \
+            --publish-events it also publishes them to the qtasks.events exchange, for `qtasks events`. \
+            Recording never delays an ack: events wait in a bounded buffer and are written in \
+            batches. Without either the worker records nothing. Arguments are recorded (up to 4 KiB), \
+            except those of mask_card, a task whose arguments are secret (TaskOptions(recordsArguments: \
+            false)): its records say {"omitted": true}. A store or events exchange that cannot be \
+            reached at start exits 4.
             """)
 
     @Option(help: "Broker URL, amqp://user:pass@host:port/vhost; for a cluster, one URL per node separated by ';', tried in turn (default: $QTASKS_URL, else the local broker).")
@@ -67,6 +77,9 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
 
     @OptionGroup(title: "Routing, per-queue concurrency, priorities")
     var routing: RoutingOptions
+
+    @OptionGroup(title: "Task events and heartbeats: result store, events exchange")
+    var recording: RecordingOptions
 
     @OptionGroup(title: "Logs and metrics")
     var observability: ObservabilityOptions
@@ -139,6 +152,14 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
         if tracing { configuration.tracer = ExampleTracing.makeTracer() }
         reliability.apply(to: &configuration)
         try routing.apply(to: &configuration)
+        let sinks: RecordingOptions.Sinks?
+        do {
+            sinks = try await recording.open(broker: brokerConfiguration, logger: logger)
+        } catch {
+            await broker.close()
+            throw error
+        }
+        configuration.events = sinks?.recording
         let worker = Worker(broker: broker, app: app, configuration: configuration)
 
         logger.info(
@@ -148,6 +169,8 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
                 "queues": "\(configuration.queues.joined(separator: ","))",
                 "concurrency": "\(concurrency)", "tasks": "\(app.taskNames.joined(separator: ","))",
                 "state": "\(StateStores.redactedURL(stateURL))",
+                "result_store": "\(recording.store.redactedURL)",
+                "events_exchange": "\(recording.publishEvents ? EventsExchange.name : "off")",
                 "tracing": "\(tracing ? "w3c" : "off")",
             ])
         // The broker first: the group shuts services down in reverse
@@ -162,8 +185,11 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
             try await group.run()
         } catch {
             logger.error("worker stopped: \(error)")
+            await sinks?.close()
             throw ExitCode(1)
         }
+        // After the worker: its last events and offline heartbeat are out.
+        await sinks?.close()
         logger.info("worker stopped")
     }
 }

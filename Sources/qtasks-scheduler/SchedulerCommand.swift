@@ -29,9 +29,13 @@ struct SchedulerCommand: AsyncParsableCommand {
             gets a uuid derived from its schedule and tick, printed on stdout as \
             `submitted TICK UUID TASK QUEUE`.
 
+            With --result-store (or QTASKS_RESULT_STORE) each task sent is also recorded there \
+            (a `sent` event: status new), so `qtasks result UUID` finds it before a worker took it; \
+            a failure to record is logged, never stops the schedule.
+
             Ticks that pass while no scheduler runs are not sent afterwards. Exits 0 on SIGTERM or \
-            SIGINT, or once --until is reached; 64 on bad arguments, 4 when the broker or the \
-            State backend cannot be reached.
+            SIGINT, or once --until is reached; 64 on bad arguments, 4 when the broker, the \
+            State backend or the result store cannot be reached.
             """
     )
 
@@ -62,6 +66,9 @@ struct SchedulerCommand: AsyncParsableCommand {
 
     @Option(help: "Send only ticks before this Unix time (seconds), then exit 0.")
     var until: Int64?
+
+    @OptionGroup(title: "Result store (a record of each task sent)")
+    var results: ResultStoreOptions
 
     @OptionGroup(title: "How task queues are declared if they do not exist yet (as the workers declare them)")
     var queueTypes: QueueTypeOptions
@@ -142,18 +149,35 @@ struct SchedulerCommand: AsyncParsableCommand {
             await broker.close()
             throw ExitCode(4)
         }
+        let resultStore: (any ResultStore)?
+        do {
+            resultStore = try await results.open()
+        } catch {
+            logger.critical("cannot start: result store \(results.redactedURL): \(error)")
+            await store.close()
+            await broker.close()
+            throw ExitCode(4)
+        }
+        let sentEvents = resultStore.map { SentEventWriter(store: $0, logger: logger) }
+        let writing = Task { await sentEvents?.run() }
+        let producer = SentEvents.producerID("qtasks-scheduler")
         let scheduler = Scheduler(
             entries: entries, broker: broker, store: store, from: from, until: until,
             logger: logger
         ) { entry, tick, uuid in
             // Unbuffered: one write per line, visible at once to whoever reads.
             FileHandle.standardOutput.write(Data("submitted \(tick) \(uuid) \(entry.taskName) \(entry.queue)\n".utf8))
+            sentEvents?.submit(
+                SentEvents.event(
+                    uuid: uuid, taskName: entry.taskName, queue: entry.queue, priority: nil, producer: producer,
+                    createdAt: Date()))
         }
         logger.info(
             "scheduler starting",
             metadata: [
                 "broker": "\(broker.configuration.redactedURL)",
                 "state": "\(StateStores.redactedURL(stateURL))",
+                "result_store": "\(results.redactedURL)",
                 "schedules": "\(entries.map(\.name).joined(separator: ", "))",
             ])
         let group = ServiceGroup(
@@ -168,6 +192,9 @@ struct SchedulerCommand: AsyncParsableCommand {
             logger.error("scheduler stopped: \(error)")
             failed = true
         }
+        sentEvents?.finish()
+        await writing.value
+        await resultStore?.close()
         await store.close()
         await broker.close()
         if failed { throw ExitCode(1) }

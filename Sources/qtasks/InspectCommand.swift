@@ -147,15 +147,8 @@ struct InspectCommand: AsyncParsableCommand {
                 row.consumers.map(String.init) ?? "-",
             ]
         }
-        let all = [header] + cells
-        let widths = (0..<header.count).map { column in all.map { $0[column].count }.max() ?? 0 }
-        return all.map { line in
-            line.enumerated().map { column, cell in
-                let pad = String(repeating: " ", count: widths[column] - cell.count)
-                // Names left-aligned, numbers right-aligned.
-                return column < 2 ? cell + pad : pad + cell
-            }.joined(separator: "  ").trimmingCharacters(in: .whitespaces)
-        }.joined(separator: "\n")
+        // Names left-aligned, numbers right-aligned.
+        return TextTable.render(header: header, rows: cells, rightAligned: [2, 3, 4])
     }
 
     struct ManagementError: Error, CustomStringConvertible {

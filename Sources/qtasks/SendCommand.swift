@@ -38,6 +38,11 @@ struct SendCommand: AsyncParsableCommand {
             status with --count: 1 if any result was an error or a cancel, else 4 if a send failed \
             (after its retries) or results were lost with a reply queue, else 3 if any result did \
             not arrive within --wait.
+
+            With --result-store (or QTASKS_RESULT_STORE) each task sent is also recorded in that \
+            store (status new; its arguments are recorded by the worker that takes it), so that \
+            `qtasks result UUID` finds it, also after this command exited (--wait 0). A store that \
+            cannot be opened or written is a warning on standard error: the task is sent all the same.
             """)
 
     @OptionGroup var broker: BrokerOptions
@@ -72,6 +77,9 @@ struct SendCommand: AsyncParsableCommand {
 
     @Option(help: "Send the task this many times (each with its own uuid) and print a throughput summary.")
     var count: Int?
+
+    @OptionGroup(title: "Result store (a record of each task sent, for `qtasks result`)")
+    var results: ResultStoreOptions
 
     @Option(
         name: .customLong("batch-size"),
@@ -126,15 +134,21 @@ struct SendCommand: AsyncParsableCommand {
             printError("qtasks: \(error)")
             throw ExitStatus.usage
         }
+        let recorder = await openSentRecorder()
         let client = TaskClient(broker: brokerConnection, batchWindow: batchSize)
-        if let count {
-            let outcome = await sendMany(count, client: client)
+        func closeAll() async {
             await client.close()
             await brokerConnection.close()
+            await recorder?.close()
+        }
+        if let count {
+            let outcome = await sendMany(count, client: client, recorder: recorder)
+            await closeAll()
             if let outcome { throw outcome }
             return
         }
         let handle: TaskHandle<JSONValue>
+        let createdAt = Date()
         do {
             guard wait > .zero else {
                 // No reply_to: nobody will read the result once we exit.
@@ -142,8 +156,9 @@ struct SendCommand: AsyncParsableCommand {
                     task, args: args.map(Self.argumentValue), kwargs: try parsedKwargs(), queue: queue,
                     priority: priority)
                 print(sent.uuid)
-                await client.close()
-                await brokerConnection.close()
+                fflush(nil)
+                await recorder?.record([sent.uuid], createdAt: createdAt)
+                await closeAll()
                 return
             }
             handle = try await client.send(
@@ -151,31 +166,28 @@ struct SendCommand: AsyncParsableCommand {
                 priority: priority)
         } catch {
             printError("qtasks: cannot send \(task) to queue \(queue): \(error)")
-            await client.close()
-            await brokerConnection.close()
+            await closeAll()
             throw ExitStatus.brokerFailure
         }
+        await recorder?.record([handle.uuid], createdAt: createdAt)
         let result: TaskResult
         do {
             result = try await handle.result(timeout: wait)
         } catch let error as TaskClientError where error.code == .timeout {
             printError("qtasks: no result for \(task) (uuid \(handle.uuid)) within \(Seconds.double(wait)) s; is a worker consuming '\(queue)'?")
-            await client.close()
-            await brokerConnection.close()
+            await closeAll()
             throw ExitStatus.timeout
         } catch {
             printError("qtasks: waiting for the result of \(task) (uuid \(handle.uuid)) failed: \(error)")
-            await client.close()
-            await brokerConnection.close()
+            await closeAll()
             throw ExitStatus.brokerFailure
         }
         print(String(decoding: result.jsonBytes(), as: UTF8.self))
         fflush(nil)
-        await client.close()
-        await brokerConnection.close()
-        if result.status != .success {
+        await closeAll()
+        if let failure = ExitStatus.forTask(result.status) {
             printError("qtasks: \(task) ended with status \(result.status): \(result.traceback ?? "")")
-            throw ExitStatus.taskFailed
+            throw failure
         }
     }
 }
@@ -183,7 +195,7 @@ struct SendCommand: AsyncParsableCommand {
 extension SendCommand {
     /// `--count N`: sends N copies, then waits for their results (--wait >
     /// 0); prints the summary. Returns the exit status when not 0.
-    func sendMany(_ count: Int, client: TaskClient) async -> ExitCode? {
+    func sendMany(_ count: Int, client: TaskClient, recorder: SentRecorder?) async -> ExitCode? {
         let arguments = args.map(Self.argumentValue)
         let keywords = (try? parsedKwargs()) ?? [:]
         var handles: [TaskHandle<JSONValue>] = []
@@ -198,11 +210,15 @@ extension SendCommand {
         var sentCount = 0
         while sentCount < count {
             let requests = Array(repeating: request, count: min(chunk, count - sentCount))
+            let createdAt = Date()
             do {
                 if wait > .zero {
-                    handles.append(contentsOf: try await client.send(batch: requests))
+                    let sent = try await client.send(batch: requests)
+                    handles.append(contentsOf: sent)
+                    await recorder?.record(sent.map(\.uuid), createdAt: createdAt)
                 } else {
-                    try await client.sendWithoutReply(batch: requests)
+                    let sent = try await client.sendWithoutReply(batch: requests)
+                    await recorder?.record(sent.map(\.uuid), createdAt: createdAt)
                 }
                 sentCount += requests.count
             } catch {
@@ -211,9 +227,11 @@ extension SendCommand {
                     handles.append(contentsOf: partial.handles)
                     sentCount += partial.sent.count
                     cause = partial.error
+                    await recorder?.record(partial.sent.map(\.uuid), createdAt: createdAt)
                 } else if let partial = error as? BatchSendError<NoResult> {
                     sentCount += partial.sent.count
                     cause = partial.error
+                    await recorder?.record(partial.sent.map(\.uuid), createdAt: createdAt)
                 }
                 progress.finish(sentCount)
                 printError("qtasks: cannot send \(task) to queue \(queue) (after \(sentCount) of \(count) copies): \(cause)")

@@ -22,8 +22,3 @@ struct StateCommand: AsyncParsableCommand {
             """,
         subcommands: [StateGetCommand.self, StateSetCommand.self, StateDeleteCommand.self, StateClearCommand.self])
 }
-
-extension ExitStatus {
-    /// `qtasks state get NAMESPACE FIELD`: the field is not set.
-    static let notFound = ExitCode(2)
-}
