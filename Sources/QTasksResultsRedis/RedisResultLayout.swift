@@ -154,10 +154,10 @@ struct RedisResultLayout: Sendable {
     /// present, else the hash a QTasks producer wrote (status `new`, its
     /// `args` and `kwargs` when they are JSON), else nil (no hash).
     ///
-    /// - Throws: when `qtasks_record` does not parse (``RecordJSON``).
+    /// - Throws: when `qtasks_record` does not parse (``TaskRecordJSON``).
     static func record(uuid: String, values: [String?]) throws -> TaskRecord? {
         if let json = values[0] {
-            return try RecordJSON.decode(json.utf8)
+            return try TaskRecordJSON.decode(json.utf8)
         }
         return foreignRecord(uuid: uuid, values: values)
     }

@@ -71,7 +71,7 @@ extension RedisResultStore {
             // Our record as last written (it may have expired, or not
             // parse: then what a QTasks producer wrote, if anything).
             let stored = values[0].flatMap { json in
-                writtenRecords.record(for: uuid, json: json) ?? (try? RecordJSON.decode(json.utf8))
+                writtenRecords.record(for: uuid, json: json) ?? (try? TaskRecordJSON.decode(json.utf8))
             }
             var previous = stored ?? RedisResultLayout.foreignRecord(uuid: uuid, values: values)
             if let record = previous, !isLive(record, now: now) { previous = nil }
@@ -87,7 +87,7 @@ extension RedisResultStore {
             }
             for event in rest { record.apply(event, maxEvents: maxEvents) }
 
-            let json = RecordJSON.encode(record)
+            let json = TaskRecordJSON.encode(record)
             if record.isFinished {
                 written.append((uuid, nil))
             } else {

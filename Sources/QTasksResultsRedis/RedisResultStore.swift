@@ -332,7 +332,7 @@ public final class RedisResultStore: ResultStore, CustomStringConvertible, @unch
 
     func decode(_ bytes: [UInt8], key: String) throws -> TaskRecord {
         do {
-            return try RecordJSON.decode(bytes)
+            return try TaskRecordJSON.decode(bytes)
         } catch {
             throw ResultStoreError(
                 .corrupt, "the record at \(key) in \(endpoint.redactedURL) does not parse: \(error)")

@@ -1,19 +1,17 @@
-import QTasks
-
-/// A small strict JSON parser into ``JSONValue``, for the records this
-/// store reads on every batch: several times cheaper than `JSONDecoder`
-/// through `Codable`, which dominated the write path.
+/// A small strict JSON parser into ``JSONValue``, for what the result
+/// stores read on every batch (records, arguments): several times cheaper
+/// than `JSONDecoder` through `Codable`, which dominated their write path.
 ///
 /// Numbers without a fraction or exponent that fit an `Int64` are `.int`,
 /// others `.double` (as ``JSONValue``'s `Decodable` reads them; `==` treats
 /// an integral double and the same int as equal anyway). Strings are
 /// unescaped (`\uXXXX` with surrogate pairs); invalid UTF-8 is repaired as
 /// `String(decoding:as:)` does.
-struct JSONParser {
-    struct Failure: Error, CustomStringConvertible {
-        var message: String
-        var offset: Int
-        var description: String { "\(message) at byte \(offset)" }
+package struct JSONParser {
+    package struct Failure: Error, CustomStringConvertible {
+        package var message: String
+        package var offset: Int
+        package var description: String { "\(message) at byte \(offset)" }
     }
 
     private let bytes: UnsafeBufferPointer<UInt8>
@@ -28,7 +26,7 @@ struct JSONParser {
     /// The value of a whole JSON text.
     ///
     /// - Throws: ``Failure`` saying what is wrong and where.
-    static func parse(_ text: some Collection<UInt8>) throws -> JSONValue {
+    package static func parse(_ text: some Collection<UInt8>) throws -> JSONValue {
         let result = try text.withContiguousStorageIfAvailable { buffer in
             var parser = JSONParser(buffer)
             return try parser.document()

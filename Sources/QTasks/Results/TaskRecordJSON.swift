@@ -1,40 +1,26 @@
 import Foundation
-import QTasks
 
-/// A ``TaskRecord`` as the `qtasks_record` hash field holds it: its JSON
-/// form (the keys and values of ``TaskRecord``'s `Codable`, the form of
-/// `qtasks result --json`), plus one key of ours, `exact_times`, so that a
-/// read gives back the very `Date`s that were written.
+/// A ``TaskRecord`` and a ``TaskEvent`` in their JSON forms (the keys and
+/// values of their `Codable`, the form of `qtasks result --json`), written
+/// and read by hand: what the result stores keep per record, and what the
+/// events exchange carries.
 ///
-/// Written and read by hand rather than with `JSONEncoder`/`JSONDecoder`:
-/// they cost some 50 µs a record each way, which made them most of a
-/// batch's time. `TaskRecord`'s `Decodable` reads what this writes (a test
-/// checks both directions), and this reads what `JSONEncoder` writes.
-///
-/// `exact_times`: the JSON form has times as Unix seconds (a `Double`), but
-/// a `Date` is seconds since 2001 (also a `Double`); converting one to the
-/// other rounds away up to about 0.2 µs, so a `Date` read back from the JSON
-/// form alone may not be `==` to the one written. `exact_times` holds the
-/// seconds since 2001 of the record's times and its events' times. A reader
-/// that does not know the key (another program) ignores it; this one uses
-/// each exact time only when it agrees with the Unix seconds of the JSON
-/// form (so an edited record reads as edited).
-///
-/// ```json
-/// {"uuid":"…","task_name":"add",…,"events":[…],
-///  "exact_times":{"created_at":786740400.123,"updated_at":786740400.125,
-///   "started_at":…,"finished_at":…,"events":[[786740400.124,786740400.123],[786740400.125]]}}
-/// ```
-enum RecordJSON {
-    struct Invalid: Error, CustomStringConvertible {
-        var message: String
-        var description: String { message }
+/// By hand rather than with `JSONEncoder`/`JSONDecoder`: those cost some
+/// 50 µs a record each way, which made them most of a store's batch time.
+/// The `Codable` conformances read what this writes and this reads what
+/// they write (TaskRecordJSONTests checks both directions). Times are Unix
+/// seconds: a `Date` read back is within a microsecond of the one written
+/// (a `Date` counts from 2001, and the conversion rounds).
+package enum TaskRecordJSON {
+    package struct Invalid: Error, CustomStringConvertible {
+        package var message: String
+        package var description: String { message }
     }
 
     // MARK: - Writing
 
     /// The record's JSON text.
-    static func encode(_ record: TaskRecord) -> String {
+    package static func encode(_ record: TaskRecord) -> String {
         var writer = Writer()
         writer.bytes.reserveCapacity(512 + record.events.count * 200)
         writer.open()
@@ -66,28 +52,23 @@ enum RecordJSON {
         }
         writer.bytes.append(UInt8(ascii: "]"))
 
-        writer.key("exact_times")
-        writer.open()
-        writer.key("created_at"); writer.double(record.createdAt.timeIntervalSinceReferenceDate)
-        writer.key("updated_at"); writer.double(record.updatedAt.timeIntervalSinceReferenceDate)
-        if let startedAt = record.startedAt { writer.key("started_at"); writer.double(startedAt.timeIntervalSinceReferenceDate) }
-        if let finishedAt = record.finishedAt { writer.key("finished_at"); writer.double(finishedAt.timeIntervalSinceReferenceDate) }
-        writer.key("events")
-        writer.bytes.append(UInt8(ascii: "["))
-        for (index, event) in record.events.enumerated() {
-            if index > 0 { writer.bytes.append(UInt8(ascii: ",")) }
-            writer.bytes.append(UInt8(ascii: "["))
-            writer.double(event.timestamp.timeIntervalSinceReferenceDate)
-            if let createdAt = event.createdAt {
-                writer.bytes.append(UInt8(ascii: ","))
-                writer.double(createdAt.timeIntervalSinceReferenceDate)
-            }
-            writer.bytes.append(UInt8(ascii: "]"))
-        }
-        writer.bytes.append(UInt8(ascii: "]"))
-        writer.close()
         writer.close()
         return String(decoding: writer.bytes, as: UTF8.self)
+    }
+
+    /// An event's JSON text (the events exchange's message body).
+    package static func encode(_ event: TaskEvent) -> [UInt8] {
+        var writer = Writer()
+        writer.bytes.reserveCapacity(256)
+        writer.event(event)
+        return writer.bytes
+    }
+
+    /// An event from its JSON text.
+    ///
+    /// - Throws: ``JSONParser/Failure`` or ``Invalid``.
+    package static func decodeEvent(_ text: some Collection<UInt8>) throws -> TaskEvent {
+        try event(Object(JSONParser.parse(text), path: "event"))
     }
 
     private struct Writer {
@@ -203,9 +184,9 @@ enum RecordJSON {
     /// for the keys it may lack.
     ///
     /// - Throws: ``JSONParser/Failure`` or ``Invalid``.
-    static func decode(_ text: some Collection<UInt8>) throws -> TaskRecord {
+    package static func decode(_ text: some Collection<UInt8>) throws -> TaskRecord {
         let object = try Object(JSONParser.parse(text), path: "record")
-        var record = TaskRecord(
+        let record = TaskRecord(
             uuid: try object.string("uuid"),
             taskName: try object.string("task_name"),
             queue: try object.optionalString("queue") ?? "",
@@ -230,9 +211,6 @@ enum RecordJSON {
                     try event(Object(element, path: "events[\(index)]"))
                 }
             } ?? [])
-        if let exact = try? object.optionalObject("exact_times") {
-            applyExactTimes(exact, to: &record)
-        }
         return record
     }
 
@@ -270,33 +248,6 @@ enum RecordJSON {
             failure: try object.optionalObject("failure").map(failure),
             retryDelay: try object.optionalDuration("retry_delay"),
             deadLetterQueue: try object.optionalString("dead_letter_queue"))
-    }
-
-    private static func applyExactTimes(_ exact: Object, to record: inout TaskRecord) {
-        func exactDate(_ key: String, for decoded: Date) -> Date {
-            Self.exact(try? exact.optionalDouble(key), for: decoded)
-        }
-        record.createdAt = exactDate("created_at", for: record.createdAt)
-        record.updatedAt = exactDate("updated_at", for: record.updatedAt)
-        record.startedAt = record.startedAt.map { exactDate("started_at", for: $0) }
-        record.finishedAt = record.finishedAt.map { exactDate("finished_at", for: $0) }
-        guard let times = try? exact.optionalArray("events"), times.count == record.events.count else { return }
-        for index in record.events.indices {
-            guard case .array(let pair) = times[index] else { continue }
-            let values = pair.map(\.doubleValue)
-            record.events[index].timestamp = Self.exact(values.first ?? nil, for: record.events[index].timestamp)
-            record.events[index].createdAt = record.events[index].createdAt.map {
-                Self.exact(values.count > 1 ? values[1] : nil, for: $0)
-            }
-        }
-    }
-
-    /// The exact time when it is the one the JSON form's Unix seconds came
-    /// from, else the JSON form's.
-    private static func exact(_ reference: Double?, for decoded: Date) -> Date {
-        guard let reference else { return decoded }
-        let candidate = Date(timeIntervalSinceReferenceDate: reference)
-        return candidate.timeIntervalSince1970 == decoded.timeIntervalSince1970 ? candidate : decoded
     }
 
     /// A JSON object's members, read with errors that name the path.
