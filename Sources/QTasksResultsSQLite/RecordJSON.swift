@@ -14,10 +14,11 @@ import QTasks
 ///   digits after the point for dates of this century): a JSON number that
 ///   other readers (`Codable`) take as the nearest `Double`, the value
 ///   `timeIntervalSince1970` gives, and that this reader turns back into
-///   the very `Date`. Durations likewise, to the
-///   attosecond of `Duration` (`0.003`, `0.123456789`).
-/// - Cost. A worker writes a record per task; `JSONEncoder` and
-///   `JSONDecoder` are several times slower than this.
+///   the very `Date`. Durations likewise, to the attosecond of `Duration`
+///   (`0.003`, `0.123456789`).
+/// - Cost. A worker writes a record per task, and reads one back for each
+///   task whose events span two batches; `JSONEncoder` and `JSONDecoder`
+///   cost several times more.
 ///
 /// A `null` result of a successful task is kept as `.null` (`Codable` reads
 /// it back as no result).
@@ -34,11 +35,12 @@ enum RecordJSON {
     /// - Throws: ``RecordJSON/Failure`` when the text is not JSON or not a
     ///   record's.
     static func decode(_ data: Data) throws -> TaskRecord {
-        let node = try data.withUnsafeBytes { raw in
-            var parser = Parser(raw.bindMemory(to: UInt8.self))
-            return try parser.document()
+        try data.withUnsafeBytes { raw in
+            var reader = Reader(raw.bindMemory(to: UInt8.self))
+            let record = try reader.record()
+            try reader.end()
+            return record
         }
-        return try Mapper.record(node)
     }
 
     /// Why a stored text is not a record.
@@ -46,104 +48,240 @@ enum RecordJSON {
         var description: String
         init(_ description: String) { self.description = description }
     }
+
+    /// Seconds between 1970 and 2001, Foundation's reference date.
+    static let referenceOffset: Int64 = 978_307_200
 }
 
 // MARK: - Writing
 
 extension RecordJSON {
-    /// Seconds between 1970 and 2001, Foundation's reference date.
-    static let referenceOffset: Int64 = 978_307_200
-
+    /// Appends JSON to one byte buffer. Objects and arrays are opened and
+    /// closed around their members; `separate` puts the commas.
     struct Writer {
         var bytes: [UInt8] = []
+        /// No member written yet in the innermost open object or array.
+        private var first = true
 
-        init() { bytes.reserveCapacity(1024) }
+        init() { bytes.reserveCapacity(1536) }
 
         mutating func record(_ record: TaskRecord) {
-            var object = ObjectWriter(self)
-            object.string("uuid", record.uuid)
-            object.string("task_name", record.taskName)
-            object.string("queue", record.queue)
-            object.string("status", record.status.rawValue)
-            object.int("priority", record.priority)
-            if let arguments = record.arguments { object.key("arguments"); arguments.write(to: &object.writer) }
-            object.int("attempt", record.attempt)
-            object.string("worker_id", record.workerID)
-            object.string("trace_id", record.traceID)
-            object.date("created_at", record.createdAt)
-            object.date("updated_at", record.updatedAt)
-            object.date("started_at", record.startedAt)
-            object.date("finished_at", record.finishedAt)
-            object.duration("duration", record.duration)
-            if let result = record.result { object.key("result"); object.writer.json(result) }
-            if let failure = record.failure { object.key("failure"); object.writer.failure(failure) }
-            object.duration("retry_delay", record.retryDelay)
-            object.string("dead_letter_queue", record.deadLetterQueue)
-            object.key("events")
-            object.writer.byte(UInt8(ascii: "["))
-            for (index, event) in record.events.enumerated() {
-                if index > 0 { object.writer.byte(UInt8(ascii: ",")) }
-                object.writer.event(event)
+            open(UInt8(ascii: "{"))
+            string("uuid", record.uuid)
+            string("task_name", record.taskName)
+            string("queue", record.queue)
+            string("status", record.status.rawValue)
+            int("priority", record.priority)
+            if let arguments = record.arguments {
+                key("arguments")
+                self.arguments(arguments)
             }
-            object.writer.byte(UInt8(ascii: "]"))
-            self = object.end()
+            int("attempt", record.attempt)
+            string("worker_id", record.workerID)
+            string("trace_id", record.traceID)
+            date("created_at", record.createdAt)
+            date("updated_at", record.updatedAt)
+            date("started_at", record.startedAt)
+            date("finished_at", record.finishedAt)
+            duration("duration", record.duration)
+            if let result = record.result {
+                key("result")
+                json(result)
+            }
+            if let failure = record.failure {
+                key("failure")
+                self.failure(failure)
+            }
+            duration("retry_delay", record.retryDelay)
+            string("dead_letter_queue", record.deadLetterQueue)
+            key("events")
+            open(UInt8(ascii: "["))
+            for event in record.events {
+                separate()
+                self.event(event)
+            }
+            close(UInt8(ascii: "]"))
+            close(UInt8(ascii: "}"))
         }
 
         mutating func event(_ event: TaskEvent) {
-            var object = ObjectWriter(self)
-            object.string("kind", event.kind.rawValue)
-            object.string("uuid", event.uuid)
-            object.string("task_name", event.taskName)
-            object.string("queue", event.queue)
-            object.int("attempt", event.attempt)
-            object.string("worker_id", event.workerID)
-            object.date("timestamp", event.timestamp)
-            object.date("created_at", event.createdAt)
-            if let priority = event.priority { object.int("priority", priority) }
-            object.duration("duration", event.duration)
-            object.string("trace_id", event.traceID)
-            if let arguments = event.arguments { object.key("arguments"); arguments.write(to: &object.writer) }
-            if let result = event.result { object.key("result"); object.writer.json(result) }
-            if let failure = event.failure { object.key("failure"); object.writer.failure(failure) }
-            object.duration("retry_delay", event.retryDelay)
-            object.string("dead_letter_queue", event.deadLetterQueue)
-            self = object.end()
+            open(UInt8(ascii: "{"))
+            string("kind", event.kind.rawValue)
+            string("uuid", event.uuid)
+            string("task_name", event.taskName)
+            string("queue", event.queue)
+            int("attempt", event.attempt)
+            string("worker_id", event.workerID)
+            date("timestamp", event.timestamp)
+            date("created_at", event.createdAt)
+            if let priority = event.priority { int("priority", priority) }
+            duration("duration", event.duration)
+            string("trace_id", event.traceID)
+            if let arguments = event.arguments {
+                key("arguments")
+                self.arguments(arguments)
+            }
+            if let result = event.result {
+                key("result")
+                json(result)
+            }
+            if let failure = event.failure {
+                key("failure")
+                self.failure(failure)
+            }
+            duration("retry_delay", event.retryDelay)
+            string("dead_letter_queue", event.deadLetterQueue)
+            close(UInt8(ascii: "}"))
         }
 
         mutating func failure(_ failure: TaskEvent.Failure) {
-            var object = ObjectWriter(self)
-            object.string("type", failure.type)
-            object.string("message", failure.message)
-            object.string("traceback", failure.traceback)
-            self = object.end()
+            open(UInt8(ascii: "{"))
+            string("type", failure.type)
+            string("message", failure.message)
+            string("traceback", failure.traceback)
+            close(UInt8(ascii: "}"))
         }
 
-        mutating func byte(_ byte: UInt8) { bytes.append(byte) }
-
-        mutating func text(_ text: String) { bytes.append(contentsOf: text.utf8) }
-
-        /// JSONValue's compact text (non-finite numbers as `null`).
-        mutating func json(_ value: JSONValue) { text(value.description) }
-
-        mutating func string(_ value: String) {
-            bytes.append(UInt8(ascii: "\""))
-            for byte in value.utf8 {
-                switch byte {
-                case UInt8(ascii: "\""): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
-                case UInt8(ascii: "\\"): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
-                case 0x0A: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
-                case 0x0D: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
-                case 0x09: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
-                case 0x00..<0x20:
-                    let hex = Array("0123456789abcdef".utf8)
-                    bytes.append(contentsOf: [
-                        UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
-                        hex[Int(byte >> 4)], hex[Int(byte & 0x0F)],
-                    ])
-                default: bytes.append(byte)
+        /// `RecordedArguments`' `Codable` form: `{"omitted":true}`, or `args`
+        /// and `kwargs`, and `truncated` and `text` when cut.
+        mutating func arguments(_ arguments: RecordedArguments) {
+            open(UInt8(ascii: "{"))
+            if arguments.omitted {
+                key("omitted")
+                raw("true")
+            } else {
+                key("args")
+                json(.array(arguments.args))
+                key("kwargs")
+                json(.object(arguments.kwargs))
+                if arguments.truncated {
+                    key("truncated")
+                    raw("true")
+                    string("text", arguments.text)
                 }
             }
+            close(UInt8(ascii: "}"))
+        }
+
+        // MARK: Structure
+
+        private mutating func open(_ bracket: UInt8) {
+            bytes.append(bracket)
+            first = true
+        }
+
+        private mutating func close(_ bracket: UInt8) {
+            bytes.append(bracket)
+            first = false
+        }
+
+        /// A comma unless this is the first member.
+        private mutating func separate() {
+            if !first { bytes.append(UInt8(ascii: ",")) }
+            first = false
+        }
+
+        /// `,"key":` (keys are plain ASCII: not escaped).
+        private mutating func key(_ key: StaticString) {
+            separate()
             bytes.append(UInt8(ascii: "\""))
+            key.withUTF8Buffer { bytes.append(contentsOf: $0) }
+            bytes.append(UInt8(ascii: "\""))
+            bytes.append(UInt8(ascii: ":"))
+        }
+
+        private mutating func string(_ key: StaticString, _ value: String?) {
+            guard let value else { return }
+            self.key(key)
+            string(value)
+        }
+
+        private mutating func int(_ key: StaticString, _ value: Int) {
+            self.key(key)
+            integer(Int64(value))
+        }
+
+        private mutating func date(_ key: StaticString, _ value: Date?) {
+            guard let value else { return }
+            self.key(key)
+            date(value)
+        }
+
+        private mutating func duration(_ key: StaticString, _ value: Duration?) {
+            guard let value else { return }
+            self.key(key)
+            duration(value)
+        }
+
+        // MARK: Values
+
+        private mutating func raw(_ text: StaticString) {
+            text.withUTF8Buffer { bytes.append(contentsOf: $0) }
+        }
+
+        /// JSONValue's compact text (non-finite numbers as `null`).
+        private mutating func json(_ value: JSONValue) {
+            switch value {
+            case .null: raw("null")
+            case .bool(let value): value ? raw("true") : raw("false")
+            case .int(let value): integer(value)
+            case .string(let value): string(value)
+            default: bytes.append(contentsOf: value.description.utf8)
+            }
+        }
+
+        /// A JSON string: `"`, `\`, and control characters escaped;
+        /// everything else, non-ASCII included, as it is.
+        mutating func string(_ value: String) {
+            var value = value
+            value.makeContiguousUTF8()
+            let written: Void? = value.utf8.withContiguousStorageIfAvailable { utf8 in
+                bytes.append(UInt8(ascii: "\""))
+                var plainFrom = 0
+                for index in utf8.indices {
+                    let byte = utf8[index]
+                    guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
+                    bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[plainFrom..<index]))
+                    plainFrom = index + 1
+                    bytes.append(UInt8(ascii: "\\"))
+                    switch byte {
+                    case UInt8(ascii: "\""), UInt8(ascii: "\\"): bytes.append(byte)
+                    case 0x0A: bytes.append(UInt8(ascii: "n"))
+                    case 0x0D: bytes.append(UInt8(ascii: "r"))
+                    case 0x09: bytes.append(UInt8(ascii: "t"))
+                    default:
+                        let hex: StaticString = "0123456789abcdef"
+                        bytes.append(UInt8(ascii: "u"))
+                        bytes.append(UInt8(ascii: "0"))
+                        bytes.append(UInt8(ascii: "0"))
+                        bytes.append(hex.utf8Start[Int(byte >> 4)])
+                        bytes.append(hex.utf8Start[Int(byte & 0x0F)])
+                    }
+                }
+                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[plainFrom...]))
+                bytes.append(UInt8(ascii: "\""))
+            }
+            // Not reached: a native string is contiguous after makeContiguousUTF8.
+            if written == nil { bytes.append(contentsOf: JSONValue.string(value).description.utf8) }
+        }
+
+        private mutating func integer(_ value: Int64) {
+            if value < 0 { bytes.append(UInt8(ascii: "-")) }
+            unsigned(value.magnitude)
+        }
+
+        private mutating func unsigned(_ value: UInt64, minimumDigits: Int = 1) {
+            var digits: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)  // 32 bytes of room
+            withUnsafeMutableBytes(of: &digits) { buffer in
+                var end = buffer.count
+                var rest = value
+                repeat {
+                    end -= 1
+                    buffer[end] = UInt8(ascii: "0") + UInt8(rest % 10)
+                    rest /= 10
+                } while rest != 0 || buffer.count - end < minimumDigits
+                bytes.append(contentsOf: buffer[end...])
+            }
         }
 
         /// Unix seconds, exactly the date's: the whole seconds, then the
@@ -152,17 +290,17 @@ extension RecordJSON {
         mutating func date(_ date: Date) {
             let since2001 = date.timeIntervalSinceReferenceDate
             guard since2001.isFinite, abs(since2001) < 1e15 else {
-                text(since2001.isFinite ? date.timeIntervalSince1970.description : "0")
+                bytes.append(contentsOf: (since2001.isFinite ? date.timeIntervalSince1970.description : "0").utf8)
                 return
             }
             let whole = since2001.rounded(.down)
             let fraction = since2001 - whole  // exact, in 0..<1
             let unix = Int64(whole) + RecordJSON.referenceOffset
             guard unix >= 0 else {
-                text(date.timeIntervalSince1970.description)
+                bytes.append(contentsOf: date.timeIntervalSince1970.description.utf8)
                 return
             }
-            text(String(unix))
+            unsigned(UInt64(unix))
             if fraction > 0 { fractionDigits(fraction) }
         }
 
@@ -182,10 +320,10 @@ extension RecordJSON {
             }
             var rest = UInt64(scaled)
             let mask: UInt64 = (1 << 60) - 1
-            byte(UInt8(ascii: "."))
+            bytes.append(UInt8(ascii: "."))
             while rest != 0 {
                 rest *= 10  // < 10 · 2^60 < 2^64
-                byte(UInt8(ascii: "0") + UInt8(rest >> 60))
+                bytes.append(UInt8(ascii: "0") + UInt8(rest >> 60))
                 rest &= mask
             }
         }
@@ -196,120 +334,45 @@ extension RecordJSON {
             let shortest = fraction.description
             guard let exponentMark = shortest.firstIndex(where: { $0 == "e" || $0 == "E" }) else {
                 // "0.123"
-                text(String(shortest.drop { $0 != "." }))
+                bytes.append(contentsOf: shortest.drop { $0 != "." }.utf8)
                 return
             }
             // "1.25e-05": the significand's digits after -exponent-1 zeros.
             let significand = shortest[..<exponentMark].filter { $0 != "." }
             let exponent = Int(shortest[shortest.index(after: exponentMark)...]) ?? 0
-            text(".")
-            text(String(repeating: "0", count: max(0, -exponent - 1)))
-            text(String(significand))
+            bytes.append(UInt8(ascii: "."))
+            bytes.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: max(0, -exponent - 1)))
+            bytes.append(contentsOf: significand.utf8)
         }
 
         /// Seconds to the attosecond: `0.0021`, `1.5`, `30`.
         mutating func duration(_ duration: Duration) {
             let (seconds, attoseconds) = duration.components
             guard seconds >= 0, attoseconds >= 0 else {
-                text(Seconds.double(duration).description)
+                bytes.append(contentsOf: Seconds.double(duration).description.utf8)
                 return
             }
-            text(String(seconds))
+            unsigned(UInt64(seconds))
             guard attoseconds > 0 else { return }
-            var digits = String(attoseconds)
-            digits = String(repeating: "0", count: 18 - digits.count) + digits
-            while digits.last == "0" { digits.removeLast() }
-            text(".")
-            text(digits)
-        }
-    }
-
-    /// Writes `{"key":value,…}`, skipping nil values.
-    struct ObjectWriter {
-        var writer: Writer
-        private var first = true
-
-        init(_ writer: Writer) {
-            self.writer = writer
-            self.writer.byte(UInt8(ascii: "{"))
-        }
-
-        mutating func key(_ key: String) {
-            if !first { writer.byte(UInt8(ascii: ",")) }
-            first = false
-            writer.string(key)
-            writer.byte(UInt8(ascii: ":"))
-        }
-
-        mutating func string(_ key: String, _ value: String?) {
-            guard let value else { return }
-            self.key(key)
-            writer.string(value)
-        }
-
-        mutating func int(_ key: String, _ value: Int) {
-            self.key(key)
-            writer.text(String(value))
-        }
-
-        mutating func date(_ key: String, _ value: Date?) {
-            guard let value else { return }
-            self.key(key)
-            writer.date(value)
-        }
-
-        mutating func duration(_ key: String, _ value: Duration?) {
-            guard let value else { return }
-            self.key(key)
-            writer.duration(value)
-        }
-
-        consuming func end() -> Writer {
-            writer.byte(UInt8(ascii: "}"))
-            return writer
-        }
-    }
-}
-
-extension RecordedArguments {
-    /// The `Codable` form: `{"omitted":true}`, or `args` and `kwargs`, and
-    /// `truncated` and `text` when cut.
-    fileprivate func write(to writer: inout RecordJSON.Writer) {
-        var object = RecordJSON.ObjectWriter(writer)
-        if omitted {
-            object.key("omitted")
-            object.writer.text("true")
-        } else {
-            object.key("args")
-            object.writer.json(.array(args))
-            object.key("kwargs")
-            object.writer.json(.object(kwargs))
-            if truncated {
-                object.key("truncated")
-                object.writer.text("true")
-                object.string("text", text)
+            var fraction = UInt64(attoseconds)
+            var digits = 18
+            while fraction % 10 == 0 {
+                fraction /= 10
+                digits -= 1
             }
+            bytes.append(UInt8(ascii: "."))
+            unsigned(fraction, minimumDigits: digits)
         }
-        writer = object.end()
     }
 }
 
 // MARK: - Reading
 
 extension RecordJSON {
-    /// A parsed JSON value; numbers keep their text (times and durations are
-    /// read from it exactly).
-    indirect enum Node {
-        case null
-        case bool(Bool)
-        case number(String)
-        case string(String)
-        case array([Node])
-        case object([String: Node])
-    }
-
-    /// A JSON parser over UTF-8 bytes (RFC 8259; nesting bounded).
-    struct Parser {
+    /// Reads a record straight from UTF-8 bytes (RFC 8259 JSON; nesting
+    /// bounded), with `Codable`'s rules: the same keys required, the same
+    /// defaults for missing ones, `null` as missing, unknown keys skipped.
+    struct Reader {
         private let bytes: UnsafeBufferPointer<UInt8>
         private var index = 0
         private var depth = 0
@@ -317,16 +380,140 @@ extension RecordJSON {
 
         init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
 
-        /// The one value of the text, with nothing but white space after it.
-        mutating func document() throws -> Node {
-            let node = try value()
+        // MARK: Records
+
+        mutating func record() throws -> TaskRecord {
+            var uuid: String?
+            var taskName: String?
+            var status: String?
+            var record = TaskRecord(
+                uuid: "", taskName: "", queue: "", status: .new, createdAt: Date(timeIntervalSince1970: 0),
+                updatedAt: Date(timeIntervalSince1970: 0))
+            try object { reader, key in
+                switch key {
+                case "uuid": uuid = try reader.optional { try $0.string() }
+                case "task_name": taskName = try reader.optional { try $0.string() }
+                case "queue": record.queue = try reader.optional { try $0.string() } ?? ""
+                case "status": status = try reader.optional { try $0.string() }
+                case "priority": record.priority = try reader.optional { try $0.int() } ?? 0
+                case "arguments": record.arguments = try reader.optional { try $0.arguments() }
+                case "attempt": record.attempt = try reader.optional { try $0.int() } ?? 1
+                case "worker_id": record.workerID = try reader.optional { try $0.string() }
+                case "trace_id": record.traceID = try reader.optional { try $0.string() }
+                case "created_at":
+                    record.createdAt = try reader.optional { try $0.date() } ?? Date(timeIntervalSince1970: 0)
+                case "updated_at":
+                    record.updatedAt = try reader.optional { try $0.date() } ?? Date(timeIntervalSince1970: 0)
+                case "started_at": record.startedAt = try reader.optional { try $0.date() }
+                case "finished_at": record.finishedAt = try reader.optional { try $0.date() }
+                case "duration": record.duration = try reader.optional { try $0.duration() }
+                // Kept when null: a success that returned nothing.
+                case "result": record.result = try reader.json()
+                case "failure": record.failure = try reader.optional { try $0.failure() }
+                case "retry_delay": record.retryDelay = try reader.optional { try $0.duration() }
+                case "dead_letter_queue": record.deadLetterQueue = try reader.optional { try $0.string() }
+                case "events":
+                    var events: [TaskEvent] = []
+                    _ = try reader.optional { reader in try reader.array { events.append(try $0.event()) } }
+                    record.events = events
+                default: try reader.skip()
+                }
+            }
+            guard let uuid else { throw Failure("the record has no 'uuid'") }
+            guard let taskName else { throw Failure("the record has no 'task_name'") }
+            guard let status else { throw Failure("the record has no 'status'") }
+            record.uuid = uuid
+            record.taskName = taskName
+            record.status = TaskStatus(rawValue: status)
+            return record
+        }
+
+        mutating func event() throws -> TaskEvent {
+            var kind: String?
+            var uuid: String?
+            var taskName: String?
+            var queue: String?
+            var attempt: Int?
+            var workerID: String?
+            var timestamp: Date?
+            var event = TaskEvent(kind: .received, uuid: "", taskName: "", queue: "", attempt: 1, workerID: "")
+            try object { reader, key in
+                switch key {
+                case "kind": kind = try reader.optional { try $0.string() }
+                case "uuid": uuid = try reader.optional { try $0.string() }
+                case "task_name": taskName = try reader.optional { try $0.string() }
+                case "queue": queue = try reader.optional { try $0.string() }
+                case "attempt": attempt = try reader.optional { try $0.int() }
+                case "worker_id": workerID = try reader.optional { try $0.string() }
+                case "timestamp": timestamp = try reader.optional { try $0.date() }
+                case "created_at": event.createdAt = try reader.optional { try $0.date() }
+                case "priority": event.priority = try reader.optional { try $0.int() }
+                case "duration": event.duration = try reader.optional { try $0.duration() }
+                case "trace_id": event.traceID = try reader.optional { try $0.string() }
+                case "arguments": event.arguments = try reader.optional { try $0.arguments() }
+                case "result": event.result = try reader.optional { try $0.json() }
+                case "failure": event.failure = try reader.optional { try $0.failure() }
+                case "retry_delay": event.retryDelay = try reader.optional { try $0.duration() }
+                case "dead_letter_queue": event.deadLetterQueue = try reader.optional { try $0.string() }
+                default: try reader.skip()
+                }
+            }
+            guard let kind, let uuid, let taskName, let queue, let attempt, let workerID, let timestamp else {
+                throw Failure("an event lacks one of kind, uuid, task_name, queue, attempt, worker_id, timestamp")
+            }
+            event.kind = TaskEvent.Kind(rawValue: kind)
+            event.uuid = uuid
+            event.taskName = taskName
+            event.queue = queue
+            event.attempt = attempt
+            event.workerID = workerID
+            event.timestamp = timestamp
+            return event
+        }
+
+        mutating func failure() throws -> TaskEvent.Failure {
+            var type: String?
+            var message: String?
+            var traceback: String?
+            try object { reader, key in
+                switch key {
+                case "type": type = try reader.optional { try $0.string() }
+                case "message": message = try reader.optional { try $0.string() }
+                case "traceback": traceback = try reader.optional { try $0.string() }
+                default: try reader.skip()
+                }
+            }
+            guard let type, let message, let traceback else {
+                throw Failure("a failure lacks one of type, message, traceback")
+            }
+            return TaskEvent.Failure(type: type, message: message, traceback: traceback)
+        }
+
+        mutating func arguments() throws -> RecordedArguments {
+            var arguments = RecordedArguments(args: [], kwargs: [:])
+            try object { reader, key in
+                switch key {
+                case "args": arguments.args = try reader.optional { try $0.json() }?.arrayValue ?? []
+                case "kwargs": arguments.kwargs = try reader.optional { try $0.json() }?.objectValue ?? [:]
+                case "truncated": arguments.truncated = try reader.optional { try $0.bool() } ?? false
+                case "text": arguments.text = try reader.optional { try $0.string() }
+                case "omitted": arguments.omitted = try reader.optional { try $0.bool() } ?? false
+                default: try reader.skip()
+                }
+            }
+            return arguments
+        }
+
+        // MARK: Structure
+
+        /// After the value: nothing but white space.
+        mutating func end() throws {
             skipSpace()
             guard index == bytes.count else { throw failure("text after the JSON value") }
-            return node
         }
 
         private func failure(_ what: String) -> Failure {
-            Failure("not JSON at byte \(index): \(what)")
+            Failure("not a task record's JSON at byte \(index): \(what)")
         }
 
         private mutating func skipSpace() {
@@ -338,19 +525,78 @@ extension RecordJSON {
             }
         }
 
-        private mutating func value() throws -> Node {
+        /// The next byte after white space, not consumed.
+        private mutating func peek() throws -> UInt8 {
             skipSpace()
             guard index < bytes.count else { throw failure("unexpected end") }
-            switch bytes[index] {
-            case UInt8(ascii: "{"): return try object()
-            case UInt8(ascii: "["): return try array()
-            case UInt8(ascii: "\""): return .string(try string())
-            case UInt8(ascii: "t"): try literal("true"); return .bool(true)
-            case UInt8(ascii: "f"): try literal("false"); return .bool(false)
-            case UInt8(ascii: "n"): try literal("null"); return .null
-            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number(try number())
-            default: throw failure("unexpected character")
+            return bytes[index]
+        }
+
+        private mutating func expect(_ byte: UInt8, _ what: String) throws {
+            guard try peek() == byte else { throw failure("expected \(what)") }
+            index += 1
+        }
+
+        /// nil for `null`, else `read`'s value.
+        mutating func optional<T>(_ read: (inout Reader) throws -> T) throws -> T? {
+            if try peek() == UInt8(ascii: "n") {
+                try literal("null")
+                return nil
             }
+            return try read(&self)
+        }
+
+        /// Reads an object, calling `member` with each key; `member` reads
+        /// the value.
+        private mutating func object(_ member: (inout Reader, String) throws -> Void) throws {
+            try expect(UInt8(ascii: "{"), "an object")
+            try enter()
+            if try peek() == UInt8(ascii: "}") {
+                index += 1
+                depth -= 1
+                return
+            }
+            while true {
+                guard try peek() == UInt8(ascii: "\"") else { throw failure("expected a key") }
+                let key = try string()
+                try expect(UInt8(ascii: ":"), "':'")
+                try member(&self, key)
+                switch try peek() {
+                case UInt8(ascii: ","): index += 1
+                case UInt8(ascii: "}"):
+                    index += 1
+                    depth -= 1
+                    return
+                default: throw failure("expected ',' or '}'")
+                }
+            }
+        }
+
+        /// Reads an array, calling `element` for each element.
+        private mutating func array(_ element: (inout Reader) throws -> Void) throws {
+            try expect(UInt8(ascii: "["), "an array")
+            try enter()
+            if try peek() == UInt8(ascii: "]") {
+                index += 1
+                depth -= 1
+                return
+            }
+            while true {
+                try element(&self)
+                switch try peek() {
+                case UInt8(ascii: ","): index += 1
+                case UInt8(ascii: "]"):
+                    index += 1
+                    depth -= 1
+                    return
+                default: throw failure("expected ',' or ']'")
+                }
+            }
+        }
+
+        private mutating func enter() throws {
+            depth += 1
+            guard depth <= Self.maxDepth else { throw failure("nested too deeply") }
         }
 
         private mutating func literal(_ word: StaticString) throws {
@@ -362,91 +608,122 @@ extension RecordJSON {
             index += count
         }
 
-        private mutating func enter() throws {
-            depth += 1
-            guard depth <= Self.maxDepth else { throw failure("nested too deeply") }
-            index += 1
-        }
+        private mutating func skip() throws { _ = try json() }
 
-        private mutating func object() throws -> Node {
-            try enter()
-            var members: [String: Node] = [:]
-            skipSpace()
-            if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
-                index += 1
-                depth -= 1
+        // MARK: Values
+
+        /// Any JSON value: integers that fit in `Int64` as `.int`, other
+        /// numbers as `.double` (as `JSONValue`'s `Codable` reads them).
+        mutating func json() throws -> JSONValue {
+            switch try peek() {
+            case UInt8(ascii: "{"):
+                var members: [String: JSONValue] = [:]
+                try object { reader, key in members[key] = try reader.json() }
                 return .object(members)
-            }
-            while true {
-                skipSpace()
-                guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw failure("expected a key") }
-                let key = try string()
-                skipSpace()
-                guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw failure("expected ':'") }
-                index += 1
-                members[key] = try value()
-                skipSpace()
-                guard index < bytes.count else { throw failure("unexpected end") }
-                if bytes[index] == UInt8(ascii: ",") {
-                    index += 1
-                } else if bytes[index] == UInt8(ascii: "}") {
-                    index += 1
-                    depth -= 1
-                    return .object(members)
-                } else {
-                    throw failure("expected ',' or '}'")
-                }
-            }
-        }
-
-        private mutating func array() throws -> Node {
-            try enter()
-            var elements: [Node] = []
-            skipSpace()
-            if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
-                index += 1
-                depth -= 1
+            case UInt8(ascii: "["):
+                var elements: [JSONValue] = []
+                try array { elements.append(try $0.json()) }
                 return .array(elements)
-            }
-            while true {
-                elements.append(try value())
-                skipSpace()
-                guard index < bytes.count else { throw failure("unexpected end") }
-                if bytes[index] == UInt8(ascii: ",") {
-                    index += 1
-                } else if bytes[index] == UInt8(ascii: "]") {
-                    index += 1
-                    depth -= 1
-                    return .array(elements)
-                } else {
-                    throw failure("expected ',' or ']'")
-                }
+            case UInt8(ascii: "\""): return .string(try string())
+            case UInt8(ascii: "t"), UInt8(ascii: "f"): return .bool(try bool())
+            case UInt8(ascii: "n"):
+                try literal("null")
+                return .null
+            default:
+                let number = try self.number()
+                if number.isInteger, let value = number.int64 { return .int(value) }
+                return .double(try number.double())
             }
         }
 
-        private mutating func number() throws -> String {
-            let start = index
-            func digits(_ index: inout Int, _ bytes: UnsafeBufferPointer<UInt8>) -> Int {
-                let start = index
-                while index < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) { index += 1 }
-                return index - start
+        mutating func bool() throws -> Bool {
+            switch try peek() {
+            case UInt8(ascii: "t"):
+                try literal("true")
+                return true
+            case UInt8(ascii: "f"):
+                try literal("false")
+                return false
+            default: throw failure("expected true or false")
             }
-            if bytes[index] == UInt8(ascii: "-") { index += 1 }
-            guard digits(&index, bytes) > 0 else { throw failure("bad number") }
+        }
+
+        mutating func int() throws -> Int {
+            let number = try self.number()
+            if number.isInteger, let value = number.int64, let int = Int(exactly: value) { return int }
+            guard let value = Int(exactly: try number.double()) else { throw failure("expected an integer") }
+            return value
+        }
+
+        /// Unix seconds as a `Date`. This writer's exact decimals (more
+        /// digits than a `Double` has) are read exactly (see
+        /// ``RecordJSON``); other numbers, such as `JSONEncoder`'s, as
+        /// `Codable` reads them: `Date(timeIntervalSince1970:)` of their
+        /// `Double`.
+        mutating func date() throws -> Date {
+            let number = try self.number()
+            if let since2001 = number.exactSecondsSince2001 { return Date(timeIntervalSinceReferenceDate: since2001) }
+            let seconds = try number.double()
+            guard seconds.isFinite else { throw failure("not a time") }
+            return Date(timeIntervalSince1970: seconds)
+        }
+
+        /// Seconds as a `Duration`: plain decimals exactly, to the
+        /// attosecond; other numbers through their `Double`.
+        mutating func duration() throws -> Duration {
+            let number = try self.number()
+            if let duration = number.exactDuration { return duration }
+            let seconds = try number.double()
+            guard seconds.isFinite else { throw failure("not a duration") }
+            return Duration.seconds(seconds)
+        }
+
+        /// A number's text, checked against JSON's grammar.
+        private mutating func number() throws -> Number {
+            guard try peek() == UInt8(ascii: "-") || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index])
+            else { throw failure("expected a number") }
+            let start = index
+            var number = Number(bytes: UnsafeBufferPointer(rebasing: bytes[start..<start]))
+            if bytes[index] == UInt8(ascii: "-") {
+                number.negative = true
+                index += 1
+            }
+            let wholeStart = index
+            skipDigits()
+            guard index > wholeStart else { throw failure("bad number") }
+            number.whole = wholeStart..<index
             if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
                 index += 1
-                guard digits(&index, bytes) > 0 else { throw failure("bad number") }
+                let fractionStart = index
+                skipDigits()
+                guard index > fractionStart else { throw failure("bad number") }
+                number.fraction = fractionStart..<index
             }
             if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
                 index += 1
-                if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
-                guard digits(&index, bytes) > 0 else { throw failure("bad number") }
+                if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") {
+                    index += 1
+                }
+                let exponentStart = index
+                skipDigits()
+                guard index > exponentStart else { throw failure("bad number") }
+                number.hasExponent = true
             }
-            return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+            number.bytes = UnsafeBufferPointer(rebasing: bytes[start..<index])
+            number.whole = (number.whole.lowerBound - start)..<(number.whole.upperBound - start)
+            if let fraction = number.fraction {
+                number.fraction = (fraction.lowerBound - start)..<(fraction.upperBound - start)
+            }
+            return number
         }
 
-        private mutating func string() throws -> String {
-            index += 1  // the opening quote
+        private mutating func skipDigits() {
+            while index < bytes.count, bytes[index] &- UInt8(ascii: "0") < 10 { index += 1 }
+        }
+
+        mutating func string() throws -> String {
+            guard try peek() == UInt8(ascii: "\"") else { throw failure("expected a string") }
+            index += 1
             let start = index
             // Fast path: no escapes.
             while index < bytes.count {
@@ -460,24 +737,24 @@ extension RecordJSON {
                 if byte < 0x20 { throw failure("control character in a string") }
                 index += 1
             }
-            var scalars = Array(UnsafeBufferPointer(rebasing: bytes[start..<index]))
+            var utf8 = Array(UnsafeBufferPointer(rebasing: bytes[start..<index]))
             while index < bytes.count {
                 let byte = bytes[index]
                 index += 1
                 switch byte {
                 case UInt8(ascii: "\""):
-                    return String(decoding: scalars, as: UTF8.self)
+                    return String(decoding: utf8, as: UTF8.self)
                 case UInt8(ascii: "\\"):
                     guard index < bytes.count else { throw failure("unexpected end") }
                     let escape = bytes[index]
                     index += 1
                     switch escape {
-                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): scalars.append(escape)
-                    case UInt8(ascii: "b"): scalars.append(0x08)
-                    case UInt8(ascii: "f"): scalars.append(0x0C)
-                    case UInt8(ascii: "n"): scalars.append(0x0A)
-                    case UInt8(ascii: "r"): scalars.append(0x0D)
-                    case UInt8(ascii: "t"): scalars.append(0x09)
+                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): utf8.append(escape)
+                    case UInt8(ascii: "b"): utf8.append(0x08)
+                    case UInt8(ascii: "f"): utf8.append(0x0C)
+                    case UInt8(ascii: "n"): utf8.append(0x0A)
+                    case UInt8(ascii: "r"): utf8.append(0x0D)
+                    case UInt8(ascii: "t"): utf8.append(0x09)
                     case UInt8(ascii: "u"):
                         var code = try hex4()
                         if (0xD800..<0xDC00).contains(code), index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"),
@@ -492,15 +769,15 @@ extension RecordJSON {
                                 index = saved
                             }
                         }
-                        // A lone surrogate becomes U+FFFD, as String(decoding:) does.
+                        // A lone surrogate becomes U+FFFD.
                         let scalar = Unicode.Scalar(code) ?? "\u{FFFD}"
-                        scalars.append(contentsOf: String(Character(scalar)).utf8)
+                        utf8.append(contentsOf: String(Character(scalar)).utf8)
                     default:
                         throw failure("bad escape")
                     }
                 default:
                     if byte < 0x20 { throw failure("control character in a string") }
-                    scalars.append(byte)
+                    utf8.append(byte)
                 }
             }
             throw failure("unterminated string")
@@ -524,241 +801,96 @@ extension RecordJSON {
             return code
         }
     }
-}
 
-// MARK: - Mapping
+    /// A JSON number's text (valid), and where its parts are.
+    struct Number {
+        var bytes: UnsafeBufferPointer<UInt8>
+        var negative = false
+        /// The digits before the point (indices into `bytes`).
+        var whole: Range<Int> = 0..<0
+        /// The digits after the point, if any.
+        var fraction: Range<Int>?
+        var hasExponent = false
 
-extension RecordJSON {
-    /// From parsed JSON to records, with `Codable`'s rules: the same keys
-    /// required, the same defaults for missing ones, unknown keys ignored.
-    enum Mapper {
-        typealias Object = [String: Node]
+        /// No point, no exponent.
+        var isInteger: Bool { fraction == nil && !hasExponent }
 
-        static func record(_ node: Node) throws -> TaskRecord {
-            let object = try self.object(node, "record")
-            return TaskRecord(
-                uuid: try string(object, "uuid"),
-                taskName: try string(object, "task_name"),
-                queue: try optionalString(object, "queue") ?? "",
-                status: TaskStatus(rawValue: try string(object, "status")),
-                priority: try optionalInt(object, "priority") ?? 0,
-                arguments: try object["arguments"].flatMap { node in try arguments(node) },
-                attempt: try optionalInt(object, "attempt") ?? 1,
-                workerID: try optionalString(object, "worker_id"),
-                traceID: try optionalString(object, "trace_id"),
-                createdAt: try optionalDate(object, "created_at") ?? Date(timeIntervalSince1970: 0),
-                updatedAt: try optionalDate(object, "updated_at") ?? Date(timeIntervalSince1970: 0),
-                startedAt: try optionalDate(object, "started_at"),
-                finishedAt: try optionalDate(object, "finished_at"),
-                duration: try optionalDuration(object, "duration"),
-                result: try object["result"].map { node in try json(node) },
-                failure: try optionalFailure(object, "failure"),
-                retryDelay: try optionalDuration(object, "retry_delay"),
-                deadLetterQueue: try optionalString(object, "dead_letter_queue"),
-                events: try optionalArray(object, "events").map { node in try event(node) })
-        }
-
-        static func event(_ node: Node) throws -> TaskEvent {
-            let object = try self.object(node, "event")
-            guard let timestamp = try optionalDate(object, "timestamp") else { throw Failure("an event has no 'timestamp'") }
-            let result: JSONValue? =
-                switch object["result"] {
-                case nil, .null?: nil
-                case let node?: try json(node)
-                }
-            return TaskEvent(
-                kind: TaskEvent.Kind(rawValue: try string(object, "kind")),
-                uuid: try string(object, "uuid"),
-                taskName: try string(object, "task_name"),
-                queue: try string(object, "queue"),
-                attempt: try int(object, "attempt"),
-                workerID: try string(object, "worker_id"),
-                timestamp: timestamp,
-                createdAt: try optionalDate(object, "created_at"),
-                priority: try optionalInt(object, "priority"),
-                duration: try optionalDuration(object, "duration"),
-                traceID: try optionalString(object, "trace_id"),
-                arguments: try object["arguments"].flatMap { node in try arguments(node) },
-                result: result,
-                failure: try optionalFailure(object, "failure"),
-                retryDelay: try optionalDuration(object, "retry_delay"),
-                deadLetterQueue: try optionalString(object, "dead_letter_queue"))
-        }
-
-        /// `RecordedArguments`; nil for `null`.
-        static func arguments(_ node: Node) throws -> RecordedArguments? {
-            if case .null = node { return nil }
-            let object = try self.object(node, "arguments")
-            var arguments = RecordedArguments(
-                args: try optionalArray(object, "args").map { node in try json(node) },
-                kwargs: try optionalMembers(object, "kwargs"))
-            arguments.truncated = try optionalBool(object, "truncated") ?? false
-            arguments.text = try optionalString(object, "text")
-            arguments.omitted = try optionalBool(object, "omitted") ?? false
-            return arguments
-        }
-
-        /// A JSON value: integers that fit in `Int64` as `.int`, other
-        /// numbers as `.double` (as `JSONValue`'s `Codable` reads them).
-        static func json(_ node: Node) throws -> JSONValue {
-            switch node {
-            case .null: return .null
-            case .bool(let value): return .bool(value)
-            case .string(let value): return .string(value)
-            case .number(let text):
-                if !text.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }), let value = Int64(text) {
-                    return .int(value)
-                }
-                guard let value = Double(text) else { throw Failure("bad number \(text)") }
-                return .double(value)
-            case .array(let elements):
-                var values: [JSONValue] = []
-                values.reserveCapacity(elements.count)
-                for element in elements { values.append(try json(element)) }
-                return .array(values)
-            case .object(let members):
-                var values: [String: JSONValue] = [:]
-                values.reserveCapacity(members.count)
-                for (key, value) in members { values[key] = try json(value) }
-                return .object(values)
+        /// An integer's value, nil when it does not fit (or is not one).
+        var int64: Int64? {
+            guard isInteger, let magnitude = Self.digits(bytes, whole) else { return nil }
+            if negative {
+                return magnitude <= UInt64(Int64.max) + 1 ? Int64(truncatingIfNeeded: 0 &- magnitude) : nil
             }
+            return Int64(exactly: magnitude)
         }
 
-        static func object(_ node: Node, _ what: String) throws -> Object {
-            guard case .object(let object) = node else { throw Failure("the \(what) is not a JSON object") }
-            return object
-        }
-
-        static func string(_ object: Object, _ key: String) throws -> String {
-            guard let value = try optionalString(object, key) else { throw Failure("no '\(key)'") }
+        /// The nearest `Double`.
+        func double() throws -> Double {
+            guard let value = Double(String(decoding: bytes, as: UTF8.self)) else {
+                throw Failure("bad number \(String(decoding: bytes, as: UTF8.self))")
+            }
             return value
         }
 
-        static func optionalString(_ object: Object, _ key: String) throws -> String? {
-            switch object[key] {
-            case nil, .null?: return nil
-            case .string(let value)?: return value
-            default: throw Failure("'\(key)' is not a string")
-            }
-        }
-
-        static func optionalBool(_ object: Object, _ key: String) throws -> Bool? {
-            switch object[key] {
-            case nil, .null?: return nil
-            case .bool(let value)?: return value
-            default: throw Failure("'\(key)' is not a Boolean")
-            }
-        }
-
-        static func int(_ object: Object, _ key: String) throws -> Int {
-            guard let value = try optionalInt(object, key) else { throw Failure("no '\(key)'") }
-            return value
-        }
-
-        static func optionalInt(_ object: Object, _ key: String) throws -> Int? {
-            switch object[key] {
-            case nil, .null?: return nil
-            case .number(let text)?:
-                if let value = Int(text) { return value }
-                if let value = Double(text).flatMap({ Int(exactly: $0) }) { return value }
-                throw Failure("'\(key)' is not an integer")
-            default: throw Failure("'\(key)' is not a number")
-            }
-        }
-
-        static func optionalArray(_ object: Object, _ key: String) throws -> [Node] {
-            switch object[key] {
-            case nil, .null?: return []
-            case .array(let elements)?: return elements
-            default: throw Failure("'\(key)' is not an array")
-            }
-        }
-
-        static func optionalMembers(_ object: Object, _ key: String) throws -> [String: JSONValue] {
-            switch object[key] {
-            case nil, .null?: return [:]
-            case .object(let members)?:
-                var values: [String: JSONValue] = [:]
-                values.reserveCapacity(members.count)
-                for (key, value) in members { values[key] = try json(value) }
-                return values
-            default: throw Failure("'\(key)' is not an object")
-            }
-        }
-
-        static func optionalFailure(_ object: Object, _ key: String) throws -> TaskEvent.Failure? {
-            switch object[key] {
-            case nil, .null?: return nil
-            case let node?:
-                let failure = try self.object(node, key)
-                return TaskEvent.Failure(
-                    type: try string(failure, "type"), message: try string(failure, "message"),
-                    traceback: try string(failure, "traceback"))
-            }
-        }
-
-        /// Unix seconds as a `Date`. This writer's exact decimals (more
-        /// digits than a `Double` has) are read exactly, whole seconds and
-        /// fraction apart (see ``RecordJSON``); other numbers, such as
-        /// `JSONEncoder`'s, as `Codable` reads them:
-        /// `Date(timeIntervalSince1970:)` of their `Double`.
-        static func optionalDate(_ object: Object, _ key: String) throws -> Date? {
-            switch object[key] {
-            case nil, .null?: return nil
-            case .number(let text)?:
-                if let date = exactDate(text) { return date }
-                guard let seconds = Double(text), seconds.isFinite else { throw Failure("'\(key)' is not a time") }
-                return Date(timeIntervalSince1970: seconds)
-            default: throw Failure("'\(key)' is not a number")
-            }
-        }
-
-        /// The date of an exact decimal: over 17 significant digits, no
-        /// sign, no exponent. Nil for other numbers (17 digits or fewer are
-        /// the shortest form of some `Double`: what `Codable` wrote).
-        static func exactDate(_ text: String) -> Date? {
-            guard text.utf8.count > 17, text.first != "-", !text.contains(where: { $0 == "e" || $0 == "E" }) else {
-                return nil
-            }
-            let significant = text.drop { $0 == "0" || $0 == "." }.filter { $0 != "." }.count
-            let dot = text.firstIndex(of: ".")
-            guard significant > 17, let whole = Int64(text[..<(dot ?? text.endIndex)]), whole < 1_000_000_000_000_000
+        /// For this writer's dates: a plain decimal with more significant
+        /// digits than any `Double`'s shortest form (17) and a fraction
+        /// that is exactly a binary one, as seconds since 2001. Nil for
+        /// other numbers (`Codable`'s, which are read as it reads them).
+        var exactSecondsSince2001: Double? {
+            guard !negative, !hasExponent, let fraction, let wholeValue = Self.digits(bytes, whole),
+                wholeValue < 1_000_000_000_000_000
             else { return nil }
-            var since2001 = Double(whole - RecordJSON.referenceOffset)
-            if let dot {
-                guard let fraction = Double("0" + text[dot...]) else { return nil }
-                since2001 += fraction
+            var significant = 0
+            var leading = true
+            for index in whole.lowerBound..<whole.upperBound where !(leading && bytes[index] == UInt8(ascii: "0")) {
+                leading = false
+                significant += 1
             }
-            return Date(timeIntervalSinceReferenceDate: since2001)
+            for index in fraction where !(leading && bytes[index] == UInt8(ascii: "0")) {
+                leading = false
+                significant += 1
+            }
+            guard significant > 17 else { return nil }
+            // The fraction digits D over 10^k is a binary fraction m / 2^k
+            // when 5^k divides D: m = D / 5^k (k ≤ 38 digits fit in 128 bits).
+            let count = fraction.count
+            guard count <= 38 else { return nil }
+            var digits: UInt128 = 0
+            var power: UInt128 = 1
+            for index in fraction {
+                digits = digits * 10 + UInt128(bytes[index] - UInt8(ascii: "0"))
+                power *= 5
+            }
+            let (m, remainder) = digits.quotientAndRemainder(dividingBy: power)
+            guard remainder == 0 else { return nil }
+            let fractionValue = Double(sign: .plus, exponent: -count, significand: Double(m))
+            return Double(Int64(wholeValue) - RecordJSON.referenceOffset) + fractionValue
         }
 
-        /// Seconds as a `Duration`: plain decimals exactly (to the
-        /// attosecond), other numbers through `Double`.
-        static func optionalDuration(_ object: Object, _ key: String) throws -> Duration? {
-            switch object[key] {
-            case nil, .null?: return nil
-            case .number(let text)?:
-                if let duration = exactDuration(text) { return duration }
-                guard let seconds = Double(text), seconds.isFinite else { throw Failure("'\(key)' is not a duration") }
-                return Duration.seconds(seconds)
-            default: throw Failure("'\(key)' is not a number")
-            }
-        }
-
-        static func exactDuration(_ text: String) -> Duration? {
-            let dot = text.firstIndex(of: ".")
-            guard text.first != "-", !text.contains(where: { $0 == "e" || $0 == "E" }),
-                let seconds = Int64(text[..<(dot ?? text.endIndex)])
+        /// A plain decimal with at most 18 digits after the point, to the
+        /// attosecond.
+        var exactDuration: Duration? {
+            guard !negative, !hasExponent, let seconds = Self.digits(bytes, whole), let secondsValue = Int64(exactly: seconds)
             else { return nil }
             var attoseconds: Int64 = 0
-            if let dot {
-                let digits = text[text.index(after: dot)...]
-                guard digits.count <= 18, let value = Int64(digits + String(repeating: "0", count: 18 - digits.count))
-                else { return nil }
-                attoseconds = value
+            if let fraction {
+                guard fraction.count <= 18, let value = Self.digits(bytes, fraction) else { return nil }
+                attoseconds = Int64(value)
+                for _ in fraction.count..<18 { attoseconds *= 10 }
             }
-            return Duration(secondsComponent: seconds, attosecondsComponent: attoseconds)
+            return Duration(secondsComponent: secondsValue, attosecondsComponent: attoseconds)
+        }
+
+        /// The value of a run of digits, nil past `UInt64`.
+        static func digits(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> UInt64? {
+            var value: UInt64 = 0
+            for index in range {
+                let (times10, overflow1) = value.multipliedReportingOverflow(by: 10)
+                let (sum, overflow2) = times10.addingReportingOverflow(UInt64(bytes[index] - UInt8(ascii: "0")))
+                guard !overflow1, !overflow2 else { return nil }
+                value = sum
+            }
+            return value
         }
     }
 }
-

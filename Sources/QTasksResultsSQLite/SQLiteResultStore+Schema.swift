@@ -1,0 +1,56 @@
+import GRDB
+
+extension SQLiteResultStore {
+    /// The schema's migrations, in GRDB's `grdb_migrations` table. A later
+    /// layout adds a migration after the last; never edit one that shipped.
+    static let migrator: DatabaseMigrator = {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("qtasks_results_v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE qtasks_tasks (
+                        uuid       TEXT NOT NULL PRIMARY KEY,
+                        task_name  TEXT NOT NULL,
+                        queue      TEXT NOT NULL,
+                        status     TEXT NOT NULL,
+                        finished   INTEGER NOT NULL,
+                        updated_at REAL NOT NULL,
+                        expires_at REAL NOT NULL,
+                        record     TEXT NOT NULL
+                    );
+                    -- Listing, newest first (and the queue and time filters).
+                    CREATE INDEX qtasks_tasks_by_update ON qtasks_tasks (updated_at, uuid);
+                    CREATE INDEX qtasks_tasks_by_status ON qtasks_tasks (status, updated_at, uuid);
+                    CREATE INDEX qtasks_tasks_by_task_name ON qtasks_tasks (task_name, updated_at, uuid);
+                    -- The bound: counting the finished records and finding
+                    -- the oldest. Partial: unfinished rows are not in it.
+                    CREATE INDEX qtasks_tasks_finished ON qtasks_tasks (updated_at, uuid) WHERE finished = 1;
+                    -- Deleting expired rows without reading the table.
+                    CREATE INDEX qtasks_tasks_by_expiry ON qtasks_tasks (expires_at);
+
+                    CREATE TABLE qtasks_workers (
+                        worker_id  TEXT NOT NULL PRIMARY KEY,
+                        expires_at REAL NOT NULL,
+                        heartbeat  TEXT NOT NULL
+                    );
+                    """)
+        }
+        return migrator
+    }()
+
+    /// Runs the migrations that are not applied yet.
+    ///
+    /// GRDB reads the list of applied migrations before it takes the write
+    /// lock, so two processes opening a new file together may both start
+    /// the first one; the second then fails (its `CREATE TABLE` finds the
+    /// table). That failure is harmless, the other process did the work:
+    /// when the migrations are complete after it, opening goes on.
+    static func migrate(_ pool: DatabasePool) throws {
+        do {
+            try migrator.migrate(pool)
+        } catch {
+            let complete = (try? pool.read { db in try migrator.hasCompletedMigrations(db) }) ?? false
+            if !complete { throw error }
+        }
+    }
+}
