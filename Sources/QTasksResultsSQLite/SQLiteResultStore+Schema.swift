@@ -18,13 +18,19 @@ extension SQLiteResultStore {
                         expires_at REAL NOT NULL,
                         record     TEXT NOT NULL
                     );
-                    -- Listing, newest first (and the queue and time filters).
+                    -- Listing, newest first (and the queue and time filters,
+                    -- and status 'success'). The other indexes leave out
+                    -- uuid, which breaks ties only: smaller entries, and
+                    -- SQLite sorts the ties.
                     CREATE INDEX qtasks_tasks_by_update ON qtasks_tasks (updated_at, uuid);
-                    CREATE INDEX qtasks_tasks_by_status ON qtasks_tasks (status, updated_at, uuid);
-                    CREATE INDEX qtasks_tasks_by_task_name ON qtasks_tasks (task_name, updated_at, uuid);
+                    -- The other statuses, a few rows among the successes
+                    -- (a query names the condition to use it).
+                    CREATE INDEX qtasks_tasks_by_status ON qtasks_tasks (status, updated_at)
+                        WHERE status <> 'success';
+                    CREATE INDEX qtasks_tasks_by_task_name ON qtasks_tasks (task_name, updated_at);
                     -- The bound: counting the finished records and finding
                     -- the oldest. Partial: unfinished rows are not in it.
-                    CREATE INDEX qtasks_tasks_finished ON qtasks_tasks (updated_at, uuid) WHERE finished = 1;
+                    CREATE INDEX qtasks_tasks_finished ON qtasks_tasks (updated_at) WHERE finished = 1;
                     -- Deleting expired rows without reading the table.
                     CREATE INDEX qtasks_tasks_by_expiry ON qtasks_tasks (expires_at);
 

@@ -28,7 +28,8 @@ import Synchronization
 /// );
 /// ```
 ///
-/// plus indexes for listing newest first, by status, by task name, by
+/// plus indexes for listing newest first, by status (other than
+/// `success`: most rows, listed through the first), by task name, by
 /// expiry, and over the finished records for the bound.
 ///
 /// Writing: each ``record(_:)`` call is one `BEGIN IMMEDIATE` transaction:
@@ -205,6 +206,8 @@ public final class SQLiteResultStore: ResultStore, CustomStringConvertible {
             let names = statuses.map(\.rawValue).sorted()
             conditions.append("status IN (\(databaseQuestionMarks(count: names.count)))")
             arguments += StatementArguments(names)
+            // Lets SQLite use the index of the statuses other than success.
+            if !statuses.contains(.success) { conditions.append("status <> 'success'") }
         }
         if let taskName = query.taskName {
             conditions.append("task_name = ?")
