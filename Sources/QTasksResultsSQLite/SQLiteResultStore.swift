@@ -168,6 +168,13 @@ public final class SQLiteResultStore: ResultStore, CustomStringConvertible {
 
     // MARK: - Reading
 
+    /// The record of a task, unless it has none or it expired (even when
+    /// the expired row is not deleted yet).
+    ///
+    /// - Throws: ``ResultStoreError`` `.corrupt` when the stored JSON does
+    ///   not decode (the message names the task and the file),
+    ///   `.unavailable` when the file cannot be read, `.closed` after
+    ///   ``close()``.
     public func record(for uuid: String) async throws -> TaskRecord? {
         let path = self.path
         return try await read("read task \(uuid) from") { db in
@@ -179,6 +186,13 @@ public final class SQLiteResultStore: ResultStore, CustomStringConvertible {
         }
     }
 
+    /// The unexpired records that match `query`, filtered in SQL: the most
+    /// recently updated first, ties broken by uuid descending (as
+    /// ``MemoryResultStore`` orders them), then `offset` and `limit`. A
+    /// `limit` of 0 or less, or an empty set of statuses, gives none.
+    ///
+    /// - Throws: ``ResultStoreError`` `.corrupt` when a record of the page
+    ///   does not decode, `.unavailable`, `.closed`.
     public func records(matching query: TaskRecordQuery) async throws -> [TaskRecord] {
         guard query.limit > 0, query.statuses?.isEmpty != true else {
             try checkOpen()
@@ -237,6 +251,11 @@ public final class SQLiteResultStore: ResultStore, CustomStringConvertible {
         return (sql, arguments)
     }
 
+    /// The latest heartbeat of each worker whose
+    /// ``WorkerHeartbeat/expiresAt`` has not passed, by worker id.
+    ///
+    /// - Throws: ``ResultStoreError`` `.corrupt` when a stored heartbeat does
+    ///   not decode, `.unavailable`, `.closed`.
     public func liveWorkers() async throws -> [WorkerHeartbeat] {
         let path = self.path
         return try await read("list workers in") { db in
@@ -255,6 +274,13 @@ public final class SQLiteResultStore: ResultStore, CustomStringConvertible {
 
     // MARK: - Heartbeats
 
+    /// Stores a worker's latest heartbeat (one row per worker id, replaced
+    /// by the next one); an offline heartbeat (``WorkerHeartbeat/isOnline``
+    /// false) deletes the worker's row instead.
+    ///
+    /// - Throws: ``ResultStoreError`` `.unavailable` when the file cannot be
+    ///   written or stays locked past ``ResultStoreConfiguration/timeout``,
+    ///   `.closed` after ``close()``.
     public func recordHeartbeat(_ heartbeat: WorkerHeartbeat) async throws {
         try checkOpen()
         let text = heartbeat.isOnline ? try RecordCoding.text(of: heartbeat) : nil
@@ -276,6 +302,9 @@ public final class SQLiteResultStore: ResultStore, CustomStringConvertible {
 
     // MARK: - Closing
 
+    /// Closes the store's connections, after a write in progress; later
+    /// calls throw ``ResultStoreError`` `.closed`. Calling it again does
+    /// nothing. The file stays, with what was committed.
     public func close() async {
         let wasOpen = isClosed.withLock { closed in
             defer { closed = true }
