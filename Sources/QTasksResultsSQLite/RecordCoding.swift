@@ -1,10 +1,13 @@
 import Foundation
 import QTasks
 
-/// The JSON text of the `record` and `heartbeat` columns: the Codable forms
-/// of ``TaskRecord`` (through ``RecordJSON``) and ``WorkerHeartbeat``
-/// (through `JSONEncoder`, slashes not escaped): snake_case keys, times in
-/// Unix seconds.
+/// The JSON text of the `record` and `heartbeat` columns: the `Codable`
+/// forms of ``TaskRecord`` and ``WorkerHeartbeat`` (snake_case keys, times
+/// in Unix seconds). Records through QTasks' `TaskRecordJSON`, the package's
+/// one hand-written form of records (what the Redis store keeps too; a time
+/// read back is within a microsecond of the one written); heartbeats, one
+/// per worker every few seconds, through `JSONEncoder` (slashes not
+/// escaped).
 ///
 /// Non-finite numbers in a heartbeat, which JSON has no spelling for, are
 /// written as the strings `"NaN"`, `"Infinity"` and `"-Infinity"` and read
@@ -27,7 +30,7 @@ enum RecordCoding {
 
     /// The JSON text of a record.
     static func text(of record: TaskRecord) -> String {
-        String(decoding: RecordJSON.encode(record), as: UTF8.self)
+        TaskRecordJSON.encode(record)
     }
 
     /// The JSON text of a heartbeat.
@@ -40,7 +43,7 @@ enum RecordCoding {
     /// - Throws: ``ResultStoreError`` `.corrupt` naming the task and the file.
     static func decodeRecord(_ data: Data, uuid: String, path: String) throws -> TaskRecord {
         do {
-            return try RecordJSON.decode(data)
+            return try TaskRecordJSON.decode(data)
         } catch {
             throw ResultStoreError(
                 .corrupt, "the record of task \(uuid) in SQLite file \(path) is not a task record's JSON: \(error)")

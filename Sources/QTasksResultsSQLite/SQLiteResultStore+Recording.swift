@@ -158,7 +158,7 @@ extension SQLiteResultStore {
             let row = stored[task.uuid]
             // A stored record that does not decode is replaced rather than
             // failing the batch: the worker would retry it forever.
-            if let data = row?.record, let current = try? RecordJSON.decode(data) {
+            if let data = row?.record, let current = try? TaskRecordJSON.decode(data) {
                 record = current
             } else {
                 record = TaskRecord(first: events.removeFirst(), maxEvents: maxEvents)
