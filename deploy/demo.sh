@@ -14,8 +14,12 @@ Usage: deploy/demo.sh
   1. deploy/install-deps.sh           (skipped when QTASKS_SKIP_INSTALL=1)
   2. deploy/rabbitmq.sh start         (reuses a broker already on the port)
   3. swift build                      (the qtasks CLI and the qtasks-example worker)
-  4. starts qtasks-example on queue "demo" in the background
-  5. sends tasks with \`qtasks send\` and prints each result
+  4. starts qtasks-example on queue "demo" in the background, recording
+     every task in an SQLite result store (.run/demo-results.db)
+  5. sends tasks with \`qtasks send\` and prints each result; sends one
+     without waiting and reads its result back from the store
+     (\`qtasks result\`), then lists the recorded tasks and the live worker
+     (\`qtasks tasks\`, \`qtasks workers\`)
   6. stops the worker with SIGTERM (graceful), then the broker if this run
      started it
 
@@ -67,8 +71,10 @@ bin=$(swift build "${swift_opts[@]}" --show-bin-path)
 
 mkdir -p "$QTASKS_RUN_DIR"
 worker_log="$QTASKS_RUN_DIR/demo-worker.log"
-log "starting the worker: qtasks-example --queue demo --concurrency 4 (log: $worker_log)"
-"$bin/qtasks-example" --queue demo --concurrency 4 >"$worker_log" 2>&1 &
+results="sqlite://$QTASKS_RUN_DIR/demo-results.db"
+rm -f "$QTASKS_RUN_DIR/demo-results.db" "$QTASKS_RUN_DIR/demo-results.db-wal" "$QTASKS_RUN_DIR/demo-results.db-shm"
+log "starting the worker: qtasks-example --queue demo --concurrency 4 --result-store $results (log: $worker_log)"
+"$bin/qtasks-example" --queue demo --concurrency 4 --result-store "$results" --heartbeat-interval 1 >"$worker_log" 2>&1 &
 worker_pid=$!
 for _ in $(seq 1 100); do
     grep -q "worker started" "$worker_log" 2>/dev/null && break
@@ -92,6 +98,15 @@ send "word counts of a text" word_count "Depends for resources, State for the da
 send "a task that sleeps" sleep 0.5
 send "a task that fails: error result, message dead-lettered to demo.dlq" fail "failed on purpose"
 send "an unknown task: bad input, error result, dead-lettered" no_such_task
+
+printf '\n== fire and forget, then the result from the store\n$ qtasks send --queue demo add 40 2 --wait 0 --result-store %s\n' "$results"
+uuid=$("$bin/qtasks" send --queue demo add 40 2 --wait 0 --result-store "$results")
+printf '%s\n$ qtasks result %s --wait 10\n' "$uuid" "$uuid"
+"$bin/qtasks" result "$uuid" --wait 10 --result-store "$results"
+printf '\n== the recorded tasks, failures with their tracebacks\n$ qtasks tasks --limit 10\n'
+"$bin/qtasks" tasks --limit 10 --result-store "$results"
+printf '\n== the live workers, from their heartbeats\n$ qtasks workers\n'
+"$bin/qtasks" workers --result-store "$results"
 
 log "stopping the worker (SIGTERM: in-flight tasks finish, then it exits 0)"
 kill -TERM "$worker_pid"
