@@ -56,6 +56,9 @@ struct DeployManifestTests {
         // The broker URL is a credential file, named by QTASKS_URL_FILE.
         #expect(service["LoadCredential"]?.contains("qtasks-url:/etc/qtasks/url") == true)
         #expect(service["Environment"]?.contains("QTASKS_URL_FILE=%d/qtasks-url") == true)
+        // So are the State and result-store URLs.
+        #expect(service["LoadCredential"]?.contains("qtasks-result-store:/etc/qtasks/result-store") == true)
+        #expect(service["Environment"]?.contains("QTASKS_RESULT_STORE_FILE=%d/qtasks-result-store") == true)
         #expect(service["KillSignal"] == ["SIGTERM"])
         #expect(service["Restart"] == ["on-failure"])
         #expect(unit.sections["Install"]?["WantedBy"] == ["multi-user.target"])
@@ -143,6 +146,7 @@ struct DeployManifestTests {
         let environment = try #require(worker["environment"] as? [String: Any])
         #expect((environment["QTASKS_URL"] as? String)?.contains("@rabbitmq:5672") == true)
         #expect((environment["QTASKS_STATE_URL"] as? String)?.hasPrefix("redis://redis:") == true)
+        #expect((environment["QTASKS_RESULT_STORE"] as? String)?.hasPrefix("redis://redis:") == true)
 
         let grace = try #require(worker["stop_grace_period"] as? String)
         let seconds = try #require(Double(grace.hasSuffix("s") ? String(grace.dropLast()) : grace), "stop_grace_period \(grace) in seconds")
@@ -199,6 +203,12 @@ struct DeployManifestTests {
         let secret = try #require(ofKind("Secret").first { name($0) == secretName })
         let keys = ((secret["stringData"] as? [String: Any]) ?? (secret["data"] as? [String: Any]) ?? [:]).keys
         #expect(keys.contains(String(urlFile.split(separator: "/").last ?? "")), "the Secret has the file \(urlFile)")
+        // The State and result-store URLs come from the same Secret.
+        for variable in ["QTASKS_STATE_URL_FILE", "QTASKS_RESULT_STORE_FILE"] {
+            let file = try #require(env.first(where: { $0["name"] as? String == variable })?["value"] as? String, "\(variable)")
+            #expect(file.hasPrefix(((mount["mountPath"] as? String) ?? "?") + "/"), "\(variable) in the Secret's mount")
+            #expect(keys.contains(String(file.split(separator: "/").last ?? "")), "the Secret has the file \(file)")
+        }
 
         // KEDA: scales this Deployment on the queue's length, host from a TriggerAuthentication.
         let scaledObject = try #require(ofKind("ScaledObject").first)
@@ -301,6 +311,21 @@ struct DeployManifestTests {
         return Set(flags)
     }
 
+    /// The worker's flags that take no value (`--publish-events`): in its
+    /// help, an option line whose flag is not followed by `<value>`.
+    static let booleanFlags: Set<String> = {
+        guard let result = try? runSync(IntegrationEnvironment.workerExecutable, ["--help"]) else { return [] }
+        var flags: Set<String> = []
+        for line in result.stdout.split(separator: "\n") {
+            let trimmed = line.drop { $0 == " " }
+            guard trimmed.hasPrefix("-"), let range = trimmed.range(of: "--") else { continue }
+            let rest = trimmed[range.lowerBound...]
+            let flag = rest.prefix { $0 != " " && $0 != "," }
+            if !rest.dropFirst(flag.count).hasPrefix(" <") { flags.insert(String(flag)) }
+        }
+        return flags
+    }()
+
     /// Every `--flag` (or `--flag=value`) in `arguments` is one the worker has.
     static func expectKnownFlags(_ arguments: [String], in place: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
         let known = try helpFlags.get()
@@ -310,8 +335,10 @@ struct DeployManifestTests {
         for flag in flags {
             #expect(known.contains(flag), "\(place): \(flag) is not a flag of qtasks-example", sourceLocation: sourceLocation)
         }
-        // Every flag of the worker takes a value.
-        for (index, argument) in arguments.enumerated() where argument.hasPrefix("--") && !argument.contains("=") {
+        // Every other flag takes a value.
+        #expect(booleanFlags.contains("--publish-events") && !booleanFlags.contains("--queue"), "\(booleanFlags)")
+        for (index, argument) in arguments.enumerated()
+        where argument.hasPrefix("--") && !argument.contains("=") && !booleanFlags.contains(argument) {
             let next = index + 1 < arguments.count ? arguments[index + 1] : nil
             #expect(next != nil && !next!.hasPrefix("--"), "\(place): \(argument) has no value", sourceLocation: sourceLocation)
         }
