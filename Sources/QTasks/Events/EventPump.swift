@@ -50,9 +50,15 @@ final class EventPump: Sendable {
 
     /// Appends events; past the capacity the oldest go.
     func append(_ events: [TaskEvent]) {
+        insert { $0.append(contentsOf: events) }
+    }
+
+    /// Changes the buffer, then drops the oldest events past the capacity
+    /// and counts them.
+    private func insert(_ change: (inout Deque<TaskEvent>) -> Void) {
         let capacity = max(1, recording.bufferCapacity)
         let overflow = state.withLock { state -> Int in
-            state.buffer.append(contentsOf: events)
+            change(&state.buffer)
             let overflow = state.buffer.count - capacity
             guard overflow > 0 else { return 0 }
             state.buffer.removeFirst(overflow)
@@ -77,17 +83,7 @@ final class EventPump: Sendable {
     /// Puts a batch that failed back in front; past the capacity the
     /// oldest go.
     private func putBack(_ batch: [TaskEvent]) {
-        let capacity = max(1, recording.bufferCapacity)
-        let overflow = state.withLock { state -> Int in
-            state.buffer.insert(contentsOf: batch, at: 0)
-            let overflow = state.buffer.count - capacity
-            guard overflow > 0 else { return 0 }
-            state.buffer.removeFirst(overflow)
-            state.droppedSinceLog += overflow
-            state.droppedTotal += overflow
-            return overflow
-        }
-        if overflow > 0 { dropped.increment(by: overflow) }
+        insert { $0.insert(contentsOf: batch, at: 0) }
     }
 
     /// Drops everything left (the shutdown deadline passed).
