@@ -236,14 +236,17 @@ struct WorkerRecordingTests {
         }
     }
 
-    @Test func aHangingSinkDoesNotKeepTheWorkerFromStopping() async throws {
+    /// Without the bound on the last flush the worker would never stop: the
+    /// time limit fails the test then instead of hanging the suite.
+    @Test(.timeLimit(.minutes(1)))
+    func aHangingSinkDoesNotKeepTheWorkerFromStopping() async throws {
         let sink = ControlledSink()
         let configuration = recordingConfiguration([sink]) { $0.shutdownFlushTimeout = .milliseconds(200) }
         let app = try makeApp()
         let broker = MemoryBroker()
         try await broker.declareTaskQueue("default")
         let worker = Worker(broker: broker, app: app, configuration: configuration)
-        let started = ContinuousClock.now
+        var stopping = ContinuousClock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await worker.run() }
             try await TaskClient.withClient(broker: broker) { client in
@@ -253,13 +256,16 @@ struct WorkerRecordingTests {
                 let second = try await client.send(Tasks.add, 2, 2)
                 #expect(try await second.value(timeout: .seconds(5)) == 4)
             }
+            stopping = ContinuousClock.now
             worker.triggerGracefulShutdown()
             try await group.waitForAll()
         }
+        let stopped = ContinuousClock.now - stopping
         await broker.close()
-        // Flush timeout (0.2 s) plus the second of grace: well under the
-        // 5 s shutdown grace period, and not for ever.
-        #expect(ContinuousClock.now - started < .seconds(5))
+        // Nothing runs any more: the stop waits for the sink only, its flush
+        // timeout (0.2 s) and a second. The bound is loose for a loaded
+        // machine; what matters is that the stop ends.
+        #expect(stopped < .seconds(15))
     }
 
     @Test func heartbeatsListTheWorkerWhileItRunsAndItLeavesAtShutdown() async throws {

@@ -35,7 +35,15 @@ public struct RecordedArguments: Sendable, Hashable, Codable {
     /// `args` and `kwargs`, or a truncated copy when their JSON text is
     /// over `maxBytes` bytes.
     public static func bounded(args: [JSONValue], kwargs: [String: JSONValue], maxBytes: Int) -> RecordedArguments {
+        bounded(args: args, kwargs: kwargs, maxBytes: maxBytes, sourceSize: nil)
+    }
+
+    /// ``bounded(args:kwargs:maxBytes:)``, without writing the JSON text to
+    /// measure it when the message body they came from (`sourceSize`
+    /// bytes) is at most half the bound: the text cannot then be over it.
+    static func bounded(args: [JSONValue], kwargs: [String: JSONValue], maxBytes: Int, sourceSize: Int?) -> RecordedArguments {
         let full = RecordedArguments(args: args, kwargs: kwargs)
+        if let sourceSize, sourceSize <= maxBytes / 2 { return full }
         let text = full.jsonText
         guard text.utf8.count > maxBytes else { return full }
         var cut = RecordedArguments(args: [], kwargs: [:])

@@ -116,7 +116,9 @@ final class TaskEventRecorder: TaskMiddleware, Sendable {
         let arguments: RecordedArguments =
             secretArguments.contains(context.taskName)
             ? .omitted
-            : .bounded(args: context.arguments.args, kwargs: context.arguments.kwargs, maxBytes: recording.maxArgumentBytes)
+            : .bounded(
+                args: context.arguments.args, kwargs: context.arguments.kwargs, maxBytes: recording.maxArgumentBytes,
+                sourceSize: context.arguments.bodySize)
         let traceID = currentTraceID()
         var received = TaskEvent(
             kind: .received, uuid: context.uuid, taskName: context.taskName, queue: context.queue,
