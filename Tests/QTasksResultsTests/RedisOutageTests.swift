@@ -57,10 +57,11 @@ struct RedisOutageTests {
 
     @Test(.timeLimit(.minutes(3)), arguments: Fault.allCases)
     func tasksCompleteWhileRedisIsAwayAndTheRecordsCatchUp(_ fault: Fault) async throws {
+        try await PrivateRedis.with { redis in try await run(fault, redis) }
+    }
+
+    private func run(_ fault: Fault, _ redis: PrivateRedis) async throws {
         let total = 2_000
-        let redis = try PrivateRedis()
-        try await redis.start()
-        defer { Task { await redis.remove() } }
         let store = try await ResultStores.open(
             url: redis.url, configuration: ResultStoreConfiguration(timeout: .milliseconds(500), keyPrefix: "outage"))
         let queue = "qtasks-outage-\(UUID().uuidString.prefix(8).lowercased())"

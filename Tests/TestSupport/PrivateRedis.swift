@@ -89,6 +89,24 @@ public final class PrivateRedis: @unchecked Sendable {
         if let pid { kill(pid, SIGCONT) }
     }
 
+    /// Starts a server, runs `body` with it, then stops it and removes its
+    /// data, whether `body` returned or threw: a test that fails halfway
+    /// leaves no redis-server behind.
+    public static func with<T>(
+        password: String? = nil, isolation: isolated (any Actor)? = #isolation, _ body: (PrivateRedis) async throws -> T
+    ) async throws -> T {
+        let redis = try PrivateRedis(password: password)
+        do {
+            try await redis.start()
+            let result = try await body(redis)
+            await redis.remove()
+            return result
+        } catch {
+            await redis.remove()
+            throw error
+        }
+    }
+
     /// Stops the server and removes its data.
     public func remove() async {
         await stop()
