@@ -220,7 +220,10 @@ public final class RedisResultStore: ResultStore, CustomStringConvertible, @unch
     ///
     /// - Throws: ``ResultStoreError`` `.corrupt`, `.unavailable`, `.closed`.
     public func records(matching query: TaskRecordQuery) async throws -> [TaskRecord] {
-        let wanted = max(0, query.offset) + max(0, query.limit)
+        // Saturating: an offset near Int.max (`qtasks tasks --offset`) must
+        // not trap; the walk ends with the index anyway.
+        let (sum, overflow) = max(0, query.offset).addingReportingOverflow(max(0, query.limit))
+        let wanted = overflow ? Int.max : sum
         // Scores are the records' update times in ms; a margin of a
         // millisecond on each side, `matches` decides exactly.
         let maximum = query.until.map { String($0.timeIntervalSince1970 * 1000 + 1) } ?? "+inf"

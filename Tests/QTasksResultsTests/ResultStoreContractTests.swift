@@ -179,6 +179,10 @@ struct ResultStoreContractTests {
             #expect(try await store.records(matching: TaskRecordQuery(until: since)).map(\.uuid) == [uuids[2], uuids[1], uuids[0]])
             #expect(try await store.records(matching: TaskRecordQuery(limit: 2, offset: 1)).map(\.uuid) == [uuids[4], uuids[3]])
             #expect(try await store.records(matching: TaskRecordQuery(statuses: [.success], taskName: "add", queue: "a")).map(\.uuid) == [uuids[2], uuids[0]])
+            // Offsets past every record, up to Int.max (`qtasks tasks --offset`): none, no trap.
+            #expect(try await store.records(matching: TaskRecordQuery(limit: 10, offset: 6)).isEmpty)
+            #expect(try await store.records(matching: TaskRecordQuery(limit: 100_000, offset: Int.max)).isEmpty)
+            #expect(try await store.records(matching: TaskRecordQuery(limit: Int.max, offset: Int.max - 5)).isEmpty)
         }
     }
 

@@ -162,6 +162,35 @@ struct WorkerRecordingTests {
         }
     }
 
+    /// A secret argument of the wrong type (a card number sent as a JSON
+    /// number to a String parameter) is bad input: its error goes to the
+    /// record, the events exchange and the log, so it must not quote the
+    /// value.
+    @Test func aSecretArgumentOfTheWrongTypeIsNotQuotedInTheError() async throws {
+        let store = MemoryResultStore()
+        try await TestWorker.run(try makeApp(), configuration: recordingConfiguration([store])) { client, _ in
+            let positional = try await client.send("login", args: [4_111_111_111_111_112, "hunter2"])
+            await #expect(throws: TaskFailedError.self) { _ = try await positional.value(timeout: .seconds(5)) }
+            let byName = try await client.send("login", args: ["ann", 9_876_543_210])
+            await #expect(throws: TaskFailedError.self) { _ = try await byName.value(timeout: .seconds(5)) }
+            for uuid in [positional.uuid, byName.uuid] {
+                let record = try await store.waitForRecord(of: uuid, timeout: .seconds(5))
+                #expect(record.status == .error)
+                let failure = try #require(record.failure)
+                #expect(failure.message.contains("expected String, found number"))
+                for text in [failure.message, failure.traceback ?? ""] {
+                    #expect(!text.contains("4111111111111112"))
+                    #expect(!text.contains("9876543210"))
+                }
+            }
+            // A task whose arguments are not secret still quotes what it found.
+            let echo = try await client.send("echo", args: [12345])
+            await #expect(throws: TaskFailedError.self) { _ = try await echo.value(timeout: .seconds(5)) }
+            let record = try await store.waitForRecord(of: echo.uuid, timeout: .seconds(5))
+            #expect(record.failure?.message.contains("found number 12345") == true)
+        }
+    }
+
     @Test func theTraceIDOfTheDeliverysSpanIsRecorded() async throws {
         let store = MemoryResultStore()
         var configuration = recordingConfiguration([store])

@@ -13,6 +13,10 @@ final class ArgumentReader {
     private let positionalCount: Int
     private let keywords: KeyedDecodingContainer<ArgumentKey>?
     private var position = 0
+    /// The task's arguments are secret (``TaskOptions/recordsArguments``
+    /// false): errors name the kind of a wrong value, never the value, since
+    /// they go to results, logs, result stores and the events exchange.
+    private let secretArguments: Bool
 
     /// Checks the shape and the count of the arguments against the
     /// parameters before any of them is decoded, so arity errors win over
@@ -23,10 +27,12 @@ final class ArgumentReader {
         taskName: String,
         parameterNames names: [String]?,
         parameterCount count: Int,
-        container: KeyedDecodingContainer<EnvelopeKey>
+        container: KeyedDecodingContainer<EnvelopeKey>,
+        secretArguments: Bool = false
     ) throws {
         self.taskName = taskName
         self.names = names
+        self.secretArguments = secretArguments
         if Self.isPresent(.args, in: container) {
             do {
                 positional = try container.nestedUnkeyedContainer(forKey: .args)
@@ -119,7 +125,13 @@ final class ArgumentReader {
             isTopLevel = true
         }
         if isTopLevel, let found {
-            return TaskInputError(.invalidArguments, "\(label): expected \(DecodingErrorText.typeName(type)), found \(Self.describe(found))")
+            let what = secretArguments ? (found.isNull ? "null" : found.kindName) : Self.describe(found)
+            return TaskInputError(.invalidArguments, "\(label): expected \(DecodingErrorText.typeName(type)), found \(what)")
+        }
+        if secretArguments {
+            // DecodingError's own words may quote the value (a number that
+            // does not fit): the type alone.
+            return TaskInputError(.invalidArguments, "\(label): expected \(DecodingErrorText.typeName(type))")
         }
         return TaskInputError(.invalidArguments, "\(label): \(DecodingErrorText.describe(error, droppingPathPrefix: pathPrefix))")
     }

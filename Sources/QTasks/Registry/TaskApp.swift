@@ -163,7 +163,9 @@ public final class TaskApp: Sendable {
             }
         } else {
             try add(name, parameters: parameters, options: options, count: count, acceptsAnyArguments: false) { container in
-                let reader = try ArgumentReader(taskName: name, parameterNames: parameters, parameterCount: count, container: container)
+                let reader = try ArgumentReader(
+                    taskName: name, parameterNames: parameters, parameterCount: count, container: container,
+                    secretArguments: !options.recordsArguments)
                 return PreparedCall(arguments: nil, run: try bind(reader))
             }
         }
@@ -186,7 +188,9 @@ public final class TaskApp: Sendable {
         bind: @escaping @Sendable (ArgumentReader) throws -> @Sendable (TaskContext) async throws -> JSONValue
     ) throws {
         try add(name, parameters: parameters, options: options, count: count, acceptsAnyArguments: false) { container in
-            let reader = try ArgumentReader(taskName: name, parameterNames: parameters, parameterCount: count, container: container)
+            let reader = try ArgumentReader(
+                taskName: name, parameterNames: parameters, parameterCount: count, container: container,
+                secretArguments: !options.recordsArguments)
             return PreparedCall(arguments: nil, run: try bind(reader))
         }
     }
