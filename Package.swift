@@ -345,7 +345,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "QTasks", "QTasksRabbitMQ", "QTasksState", "QTasksStateStores", "AMQP", "TestSupport", "CommandSupport",
-                "QTasksResultsRedis",
+                "QTasksResultsRedis", "QTasksResultStores",
                 "qtasks", "qtasks-example",
                 "qtasks-benchmark", "qtasks-scheduler",
                 "QTasksW3CTracing",

@@ -37,6 +37,16 @@ public enum ResultStores {
         _ = try Location(parsing: url)
     }
 
+    /// The database file of an `sqlite://` URL (absolute), nil for other
+    /// backends: for readers that must not create a store where there was
+    /// none (a mistyped path).
+    ///
+    /// - Throws: ``ResultStoreError`` `.invalidURL`.
+    public static func sqliteFile(of url: String) throws(ResultStoreError) -> String? {
+        if case .sqlite(let path) = try Location(parsing: url) { return path }
+        return nil
+    }
+
     /// Opens the backend a URL names. The SQLite file is created if missing
     /// (its directory must exist); a Redis connection is made at once, so a
     /// wrong host or password fails here.

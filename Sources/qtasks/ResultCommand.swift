@@ -51,7 +51,8 @@ struct ResultCommand: AsyncParsableCommand {
                     return try await store.waitForRecord(of: uuid, timeout: wait)
                 } catch let error as ResultStoreError where error.code == .timedOut {
                     printError("qtasks: \(error.message)")
-                    throw ExitStatus.timeout
+                    // No record at all is "not found" (2), as without --wait.
+                    throw try await store.record(for: uuid) == nil ? ExitStatus.notFound : ExitStatus.timeout
                 }
             }
             guard let record = try await store.record(for: uuid) else {

@@ -2,6 +2,7 @@ import ArgumentParser
 import CommandSupport
 import Foundation
 import QTasks
+import QTasksResultStores
 
 /// How `qtasks result`, `tasks` and `workers` reach the result store.
 extension ResultStoreOptions {
@@ -21,6 +22,13 @@ extension ResultStoreOptions {
     func withStore<T>(_ body: (any ResultStore) async throws -> T) async throws -> T {
         let store: any ResultStore
         do {
+            // A reader never creates a store: a mistyped SQLite path would
+            // otherwise leave an empty database and say "no tasks".
+            if let url = try resolvedURL(), let file = try ResultStores.sqliteFile(of: url),
+                !FileManager.default.fileExists(atPath: file)
+            {
+                throw ResultStoreError(.unavailable, "no such SQLite file: \(file) (no worker has written to it)")
+            }
             guard let opened = try await open() else { throw ExitStatus.usage }
             store = opened
         } catch {

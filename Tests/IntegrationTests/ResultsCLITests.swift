@@ -1,5 +1,6 @@
 import Foundation
 import QTasks
+import QTasksResultStores
 import Testing
 
 /// `qtasks result` and `qtasks tasks` against a result store that example
@@ -151,6 +152,26 @@ struct ResultsCLITests {
         ] {
             let run = try await ChildProcess.run(IntegrationEnvironment.cliExecutable, arguments, environment: environment)
             #expect(run.termination == .exited(0) && run.stdout.isEmpty, "\(arguments): \(run)")
+        }
+
+        // A reader never creates a store: a mistyped SQLite path is "cannot
+        // reach the store" (4), and no file is left behind.
+        let typo = directory.path + "/typo.db"
+        for arguments in [["tasks"], ["workers"], ["result", "x", "--wait", "1"]] {
+            let run = try await ChildProcess.run(
+                IntegrationEnvironment.cliExecutable, arguments + ["--result-store", "sqlite://" + typo], environment: noStore)
+            #expect(run.termination == .exited(4) && run.stderr.contains("no such SQLite file"), "\(arguments): \(run)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: typo))
+
+        // An existing store without the task: "no record" (2), with --wait
+        // as without it.
+        let existing = directory.path + "/results.db"
+        await (try await ResultStores.open(url: "sqlite://" + existing)).close()
+        for arguments in [["result", "no-such-task"], ["result", "no-such-task", "--wait", "0.5"]] {
+            let run = try await ChildProcess.run(
+                IntegrationEnvironment.cliExecutable, arguments + ["--result-store", "sqlite://" + existing], environment: noStore)
+            #expect(run.termination == .exited(2), "\(arguments): \(run)")
         }
     }
 }
