@@ -78,9 +78,9 @@ struct EventsCommand: AsyncParsableCommand {
                 var seen = 0
                 for try await message in messages {
                     if json {
-                        print(String(decoding: message.body, as: UTF8.self))
+                        print(TerminalText.safeLine(String(decoding: message.body, as: UTF8.self)))
                     } else {
-                        print(EventText.line(message))
+                        print(TerminalText.safe(EventText.line(message)))
                     }
                     fflush(nil)
                     seen += 1

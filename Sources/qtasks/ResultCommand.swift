@@ -64,7 +64,7 @@ struct ResultCommand: AsyncParsableCommand {
         if json {
             try JSONLines.print(record)
         } else {
-            print(RecordText.lines(record).joined(separator: "\n"))
+            print(TerminalText.safe(RecordText.lines(record).joined(separator: "\n")))
             fflush(nil)
         }
         if let failure = ExitStatus.forTask(record.status) {

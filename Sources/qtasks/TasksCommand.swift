@@ -87,7 +87,7 @@ struct TasksCommand: AsyncParsableCommand {
         for (record, line) in zip(records, lines.dropFirst()) {
             output.append(line)
             if let traceback = record.failure?.traceback, record.status == .error || record.status == .retry {
-                output += RecordText.indented(traceback)
+                output += RecordText.indented(TerminalText.safe(traceback))
             }
         }
         return output.joined(separator: "\n")

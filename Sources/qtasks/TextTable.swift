@@ -7,7 +7,7 @@ enum TextTable {
     /// in `rightAligned` (numbers) are aligned right, the others left.
     /// Trailing spaces are trimmed.
     static func render(header: [String], rows: [[String]], rightAligned: Set<Int> = []) -> String {
-        let all = [header] + rows
+        let all = ([header] + rows).map { $0.map(TerminalText.safeLine) }
         let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
         return all.map { line in
             var text = ""

@@ -116,6 +116,17 @@ struct ResultsCLITests {
             #expect(secretRecord.arguments?.omitted == true, "\(secret)")
             let failedOnly = try await scope.runStoreCLI(["tasks", "--status", "failed", "--queue", scope.queue, "--json"], store: store)
             #expect(jsonLines(failedOnly.stdout).map { $0["uuid"]?.stringValue } == [uuid], "\(failedOnly)")
+
+            // An error message with terminal escapes (from any producer's
+            // task) is printed escaped, never raw.
+            let hostile = "clear\u{1B}[2J\rred"
+            let sent = try await scope.runCLI(["send", "fail", hostile, "--queue", scope.queue, "--wait", "20"] + store.arguments)
+            let hostileUUID = try #require(try ResultMessage(body: Array(sent.stdout.utf8), correlationID: nil, contentType: nil).uuid)
+            for arguments in [["result", hostileUUID, "--wait", "10"], ["tasks", "--status", "failed", "--queue", scope.queue]] {
+                let run = try await scope.runStoreCLI(arguments, store: store)
+                #expect(run.stdout.contains("clear\\u{1B}[2J\\u{D}red"), "\(arguments): \(run)")
+                #expect(!run.stdout.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x0D }, "\(arguments): \(run)")
+            }
         }
     }
 
