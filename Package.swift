@@ -23,6 +23,9 @@ let package = Package(
         .library(name: "QTasksResultsRedis", targets: ["QTasksResultsRedis"]),
         .library(name: "QTasksResultStores", targets: ["QTasksResultStores"]),
         .library(name: "QTasksScheduler", targets: ["QTasksScheduler"]),
+        // The web dashboard (docs/dashboard.md): `qtasks dashboard`, or
+        // mounted in a Hummingbird server of one's own.
+        .library(name: "QTasksDashboard", targets: ["QTasksDashboard"]),
         .library(name: "QTasksObservability", targets: ["QTasksObservability"]),
         .library(name: "AMQP", targets: ["AMQP"]),
         .executable(name: "qtasks", targets: ["qtasks"]),
@@ -41,6 +44,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.0.0"),
         .package(url: "https://github.com/swhitty/FlyingFox.git", from: "0.27.0"),
+        // The dashboard's HTTP server (docs/dashboard.md, "Why Hummingbird").
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.20.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
         .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.3.0"),
         // W3C ids and headers for the example's tracer. Not swift-otel:
         // without its exporter traits it does not compile on Linux (1.6.0),
@@ -178,6 +184,36 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // RabbitMQ's management HTTP API (the rabbitmq_management plugin):
+        // queue counts and rates for `qtasks inspect` and the dashboard.
+        // Apart from QTasksRabbitMQ so that a worker does not link
+        // FoundationNetworking (libcurl).
+        .target(
+            name: "RabbitMQManagement",
+            dependencies: []
+        ),
+        // The dashboard: JSON API, live updates, pages embedded in the
+        // binary (no CDN, no Node toolchain: plain files compiled in by
+        // SwiftPM's embedInCode).
+        .target(
+            name: "QTasksDashboard",
+            dependencies: [
+                "QTasks",
+                "QTasksRabbitMQ",
+                "QTasksState",
+                "QTasksScheduler",
+                "RabbitMQManagement",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            resources: [
+                .embedInCode("Assets/index.html"),
+                .embedInCode("Assets/app.js"),
+                .embedInCode("Assets/app.css"),
+            ]
+        ),
         .executableTarget(
             name: "qtasks-scheduler",
             dependencies: [
@@ -199,7 +235,11 @@ let package = Package(
                 "QTasksRabbitMQ",
                 "QTasksState",
                 "QTasksStateStores",
+                "QTasksDashboard",
+                "RabbitMQManagement",
                 "CommandSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -112,22 +112,7 @@ public final class DeadLetterQueueAdmin: Sendable {
                     var moved: [String: Int] = [:]
                     var count = 0
                     while count < limit, let delivery = try await reader.get(queue: queue, noAck: false) {
-                        let letter = DeadLetter(
-                            message: Message(body: delivery.body, properties: MessageMapping.messageProperties(delivery.properties)),
-                            position: count + 1)
-                        let origin = letter.originQueue ?? (queue.hasSuffix(".dlq") ? String(queue.dropLast(4)) : queue)
-                        var properties = delivery.properties
-                        var headers = properties.headers ?? [:]
-                        for key in Self.failureHeaders { headers[key] = nil }
-                        headers["x-qtasks-replayed-at"] = .double(Date().timeIntervalSince1970)
-                        properties.headers = headers
-                        do {
-                            try await publisher.publish(delivery.body, routingKey: origin, mandatory: true, properties: properties)
-                        } catch {
-                            try? await delivery.reject(requeue: true)
-                            throw error
-                        }
-                        try await delivery.ack()
+                        let origin = try await Self.republish(delivery, from: queue, on: publisher)
                         moved[origin, default: 0] += 1
                         count += 1
                     }
@@ -135,6 +120,58 @@ public final class DeadLetterQueueAdmin: Sendable {
                 }
             }
         }
+    }
+
+    /// Moves the message of task `uuid` back to its origin queue, as
+    /// ``replay(_:limit:)`` does; the messages read before it go back to
+    /// the dead-letter queue unchanged.
+    ///
+    /// - Parameter scanLimit: the most messages read to find it.
+    /// - Returns: the origin queue, or nil when no message of the first
+    ///   `scanLimit` is of that task.
+    /// - Throws: `BrokerError` when the publish fails (the message stays).
+    public func replay(_ queue: String, uuid: String, scanLimit: Int = 10_000) async throws -> String? {
+        try await mapped {
+            try await connection.withChannel { reader in
+                try await connection.withChannel { publisher in
+                    try await publisher.enableConfirms()
+                    var scanned = 0
+                    while scanned < scanLimit, let delivery = try await reader.get(queue: queue, noAck: false) {
+                        scanned += 1
+                        let letter = DeadLetter(
+                            message: Message(body: delivery.body, properties: MessageMapping.messageProperties(delivery.properties)),
+                            position: scanned)
+                        // Others stay unacknowledged: closing the reader returns them.
+                        guard letter.uuid == uuid else { continue }
+                        return try await Self.republish(delivery, from: queue, on: publisher)
+                    }
+                    return nil
+                }
+            }
+        }
+    }
+
+    /// Publishes a dead-lettered delivery to its origin queue as a new
+    /// first attempt, with confirms, then acknowledges it; rejects it back
+    /// to the queue when the publish fails. Returns the origin queue.
+    private static func republish(_ delivery: AMQPDelivery, from queue: String, on publisher: AMQPChannel) async throws -> String {
+        let letter = DeadLetter(
+            message: Message(body: delivery.body, properties: MessageMapping.messageProperties(delivery.properties)),
+            position: 1)
+        let origin = letter.originQueue ?? (queue.hasSuffix(".dlq") ? String(queue.dropLast(4)) : queue)
+        var properties = delivery.properties
+        var headers = properties.headers ?? [:]
+        for key in Self.failureHeaders { headers[key] = nil }
+        headers["x-qtasks-replayed-at"] = .double(Date().timeIntervalSince1970)
+        properties.headers = headers
+        do {
+            try await publisher.publish(delivery.body, routingKey: origin, mandatory: true, properties: properties)
+        } catch {
+            try? await delivery.reject(requeue: true)
+            throw error
+        }
+        try await delivery.ack()
+        return origin
     }
 
     /// Deletes every ready message of the queue; returns how many.

@@ -1,11 +1,8 @@
 import ArgumentParser
 import Foundation
-import Synchronization
 import Logging
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import QTasksRabbitMQ
+import RabbitMQManagement
 
 /// `qtasks inspect [QUEUE...]`: ready, unacked and consumer counts.
 struct InspectCommand: AsyncParsableCommand {
@@ -51,7 +48,9 @@ struct InspectCommand: AsyncParsableCommand {
             throw ValidationError("a queue name must be 1 to 255 bytes")
         }
         if let managementURL {
-            guard let url = URL(string: managementURL), url.scheme == "http" || url.scheme == "https", url.host != nil else {
+            do {
+                _ = try RabbitMQManagementAPI(url: managementURL)
+            } catch {
                 throw ValidationError("--management-url must be http(s)://user:pass@host:port")
             }
         }
@@ -106,15 +105,15 @@ struct InspectCommand: AsyncParsableCommand {
         await admin.close()
         if let managementURL {
             do {
+                let api = try RabbitMQManagementAPI(url: managementURL)
                 for index in rows.indices where rows[index].exists {
-                    let counts = try await Self.managementCounts(
-                        base: managementURL, vhost: virtualHost, queue: rows[index].queue)
+                    guard let counts = try await api.queue(rows[index].queue, virtualHost: virtualHost) else { continue }
                     rows[index].ready = counts.ready
-                    rows[index].unacked = counts.unacked
+                    rows[index].unacked = counts.unacknowledged
                     rows[index].consumers = counts.consumers
                 }
             } catch {
-                printError("qtasks: management API: \((error as? ManagementError)?.description ?? error.localizedDescription)")
+                printError("qtasks: management API: \(error)")
                 throw ExitStatus.brokerFailure
             }
         }
@@ -149,86 +148,5 @@ struct InspectCommand: AsyncParsableCommand {
         }
         // Names left-aligned, numbers right-aligned.
         return TextTable.render(header: header, rows: cells, rightAligned: [2, 3, 4])
-    }
-
-    struct ManagementError: Error, CustomStringConvertible {
-        var description: String
-    }
-
-    /// Refuses a 401's authentication challenge and remembers it: the
-    /// request already carried its credentials. Without a delegate that
-    /// answers the challenge, swift-corelibs-foundation leaves the task
-    /// waiting for ever (its issue #5456; RabbitMQ's 401 carries
-    /// `WWW-Authenticate: Basic`), and answering "default handling" hangs
-    /// the same way; refusing cancels the task, which ``fetch(_:location:)``
-    /// reports as the 401 it was.
-    final class ChallengeRefuser: NSObject, URLSessionTaskDelegate, Sendable {
-        let challenged = Mutex(false)
-
-        func urlSession(
-            _ session: URLSession, task: URLSessionTask, didReceive challenge: URLAuthenticationChallenge,
-            completionHandler: @escaping @Sendable (URLSession.AuthChallengeDisposition, URLCredential?) -> Void
-        ) {
-            challenged.withLock { $0 = true }
-            completionHandler(.cancelAuthenticationChallenge, nil)
-        }
-    }
-
-    /// The request, bounded by 15 s in all whatever the session does.
-    static func fetch(_ request: URLRequest, location: String) async throws -> (Data, URLResponse) {
-        let refuser = ChallengeRefuser()
-        let session = URLSession(configuration: .ephemeral, delegate: refuser, delegateQueue: nil)
-        defer { session.invalidateAndCancel() }
-        do {
-            return try await withThrowingTaskGroup(of: (Data, URLResponse)?.self) { group in
-                group.addTask { try await session.data(for: request) }
-                group.addTask {
-                    try await Task.sleep(for: .seconds(15))
-                    return nil
-                }
-                defer { group.cancelAll() }
-                guard let answer = try await group.next() ?? nil else {
-                    throw ManagementError(description: "\(location): no answer within 15 s")
-                }
-                return answer
-            }
-        } catch where refuser.challenged.withLock({ $0 }) {
-            throw ManagementError(description: "\(location): HTTP 401 (the user or password of --management-url was refused)")
-        }
-    }
-
-    /// GET /api/queues/{vhost}/{name}.
-    static func managementCounts(base: String, vhost: String, queue: String) async throws
-        -> (ready: Int, unacked: Int, consumers: Int)
-    {
-        guard var components = URLComponents(string: base) else { throw ManagementError(description: "bad URL") }
-        let user = components.user.flatMap { $0.removingPercentEncoding } ?? "guest"
-        let password = components.password.flatMap { $0.removingPercentEncoding } ?? "guest"
-        components.user = nil
-        components.password = nil
-        var allowed = CharacterSet.alphanumerics
-        allowed.insert(charactersIn: "-._~")
-        let encode = { (text: String) in text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text }
-        // A base that already ends in /api (the form the UI's docs show) is
-        // the same API, not a prefix of it.
-        var basePath = components.percentEncodedPath
-        while basePath.hasSuffix("/") { basePath.removeLast() }
-        if basePath.hasSuffix("/api") { basePath.removeLast(4) }
-        components.percentEncodedPath = basePath + "/api/queues/" + encode(vhost) + "/" + encode(queue)
-        guard let url = components.url else { throw ManagementError(description: "bad URL") }
-        let location = "GET \(url.absoluteString)"
-        var request = URLRequest(url: url, timeoutInterval: 10)
-        request.setValue("Basic " + Data("\(user):\(password)".utf8).base64EncodedString(), forHTTPHeaderField: "Authorization")
-        let (data, response) = try await Self.fetch(request, location: location)
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-        guard status == 200 else {
-            let hint = status == 401 ? " (the user or password of --management-url was refused)" : ""
-            throw ManagementError(description: "\(location): HTTP \(status)\(hint)")
-        }
-        guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw ManagementError(description: "not a JSON object")
-        }
-        func int(_ key: String) -> Int { (object[key] as? NSNumber)?.intValue ?? 0 }
-        return (int("messages_ready"), int("messages_unacknowledged"), int("consumers"))
     }
 }

@@ -1,0 +1,149 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import QTasks
+
+/// The HTTP side of docs/dashboard-api.md: pages, assets, JSON, and the
+/// server-sent live updates.
+struct DashboardRoutes: Sendable {
+    let api: DashboardAPI
+    let configuration: DashboardConfiguration
+    /// `""` or `/prefix`, written into the page for its links.
+    let base: String
+
+    /// The page paths: each serves index.html, whose script renders the
+    /// view from the URL.
+    static let pages = [
+        "", "workers", "tasks", "tasks/:uuid", "dead-letters", "dead-letters/:queue", "schedules", "state", "state/**",
+    ]
+
+    func add<Context: RequestContext>(to group: RouterGroup<Context>) {
+        let index = Assets.index(base: base)
+        for page in Self.pages {
+            group.get(RouterPath(page)) { _, _ in Self.asset(index, type: "text/html; charset=utf-8") }
+        }
+        group.get("assets/app.js") { _, _ in Self.asset(Assets.script, type: "text/javascript; charset=utf-8") }
+        group.get("assets/app.css") { _, _ in Self.asset(Assets.styles, type: "text/css; charset=utf-8") }
+
+        group.get("api/overview") { _, _ in await Self.json { await api.overview() } }
+        group.get("api/workers") { _, _ in await Self.json { try await api.workerList() } }
+        group.get("api/tasks") { request, _ in await Self.json { try await api.tasks(Self.query(request)) } }
+        group.get("api/tasks/:uuid") { _, context in
+            await Self.json { try await api.task(try context.parameters.require("uuid")) }
+        }
+        group.get("api/dead-letters") { _, _ in await Self.json { try await api.deadLetterQueues() } }
+        group.get("api/dead-letters/:queue") { request, context in
+            await Self.json {
+                let limit = try Self.query(request)["limit"]?.last.map { text -> Int in
+                    guard let value = Int(text) else { throw APIError.badRequest("limit must be a number") }
+                    return value
+                }
+                return try await api.deadLetters(try context.parameters.require("queue"), limit: limit ?? 50)
+            }
+        }
+        group.post("api/dead-letters/:queue/replay") { request, context in
+            await Self.json {
+                let body = try await Self.body(request)
+                let uuid: String? = if case .string(let text)? = body["uuid"] { text } else { nil }
+                return try await api.replay(try context.parameters.require("queue"), uuid: uuid)
+            }
+        }
+        group.post("api/dead-letters/:queue/purge") { request, context in
+            await Self.json {
+                let body = try await Self.body(request)
+                let confirm: String? = if case .string(let text)? = body["confirm"] { text } else { nil }
+                return try await api.purge(try context.parameters.require("queue"), confirm: confirm)
+            }
+        }
+        // STATE-ROUTES-PENDING
+        group.get("api/live") { _, _ in await live() }
+        group.get("api/**") { _, _ in Self.error(APIError.notFound("no such API endpoint")) }
+    }
+
+    // MARK: Live
+
+    /// `text/event-stream` of the feed's updates until the client leaves
+    /// or the dashboard stops.
+    private func live() async -> Response {
+        guard let subscription = await api.feed.subscribe(limit: configuration.maxLiveStreams) else {
+            return Self.error(APIError.unavailable("too many live streams open (\(configuration.maxLiveStreams))"))
+        }
+        let feed = api.feed
+        var headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
+        headers[HTTPField.Name("X-Accel-Buffering")!] = "no"
+        return Response(
+            status: .ok, headers: headers,
+            body: ResponseBody { writer in
+                do {
+                    // The browser waits this long before reconnecting.
+                    try await writer.write(ByteBuffer(string: "retry: 3000\n: connected\n\n"))
+                    for await update in subscription.updates {
+                        try await writer.write(ByteBuffer(string: "event: update\ndata: \(update)\n\n"))
+                    }
+                    await feed.unsubscribe(subscription.id)
+                    try await writer.finish(nil)
+                } catch {
+                    // The client went away.
+                    await feed.unsubscribe(subscription.id)
+                    throw error
+                }
+            })
+    }
+
+    // MARK: Helpers
+
+    static func asset(_ bytes: [UInt8], type: String) -> Response {
+        Response(
+            status: .ok, headers: [.contentType: type, .cacheControl: "no-cache"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    static func json(_ body: () async throws -> JSONValue) async -> Response {
+        do {
+            let value = try await body()
+            return Response(
+                status: .ok, headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-store"],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: value.description)))
+        } catch let error as APIError {
+            return Self.error(error)
+        } catch let error as HTTPError {
+            return Self.error(APIError(status: Int(error.status.code), message: error.body ?? "\(error.status)"))
+        } catch {
+            return Self.error(APIError.unavailable("\(error)"))
+        }
+    }
+
+    static func error(_ error: APIError) -> Response {
+        Response(
+            status: HTTPResponse.Status(code: error.status),
+            headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-store"],
+            body: ResponseBody(byteBuffer: ByteBuffer(string: JSONValue.object(["error": .string(error.message)]).description)))
+    }
+
+    /// The query string as a form decodes it (`+` is a space), every value
+    /// of a repeated key kept.
+    static func query(_ request: Request) -> [String: [String]] {
+        var parameters: [String: [String]] = [:]
+        for pair in (request.uri.query ?? "").split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            func decode(_ text: Substring) -> String {
+                let spaced = text.replacingOccurrences(of: "+", with: " ")
+                return spaced.removingPercentEncoding ?? spaced
+            }
+            parameters[decode(parts[0]), default: []].append(parts.count > 1 ? decode(parts[1]) : "")
+        }
+        return parameters
+    }
+
+    /// A JSON object body (empty: `{}`), at most 64 KiB.
+    static func body(_ request: Request) async throws -> [String: JSONValue] {
+        let buffer = try await request.body.collect(upTo: 64 * 1024)
+        let bytes = Array(buffer.readableBytesView)
+        if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) { return [:] }
+        guard case .object(let object) = try? JSONParser.parse(bytes) else {
+            throw APIError.badRequest("the body must be a JSON object")
+        }
+        return object
+    }
+}
