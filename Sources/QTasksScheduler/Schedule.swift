@@ -36,6 +36,20 @@ public enum Schedule: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// The schedule for people, as the dashboard and the `schedule` field of
+    /// the entry's State document show it: `every 60s` (whole seconds) or
+    /// `cron 0 3 * * *` (the expression as given).
+    ///
+    /// Unlike ``description`` (`cron '0 3 * * *'`, part of an entry's default
+    /// name and so of its claim key, which must not change), the expression is
+    /// not quoted.
+    public var summary: String {
+        switch self {
+        case .every(let interval): return "every \(interval.components.seconds)s"
+        case .cron(let expression): return "cron \(expression.text)"
+        }
+    }
+
     public var description: String {
         switch self {
         // Part of an entry's default name, the key of its claims in the

@@ -80,6 +80,12 @@ extension String {
 /// did. SQLite (one file on one host) and Redis (any number of hosts) give the
 /// atomicity across processes; `memory://` only within one process.
 ///
+/// The same document records, for the dashboard (``statuses(in:limit:)``,
+/// ``ScheduleStatus``): the entry's `task_name`, `queue` and `schedule`, its
+/// `next_tick` (written by the claim and when a scheduler starts), and
+/// `last_submitted_by` / `last_submitted_at` (written after the publish of
+/// the claimed tick was confirmed). Field names: ``DocumentField``.
+///
 /// Ticks that passed while no scheduler ran are not sent later. A process
 /// that dies between a claim and the publish loses that one tick (at most
 /// once, never twice).
@@ -98,6 +104,8 @@ public final class Scheduler: Service, Sendable {
     public static let stateNamespace = "qtasks-schedule"
 
     public let entries: [ScheduleEntry]
+    /// Who this scheduler is in `last_submitted_by`: `host:pid` unless given.
+    public let schedulerID: String
     private let broker: any Broker
     private let store: any StateStore
     private let from: Int64?
@@ -111,6 +119,8 @@ public final class Scheduler: Service, Sendable {
     ///   - from: when given, ticks before this time (Unix seconds) are skipped.
     ///   - until: when given, only ticks before this time (Unix seconds) are
     ///     sent, and ``run()`` returns after the last of them.
+    ///   - schedulerID: this process in the `last_submitted_by` field; nil
+    ///     means ``defaultSchedulerID`` (`host:pid`).
     ///   - onSubmit: called after each task this process published, with the
     ///     entry, the tick and the task uuid.
     public init(
@@ -120,6 +130,7 @@ public final class Scheduler: Service, Sendable {
         from: Int64? = nil,
         until: Int64? = nil,
         logger: Logger = Logger(label: "qtasks.scheduler"),
+        schedulerID: String? = nil,
         onSubmit: @escaping @Sendable (ScheduleEntry, Int64, String) -> Void = { _, _, _ in }
     ) {
         self.entries = entries
@@ -129,6 +140,12 @@ public final class Scheduler: Service, Sendable {
         self.until = until
         self.logger = logger
         self.onSubmit = onSubmit
+        self.schedulerID = schedulerID ?? Self.defaultSchedulerID
+    }
+
+    /// `host:pid` of this process (the host name as `ProcessInfo` gives it).
+    public static var defaultSchedulerID: String {
+        "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier)"
     }
 
     /// Runs every entry until graceful shutdown, cancellation, or `until`;
@@ -152,12 +169,74 @@ public final class Scheduler: Service, Sendable {
     }
 
     /// Claims `tick` of `entry`: true when this caller won it (and must send).
+    ///
+    /// One atomic ``StateStore/modify(_:ttl:_:)`` of `qtasks-schedule/<entry
+    /// name>`: won when the stored `last_tick` is absent or below `tick`.
+    /// The winner sets `last_tick` to `tick`, `next_tick` to the schedule's
+    /// next tick after it (removed when there is none) and `task_name`,
+    /// `queue`, `schedule` to the entry's; a loser writes nothing. Other
+    /// fields (those of older or newer schedulers) are kept.
+    ///
+    /// - Parameter tick: Unix seconds.
+    /// - Throws: ``StateError`` from the store.
     public static func claim(_ entry: ScheduleEntry, tick: Int64, in store: any StateStore) async throws -> Bool {
-        try await store.modify(StateID(namespace: stateNamespace, key: entry.name)) { document in
-            if let last = document["last_tick"]?.intValue, last >= tick { return false }
-            document["last_tick"] = .int(tick)
+        let next = entry.schedule.nextTick(after: tick)
+        return try await store.modify(stateID(of: entry)) { document in
+            if let last = document[DocumentField.lastTick]?.intValue, last >= tick { return false }
+            document[DocumentField.lastTick] = .int(tick)
+            document[DocumentField.nextTick] = next.map { .int($0) }
+            describe(entry, in: &document)
             return true
         }
+    }
+
+    /// Records, when a scheduler starts, the entry and its first tick after
+    /// `time` (Unix seconds) in its State document, so that the dashboard
+    /// shows the entry before its first tick: `task_name`, `queue`,
+    /// `schedule`, and `next_tick`, the schedule's first tick after both
+    /// `time` and the stored `last_tick`. A `next_tick` already stored for
+    /// the same `schedule` is only ever raised, so that a scheduler starting
+    /// late (or with a slow clock) does not move back what a running one
+    /// wrote. Claims are not affected (`last_tick` is left alone).
+    ///
+    /// - Throws: ``StateError`` from the store.
+    public static func announce(_ entry: ScheduleEntry, after time: Int64, in store: any StateStore) async throws {
+        let schedule = entry.schedule
+        try await store.modify(stateID(of: entry)) { document in
+            let last = document[DocumentField.lastTick]?.intValue
+            var next = schedule.nextTick(after: max(time, last ?? time))
+            if document[DocumentField.schedule]?.stringValue == schedule.summary,
+                let stored = document[DocumentField.nextTick]?.intValue, stored > next ?? .min
+            {
+                next = stored
+            }
+            document[DocumentField.nextTick] = next.map { .int($0) }
+            describe(entry, in: &document)
+        }
+    }
+
+    /// Records that this scheduler published and the broker confirmed the
+    /// task of `tick`: `last_submitted_by` and `last_submitted_at`, unless
+    /// `last_tick` moved past `tick` in between (a newer tick's sender then
+    /// writes its own).
+    static func recordSubmission(
+        _ entry: ScheduleEntry, tick: Int64, by schedulerID: String, at time: Double, in store: any StateStore
+    ) async throws {
+        try await store.modify(stateID(of: entry)) { document in
+            guard document[DocumentField.lastTick]?.intValue == tick else { return }
+            document[DocumentField.lastSubmittedBy] = .string(schedulerID)
+            document[DocumentField.lastSubmittedAt] = .double(time)
+        }
+    }
+
+    private static func stateID(of entry: ScheduleEntry) -> StateID {
+        StateID(namespace: stateNamespace, key: entry.name)
+    }
+
+    private static func describe(_ entry: ScheduleEntry, in document: inout [String: JSONValue]) {
+        document[DocumentField.taskName] = .string(entry.taskName)
+        document[DocumentField.queue] = .string(entry.queue)
+        document[DocumentField.schedule] = .string(entry.schedule.summary)
     }
 
     private static func now() -> Double { Date().timeIntervalSince1970 }
@@ -173,6 +252,12 @@ public final class Scheduler: Service, Sendable {
         let failed = Self.ticks(entry, "failed")
         var after = Int64(Self.now().rounded(.down))
         if let from { after = max(after, from - 1) }
+        do {
+            try await Self.announce(entry, after: after, in: store)
+        } catch {
+            // Only the dashboard's view is late; claims report their own errors.
+            logger.warning("cannot record the schedule in State", metadata: ["entry": "\(entry.name)", "error": "\(error)"])
+        }
         var declared = false
         while !Task.isCancelled {
             guard let tick = entry.schedule.nextTick(after: after) else {
@@ -215,6 +300,14 @@ public final class Scheduler: Service, Sendable {
                     "submitted", metadata: ["entry": "\(entry.name)", "task": "\(entry.taskName)",
                                             "queue": "\(entry.queue)", "tick": "\(due)", "uuid": "\(uuid)"])
                 submitted.increment()
+                do {
+                    try await Self.recordSubmission(entry, tick: due, by: schedulerID, at: Self.now(), in: store)
+                } catch {
+                    // The task was sent: only the dashboard's view is stale.
+                    logger.warning(
+                        "cannot record the submission in State",
+                        metadata: ["entry": "\(entry.name)", "tick": "\(due)", "error": "\(error)"])
+                }
                 onSubmit(entry, due, uuid)
             } catch is CancellationError {
                 return

@@ -21,6 +21,7 @@ public struct StateError: Error, Sendable, CustomStringConvertible {
             case encoding
             case conflict
             case closed
+            case unsupported
         }
 
         private let base: Base
@@ -55,6 +56,11 @@ public struct StateError: Error, Sendable, CustomStringConvertible {
         public static let conflict = Code(.conflict)
         /// The store was closed with ``StateStore/close()``.
         public static let closed = Code(.closed)
+        /// The store does not offer the operation: a `StateStore` written
+        /// outside this package that does not implement the listing
+        /// operations (``StateStore/namespaces(limit:)``,
+        /// ``StateStore/keys(in:limit:)``).
+        public static let unsupported = Code(.unsupported)
 
         public var description: String { base.rawValue }
     }

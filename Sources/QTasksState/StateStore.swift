@@ -93,6 +93,51 @@ public protocol StateStore: Sendable {
         _ state: StateID, ttl: Duration?, _ body: @escaping @Sendable (inout [String: JSONValue]) throws -> T
     ) async throws -> T
 
+    /// The namespaces that hold at least one live (not expired) state, for
+    /// tools that browse a store (the dashboard, `qtasks state keys`).
+    ///
+    /// Read-only and not a snapshot: states written or expiring during the
+    /// call may or may not be listed. Each namespace is listed once.
+    ///
+    /// How: memory, under the actor's isolation; SQLite, one `SELECT DISTINCT`
+    /// on the primary key; Redis, a full `SCAN` with `MATCH qtasks:state:*`
+    /// (never `KEYS`), whose cost grows with the whole database, not with
+    /// `limit`.
+    ///
+    /// - Parameter limit: the most namespaces to return (≥ 0). To know
+    ///   whether the list was cut, ask for one more than you show: the list
+    ///   was truncated if it has `limit + 1` entries.
+    /// - Returns: at most `limit` namespaces, the first ones in the order of
+    ///   their UTF-8 bytes (Unicode code-point order, SQLite's `BINARY`
+    ///   collation), the same on every backend.
+    /// - Throws: ``StateError``: `invalidArgument` for a negative `limit`,
+    ///   `unsupported` from a store that does not implement listing (the
+    ///   default implementation), else as reads.
+    func namespaces(limit: Int) async throws -> [String]
+
+    /// The keys of the live (not expired) states of `namespace`.
+    ///
+    /// A namespace's one state without key (`StateID(namespace:)`) is listed
+    /// as `nil`, before every key; so each element can be passed straight to
+    /// `StateID(namespace: namespace, key: element)`. Read-only and not a
+    /// snapshot, as ``namespaces(limit:)``.
+    ///
+    /// How: memory, under the actor's isolation; SQLite, one `SELECT` on the
+    /// primary key; Redis, `EXISTS qtasks:state:<namespace>` and a full
+    /// `SCAN` with `MATCH qtasks:state:<namespace>:*` (glob characters of the
+    /// namespace escaped; never `KEYS`).
+    ///
+    /// - Parameters:
+    ///   - namespace: a valid namespace (not empty, no `:`).
+    ///   - limit: the most keys to return (≥ 0). As for namespaces, ask for
+    ///     one more than you show: `limit + 1` results mean it was truncated.
+    /// - Returns: at most `limit` keys: `nil` first when the keyless state
+    ///   exists, then keys in the order of their UTF-8 bytes.
+    /// - Throws: ``StateError``: `invalidArgument` for a bad namespace or a
+    ///   negative `limit`, `unsupported` from a store that does not implement
+    ///   listing, else as reads.
+    func keys(in namespace: String, limit: Int) async throws -> [String?]
+
     /// Releases the backend's resources (file handles, connections). Later
     /// operations throw ``StateError/Code-swift.struct/closed``. Writes that
     /// returned before are kept (SQLite and Redis). Closing twice is harmless.
@@ -100,6 +145,21 @@ public protocol StateStore: Sendable {
 }
 
 extension StateStore {
+    /// The default for stores written outside this package: throws
+    /// ``StateError/Code-swift.struct/unsupported``, so that such stores
+    /// still compile. The stores of this package implement it.
+    public func namespaces(limit: Int) async throws -> [String] {
+        throw StateError(.unsupported, "\(Self.self) cannot list its namespaces (namespaces(limit:) not implemented)")
+    }
+
+    /// The default for stores written outside this package: throws
+    /// ``StateError/Code-swift.struct/unsupported``, so that such stores
+    /// still compile. The stores of this package implement it.
+    public func keys(in namespace: String, limit: Int) async throws -> [String?] {
+        throw StateError(
+            .unsupported, "\(Self.self) cannot list the keys of namespace '\(namespace)' (keys(in:limit:) not implemented)")
+    }
+
     /// Sets one field, keeping the others: ``update(_:in:ttl:)`` with one field.
     ///
     /// - Throws: ``StateError``.

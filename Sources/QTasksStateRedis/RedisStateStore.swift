@@ -172,6 +172,42 @@ public final class RedisStateStore: StateStore, CustomStringConvertible, @unchec
         }
     }
 
+    public func namespaces(limit: Int) async throws -> [String] {
+        try StateListing.check(limit: limit)
+        guard limit > 0 else { return [] }
+        let prefix = Self.keyPrefix
+        return try await run(doing: "list the State namespaces in", idempotent: true) { connection in
+            var collector = StateListing.Collector(limit: limit)
+            try self.scan(matching: Self.globEscaped(prefix) + "*", on: connection) { key in
+                // qtasks:state:<namespace>[:<key>]; namespaces have no ':'.
+                let namespace = key.dropFirst(prefix.count).prefix { $0 != ":" }
+                if !namespace.isEmpty { collector.add(String(namespace)) }
+            }
+            return collector.result
+        }
+    }
+
+    public func keys(in namespace: String, limit: Int) async throws -> [String?] {
+        try StateListing.check(namespace: namespace, limit: limit)
+        guard limit > 0 else { return [] }
+        let keyless = Self.redisKey(StateID(namespace: namespace))
+        let prefix = keyless + ":"
+        return try await run(doing: "list the keys of State namespace '\(namespace)' in", idempotent: true) {
+            connection in
+            // EXISTS and SCAN skip keys that have expired.
+            let hasKeyless: Bool
+            switch try self.checked(connection.command(["EXISTS", keyless]), key: keyless) {
+            case .integer(let count): hasKeyless = count > 0
+            case let other: throw self.unexpected(other, to: "EXISTS", key: keyless)
+            }
+            var collector = StateListing.Collector(limit: hasKeyless ? limit - 1 : limit)
+            try self.scan(matching: Self.globEscaped(prefix) + "*", on: connection) { key in
+                collector.add(String(key.dropFirst(prefix.count)))
+            }
+            return (hasKeyless ? [nil] : []) + collector.result.map(Optional.some)
+        }
+    }
+
     public func close() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             queue.async {
@@ -184,9 +220,42 @@ public final class RedisStateStore: StateStore, CustomStringConvertible, @unchec
 
     // MARK: - Internals
 
+    /// `qtasks:state:`, the start of every State key.
+    static let keyPrefix = "qtasks:state:"
+
+    /// `text` as a `SCAN`/`KEYS` glob that matches it literally: `*`, `?`,
+    /// `[`, `]` and `\` escaped with a backslash.
+    static func globEscaped(_ text: String) -> String {
+        var escaped = ""
+        for character in text {
+            if "*?[]\\".contains(character) { escaped.append("\\") }
+            escaped.append(character)
+        }
+        return escaped
+    }
+
+    /// A whole `SCAN` iteration with `MATCH pattern COUNT 1000` (never
+    /// `KEYS`, which blocks the server): `found` gets every key that existed
+    /// during the whole iteration at least once, maybe more than once.
+    private func scan(matching pattern: String, on connection: RedisConnection, _ found: (String) -> Void) throws {
+        var cursor = "0"
+        repeat {
+            let reply = try checked(
+                connection.command(["SCAN", cursor, "MATCH", pattern, "COUNT", "1000"]), key: pattern)
+            guard case .array(let parts) = reply, parts.count == 2, case .string(let next) = parts[0],
+                case .array(let keys) = parts[1]
+            else { throw unexpected(reply, to: "SCAN", key: pattern) }
+            for key in keys {
+                guard case .string(let bytes) = key else { throw unexpected(reply, to: "SCAN", key: pattern) }
+                found(String(decoding: bytes, as: UTF8.self))
+            }
+            cursor = String(decoding: next, as: UTF8.self)
+        } while cursor != "0"
+    }
+
     /// `qtasks:state:<namespace>[:<key>]`.
     static func redisKey(_ state: StateID) -> String {
-        "qtasks:state:" + state.namespace + (state.key.map { ":" + $0 } ?? "")
+        keyPrefix + state.namespace + (state.key.map { ":" + $0 } ?? "")
     }
 
     /// One optimistic round of `modify`; nil when `EXEC` was aborted.

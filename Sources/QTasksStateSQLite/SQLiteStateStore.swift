@@ -205,6 +205,50 @@ public final class SQLiteStateStore: StateStore, CustomStringConvertible {
         try await write(state, ttl: ttl, always: false, body)
     }
 
+    public func namespaces(limit: Int) async throws -> [String] {
+        try checkOpen()
+        try StateListing.check(limit: limit)
+        guard limit > 0 else { return [] }
+        let path = self.path
+        do {
+            return try await pool.read { db in
+                try String.fetchAll(
+                    db,
+                    sql: """
+                        SELECT DISTINCT namespace FROM qtasks_state
+                        WHERE expires_at IS NULL OR expires_at > ?
+                        ORDER BY namespace LIMIT ?
+                        """,
+                    arguments: [TimeToLive.nowMilliseconds(), limit])
+            }
+        } catch {
+            throw Self.stateError(error, path: path, doing: "list the State namespaces in")
+        }
+    }
+
+    public func keys(in namespace: String, limit: Int) async throws -> [String?] {
+        try checkOpen()
+        try StateListing.check(namespace: namespace, limit: limit)
+        guard limit > 0 else { return [] }
+        let path = self.path
+        do {
+            // '' (the keyless state) sorts first, where the protocol wants nil.
+            let keys = try await pool.read { db in
+                try String.fetchAll(
+                    db,
+                    sql: """
+                        SELECT key FROM qtasks_state
+                        WHERE namespace = ? AND (expires_at IS NULL OR expires_at > ?)
+                        ORDER BY key LIMIT ?
+                        """,
+                    arguments: [namespace, TimeToLive.nowMilliseconds(), limit])
+            }
+            return keys.map { $0.isEmpty ? nil : $0 }
+        } catch {
+            throw Self.stateError(error, path: path, doing: "list the keys of State namespace '\(namespace)' in")
+        }
+    }
+
     public func close() async {
         let wasOpen = isClosed.withLock { closed in
             defer { closed = true }

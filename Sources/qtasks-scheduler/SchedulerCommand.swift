@@ -67,6 +67,9 @@ struct SchedulerCommand: AsyncParsableCommand {
     @Option(help: "Send only ticks before this Unix time (seconds), then exit 0.")
     var until: Int64?
 
+    @Option(name: .customLong("scheduler-id"), help: ArgumentHelp("Who this process is in the schedules' last_submitted_by, in State (default: host:pid).", valueName: "id"))
+    var schedulerID: String?
+
     @OptionGroup(title: "Result store (a record of each task sent)")
     var results: ResultStoreOptions
 
@@ -163,7 +166,7 @@ struct SchedulerCommand: AsyncParsableCommand {
         let producer = SentEvents.producerID("qtasks-scheduler")
         let scheduler = Scheduler(
             entries: entries, broker: broker, store: store, from: from, until: until,
-            logger: logger
+            logger: logger, schedulerID: schedulerID
         ) { entry, tick, uuid in
             // Unbuffered: one write per line, visible at once to whoever reads.
             FileHandle.standardOutput.write(Data("submitted \(tick) \(uuid) \(entry.taskName) \(entry.queue)\n".utf8))

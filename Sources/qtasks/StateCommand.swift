@@ -1,6 +1,6 @@
 import ArgumentParser
 
-/// `qtasks state get|set|delete|clear`: reads and writes State (the
+/// `qtasks state get|set|delete|clear|keys`: reads, writes and lists State (the
 /// `QTasksState` key-value store) directly, for operators and scripts.
 struct StateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,5 +20,8 @@ struct StateCommand: AsyncParsableCommand {
             not be reached, refused the operation, or holds data that is not a State document; 64 bad \
             usage (malformed URL, unknown scheme, a namespace with ':', an empty key).
             """,
-        subcommands: [StateGetCommand.self, StateSetCommand.self, StateDeleteCommand.self, StateClearCommand.self])
+        subcommands: [
+            StateGetCommand.self, StateSetCommand.self, StateDeleteCommand.self, StateClearCommand.self,
+            StateKeysCommand.self,
+        ])
 }

@@ -61,7 +61,7 @@ struct StateOptions: ParsableArguments {
     }
 
     /// Prints the error and returns the exit status for it.
-    private static func exit(_ error: any Error, doing what: String) -> any Error {
+    static func exit(_ error: any Error, doing what: String) -> any Error {
         if let error = error as? ExitCode { return error }
         guard let error = error as? StateError else {
             printError("qtasks: \(what): \(error)")

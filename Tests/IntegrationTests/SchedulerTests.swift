@@ -81,11 +81,20 @@ struct SchedulerTests {
             #expect(Set(uuids).count == 10, "no duplicates: \(uuids)")
             #expect(Set(uuids) == Set(printed.map(\.uuid)))
 
-            // The entry's claim: last_tick is the last tick; then removed
-            // (a shared Redis outlives the test).
+            // The entry's claim and status (docs/scheduling.md): last_tick is
+            // the last tick, sent by the process that printed it (host:pid);
+            // then removed (a shared Redis outlives the test).
             let store = try await StateStores.open(url: stateURL)
             let claim = StateID(namespace: "qtasks-schedule", key: "add@\(scope.queue)@every 1s")
-            #expect(try await store.getAll(in: claim) == ["last_tick": .int(until - 1)])
+            var document = try await store.getAll(in: claim)
+            let submittedAt = document.removeValue(forKey: "last_submitted_at")?.doubleValue ?? 0
+            #expect(Double(until - 1) <= submittedAt && submittedAt <= Date().timeIntervalSince1970, "\(submittedAt)")
+            let sender = schedulers.first { Self.submissions($0).contains { $0.tick == until - 1 } }
+            let senderID = sender.map { "\(ProcessInfo.processInfo.hostName):\($0.pid)" } ?? "?"
+            #expect(document == [
+                "last_tick": .int(until - 1), "next_tick": .int(until), "task_name": "add",
+                "queue": .string(scope.queue), "schedule": "every 1s", "last_submitted_by": .string(senderID),
+            ])
             try await store.clear(claim)
             await store.close()
         }

@@ -88,6 +88,57 @@ struct StateCLITests {
         #expect(get.stdout == "{}\n", "\(get)")
     }
 
+    /// `qtasks state keys`: namespaces, then one namespace's keys (the
+    /// keyless state as null), sorted, bounded by --limit with a note; on
+    /// SQLite and on Redis.
+    func listsNamespacesAndKeys(url: String) async throws {
+        let namespace = "\u{1}KeysCLI\(UUID().uuidString.prefix(8))"  // before any other namespace
+        let other = namespace + "-other"
+        func state(_ arguments: [String], sourceLocation: SourceLocation = #_sourceLocation) async throws -> CompletedProcess {
+            let run = try await runStateCLI(["state"] + arguments + ["--state", url])
+            #expect(run.termination == .exited(0), "\(arguments): \(run)", sourceLocation: sourceLocation)
+            return run
+        }
+        for (key, field) in [("b", "x"), ("a", "x"), ("10", "x"), ("9", "x")] {
+            _ = try await state(["set", namespace, "--key", key, field, "1"])
+        }
+        _ = try await state(["set", namespace, "x", "1"])
+        _ = try await state(["set", other, "--key", "k", "x", "1"])
+        let store = try await StateStores.open(url: url)
+
+        let keys = try await state(["keys", namespace])
+        #expect(keys.stdout == #"[null,"10","9","a","b"]"# + "\n")
+        #expect(keys.stderr.isEmpty, "\(keys)")
+        let cut = try await state(["keys", namespace, "--limit", "2"])
+        #expect(cut.stdout == #"[null,"10"]"# + "\n")
+        #expect(cut.stderr.contains("more than 2 keys"), "\(cut)")
+        #expect(try await state(["keys", namespace + "-none"]).stdout == "[]\n")
+
+        let namespaces = try await state(["keys", "--limit", "2"])
+        let escapedNamespace = JSONValue.string(namespace).description
+        let escapedOther = JSONValue.string(other).description
+        #expect(namespaces.stdout == "[\(escapedNamespace),\(escapedOther)]\n")
+        let all = try await state(["keys", "--limit", "100000"])
+        #expect(all.stdout.contains(escapedNamespace) && all.stdout.contains(escapedOther), "\(all)")
+
+        for key in ["b", "a", "10", "9"] { try await store.clear(StateID(namespace: namespace, key: key)) }
+        try await store.clear(StateID(namespace: namespace))
+        try await store.clear(StateID(namespace: other, key: "k"))
+        #expect(try await state(["keys", namespace]).stdout == "[]\n")
+        await store.close()
+    }
+
+    @Test func keysOnSQLite() async throws {
+        let directory = try StateDirectory()
+        defer { directory.remove() }
+        try await listsNamespacesAndKeys(url: directory.sqliteURL)
+    }
+
+    @Test(.enabled(if: IntegrationRedis.enabled, "no Redis at QTASKS_REDIS_URL; deploy/redis.sh start"))
+    func keysOnRedis() async throws {
+        try await listsNamespacesAndKeys(url: IntegrationRedis.url)
+    }
+
     /// Bad URLs and bad names: status 64 and a message naming the problem,
     /// never the password.
     @Test func badUsageExits64WithAClearMessage() async throws {
@@ -99,6 +150,8 @@ struct StateCLITests {
             (["set", "MyState", "--key", "", "a", "1", "--state", "memory://"], "must not be empty"),
             (["set", "MyState", "a", "1", "--ttl", "0", "--state", "memory://"], "--ttl"),
             (["frobnicate", "MyState"], "frobnicate"),
+            (["keys", "My:State", "--state", "memory://"], "must not contain ':'"),
+            (["keys", "--limit", "0", "--state", "memory://"], "--limit"),
         ] {
             let run = try await runStateCLI(["state"] + arguments)
             #expect(run.termination == .exited(64), "\(arguments): \(run)")

@@ -126,6 +126,14 @@ struct CleaningStore: StateStore {
         return try await base.modify(state, ttl: ttl, body)
     }
 
+    func namespaces(limit: Int) async throws -> [String] {
+        try await base.namespaces(limit: limit)
+    }
+
+    func keys(in namespace: String, limit: Int) async throws -> [String?] {
+        try await base.keys(in: namespace, limit: limit)
+    }
+
     func close() async {
         for state in written.withLock({ $0 }) {
             try? await base.clear(state)

@@ -54,6 +54,28 @@ public actor MemoryStateStore: StateStore, CustomStringConvertible {
         try write(state, ttl: ttl, always: false, body)
     }
 
+    public func namespaces(limit: Int) throws -> [String] {
+        try checkOpen()
+        try StateListing.check(limit: limit)
+        let now = ContinuousClock.now
+        return StateListing.first(
+            limit, of: entries.lazy.filter { _, entry in entry.expiresAt.map { $0 > now } ?? true }.map(\.key.namespace))
+    }
+
+    public func keys(in namespace: String, limit: Int) throws -> [String?] {
+        try checkOpen()
+        try StateListing.check(namespace: namespace, limit: limit)
+        let now = ContinuousClock.now
+        var hasKeyless = false
+        var keys: [String] = []
+        for (state, entry) in entries where state.namespace == namespace {
+            if let expiresAt = entry.expiresAt, expiresAt <= now { continue }
+            if let key = state.key { keys.append(key) } else { hasKeyless = true }
+        }
+        let first = (hasKeyless ? [nil] : []) + StateListing.first(limit, of: keys).map(Optional.some)
+        return Array(first.prefix(limit))
+    }
+
     public func close() {
         isClosed = true
         entries = [:]
