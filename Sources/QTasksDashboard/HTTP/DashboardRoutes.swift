@@ -56,7 +56,22 @@ struct DashboardRoutes: Sendable {
                 return try await api.purge(try context.parameters.require("queue"), confirm: confirm)
             }
         }
-        // STATE-ROUTES-PENDING
+        group.get("api/schedules") { _, _ in await Self.json { try await api.schedules() } }
+        group.get("api/state") { _, _ in await Self.json { try await api.stateNamespaces() } }
+        group.get("api/state/:namespace") { request, context in
+            await Self.json {
+                let namespace = try context.parameters.require("namespace")
+                // The namespace's keyless state (StateID(namespace:)).
+                if Self.query(request)["keyless"] != nil { return try await api.stateFields(namespace: namespace, key: nil) }
+                return try await api.stateKeys(in: namespace)
+            }
+        }
+        group.get("api/state/:namespace/:key") { _, context in
+            await Self.json {
+                try await api.stateFields(
+                    namespace: try context.parameters.require("namespace"), key: try context.parameters.require("key"))
+            }
+        }
         group.get("api/live") { _, _ in await live() }
         group.get("api/**") { _, _ in Self.error(APIError.notFound("no such API endpoint")) }
     }
