@@ -1,5 +1,6 @@
 import Foundation
 import QTasks
+import Synchronization
 import Testing
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -33,9 +34,21 @@ enum HTTP {
         request.httpMethod = method
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
         if let body { request.httpBody = Data(body.utf8) }
-        let session = URLSession(configuration: .ephemeral, delegate: ChallengeRefuser(), delegateQueue: nil)
+        let refuser = ChallengeRefuser()
+        let session = URLSession(configuration: .ephemeral, delegate: refuser, delegateQueue: nil)
         defer { session.finishTasksAndInvalidate() }
-        let (data, response) = try await session.data(for: request)
+        let data: Data
+        let response: URLResponse
+        do {
+            (data, response) = try await session.data(for: request)
+        } catch let error as URLError where error.code == .cancelled {
+            // swift-corelibs-foundation hands a 401 with a challenge to the
+            // delegate only, and the refusal cancels the task: report the
+            // 401 with the challenge Foundation parsed from its header.
+            guard let space = refuser.challenge.withLock({ $0 }) else { throw error }
+            let scheme = space.authenticationMethod == NSURLAuthenticationMethodHTTPBasic ? "Basic" : space.authenticationMethod
+            return HTTPAnswer(status: 401, headers: ["www-authenticate": "\(scheme) realm=\"\(space.realm ?? "")\""], body: Data())
+        }
         let http = response as! HTTPURLResponse
         var fields: [String: String] = [:]
         for (key, value) in http.allHeaderFields { fields[String(describing: key).lowercased()] = String(describing: value) }
@@ -49,11 +62,14 @@ enum HTTP {
     /// Answers a 401's challenge by not answering it, so the 401 comes back
     /// as the response (swift-corelibs-foundation otherwise waits).
     final class ChallengeRefuser: NSObject, URLSessionTaskDelegate, Sendable {
+        let challenge = Mutex<URLProtectionSpace?>(nil)
+
         func urlSession(
             _ session: URLSession, task: URLSessionTask, didReceive challenge: URLAuthenticationChallenge,
             completionHandler: @escaping @Sendable (URLSession.AuthChallengeDisposition, URLCredential?) -> Void
         ) {
-            completionHandler(.rejectProtectionSpace, nil)
+            self.challenge.withLock { $0 = challenge.protectionSpace }
+            completionHandler(.cancelAuthenticationChallenge, nil)
         }
     }
 }
