@@ -162,7 +162,7 @@
     }
     const el = h("div", { class: kind, role: kind === "error" ? "alert" : "status", dataset: { message: text } },
       h("span", { class: "banner-text" }, text),
-      h("button", { type: "button", class: "dismiss", "aria-label": "Dismiss", onclick: () => el.remove() }, "×"));
+      h("button", { type: "button", class: "dismiss", "aria-label": "Dismiss", title: "Dismiss", onclick: () => el.remove() }));
     banners().append(el);
     return el;
   }
@@ -296,7 +296,7 @@
       await fn(view, match ? match.slice(1).map(decode) : [], params);
     } catch (e) {
       if (!view.alive() || (e && e.name === "AbortError")) return;
-      console.error(e);
+      if (!(e instanceof ApiError)) console.error(e);
       showError(e && e.message ? e.message : String(e));
       if ($("#content .loading")) setContent(h("p", { class: "muted" }, "Nothing to show."));
     }
@@ -1073,13 +1073,14 @@
     const breadcrumbs = h("nav", { class: "crumbs small", "aria-label": "State path" }, crumbs);
     const note = h("p", { class: "muted small" }, "Read-only.");
 
+    const unavailable = (data) => {
+      if (data.available !== false) return false;
+      setContent(h("p", { class: "muted empty", id: "state-unavailable" }, "no State store configured"));
+      return true;
+    };
     if (namespace == null) {
       const data = await getJSON("/state", view);
-      if (!view.alive()) return;
-      if (data.available === false) {
-        setContent(h("p", { class: "muted empty", id: "state-unavailable" }, "no State store configured"));
-        return;
-      }
+      if (!view.alive() || unavailable(data)) return;
       const list = Array.isArray(data.namespaces) ? data.namespaces : [];
       const table = h("table", { id: "state", class: "data narrow" },
         h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Namespace"))),
@@ -1090,7 +1091,7 @@
     }
     if (key == null) {
       const data = await getJSON("/state/" + seg(namespace), view);
-      if (!view.alive()) return;
+      if (!view.alive() || unavailable(data)) return;
       const keys = Array.isArray(data.keys) ? data.keys : [];
       const table = h("table", { id: "state", class: "data narrow" },
         h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Key"))),
@@ -1102,7 +1103,7 @@
       return;
     }
     const data = await getJSON("/state/" + seg(namespace) + "/" + seg(key), view);
-    if (!view.alive()) return;
+    if (!view.alive() || unavailable(data)) return;
     const fields = data.fields && typeof data.fields === "object" ? Object.entries(data.fields) : [];
     const table = h("table", { id: "state", class: "data" },
       h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Field"), h("th", { scope: "col" }, "Value"))),
