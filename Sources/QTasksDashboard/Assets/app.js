@@ -333,7 +333,7 @@
 
   function setLive(state) {
     const el = $("#live-indicator");
-    if (!el) return;
+    if (!el || el.dataset.state === state) return;
     el.dataset.state = state;
     el.hidden = state === "off";
     el.textContent = state;
