@@ -141,10 +141,12 @@
       return String(value);
     }
   }
-  function statusBadge(status, prefix = "status") {
+  // The badge's class is st-<value>: the .status-<status> hook stays on the
+  // cell alone (one match per row).
+  function statusBadge(status) {
     if (status == null) return h("span", { class: "muted" }, DASH);
     const safe = String(status).replace(/[^a-z_-]/gi, "");
-    return h("span", { class: `badge ${prefix}-${safe}` }, status);
+    return h("span", { class: `badge st-${safe}` }, status);
   }
   // A cell whose text is cut with an ellipsis; the full text in the tooltip.
   function trunc(text, cls = "") {
@@ -662,11 +664,11 @@
       tbody.replaceChildren(...list.map((w) => {
         const stale = w.status === "stale";
         return h("tr", { dataset: { worker: w.worker_id, status: w.status }, class: stale ? "stale" : null },
-          h("td", { class: "mono" }, trunc(w.worker_id, "worker")),
+          h("td", { class: "mono fill" }, trunc(w.worker_id, "worker")),
           h("td", { class: "status-" + String(w.status).replace(/[^a-z_-]/gi, "") }, statusBadge(w.status)),
           h("td", {}, trunc(w.host, "host")),
           h("td", { class: "num" }, w.pid == null ? DASH : String(w.pid)),
-          h("td", { class: "fill" }, trunc(Array.isArray(w.queues) ? w.queues.join(", ") : w.queues, "queues")),
+          h("td", {}, trunc(Array.isArray(w.queues) ? w.queues.join(", ") : w.queues, "queues")),
           h("td", { class: "num" }, fmtNum(w.concurrency)),
           h("td", { class: "num" }, fmtNum(w.in_flight)),
           h("td", { class: "num" }, fmtNum(w.processed)),
@@ -876,7 +878,7 @@
         h("td", {}, when(at.started_at)),
         h("td", {}, when(at.ended_at)),
         h("td", { class: "outcome-" + String(at.outcome).replace(/[^a-z_-]/gi, "") },
-          at.outcome == null ? h("span", { class: "muted" }, "in progress") : statusBadge(at.outcome, "outcome")),
+          at.outcome == null ? h("span", { class: "muted" }, "in progress") : statusBadge(at.outcome)),
         h("td", { class: "num" }, fmtDuration(at.duration)),
         h("td", { class: "num" }, fmtDuration(at.retry_delay)),
         h("td", { class: "fill" }, trunc(at.error, "err"))))));
@@ -890,7 +892,7 @@
         if (ev.dead_letter_queue) details.push("to " + ev.dead_letter_queue);
         if (ev.failure) details.push([ev.failure.type, ev.failure.message].filter((x) => x != null).join(": "));
         return h("tr", { dataset: { kind: ev.kind } },
-          h("td", {}, statusBadge(ev.kind, "event")),
+          h("td", {}, statusBadge(ev.kind)),
           h("td", { class: "num" }, fmtNum(ev.attempt)),
           h("td", { class: "mono" }, trunc(ev.worker_id, "worker")),
           h("td", {}, when(ev.timestamp)),
