@@ -1091,20 +1091,24 @@
       setContent(note, list.length ? h("div", { class: "table-wrap" }, table) : [hide(table), h("p", { class: "muted empty" }, "No namespaces.")]);
       return;
     }
-    if (key == null) {
+    // A null key is the namespace's keyless state: its fields are at ?keyless=1.
+    const keyless = key == null && new URLSearchParams(location.search).has("keyless");
+    if (key == null && !keyless) {
       const data = await getJSON("/state/" + seg(namespace), view);
       if (!view.alive() || unavailable(data)) return;
       const keys = Array.isArray(data.keys) ? data.keys : [];
       const table = h("table", { id: "state", class: "data narrow" },
         h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Key"))),
-        h("tbody", {}, keys.map((k) => h("tr", { dataset: { key: k } },
-          h("td", {}, link("/state/" + seg(namespace) + "/" + seg(k), trunc(k, "name")))))));
+        h("tbody", {}, keys.map((k) => h("tr", { dataset: { key: k == null ? "" : k } },
+          h("td", {}, k == null
+            ? link("/state/" + seg(namespace) + "?keyless=1", "(no key)")
+            : link("/state/" + seg(namespace) + "/" + seg(k), trunc(k, "name")))))));
       setContent(breadcrumbs, note,
         data.truncated ? h("p", { class: "warning", id: "state-truncated" }, `Only the first ${keys.length} keys are listed.`) : null,
         keys.length ? h("div", { class: "table-wrap" }, table) : [hide(table), h("p", { class: "muted empty" }, "No keys.")]);
       return;
     }
-    const data = await getJSON("/state/" + seg(namespace) + "/" + seg(key), view);
+    const data = await getJSON("/state/" + seg(namespace) + (keyless ? "?keyless=1" : "/" + seg(key)), view);
     if (!view.alive() || unavailable(data)) return;
     const fields = data.fields && typeof data.fields === "object" ? Object.entries(data.fields) : [];
     const table = h("table", { id: "state", class: "data" },

@@ -30,7 +30,7 @@ struct DashboardRoutes: Sendable {
         group.get("api/workers") { _, _ in await Self.json { try await api.workerList() } }
         group.get("api/tasks") { request, _ in await Self.json { try await api.tasks(Self.query(request)) } }
         group.get("api/tasks/:uuid") { _, context in
-            await Self.json { try await api.task(try context.parameters.require("uuid")) }
+            await Self.json { try await api.task(try Self.parameter("uuid", context)) }
         }
         group.get("api/dead-letters") { _, _ in await Self.json { try await api.deadLetterQueues() } }
         group.get("api/dead-letters/:queue") { request, context in
@@ -39,28 +39,28 @@ struct DashboardRoutes: Sendable {
                     guard let value = Int(text) else { throw APIError.badRequest("limit must be a number") }
                     return value
                 }
-                return try await api.deadLetters(try context.parameters.require("queue"), limit: limit ?? 50)
+                return try await api.deadLetters(try Self.parameter("queue", context), limit: limit ?? 50)
             }
         }
         group.post("api/dead-letters/:queue/replay") { request, context in
             await Self.json {
                 let body = try await Self.body(request)
                 let uuid: String? = if case .string(let text)? = body["uuid"] { text } else { nil }
-                return try await api.replay(try context.parameters.require("queue"), uuid: uuid)
+                return try await api.replay(try Self.parameter("queue", context), uuid: uuid)
             }
         }
         group.post("api/dead-letters/:queue/purge") { request, context in
             await Self.json {
                 let body = try await Self.body(request)
                 let confirm: String? = if case .string(let text)? = body["confirm"] { text } else { nil }
-                return try await api.purge(try context.parameters.require("queue"), confirm: confirm)
+                return try await api.purge(try Self.parameter("queue", context), confirm: confirm)
             }
         }
         group.get("api/schedules") { _, _ in await Self.json { try await api.schedules() } }
         group.get("api/state") { _, _ in await Self.json { try await api.stateNamespaces() } }
         group.get("api/state/:namespace") { request, context in
             await Self.json {
-                let namespace = try context.parameters.require("namespace")
+                let namespace = try Self.parameter("namespace", context)
                 // The namespace's keyless state (StateID(namespace:)).
                 if Self.query(request)["keyless"] != nil { return try await api.stateFields(namespace: namespace, key: nil) }
                 return try await api.stateKeys(in: namespace)
@@ -69,7 +69,7 @@ struct DashboardRoutes: Sendable {
         group.get("api/state/:namespace/:key") { _, context in
             await Self.json {
                 try await api.stateFields(
-                    namespace: try context.parameters.require("namespace"), key: try context.parameters.require("key"))
+                    namespace: try Self.parameter("namespace", context), key: try Self.parameter("key", context))
             }
         }
         group.get("api/live") { _, _ in await live() }
@@ -107,6 +107,13 @@ struct DashboardRoutes: Sendable {
     }
 
     // MARK: Helpers
+
+    /// A path parameter, percent-decoded (the router matches the raw
+    /// segment: a `/` in a State key or queue name arrives as `%2F`).
+    static func parameter<Context: RequestContext>(_ name: String, _ context: Context) throws -> String {
+        let raw = try context.parameters.require(name)
+        return raw.removingPercentEncoding ?? raw
+    }
 
     static func asset(_ bytes: [UInt8], type: String) -> Response {
         Response(
