@@ -380,12 +380,23 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The dashboard's logic without a server: credentials, the
+        // same-origin check, the live counts, the attempts of a record.
+        .testTarget(
+            name: "QTasksDashboardTests",
+            dependencies: [
+                "QTasksDashboard", "QTasks", "QTasksTesting",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
+        ),
         // End to end: real broker, real worker processes, foreign producers.
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
                 "QTasks", "QTasksRabbitMQ", "QTasksState", "QTasksStateStores", "AMQP", "TestSupport", "CommandSupport",
                 "QTasksResultsRedis", "QTasksResultStores",
+                "QTasksScheduler",
                 "qtasks", "qtasks-example",
                 "qtasks-benchmark", "qtasks-scheduler",
                 "QTasksW3CTracing",
