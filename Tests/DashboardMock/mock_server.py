@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A development mock of the dashboard server (docs/dashboard-api.md).
+"""A development mock of the dashboard server (docs/dashboard.md ("JSON API")).
 
 Serves Sources/QTasksDashboard/Assets/index.html (with {{BASE}} replaced),
 the assets, canned JSON for every endpoint, an SSE /api/live stream that

@@ -1,5 +1,5 @@
 // QTasks dashboard: one vanilla ES2020 script, no dependencies, no build step.
-// The contract with the server is docs/dashboard-api.md. Every string from
+// The contract with the server is docs/dashboard.md ("JSON API"). Every string from
 // the API is put in the DOM as text (textContent / text nodes / attributes
 // through setAttribute), never as HTML.
 "use strict";

@@ -4,7 +4,7 @@ import Hummingbird
 import NIOCore
 import QTasks
 
-/// The HTTP side of docs/dashboard-api.md: pages, assets, JSON, and the
+/// The HTTP side of docs/dashboard.md ("JSON API"): pages, assets, JSON, and the
 /// server-sent live updates.
 struct DashboardRoutes: Sendable {
     let api: DashboardAPI

@@ -16,7 +16,7 @@ struct APIError: Error, Sendable {
     static func unavailable(_ message: String) -> APIError { APIError(status: 503, message: message) }
 }
 
-/// What the JSON endpoints of docs/dashboard-api.md answer, apart from
+/// What the JSON endpoints of docs/dashboard.md ("JSON API") answer, apart from
 /// HTTP: each method takes the query or body as plain values and returns
 /// the JSON, so that it is testable without a server.
 final class DashboardAPI: Sendable {

@@ -1,7 +1,7 @@
 import Foundation
 import QTasks
 
-/// The JSON shapes of docs/dashboard-api.md that more than one endpoint
+/// The JSON shapes of docs/dashboard.md ("JSON API") that more than one endpoint
 /// uses.
 enum JSONShapes {
     /// A row of `/api/tasks` and of `/api/live`'s `recent`.
