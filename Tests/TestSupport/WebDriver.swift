@@ -198,6 +198,10 @@ extension ChromeDriver {
     ///   cannot be constructed from a URL that includes credentials", as the
     ///   Fetch standard says); `fetch(location.origin + "/api/...")` and XHR
     ///   work. A page whose scripts fetch relative URLs breaks.
+    /// - Without credentials, the 401 leaves an empty document (`<html>
+    ///   <head></head><body></body></html>`, title ""), not the 401's body:
+    ///   the login prompt is not a JavaScript dialog and WebDriver cannot
+    ///   answer it.
     /// - This method (CDP `Network.setExtraHTTPHeaders`) has no such catch:
     ///   the URL stays clean and every request, relative fetches included,
     ///   carries the header. Use it for the dashboard; use the URL form to
