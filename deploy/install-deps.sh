@@ -23,7 +23,10 @@ PYTHON=${QTASKS_PYTHON:-python3}
 # Debian packages: the C client and its tools, the servers the integration
 # tests run, the C libraries the State backends link, and the small tools
 # the deploy/ scripts use (ss, ps, setpriv) and the linter a test runs on
-# them (shellcheck), curl (deploy/test.sh probes the management API).
+# them (shellcheck), curl (deploy/test.sh probes the management API);
+# headless Chromium and its WebDriver for the dashboard's browser tests
+# (Tests/TestSupport/ChromeDriver.swift), with a font so that pages render
+# text (and screenshots show it) on a machine without a desktop.
 PACKAGES=(
     librabbitmq-dev
     rabbitmq-server
@@ -37,6 +40,9 @@ PACKAGES=(
     util-linux
     shellcheck
     curl
+    chromium
+    chromium-driver
+    fonts-dejavu-core
 )
 
 usage() {

@@ -33,6 +33,9 @@ Exported to the tests:
   QTASKS_TEST_TLS_DIR  the certificates (ca.pem, client.pem, expired.pem, ...)
   QTASKS_TEST_TLS_NODE_PORT  the plain AMQP port of the node with that TLS
                     listener (its rabbitmqctl, and the port mix-up tests)
+  QTASKS_REQUIRE_BROWSER=1  when deploy/install-deps.sh ran: the browser
+                    tests (headless chromium) fail instead of skipping
+                    when chromium or chromedriver is missing
 
 Environment:
   QTASKS_RABBITMQ_PORT  (default 5672)   QTASKS_REDIS_PORT (default 6379)
@@ -157,6 +160,9 @@ if [[ ${QTASKS_SKIP_INSTALL:-0} == 1 ]]; then
     log "QTASKS_SKIP_INSTALL=1: not running deploy/install-deps.sh"
 else
     "$DEPLOY/install-deps.sh"
+    # It installed chromium and chromium-driver: a browser test that finds
+    # them missing must fail, not skip.
+    export QTASKS_REQUIRE_BROWSER=1
 fi
 
 # The shared broker with the management plugin (HTTP API on PORT+10000) for
