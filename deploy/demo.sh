@@ -15,15 +15,21 @@ Usage: deploy/demo.sh
   2. deploy/rabbitmq.sh start         (reuses a broker already on the port)
   3. swift build                      (the qtasks CLI and the qtasks-example worker)
   4. starts qtasks-example on queue "demo" in the background, recording
-     every task in an SQLite result store (.run/demo-results.db)
+     every task in an SQLite result store (.run/demo-results.db), and the
+     dashboard on it (\`qtasks dashboard\`, http://127.0.0.1:8089/, or a free
+     port when 8089 is taken), printing its address
   5. sends tasks with \`qtasks send\` and prints each result; sends one
      without waiting and reads its result back from the store
      (\`qtasks result\`), then lists the recorded tasks and the live worker
      (\`qtasks tasks\`, \`qtasks workers\`)
-  6. stops the worker with SIGTERM (graceful), then the broker if this run
-     started it
+  6. when run from a terminal, keeps the worker and the dashboard running
+     until Ctrl-C, so that the dashboard shows the tasks just run; otherwise
+     prints what the dashboard's API says and goes on
+  7. stops the dashboard and the worker with SIGTERM (graceful), then the
+     broker if this run started it
 
-Environment: QTASKS_RABBITMQ_PORT (default 5672), QTASKS_SKIP_INSTALL=1,
+Environment: QTASKS_RABBITMQ_PORT (default 5672), QTASKS_DASHBOARD_PORT
+(default 8089), QTASKS_DEMO_WAIT=0 (do not wait for Ctrl-C), QTASKS_SKIP_INSTALL=1,
 QTASKS_SCRATCH_PATH (swift --scratch-path). The worker's log is kept in
 .run/demo-worker.log.
 EOF
@@ -41,11 +47,16 @@ swift_opts=()
 broker_pidfile="$QTASKS_RUN_DIR/rabbitmq-$QTASKS_RABBITMQ_PORT/started.pid"
 broker_pid_before=$(cat "$broker_pidfile" 2>/dev/null || true)
 worker_pid=""
+dashboard_pid=""
 
 # shellcheck disable=SC2317  # invoked by the EXIT trap
 cleanup() {
     local rc=$?
     trap '' INT TERM
+    if [[ -n $dashboard_pid ]] && pid_alive "$dashboard_pid"; then
+        kill -TERM "$dashboard_pid" 2>/dev/null || true
+        wait "$dashboard_pid" 2>/dev/null || true
+    fi
     if [[ -n $worker_pid ]] && pid_alive "$worker_pid"; then
         kill -TERM "$worker_pid" 2>/dev/null || true
         wait "$worker_pid" 2>/dev/null || true
@@ -61,7 +72,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-if [[ ${QTASKS_SKIP_INSTALL:-} != 1 ]]; then "$DEPLOY/install-deps.sh" --no-venv; fi
+if [[ ${QTASKS_SKIP_INSTALL:-} != 1 ]]; then "$DEPLOY/install-deps.sh" --no-venv --no-browser; fi
 "$DEPLOY/rabbitmq.sh" start
 
 log "building the qtasks CLI and the qtasks-example worker (the first build compiles the dependencies: a few minutes)"
@@ -82,6 +93,27 @@ for _ in $(seq 1 100); do
     sleep 0.1
 done
 grep -q "worker started" "$worker_log" || { cat "$worker_log" >&2; die "the worker did not start in 10 s"; }
+
+# The dashboard on the same store; a free port when the usual one is taken.
+dashboard_port=${QTASKS_DASHBOARD_PORT:-8089}
+validate_port QTASKS_DASHBOARD_PORT "$dashboard_port" 65535
+if (exec 3<>"/dev/tcp/127.0.0.1/$dashboard_port") 2>/dev/null; then
+    warn "port $dashboard_port is taken: the dashboard takes a free one"
+    dashboard_port=0
+fi
+dashboard_log="$QTASKS_RUN_DIR/demo-dashboard.log"
+dashboard_out="$QTASKS_RUN_DIR/demo-dashboard.out"
+"$bin/qtasks" dashboard --result-store "$results" --queue demo --port "$dashboard_port" >"$dashboard_out" 2>"$dashboard_log" &
+dashboard_pid=$!
+dashboard_url=""
+for _ in $(seq 1 100); do
+    dashboard_url=$(sed -n 's/^qtasks dashboard: //p' "$dashboard_out" 2>/dev/null | head -n 1)
+    [[ -n $dashboard_url ]] && break
+    pid_alive "$dashboard_pid" || { cat "$dashboard_log" >&2; die "the dashboard exited"; }
+    sleep 0.1
+done
+[[ -n $dashboard_url ]] || { cat "$dashboard_log" >&2; die "the dashboard did not start in 10 s"; }
+printf '\n== the dashboard: %s  (open it now to watch the tasks arrive)\n' "$dashboard_url"
 
 send() {
     local title=$1; shift
@@ -107,6 +139,21 @@ printf '\n== the recorded tasks, failures with their tracebacks\n$ qtasks tasks 
 "$bin/qtasks" tasks --limit 10 --result-store "$results"
 printf '\n== the live workers, from their heartbeats\n$ qtasks workers\n'
 "$bin/qtasks" workers --result-store "$results"
+
+printf '\n== the dashboard answers: %s\n$ curl -s %sapi/overview\n' "$dashboard_url" "$dashboard_url"
+curl -s --max-time 10 "${dashboard_url}api/overview" | head -c 600 || warn "the dashboard did not answer"
+printf '\n'
+if [[ -t 0 && ${QTASKS_DEMO_WAIT:-1} != 0 ]]; then
+    printf '\nThe worker and the dashboard keep running: open %s\nPress Ctrl-C to stop them.\n' "$dashboard_url"
+    trap 'printf "\n"; log "stopping"' INT
+    wait "$dashboard_pid" || true
+    trap 'exit 130' INT
+fi
+if pid_alive "$dashboard_pid"; then kill -TERM "$dashboard_pid"; fi
+dashboard_status=0
+wait "$dashboard_pid" || dashboard_status=$?
+dashboard_pid=""
+log "dashboard exited with status $dashboard_status"
 
 log "stopping the worker (SIGTERM: in-flight tasks finish, then it exits 0)"
 kill -TERM "$worker_pid"

@@ -40,6 +40,9 @@ PACKAGES=(
     util-linux
     shellcheck
     curl
+)
+# Only the tests need a browser: --no-browser (deploy/demo.sh) leaves it out.
+BROWSER_PACKAGES=(
     chromium
     chromium-driver
     fonts-dejavu-core
@@ -47,10 +50,11 @@ PACKAGES=(
 
 usage() {
     cat <<EOF
-Usage: deploy/install-deps.sh [--check] [--no-venv]
+Usage: deploy/install-deps.sh [--check] [--no-venv] [--no-browser]
 
 Installs, only when missing (checked with dpkg -s), the Debian packages:
   ${PACKAGES[*]}
+  ${BROWSER_PACKAGES[*]} (for the dashboard's browser tests)
   (+ python3-venv when $PYTHON cannot create a virtual environment)
 running 'apt-get update' once, and only if something must be installed.
 Services are never started by the packages: if /usr/sbin/policy-rc.d does not
@@ -65,6 +69,7 @@ QTasks as foreign producers), unless present with these versions.
 Options:
   --check    only report what is missing; exit 1 if anything is
   --no-venv  skip the Python venv
+  --no-browser  skip chromium and chromedriver (the demo needs no browser)
 
 Environment: QTASKS_PYTHON (default python3) is the Python for the venv.
 Installing packages needs root.
@@ -73,11 +78,13 @@ EOF
 
 check_only=0
 with_venv=1
+with_browser=1
 for arg in "$@"; do
     case $arg in
         -h|--help) usage; exit 0 ;;
         --check) check_only=1 ;;
         --no-venv) with_venv=0 ;;
+        --no-browser) with_browser=0 ;;
         *) echo "unknown option: $arg" >&2; usage >&2; exit 2 ;;
     esac
 done
@@ -104,6 +111,7 @@ EOF
 }
 
 wanted=("${PACKAGES[@]}")
+if (( with_browser )); then wanted+=("${BROWSER_PACKAGES[@]}"); fi
 if (( with_venv )) && ! python_has_venv; then
     if [[ $PYTHON == python3 || $PYTHON == /usr/bin/python3* ]]; then
         wanted+=(python3 python3-venv)
