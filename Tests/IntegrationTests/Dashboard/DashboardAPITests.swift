@@ -149,6 +149,32 @@ struct DashboardAPITests {
         }
     }
 
+    /// A worker that stops heartbeating (stopped with SIGSTOP) turns stale
+    /// after two intervals, then disappears when its heartbeat expires; it
+    /// comes back when it runs again.
+    @Test func aSilentWorkerTurnsStaleThenDisappears() async throws {
+        let store = try TestResultStore.sqlite()
+        defer { store.remove() }
+        try await TestScope.run("dash-stale") { scope in
+            let worker = try await scope.startWorker(on: scope.queue, arguments: store.arguments + ["--heartbeat-interval", "1"])
+            let dashboard = try await scope.startDashboard(["--queue", scope.queue] + store.arguments)
+            func status() async throws -> String? {
+                let answer = try await HTTP.request(dashboard.baseURL + "/api/workers")
+                let row = answer.json?["workers"]?.arrayValue?.first { $0["pid"]?.intValue == Int64(worker.pid) }
+                return row?["status"]?.stringValue ?? "gone"
+            }
+            _ = try await eventually("the worker online") { try await status() == "online" ? true : nil }
+            worker.signal(SIGSTOP)
+            defer { worker.signal(SIGCONT) }
+            _ = try await eventually("the worker stale", timeout: 10) { try await status() == "stale" ? true : nil }
+            _ = try await eventually("the worker gone", timeout: 10) { try await status() == "gone" ? true : nil }
+            let overview = try await HTTP.request(dashboard.baseURL + "/api/overview")
+            #expect(overview.json?["workers"]?["online"]?.intValue == 0, "\(overview)")
+            worker.signal(SIGCONT)
+            _ = try await eventually("the worker back online", timeout: 10) { try await status() == "online" ? true : nil }
+        }
+    }
+
     /// Credentials: a non-loopback bind without them is refused at start;
     /// with them, a request without or with wrong ones is a 401, right
     /// ones (Basic or bearer) pass, and the password is never printed.
