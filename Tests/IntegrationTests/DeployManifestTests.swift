@@ -75,23 +75,27 @@ struct DeployManifestTests {
     }
 
     @Test(
-        "systemd-analyze verify accepts the unit",
-        .enabled(if: IntegrationEnvironment.onPath("systemd-analyze") != nil, "systemd-analyze is not installed"))
-    func systemdAnalyzeVerify() throws {
-        let source = try String(
-            contentsOf: Self.deploy.appendingPathComponent("systemd/qtasks-worker@.service"), encoding: .utf8)
+        "systemd-analyze verify accepts the units",
+        .enabled(if: IntegrationEnvironment.onPath("systemd-analyze") != nil, "systemd-analyze is not installed"),
+        arguments: [
+            ("qtasks-worker@.service", "qtasks-worker@1.service", "/usr/local/bin/qtasks-example"),
+            ("qtasks-dashboard.service", "qtasks-dashboard.service", "/usr/local/bin/qtasks"),
+        ])
+    func systemdAnalyzeVerify(unit: String, instance: String, binary: String) throws {
+        let source = try String(contentsOf: Self.deploy.appendingPathComponent("systemd/\(unit)"), encoding: .utf8)
         // The unit names the installed binary; verify checks it is executable,
         // so the copy names the one just built.
+        let built = binary.hasSuffix("qtasks-example") ? IntegrationEnvironment.workerExecutable : IntegrationEnvironment.cliExecutable
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("qtasks-unit-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let copy = directory.appendingPathComponent("qtasks-worker@.service")
-        try source.replacingOccurrences(of: "/usr/local/bin/qtasks-example", with: IntegrationEnvironment.workerExecutable)
+        let copy = directory.appendingPathComponent(unit)
+        try source.replacingOccurrences(of: binary + " ", with: built + " ")
             .write(to: copy, atomically: true, encoding: .utf8)
 
         let analyze = try #require(IntegrationEnvironment.onPath("systemd-analyze"))
-        let result = try Self.runSync(analyze, ["verify", "--man=no", directory.appendingPathComponent("qtasks-worker@1.service").path])
+        let result = try Self.runSync(analyze, ["verify", "--man=no", directory.appendingPathComponent(instance).path])
         #expect(result.status == 0, "systemd-analyze verify: \(result.stderr)")
         // Unknown keys and bad values are only warnings ("..., ignoring").
         #expect(!result.stderr.contains("ignoring"), "systemd-analyze verify: \(result.stderr)")
@@ -125,7 +129,7 @@ struct DeployManifestTests {
         #expect(documents.count == 1)
         let compose = try #require(documents.first as? [String: Any])
         let services = try #require(compose["services"] as? [String: Any])
-        #expect(Set(services.keys) == ["rabbitmq", "redis", "worker"])
+        #expect(Set(services.keys) == ["rabbitmq", "redis", "worker", "dashboard"])
 
         let redis = try #require(services["redis"] as? [String: Any])
         let redisCommand = (redis["command"] as? [String]) ?? []
@@ -151,6 +155,46 @@ struct DeployManifestTests {
         let grace = try #require(worker["stop_grace_period"] as? String)
         let seconds = try #require(Double(grace.hasSuffix("s") ? String(grace.dropLast()) : grace), "stop_grace_period \(grace) in seconds")
         #expect(seconds > Self.shutdownGrace(arguments), "stop_grace_period must exceed --shutdown-grace")
+    }
+
+    // MARK: - The dashboard
+
+    @Test(
+        "The dashboard's systemd unit and compose service: known flags, credentials from files or the environment, loopback exposure",
+        .enabled(if: yamlAvailable, "python3 with PyYAML (import yaml) is needed to read the YAML files"))
+    func dashboardManifests() throws {
+        let help = try Self.runSync(IntegrationEnvironment.cliExecutable, ["dashboard", "--help"])
+        #expect(help.status == 0, "\(help.stderr)")
+        let regex = try NSRegularExpression(pattern: "--[a-z][a-z0-9-]*")
+        let known = Set(
+            regex.matches(in: help.stdout, range: NSRange(help.stdout.startIndex..., in: help.stdout)).compactMap {
+                Range($0.range, in: help.stdout).map { String(help.stdout[$0]) }
+            })
+        #expect(known.contains("--auth-file") && known.contains("--result-store"), "\(known)")
+
+        let unit = try UnitFile(contentsOf: Self.deploy.appendingPathComponent("systemd/qtasks-dashboard.service"))
+        let service = try #require(unit.sections["Service"])
+        #expect(service["LoadCredential"]?.contains("qtasks-dashboard-auth:/etc/qtasks/dashboard-auth") == true)
+        #expect(service["Environment"]?.contains("QTASKS_DASHBOARD_AUTH_FILE=%d/qtasks-dashboard-auth") == true)
+        let words = try #require(service["ExecStart"]?.last).split(separator: " ").map(String.init)
+        #expect(Array(words.prefix(2)) == ["/usr/local/bin/qtasks", "dashboard"])
+        let flags = words.dropFirst(2).filter { $0.hasPrefix("--") }
+        #expect(!flags.isEmpty && flags.allSatisfy(known.contains), "\(flags)")
+        #expect(Self.value(of: "--host", in: Array(words)) == "127.0.0.1")
+
+        let compose = try #require(try Self.yaml("docker-compose.yml").first as? [String: Any])
+        let dashboard = try #require((compose["services"] as? [String: Any])?["dashboard"] as? [String: Any])
+        #expect(dashboard["entrypoint"] as? [String] == ["/usr/local/bin/qtasks", "dashboard"])
+        let arguments = try #require(dashboard["command"] as? [String])
+        #expect(arguments.filter { $0.hasPrefix("--") }.allSatisfy(known.contains), "\(arguments)")
+        let environment = try #require(dashboard["environment"] as? [String: Any])
+        // A non-loopback bind needs credentials; the port stays on the host's loopback.
+        #expect(Self.value(of: "--host", in: arguments) == "0.0.0.0")
+        #expect((environment["QTASKS_DASHBOARD_AUTH"] as? String)?.contains(":") == true)
+        #expect((environment["QTASKS_RESULT_STORE"] as? String)?.hasPrefix("redis://redis:") == true)
+        #expect((dashboard["ports"] as? [String])?.allSatisfy { $0.hasPrefix("127.0.0.1:") } == true)
+        let dockerfile = try String(contentsOf: Self.deploy.appendingPathComponent("Dockerfile"), encoding: .utf8)
+        #expect(dockerfile.contains("--product qtasks ") && dockerfile.contains("/staging/qtasks "), "the image has qtasks")
     }
 
     // MARK: - Kubernetes
