@@ -187,6 +187,7 @@ public final class DeadLetterQueueAdmin: Sendable {
     static let failureHeaders: Set<String> = MessageHeaders.brokerDeathHeaders.union([
         MessageHeaders.attempt, MessageHeaders.attempts, MessageHeaders.errorType, MessageHeaders.errorMessage,
         MessageHeaders.failedAt, MessageHeaders.firstFailedAt, MessageHeaders.originQueue, MessageHeaders.retryDelay,
+        MessageHeaders.transientRetries, MessageHeaders.transientSince,
     ])
 
     private func mapped<T>(_ body: () async throws -> T) async throws -> T {

@@ -74,8 +74,9 @@ import QTasksStateRedis
 ///
 /// One connection per store, used from one serial dispatch queue on which
 /// every blocking hiredis call runs (never Swift's cooperative pool), with
-/// ``ResultStoreConfiguration/timeout`` for connecting, reading and
-/// writing. A broken connection fails the operation with
+/// ``ResultStoreConfiguration/timeout`` for each operation in all, counted
+/// from the call (its wait for the queue, the connect, every read and write
+/// and a reconnect), so a frozen server fails every call within it. A broken connection fails the operation with
 /// ``ResultStoreError`` `.unavailable` (naming the URL, password redacted,
 /// and hiredis' error) and is dropped; the next operation connects again, so
 /// the store recovers by itself once Redis is back. An operation that finds
@@ -378,7 +379,10 @@ public final class RedisResultStore: ResultStore, CustomStringConvertible, @unch
     /// - Parameter doing: what the operation does, for messages ("list task
     ///   records in").
     func perform<T: Sendable>(doing: String, _ body: @escaping @Sendable (inout Session) throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
+        // The whole call, its wait for the queue included, has the
+        // configured timeout (RedisDeadline).
+        let deadline = RedisDeadline(timeout: configuration.timeout)
+        return try await withCheckedThrowingContinuation { continuation in
             queue.async {
                 continuation.resume(
                     with: Result {
@@ -388,7 +392,14 @@ public final class RedisResultStore: ResultStore, CustomStringConvertible, @unch
                                 throw ResultStoreError(
                                     .closed, "cannot \(doing) \(self.endpoint.redactedURL): the result store is closed")
                             }
-                            var session = Session(store: self, doing: doing, mayRetry: self.connection != nil)
+                            guard !deadline.hasPassed else {
+                                throw ResultStoreError(
+                                    .unavailable,
+                                    "cannot \(doing) Redis at \(self.endpoint.redactedURL): \(deadline.expiredText) waiting for the connection (an earlier call is still waiting for the server)"
+                                )
+                            }
+                            var session = Session(
+                                store: self, doing: doing, mayRetry: self.connection != nil, deadline: deadline)
                             return try body(&session)
                         }
                     })
@@ -404,6 +415,9 @@ public final class RedisResultStore: ResultStore, CustomStringConvertible, @unch
         /// while idle (a Redis restart), so the first round trip that fails
         /// is tried once more on a new connection.
         var mayRetry: Bool
+        /// The end of the operation's time budget: every round trip and
+        /// reconnect comes out of it.
+        let deadline: RedisDeadline
 
         /// Sends `commands` in one write and reads their replies (error
         /// replies are values). Every command the store sends is
@@ -424,30 +438,37 @@ public final class RedisResultStore: ResultStore, CustomStringConvertible, @unch
         mutating func pipeline(_ commands: RedisCommandBuffer, writes: Bool = false) throws -> [RedisReply] {
             while true {
                 do {
-                    let live = try store.connection ?? store.connect()
+                    let live: RedisConnection
+                    if let connection = store.connection {
+                        live = connection
+                        try live.setTimeout(deadline.remaining)
+                    } else {
+                        live = try store.connect(timeout: deadline.remaining)
+                    }
                     store.connection = live
                     let replies = try live.pipeline(commands, hasEffects: writes)
                     mayRetry = false
                     return replies
                 } catch let failure as RedisConnection.Failure {
                     store.connection = nil
-                    if mayRetry {
+                    if mayRetry && !deadline.hasPassed {
                         mayRetry = false
                         continue
                     }
                     let outcome = failure.mayHaveApplied ? " (the write may or may not have been applied)" : ""
+                    let timedOut = deadline.hasPassed ? "\(deadline.expiredText): " : ""
                     throw ResultStoreError(
                         .unavailable,
-                        "cannot \(doing) Redis at \(store.endpoint.redactedURL): \(failure.message)\(outcome)")
+                        "cannot \(doing) Redis at \(store.endpoint.redactedURL): \(timedOut)\(failure.message)\(outcome)")
                 }
             }
         }
     }
 
     /// A new connection, logged in (`AUTH`) and on its database (`SELECT`).
-    fileprivate func connect() throws -> RedisConnection {
+    fileprivate func connect(timeout: Duration) throws -> RedisConnection {
         let connection = try RedisConnection.connect(
-            host: endpoint.host, port: endpoint.port, timeout: configuration.timeout)
+            host: endpoint.host, port: endpoint.port, timeout: timeout)
         if let password = endpoint.password {
             let auth = endpoint.username.map { ["AUTH", $0, password] } ?? ["AUTH", password]
             if case .error(let text) = try connection.command(auth) {

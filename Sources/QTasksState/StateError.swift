@@ -1,3 +1,5 @@
+import QTasks
+
 /// An error from the State module: a ``code`` to switch on and a message for
 /// people.
 ///
@@ -78,4 +80,11 @@ public struct StateError: Error, Sendable, CustomStringConvertible {
 
     /// `StateError(unavailable): <message>`.
     public var description: String { "StateError(\(code)): \(message)" }
+}
+
+extension StateError: TransientError {
+    /// `.unavailable` only (Redis down, a connection lost or timed out, an
+    /// SQLite file still locked after the busy timeout): the worker retries
+    /// a task that fails with it (``QTasks/TransientRetryPolicy``).
+    public var isTransient: Bool { code == .unavailable }
 }

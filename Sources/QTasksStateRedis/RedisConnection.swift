@@ -33,8 +33,7 @@ package final class RedisConnection {
     ///
     /// - Throws: ``Failure`` with hiredis' error text.
     package static func connect(host: String, port: Int, timeout: Duration) throws(Failure) -> RedisConnection {
-        let (seconds, attoseconds) = timeout.components
-        let tv = timeval(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
+        let tv = Self.socketTime(timeout)
         guard let context = redisConnectWithTimeout(host, Int32(port), tv) else {
             throw Failure(message: "cannot allocate a hiredis context", mayHaveApplied: false)
         }
@@ -46,6 +45,22 @@ package final class RedisConnection {
             throw Failure(message: "cannot set socket timeouts: \(connection.errorText)", mayHaveApplied: false)
         }
         return connection
+    }
+
+    /// Sets the socket read and write timeout from now on (each `read(2)`
+    /// and `write(2)` hiredis makes waits at most this long).
+    package func setTimeout(_ timeout: Duration) throws(Failure) {
+        guard redisSetTimeout(context, Self.socketTime(timeout)) == REDIS_OK else {
+            throw Failure(message: "cannot set socket timeouts: \(errorText)", mayHaveApplied: false)
+        }
+    }
+
+    /// `timeout` as a `timeval`, at least 1 ms (0 would mean "no timeout"
+    /// to the socket options).
+    private static func socketTime(_ timeout: Duration) -> timeval {
+        let timeout = max(timeout, .milliseconds(1))
+        let (seconds, attoseconds) = timeout.components
+        return timeval(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
     }
 
     /// Sends one command and waits for its reply.
@@ -235,6 +250,39 @@ package struct RedisCommandBuffer: Sendable {
             return
         }
         bytes.append(contentsOf: String(value).utf8)
+    }
+}
+
+/// The end of one store operation's time budget (its configured timeout,
+/// counted from the call): the wait for the store's serial queue, the
+/// connect, the socket reads and writes and a reconnect all come out of it,
+/// so a frozen server (SIGSTOP: the kernel still accepts connections and
+/// writes, nothing answers) fails each call within its timeout instead of
+/// once per socket operation, and calls queued behind a stuck one fail at
+/// their own deadline instead of waiting their turn.
+package struct RedisDeadline: Sendable {
+    package let instant: ContinuousClock.Instant
+    package let timeout: Duration
+
+    package init(timeout: Duration, from now: ContinuousClock.Instant = .now) {
+        self.timeout = timeout
+        self.instant = now + timeout
+    }
+
+    /// The time left, zero when it has passed.
+    package var remaining: Duration {
+        max(.zero, instant - .now)
+    }
+
+    /// Whether less than a millisecond is left.
+    package var hasPassed: Bool {
+        remaining < .milliseconds(1)
+    }
+
+    /// "timed out after 5 s": for messages.
+    package var expiredText: String {
+        let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+        return "timed out after \(String(format: "%g", seconds)) s"
     }
 }
 

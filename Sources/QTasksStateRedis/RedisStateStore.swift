@@ -24,8 +24,11 @@ import QTasksState
 ///
 /// Connection: one connection per store, used by one serial dispatch queue
 /// on which every blocking hiredis call runs (never Swift's cooperative
-/// pool), so operations of one store run one at a time. Connect, read and
-/// write time out after `StateStoreConfiguration.timeout`. When the
+/// pool), so operations of one store run one at a time. Each operation
+/// has `StateStoreConfiguration.timeout` in all, counted from the call: its
+/// wait for the queue, the connect, every socket read and write and a
+/// reconnect come out of it (so a frozen server fails every call within the
+/// timeout, never one timeout per step). When the
 /// connection breaks the operation fails with
 /// `StateError.Code.unavailable` (naming the URL, password
 /// redacted, and hiredis' error) and the connection is dropped; the next
@@ -383,51 +386,70 @@ public final class RedisStateStore: StateStore, CustomStringConvertible, @unchec
     private func run<T: Sendable>(
         doing: String, idempotent: Bool, _ body: @escaping @Sendable (RedisConnection) throws -> T
     ) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
+        // The whole call, its wait for the queue included, has the
+        // configured timeout (RedisDeadline).
+        let deadline = RedisDeadline(timeout: configuration.timeout)
+        return try await withCheckedThrowingContinuation { continuation in
             queue.async {
                 continuation.resume(
                     with: Result {
                         try withSIGPIPEBlocked {
-                            try self.runOnQueue(doing: doing, idempotent: idempotent, body)
+                            try self.runOnQueue(doing: doing, idempotent: idempotent, deadline: deadline, body)
                         }
                     })
             }
         }
     }
 
-    private func runOnQueue<T>(doing: String, idempotent: Bool, _ body: (RedisConnection) throws -> T)
-        throws -> T
-    {
+    private func runOnQueue<T>(
+        doing: String, idempotent: Bool, deadline: RedisDeadline, _ body: (RedisConnection) throws -> T
+    ) throws -> T {
         dispatchPrecondition(condition: .onQueue(queue))
         guard !isClosed else {
             throw StateError(.closed, "cannot \(doing) \(endpoint.redactedURL): the store is closed")
         }
+        // Calls queued behind one that hung on a frozen server fail at
+        // their own deadline, not one timeout after another.
+        guard !deadline.hasPassed else {
+            throw StateError(
+                .unavailable,
+                "cannot \(doing) Redis at \(endpoint.redactedURL): \(deadline.expiredText) waiting for the connection (an earlier call is still waiting for the server)"
+            )
+        }
         // A connection that sat idle may have died with a server restart:
-        // one more try on a new connection, when safe.
+        // one more try on a new connection, when safe and when time is left.
         var mayRetry = connection != nil
         while true {
             do {
-                let live = try connection ?? connect()
+                let live: RedisConnection
+                if let connection {
+                    live = connection
+                    try live.setTimeout(deadline.remaining)
+                } else {
+                    live = try connect(timeout: deadline.remaining)
+                }
                 connection = live
                 return try body(live)
             } catch let failure as RedisConnection.Failure {
                 connection = nil
-                if mayRetry && (idempotent || !failure.mayHaveApplied) {
+                if mayRetry && (idempotent || !failure.mayHaveApplied) && !deadline.hasPassed {
                     mayRetry = false
                     continue
                 }
                 let outcome = failure.mayHaveApplied ? " (the write may or may not have been applied)" : ""
+                let timedOut = deadline.hasPassed ? "\(deadline.expiredText): " : ""
                 throw StateError(
                     .unavailable,
-                    "cannot \(doing) Redis at \(endpoint.redactedURL): \(failure.message)\(outcome)")
+                    "cannot \(doing) Redis at \(endpoint.redactedURL): \(timedOut)\(failure.message)\(outcome)")
             }
         }
     }
 
-    /// A new connection, logged in (`AUTH`) and on its database (`SELECT`).
-    private func connect() throws -> RedisConnection {
+    /// A new connection, logged in (`AUTH`) and on its database (`SELECT`),
+    /// whose connect and socket operations wait at most `timeout`.
+    private func connect(timeout: Duration) throws -> RedisConnection {
         let connection = try RedisConnection.connect(
-            host: endpoint.host, port: endpoint.port, timeout: configuration.timeout)
+            host: endpoint.host, port: endpoint.port, timeout: timeout)
         if let password = endpoint.password {
             let auth = endpoint.username.map { ["AUTH", $0, password] } ?? ["AUTH", password]
             if case .error(let text) = try connection.command(auth) {

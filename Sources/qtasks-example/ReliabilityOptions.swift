@@ -29,6 +29,13 @@ struct ReliabilityOptions: ParsableArguments {
     var retryJitter: Double = 0.2
 
     @Option(
+        help: """
+            Retries of a task whose State or result store is unavailable (a transient error), \
+            1 s doubling to 60 s, within 10 minutes; they do not count against --max-attempts (0: none).
+            """)
+    var transientRetries: Int = 10
+
+    @Option(
         help: "Longest a task may run, in seconds (default: no limit; tasks may set their own).",
         transform: SecondsOption.parser("--task-time-limit must be seconds, more than 0 and at most 2592000 (30 days)") {
             $0 > 0 && $0 <= 2_592_000
@@ -38,6 +45,7 @@ struct ReliabilityOptions: ParsableArguments {
     func validate() throws {
         guard maxAttempts >= 1 else { throw ValidationError("--max-attempts must be at least 1") }
         guard (0...1).contains(retryJitter) else { throw ValidationError("--retry-jitter must be 0...1") }
+        guard (0...1000).contains(transientRetries) else { throw ValidationError("--transient-retries must be 0...1000") }
     }
 
     func apply(to configuration: inout RabbitMQBrokerConfiguration, maxMessageBytes: Int) {
@@ -54,5 +62,6 @@ struct ReliabilityOptions: ParsableArguments {
             maxAttempts: maxAttempts,
             backoff: Backoff(initial: retryDelay, multiplier: 2, maximum: retryMaxDelay, jitter: retryJitter))
         configuration.taskTimeLimit = taskTimeLimit
+        configuration.transientRetry.maxRetries = transientRetries
     }
 }

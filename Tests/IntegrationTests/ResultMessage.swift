@@ -46,7 +46,7 @@ struct ResultMessage: Sendable, CustomStringConvertible {
     /// `createdAt` when given), `updated_at` not before it; `retry` 0.
     func expectDocumented(
         uuid: String?, taskName: String, status: String, returning: JSONValue? = nil,
-        tracebackContains: [String] = [], createdAt: Double? = nil,
+        tracebackContains: [String] = [], createdAt: Double? = nil, retry: Int64 = 0,
         sourceLocation: SourceLocation = #_sourceLocation
     ) {
         #expect(Set(object.keys) == Self.documentedFields, "\(self)", sourceLocation: sourceLocation)
@@ -77,7 +77,7 @@ struct ResultMessage: Sendable, CustomStringConvertible {
             #expect(created > now - 600 && created <= now + 1, "\(self)", sourceLocation: sourceLocation)
         }
         #expect(updated >= created && updated <= now + 1, "\(self)", sourceLocation: sourceLocation)
-        #expect(object["retry"] == .int(0), "\(self)", sourceLocation: sourceLocation)
+        #expect(object["retry"] == .int(retry), "\(self)", sourceLocation: sourceLocation)
         #expect(contentType == "application/json", "\(self)", sourceLocation: sourceLocation)
     }
 }

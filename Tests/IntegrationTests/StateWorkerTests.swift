@@ -105,15 +105,18 @@ struct StateWorkerTests {
     }
 
     /// A backend that cannot be reached fails only the tasks that use
-    /// State, with an error result naming the dependency and the server;
-    /// the worker keeps running its other tasks.
+    /// State, with an error result naming the dependency and the server,
+    /// after the transient-error retries (two here: about 3 s); the worker
+    /// keeps running its other tasks.
     @Test func anUnreachableStateBackendFailsOnlyTheTasksThatUseIt() async throws {
         try await TestScope.run("state-down") { scope in
-            let worker = try await scope.startWorker(on: scope.queue, arguments: ["--state", "redis://:hunter2@127.0.0.1:1/0"])
+            let worker = try await scope.startWorker(
+                on: scope.queue, arguments: ["--state", "redis://:hunter2@127.0.0.1:1/0", "--transient-retries", "2"])
             let step1 = try await scope.call("step1", on: scope.queue)
             step1.expectDocumented(
                 uuid: nil, taskName: "step1", status: "error",
-                tracebackContains: ["dependency 'state store' failed", "127.0.0.1:1"])
+                tracebackContains: ["dependency 'state store' failed", "127.0.0.1:1", "still failing after 2 transient-error retries"],
+                retry: 2)
             #expect(step1.traceback?.contains("hunter2") == false, "\(step1)")
             let add = try await scope.call("add", args: "[2, 3]", on: scope.queue)
             add.expectDocumented(uuid: nil, taskName: "add", status: "success", returning: 5)

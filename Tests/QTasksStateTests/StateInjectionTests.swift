@@ -133,7 +133,11 @@ struct StateInjectionTests {
             try await context.state(MyState.self, from: stateStore).set("state", to: "await_phone")
             return "ok"
         }
-        try await TestWorker.run(app, configuration: Self.quiet) { client, _ in
+        // StateError(unavailable) is transient: the worker would retry the
+        // task (TransientRetryTests); here each send is to fail at once.
+        var configuration = Self.quiet
+        configuration.transientRetry = .disabled
+        try await TestWorker.run(app, configuration: configuration) { client, _ in
             let failed = try await client.send("step1").result(timeout: .seconds(10))
             #expect(failed.status == .error)
             let traceback = failed.traceback ?? ""

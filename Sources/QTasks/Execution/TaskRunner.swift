@@ -19,6 +19,9 @@ public struct TaskRunner: Sendable {
     public let taskTimeLimit: Duration?
     /// The retry policy of tasks registered without one of their own.
     public let retryPolicy: RetryPolicy
+    /// How transient infrastructure errors are retried, for tasks without
+    /// a ``TaskOptions/transientRetry`` of their own.
+    public let transientRetryPolicy: TransientRetryPolicy
     private let catalog: TaskCatalog
     private let decoder: JSONDecoder
     private let logger: Logger
@@ -36,6 +39,9 @@ public struct TaskRunner: Sendable {
     ///     ``WorkerConfiguration/taskTimeLimit``.
     ///   - retryPolicy: for tasks registered without a policy of their own
     ///     (default ``RetryPolicy/never``).
+    ///   - transientRetryPolicy: how transient infrastructure errors are
+    ///     retried (``TransientRetryPolicy``; default: 10 retries within
+    ///     10 minutes).
     ///   - logger: handed to tasks through ``TaskContext/logger``; failed
     ///     dependency teardowns are logged to it.
     ///   - middleware: their ``TaskMiddleware/run(_:next:)`` hooks wrap
@@ -45,12 +51,13 @@ public struct TaskRunner: Sendable {
         maxMessageBytes: Int = 1_048_576,
         taskTimeLimit: Duration? = nil,
         retryPolicy: RetryPolicy = .never,
+        transientRetryPolicy: TransientRetryPolicy = TransientRetryPolicy(),
         logger: Logger = Logger(label: "qtasks.worker"),
         middleware: [any TaskMiddleware] = []
     ) {
         self.init(
             app: app, maxMessageBytes: maxMessageBytes, taskTimeLimit: taskTimeLimit, retryPolicy: retryPolicy,
-            logger: logger, middleware: TaskMiddlewareChain(middleware: middleware))
+            transientRetryPolicy: transientRetryPolicy, logger: logger, middleware: TaskMiddlewareChain(middleware: middleware))
     }
 
     init(
@@ -58,6 +65,7 @@ public struct TaskRunner: Sendable {
         maxMessageBytes: Int,
         taskTimeLimit: Duration?,
         retryPolicy: RetryPolicy,
+        transientRetryPolicy: TransientRetryPolicy,
         logger: Logger,
         middleware: TaskMiddlewareChain
     ) {
@@ -65,6 +73,7 @@ public struct TaskRunner: Sendable {
         self.maxMessageBytes = maxMessageBytes
         self.taskTimeLimit = taskTimeLimit.flatMap { $0 > .zero ? $0 : nil }
         self.retryPolicy = retryPolicy
+        self.transientRetryPolicy = transientRetryPolicy
         self.catalog = app.catalog()
         self.decoder = TaskEnvelope.makeDecoder(catalog: catalog)
         self.logger = logger
@@ -97,7 +106,15 @@ public struct TaskRunner: Sendable {
     /// ``DependencyError`` `.teardownFailed` (after a failure, the first
     /// error stays).
     public func execute(_ delivery: Delivery) async -> TaskOutcome {
-        await execute(delivery, span: nil)
+        await execute(delivery, span: nil).outcome
+    }
+
+    /// An outcome, and whether a `.retry` is a transient-error retry
+    /// (``TransientRetryPolicy``): its copy then carries the next
+    /// ``TransientRetryCount``.
+    struct Execution: Sendable {
+        var outcome: TaskOutcome
+        var transientRetry: TransientRetryCount? = nil
     }
 
     /// ``execute(_:)``, telling `span` (the ``Worker``'s span for this
@@ -106,18 +123,18 @@ public struct TaskRunner: Sendable {
     /// The caller runs this inside the span's `ServiceContext`, so that
     /// dependency setup and teardown and the handler's own spans and log
     /// lines are within it.
-    func execute(_ delivery: Delivery, span: (any Span)?) async -> TaskOutcome {
+    func execute(_ delivery: Delivery, span: (any Span)?) async -> Execution {
         let properties = delivery.message.properties
         var body = delivery.message.body
         let attempt = TaskContext.attempt(from: properties.headers)
         let size = delivery.discardedBodySize ?? body.count
         guard size <= maxMessageBytes, delivery.discardedBodySize == nil else {
-            return rejection(
+            return Execution(outcome: rejection(
                 TaskInputError(.oversizeMessage, "task message body is \(size) bytes, over the limit of \(maxMessageBytes) bytes"),
                 properties: properties,
                 attempt: attempt,
                 span: span
-            )
+            ))
         }
         if WireFormat(detecting: properties) == .celery {
             // Celery protocol 2: rewritten as a QTasks body, then decoded
@@ -125,14 +142,14 @@ public struct TaskRunner: Sendable {
             do {
                 body = try CeleryProtocol.qtasksBody(from: body, properties: properties)
             } catch {
-                return rejection(error, properties: properties, attempt: attempt, span: span)
+                return Execution(outcome: rejection(error, properties: properties, attempt: attempt, span: span))
             }
         }
         let envelope: TaskEnvelope
         do {
             envelope = try TaskEnvelope.decode(body, catalog: catalog, messageID: properties.messageID, decoder: decoder)
         } catch {
-            return rejection(error, properties: properties, attempt: attempt, span: span)
+            return Execution(outcome: rejection(error, properties: properties, attempt: attempt, span: span))
         }
         if let span {
             span.operationName = "run \(envelope.taskName)"
@@ -164,6 +181,7 @@ public struct TaskRunner: Sendable {
         let options = catalog.tasks[envelope.taskName]?.options ?? TaskOptions()
         let timeLimit: Duration? = if let own = options.timeLimit { own > .zero ? own : nil } else { taskTimeLimit }
         let outcome: TaskOutcome
+        var transientRetry: TransientRetryCount?
         let ending: DependencyOutcome
         do {
             let returning = try await TaskContext.$current.withValue(context) { [context] in
@@ -180,11 +198,30 @@ public struct TaskRunner: Sendable {
                 ending = .cancelled
             } else {
                 span?.recordError(error)
-                let failure = TaskFailure(error)
-                let failed = result(context, .error, traceback: failure.traceback)
-                switch (options.retry ?? retryPolicy).decision(after: error, attempt: attempt) {
-                case .retry(let delay): outcome = .retry(failed, failure, delay: delay)
-                case .giveUp: outcome = .failed(failed, failure)
+                var failure = TaskFailure(error)
+                // Transient infrastructure errors first (a State store
+                // down): retried whatever the task's own policy says, and
+                // not counted against its attempts.
+                let transient = TransientRetryCount(headers: properties.headers)
+                let now = Date().timeIntervalSince1970
+                let transientDecision = (options.transientRetry ?? transientRetryPolicy)
+                    .decision(after: error, retries: transient.retries, since: transient.since, now: now)
+                if case .retry(let delay)? = transientDecision {
+                    outcome = .retry(result(context, .error, traceback: failure.traceback), failure, delay: delay)
+                    transientRetry = transient
+                } else {
+                    let ownAttempt = max(1, attempt - transient.retries)
+                    switch (options.retry ?? retryPolicy).decision(after: error, attempt: ownAttempt) {
+                    case .retry(let delay):
+                        outcome = .retry(result(context, .error, traceback: failure.traceback), failure, delay: delay)
+                    case .giveUp:
+                        if case .giveUp(let reason)? = transientDecision {
+                            // The dead letter and the result say that the
+                            // error was retried as transient, for how long.
+                            failure.message += " (\(reason))"
+                        }
+                        outcome = .failed(result(context, .error, traceback: failure.traceback), failure)
+                    }
                 }
                 ending = .error(error)
             }
@@ -196,9 +233,9 @@ public struct TaskRunner: Sendable {
         if case .completed = outcome, let teardownError {
             span?.recordError(teardownError)
             let failure = TaskFailure(teardownError)
-            return .failed(result(context, .error, traceback: failure.traceback), failure)
+            return Execution(outcome: .failed(result(context, .error, traceback: failure.traceback), failure))
         }
-        return outcome
+        return Execution(outcome: outcome, transientRetry: transientRetry)
     }
 
     /// Runs the handler, within `timeLimit` when there is one.

@@ -27,9 +27,17 @@ public struct TaskOptions: Sendable {
     /// it false for a task whose arguments are secret (a password, a card
     /// number): its records then say `{"omitted": true}` instead.
     public var recordsArguments: Bool
+    /// How transient infrastructure errors (``TransientError``: a State
+    /// store or result store that is unavailable) are retried; nil uses
+    /// ``WorkerConfiguration/transientRetry``.
+    public var transientRetry: TransientRetryPolicy?
 
-    public init(retry: RetryPolicy? = nil, timeLimit: Duration? = nil, queue: String? = nil, recordsArguments: Bool = true) {
+    public init(
+        retry: RetryPolicy? = nil, timeLimit: Duration? = nil, queue: String? = nil, recordsArguments: Bool = true,
+        transientRetry: TransientRetryPolicy? = nil
+    ) {
         self.retry = retry
+        self.transientRetry = transientRetry
         self.timeLimit = timeLimit
         self.queue = queue
         self.recordsArguments = recordsArguments

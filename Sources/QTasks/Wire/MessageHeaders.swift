@@ -17,6 +17,14 @@ public enum MessageHeaders {
     public static let attempts = "x-qtasks-attempts"
     /// Double, seconds: the delay applied before this retry (retry copies).
     public static let retryDelay = "x-qtasks-retry-delay"
+    /// Integer: how many of the retries so far were for a transient
+    /// infrastructure error (``TransientRetryPolicy``; retry copies and
+    /// dead letters). They do not count against the task's own
+    /// ``RetryPolicy/maxAttempts``.
+    public static let transientRetries = "x-qtasks-transient-retries"
+    /// Double, Unix seconds: when the first transient failure happened
+    /// (``TransientRetryPolicy/maxDuration`` counts from it).
+    public static let transientSince = "x-qtasks-transient-since"
 
     /// Headers the broker adds when it dead-letters a message; dropped from
     /// retry copies and replays so they do not grow without end.

@@ -70,6 +70,7 @@ extension Worker {
         uuid: String,
         attempt: Int,
         delay: Duration,
+        transient: TransientRetryCount? = nil,
         metadata: @autoclosure () -> Logger.Metadata
     ) async -> Duration? {
         // A delay from a task's `TaskRetry(after:)` or a policy is not
@@ -78,6 +79,10 @@ extension Worker {
         var copy = failureCopy(of: delivery, failure: failure, uuid: uuid, now: Date().timeIntervalSince1970)
         copy.properties.headers[MessageHeaders.attempt] = .int(Int64(attempt + 1))
         copy.properties.headers[MessageHeaders.retryDelay] = .double(Seconds.double(delay))
+        if let transient {
+            // A transient-error retry: counted apart from the task's own.
+            copy.properties.headers.merge(transient.next(now: Date().timeIntervalSince1970)) { $1 }
+        }
         let queue = delivery.queue
         let applied = Mutex(delay)
         let published = await publish(for: delivery, metadata: metadata(), redeclaring: queue) { [copy] broker in

@@ -195,6 +195,7 @@ public final class Worker: Service, Sendable {
             maxMessageBytes: configuration.maxMessageBytes,
             taskTimeLimit: configuration.taskTimeLimit,
             retryPolicy: configuration.retryPolicy,
+            transientRetryPolicy: configuration.transientRetry,
             logger: logger,
             middleware: chain
         )
@@ -414,7 +415,8 @@ public final class Worker: Service, Sendable {
     /// applies its outcome to the delivery.
     private func runAndSettle(_ delivery: Delivery, _ runner: TaskRunner) async -> TaskReport {
         let start = ContinuousClock.now
-        let outcome = await runner.execute(delivery, span: WorkerSpan.current)
+        let execution = await runner.execute(delivery, span: WorkerSpan.current)
+        let outcome = execution.outcome
         let result = outcome.result
         func metadata(_ status: String) -> Logger.Metadata {
             LoggingTaskMiddleware.metadata(result, queue: delivery.queue, status: status, elapsed: ContinuousClock.now - start)
@@ -438,7 +440,8 @@ public final class Worker: Service, Sendable {
             else { return report(settled: false) }
             return report(settled: true)
         case .retry(_, let failure, let delay):
-            guard let applied = await publishRetry(delivery, failure: failure, uuid: result.uuid, attempt: result.retry + 1, delay: delay, metadata: metadata("retry")),
+            guard let applied = await publishRetry(delivery, failure: failure, uuid: result.uuid, attempt: result.retry + 1, delay: delay,
+                                                            transient: execution.transientRetry, metadata: metadata("retry")),
                   await settle(delivery, metadata: metadata("retry"), { try await $0.acknowledge(delivery) })
             else { return report(settled: false) }
             return report(settled: true, retryDelay: applied)

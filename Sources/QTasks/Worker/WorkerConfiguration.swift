@@ -47,6 +47,17 @@ public struct WorkerConfiguration: Sendable {
     /// (``TaskOptions/retry``). Default ``RetryPolicy/never``: a failure is
     /// dead-lettered at once.
     public var retryPolicy: RetryPolicy
+    /// How tasks that fail with a transient infrastructure error
+    /// (``TransientError``: `StateError` `.unavailable`,
+    /// ``ResultStoreError`` `.unavailable`, your own conforming errors) are
+    /// retried, whatever ``retryPolicy`` says: the broker holds the delay,
+    /// and these retries do not use up the task's own attempts. Default
+    /// ``TransientRetryPolicy/init(maxRetries:maxDuration:backoff:isTransient:)``:
+    /// up to 10 retries, 1 s doubling to 60 s, within 10 minutes of the
+    /// first transient failure; then the retry policy decides (by default:
+    /// dead-lettered). ``TransientRetryPolicy/disabled`` turns them off. A
+    /// task's ``TaskOptions/transientRetry`` wins.
+    public var transientRetry = TransientRetryPolicy()
     /// The delays between attempts to consume again after the connection
     /// was lost (broker restart, dropped TCP connection, missed heartbeats,
     /// channel closed or consumer cancelled by the broker). Default 0.5 s
