@@ -46,6 +46,7 @@ public final class Dashboard: Service, Sendable {
                 // backfill counts up to.
                 try await api.feed.sample(from: store)
                 try await api.feed.backfill(from: store)
+            } catch is CancellationError {
             } catch {
                 logger.warning("cannot read the last hour from the result store; charts start empty", metadata: ["error": "\(error)"])
             }
@@ -58,13 +59,18 @@ public final class Dashboard: Service, Sendable {
                         try await self.api.feed.sample(from: store)
                         if lastError != nil { self.logger.info("result store readable again") }
                         lastError = nil
+                    } catch is CancellationError {
+                        break
                     } catch {
                         let text = "\(error)"
                         if text != lastError {
                             self.logger.warning("cannot sample the result store", metadata: ["error": "\(text)"])
                         }
                         lastError = text
+                        await self.api.feed.publishIdle()
                     }
+                } else {
+                    await self.api.feed.publishIdle()
                 }
                 try? await Task.sleep(for: self.configuration.liveUpdateInterval)
             }
@@ -114,7 +120,9 @@ public final class Dashboard: Service, Sendable {
         while base.hasSuffix("/") { base.removeLast() }
         if !base.isEmpty && !base.hasPrefix("/") { base = "/" + base }
         let group = router.group(RouterPath(base.isEmpty ? "/" : base))
-        group.add(middleware: AccessControl<Context>(authentication: configuration.authentication))
+        group.add(
+            middleware: AccessControl<Context>(
+                authentication: configuration.authentication, allowedHosts: configuration.allowedHosts))
         let routes = DashboardRoutes(api: api, configuration: configuration, base: base)
         routes.add(to: group)
     }

@@ -27,6 +27,12 @@ public struct DashboardConfiguration: Sendable {
     /// which ``Dashboard/makeApplication(host:port:onServerRunning:)``
     /// accepts only on a loopback address.
     public var authentication: DashboardAuthentication
+    /// The host names (the `Host` header, without port) requests may use.
+    /// Default nil: with credentials any; without, loopback names only
+    /// (`127.0.0.1`, `localhost`, `::1`), which refuses DNS-rebinding
+    /// pages. Set it when a proxy forwards another name to a dashboard
+    /// without credentials of its own.
+    public var allowedHosts: [String]?
     /// How often live updates are made (one store query per interval for
     /// all open pages together, whatever the task rate). Default 1 s.
     public var liveUpdateInterval: Duration
@@ -41,8 +47,10 @@ public struct DashboardConfiguration: Sendable {
         broker: RabbitMQBrokerConfiguration? = nil, resultStore: (any ResultStore)? = nil,
         stateStore: (any StateStore)? = nil, managementAPI: RabbitMQManagementAPI? = nil,
         queues: [String] = ["default"], authentication: DashboardAuthentication = .none,
-        liveUpdateInterval: Duration = .seconds(1), maxLiveStreams: Int = 64, maxBodyPreviewBytes: Int = 64 * 1024
+        allowedHosts: [String]? = nil, liveUpdateInterval: Duration = .seconds(1), maxLiveStreams: Int = 64,
+        maxBodyPreviewBytes: Int = 64 * 1024
     ) {
+        self.allowedHosts = allowedHosts
         self.broker = broker
         self.resultStore = resultStore
         self.stateStore = stateStore

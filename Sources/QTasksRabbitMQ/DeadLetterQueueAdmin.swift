@@ -98,6 +98,11 @@ public final class DeadLetterQueueAdmin: Sendable {
     /// name without `.dlq`), with the worker's failure headers and the
     /// attempt number removed, so each runs again as new.
     ///
+    /// At most the messages the queue held when the replay started are
+    /// moved: a replayed task that fails again comes back to the queue, and
+    /// is not replayed a second time by the same call (else a replay of
+    /// failing tasks would loop for ever).
+    ///
     /// - Returns: how many were moved, by origin queue.
     /// - Throws: `BrokerError` when a publish fails (that message stays in
     ///   the dead-letter queue).
@@ -109,6 +114,8 @@ public final class DeadLetterQueueAdmin: Sendable {
             try await connection.withChannel { reader in
                 try await connection.withChannel { publisher in
                     try await publisher.enableConfirms()
+                    let present = Int(try await reader.declareQueue(queue, passive: true).messageCount)
+                    let limit = min(limit, present)
                     var moved: [String: Int] = [:]
                     var count = 0
                     while count < limit, let delivery = try await reader.get(queue: queue, noAck: false) {

@@ -48,6 +48,9 @@ struct DashboardCommand: AsyncParsableCommand {
     @Option(help: "Address to bind: 127.0.0.1 by default; any non-loopback address needs credentials.")
     var host = "127.0.0.1"
 
+    @Option(name: .customLong("allowed-host"), help: ArgumentHelp("A host name requests may use (repeatable; default without credentials: loopback names only, against DNS rebinding; with credentials: any).", valueName: "name"))
+    var allowedHosts: [String] = []
+
     @Option(help: "Port to serve on (0: any free port).")
     var port = 8089
 
@@ -129,12 +132,14 @@ struct DashboardCommand: AsyncParsableCommand {
         let configuration = DashboardConfiguration(
             broker: brokerConfiguration, resultStore: store, stateStore: state,
             managementAPI: try managementURL.map { try RabbitMQManagementAPI(url: $0) },
-            queues: queues.isEmpty ? ["default"] : queues, authentication: try resolvedAuthentication())
+            queues: queues.isEmpty ? ["default"] : queues, authentication: try resolvedAuthentication(),
+            allowedHosts: allowedHosts.isEmpty ? nil : allowedHosts)
         let dashboard = Dashboard(configuration: configuration, logger: logger)
         let host = host
         let app = try dashboard.makeApplication(host: host, port: port) { port in
             let shown = host.contains(":") ? "[\(host)]" : host
-            print("qtasks dashboard: http://\(shown):\(port)/")
+            let note = host == "0.0.0.0" || host == "::" ? " (every address of this host)" : ""
+            print("qtasks dashboard: http://\(shown):\(port)/\(note)")
             fflush(nil)
         }
         logger.info(
@@ -145,7 +150,9 @@ struct DashboardCommand: AsyncParsableCommand {
             ])
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [.init(service: dashboard), .init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint],
+                // Stopped in reverse order: the dashboard first, which ends
+                // the live streams, then the server.
+                services: [.init(service: app), .init(service: dashboard)], gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         do {
             try await group.run()

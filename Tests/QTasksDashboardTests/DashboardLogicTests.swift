@@ -67,10 +67,12 @@ struct AuthenticationTests {
 }
 
 struct SameOriginTests {
-    static func request(_ fields: [HTTPField.Name: String], method: HTTPRequest.Method = .post) -> Request {
+    static func request(
+        _ fields: [HTTPField.Name: String], method: HTTPRequest.Method = .post, authority: String = "127.0.0.1:8089"
+    ) -> Request {
         var headers = HTTPFields()
         for (name, value) in fields { headers[name] = value }
-        let head = HTTPRequest(method: method, scheme: "http", authority: "127.0.0.1:8089", path: "/api/x", headerFields: headers)
+        let head = HTTPRequest(method: method, scheme: "http", authority: authority, path: "/api/x", headerFields: headers)
         return Request(head: head, body: RequestBody(buffer: ByteBuffer()))
     }
 
@@ -93,6 +95,27 @@ struct SameOriginTests {
             AccessControl<BasicRequestContext>.crossOriginReason(Self.request([Self.action: "1", Self.fetchSite: "cross-site"]))
                 != nil)
         #expect(AccessControl<BasicRequestContext>.crossOriginReason(Self.request([Self.action: "0"])) != nil)
+    }
+}
+
+struct HostAllowListTests {
+    typealias Control = AccessControl<BasicRequestContext>
+
+    /// Without credentials only loopback names are answered, so a page
+    /// whose name was re-pointed at 127.0.0.1 (DNS rebinding) gets nothing.
+    @Test func withoutCredentialsOnlyLoopbackNames() {
+        let open = Control(authentication: .none, allowedHosts: nil)
+        for authority in ["127.0.0.1:8089", "localhost:8089", "[::1]:8089", "127.0.0.2", "LOCALHOST"] {
+            #expect(open.hostIsAllowed(SameOriginTests.request([:], authority: authority)), "\(authority)")
+        }
+        for authority in ["rebind.attacker.example:8089", "127.0.0.1.nip.io:8089", "10.0.0.1:8089"] {
+            #expect(!open.hostIsAllowed(SameOriginTests.request([:], authority: authority)), "\(authority)")
+        }
+        let guarded = Control(authentication: .bearer(token: "t"), allowedHosts: nil)
+        #expect(guarded.hostIsAllowed(SameOriginTests.request([:], authority: "dashboard.example.com")))
+        let proxied = Control(authentication: .none, allowedHosts: ["qtasks.internal"])
+        #expect(proxied.hostIsAllowed(SameOriginTests.request([:], authority: "qtasks.internal:443")))
+        #expect(!proxied.hostIsAllowed(SameOriginTests.request([:], authority: "other.internal")))
     }
 }
 
@@ -150,6 +173,35 @@ struct LiveFeedTests {
         #expect(second.lastHour["failed"]?.intValue == 2 && second.lastHour["retried"]?.intValue == 1, "\(second.lastHour)")
         let chart = second.chart["succeeded"]?.arrayValue?.compactMap(\.intValue) ?? []
         #expect(chart.count == 60 && chart.reduce(0, +) == 13, "\(second.chart)")
+    }
+
+    /// A worker whose heartbeat lapsed (it dropped out of the live list)
+    /// and came back is counted from its last counters, not its new totals.
+    @Test func aLapsedWorkerKeepsItsCounts() async throws {
+        let now = Date()
+        let start = now.addingTimeInterval(-600)
+        let feed = LiveFeed()
+        let store = MemoryResultStore()
+        try await store.recordHeartbeat(Self.heartbeat(processed: 100, failed: 0, retried: 0, startedAt: start, sentAt: now))
+        try await feed.sample(from: store)
+        // Gone from the live list (a store that forgot it).
+        let empty = MemoryResultStore()
+        try await feed.sample(from: empty)
+        try await store.recordHeartbeat(
+            Self.heartbeat(processed: 160, failed: 10, retried: 0, startedAt: start, sentAt: now.addingTimeInterval(5)))
+        try await feed.sample(from: store)
+        let overview = await feed.overview()
+        #expect(overview.lastHour["succeeded"]?.intValue == 50 && overview.lastHour["failed"]?.intValue == 10, "\(overview.lastHour)")
+    }
+
+    /// Without a store the streams still get an update a second.
+    @Test func idleUpdatesReachSubscribers() async throws {
+        let feed = LiveFeed()
+        let subscription = try #require(await feed.subscribe(limit: 4))
+        await feed.publishIdle()
+        var iterator = subscription.updates.makeAsyncIterator()
+        let update = try #require(await iterator.next())
+        #expect(Self.recent(update) == [] && update.contains("last_hour"), "\(update)")
     }
 
     /// Subscribers get the tasks that changed since the previous update,

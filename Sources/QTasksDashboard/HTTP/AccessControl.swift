@@ -16,12 +16,47 @@ import QTasks
 /// `Sec-Fetch-Site`, when present, `same-origin` or `none`.
 struct AccessControl<Context: RequestContext>: RouterMiddleware {
     let authentication: DashboardAuthentication
+    /// Host names (without port) a request may name; nil: any.
+    let allowedHosts: Set<String>?
+
+    init(authentication: DashboardAuthentication, allowedHosts: [String]?) {
+        self.authentication = authentication
+        // Without credentials, only loopback names: a page on another
+        // site whose name is re-pointed at 127.0.0.1 (DNS rebinding) is
+        // then refused, though the browser takes it as same-origin.
+        let hosts = allowedHosts ?? (authentication.isEnabled ? nil : ["127.0.0.1", "localhost", "::1"])
+        self.allowedHosts = hosts.map { Set($0.map { $0.lowercased() }) }
+    }
+
+    /// The host of an authority (`host:port`, `[v6]:port`), lowercased.
+    static func hostName(_ authority: String) -> String {
+        var text = authority.lowercased()
+        if text.hasPrefix("[") {
+            text.removeFirst()
+            return String(text.prefix { $0 != "]" })
+        }
+        if let colon = text.lastIndex(of: ":"), text.firstIndex(of: ":") == colon { text = String(text[..<colon]) }
+        return text
+    }
+
+    func hostIsAllowed(_ request: Request) -> Bool {
+        guard let allowedHosts else { return true }
+        guard let authority = request.head.authority else { return false }
+        let host = Self.hostName(authority)
+        return allowedHosts.contains(host) || (allowedHosts.contains("127.0.0.1") && Dashboard.isLoopback(host))
+    }
 
     static var actionHeader: HTTPField.Name { HTTPField.Name("X-QTasks-Request")! }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
         -> Response
     {
+        guard hostIsAllowed(request) else {
+            return Self.secured(
+                Self.refusal(
+                    .forbidden,
+                    "host \(request.head.authority ?? "(none)") not allowed: without credentials the dashboard answers to loopback names only (DashboardConfiguration.allowedHosts)"))
+        }
         guard authentication.accepts(authorization: request.headers[.authorization]) else {
             var response = Self.refusal(.unauthorized, "credentials required (HTTP Basic or a bearer token)")
             response.headers[.wwwAuthenticate] = "Basic realm=\"qtasks dashboard\", charset=\"UTF-8\""

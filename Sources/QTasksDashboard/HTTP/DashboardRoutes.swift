@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import QTasks
+import ServiceLifecycle
 
 /// The HTTP side of docs/dashboard.md ("JSON API"): pages, assets, JSON, and the
 /// server-sent live updates.
@@ -45,7 +46,18 @@ struct DashboardRoutes: Sendable {
         group.post("api/dead-letters/:queue/replay") { request, context in
             await Self.json {
                 let body = try await Self.body(request)
-                let uuid: String? = if case .string(let text)? = body["uuid"] { text } else { nil }
+                // {} replays all; {"uuid": "…"} one; anything else is refused,
+                // never read as "all".
+                var uuid: String?
+                if let value = body["uuid"] {
+                    guard case .string(let text) = value, !text.isEmpty else {
+                        throw APIError.badRequest("uuid must be a non-empty string (or absent, to replay all)")
+                    }
+                    uuid = text
+                }
+                guard body.keys.allSatisfy({ $0 == "uuid" }) else {
+                    throw APIError.badRequest("unknown fields: \(body.keys.filter { $0 != "uuid" }.sorted().joined(separator: ", "))")
+                }
                 return try await api.replay(try Self.parameter("queue", context), uuid: uuid)
             }
         }
@@ -62,7 +74,7 @@ struct DashboardRoutes: Sendable {
             await Self.json {
                 let namespace = try Self.parameter("namespace", context)
                 // The namespace's keyless state (StateID(namespace:)).
-                if Self.query(request)["keyless"] != nil { return try await api.stateFields(namespace: namespace, key: nil) }
+                if let keyless = Self.query(request)["keyless"]?.last, keyless == "1" || keyless == "true" { return try await api.stateFields(namespace: namespace, key: nil) }
                 return try await api.stateKeys(in: namespace)
             }
         }
@@ -93,8 +105,15 @@ struct DashboardRoutes: Sendable {
                 do {
                     // The browser waits this long before reconnecting.
                     try await writer.write(ByteBuffer(string: "retry: 3000\n: connected\n\n"))
-                    for await update in subscription.updates {
-                        try await writer.write(ByteBuffer(string: "event: update\ndata: \(update)\n\n"))
+                    // The server waits for open responses when it stops: end
+                    // the stream at graceful shutdown, or an open page would
+                    // keep the process alive (the browser reconnects).
+                    try await withGracefulShutdownHandler {
+                        for await update in subscription.updates {
+                            try await writer.write(ByteBuffer(string: "event: update\ndata: \(update)\n\n"))
+                        }
+                    } onGracefulShutdown: {
+                        Task { await feed.unsubscribe(subscription.id) }
                     }
                     await feed.unsubscribe(subscription.id)
                     try await writer.finish(nil)
@@ -160,7 +179,12 @@ struct DashboardRoutes: Sendable {
 
     /// A JSON object body (empty: `{}`), at most 64 KiB.
     static func body(_ request: Request) async throws -> [String: JSONValue] {
-        let buffer = try await request.body.collect(upTo: 64 * 1024)
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: 64 * 1024)
+        } catch is NIOTooManyBytesError {
+            throw APIError(status: 413, message: "the body is larger than 64 KiB")
+        }
         let bytes = Array(buffer.readableBytesView)
         if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) { return [:] }
         guard case .object(let object) = try? JSONParser.parse(bytes) else {

@@ -18,15 +18,15 @@ actor BrokerAccess {
         self.logger = logger
     }
 
-    /// Runs `body` with the connection; a failure other than a refused
-    /// queue (404, 406) drops the connection so the next call reconnects.
+    /// Runs `body` with the connection. Only a failure of the connection
+    /// itself (lost, timed out, closed) drops it so the next call
+    /// reconnects: a refused queue closes only its channel, and the
+    /// caller's own errors leave it alone; other requests share it.
     func withAdmin<T: Sendable>(_ body: @Sendable (DeadLetterQueueAdmin) async throws -> T) async throws -> T {
         let admin = try await connected()
         do {
             return try await body(admin)
-        } catch let error as BrokerError where error.code == .refused && error.replyCode != nil && error.replyCode! < 500 {
-            throw error
-        } catch {
+        } catch let error as BrokerError where Self.isConnectionFailure(error) {
             if self.admin === admin {
                 self.admin = nil
                 await admin.close()
@@ -35,13 +35,22 @@ actor BrokerAccess {
         }
     }
 
+    static func isConnectionFailure(_ error: BrokerError) -> Bool {
+        error.code == .connectionLost || error.code == .connectionFailed || error.code == .closed
+            || error.code == .timeout || (error.replyCode ?? 0) >= 500
+    }
+
     private func connected() async throws -> DeadLetterQueueAdmin {
         guard !closed else { throw BrokerError(.closed, "the dashboard is stopping") }
         if let admin { return admin }
         if let connecting { return try await connecting.value }
         let configuration = configuration
-        let logger = logger
-        let task = Task { try await DeadLetterQueueAdmin.connect(configuration, logger: logger) }
+        // A passive declare of a queue that does not exist is routine here
+        // (the overview probes dead-letter queues): the AMQP layer's
+        // channel-close warnings are not for the dashboard's log.
+        var logger = logger
+        logger.logLevel = max(logger.logLevel, .error)
+        let task = Task { [logger] in try await DeadLetterQueueAdmin.connect(configuration, logger: logger) }
         connecting = task
         defer { connecting = nil }
         let admin = try await task.value

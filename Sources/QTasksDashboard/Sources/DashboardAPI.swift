@@ -96,8 +96,13 @@ final class DashboardAPI: Sendable {
             guard let value = Double(text), value.isFinite else { throw APIError.badRequest("\(key) must be a number") }
             return value
         }
-        let limit = try number("limit").map(Int.init) ?? 50
-        let offset = try number("offset").map(Int.init) ?? 0
+        func integer(_ key: String) throws -> Int? {
+            guard let text = one(key) else { return nil }
+            guard let value = Int(text) else { throw APIError.badRequest("\(key) must be a whole number") }
+            return value
+        }
+        let limit = try integer("limit") ?? 50
+        let offset = try integer("offset") ?? 0
         guard (1...500).contains(limit) else { throw APIError.badRequest("limit must be 1 to 500") }
         guard offset >= 0 else { throw APIError.badRequest("offset must be 0 or more") }
         do {
@@ -199,9 +204,20 @@ final class DashboardAPI: Sendable {
     /// The task queue and dead-letter queue of a path parameter that may
     /// name either.
     private static func names(_ queue: String) throws -> (queue: String, deadLetterQueue: String) {
-        guard !queue.isEmpty, queue.utf8.count <= 255 else { throw APIError.badRequest("a queue name is 1 to 255 bytes") }
         let deadLetterQueue = DeadLetterQueueAdmin.deadLetterQueue(for: queue)
+        guard !queue.isEmpty, deadLetterQueue.utf8.count <= 255 else {
+            throw APIError.badRequest("a queue name is 1 to 251 bytes (its dead-letter queue adds .dlq, and AMQP allows 255)")
+        }
+        try Self.refuseControlCharacters(queue, "a queue name")
         return (queue.hasSuffix(".dlq") ? String(queue.dropLast(4)) : queue, deadLetterQueue)
+    }
+
+    /// Names with control characters are refused: no queue of a worker
+    /// has them, and they would reach the logs as they are.
+    static func refuseControlCharacters(_ text: String, _ what: String) throws {
+        if text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            throw APIError.badRequest("\(what) must not contain control characters")
+        }
     }
 
     /// `/api/dead-letters/<queue>`: the first `limit` messages, left in the

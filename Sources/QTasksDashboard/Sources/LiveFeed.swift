@@ -28,7 +28,10 @@ actor LiveFeed {
 
     private let startedAt = Date()
     private var buckets: [Int64: Bucket] = [:]
-    private var counters: [String: (processed: Int, failed: Int, retried: Int)] = [:]
+    /// The last counters of each worker seen in the last hour: a worker
+    /// whose heartbeat lapsed and came back is counted from where it was,
+    /// not from its new totals.
+    private var counters: [String: (processed: Int, failed: Int, retried: Int, seen: Date)] = [:]
     /// The time of each worker's first sampled heartbeat: its counters
     /// count from then on.
     private var baselines: [String: Date] = [:]
@@ -74,8 +77,8 @@ actor LiveFeed {
         for worker in workers {
             alive.insert(worker.workerID)
             if JSONShapes.isStale(worker, now: now) { stale += 1 } else { online += 1 }
-            let previous =
-                counters[worker.workerID]
+            let previous: (processed: Int, failed: Int, retried: Int) =
+                counters[worker.workerID].map { ($0.processed, $0.failed, $0.retried) }
                 // A worker first seen: count what it did since the
                 // dashboard started, nothing before (the backfill has it).
                 ?? (worker.startedAt >= startedAt ? (0, 0, 0) : (worker.processed, worker.failed, worker.retried))
@@ -89,13 +92,14 @@ actor LiveFeed {
                     $0.retried += retried
                 }
             }
-            counters[worker.workerID] = (worker.processed, worker.failed, worker.retried)
+            counters[worker.workerID] = (worker.processed, worker.failed, worker.retried, now)
             if baselines[worker.workerID] == nil {
                 baselines[worker.workerID] = worker.startedAt >= startedAt ? worker.startedAt : worker.sentAt
             }
         }
-        counters = counters.filter { alive.contains($0.key) }
-        baselines = baselines.filter { alive.contains($0.key) }
+        let forgotten = now.addingTimeInterval(-Double(Self.bucketSeconds) * Double(Self.bucketCount))
+        counters = counters.filter { $0.value.seen >= forgotten }
+        baselines = baselines.filter { counters[$0.key] != nil }
         workerCounts = (online, stale)
 
         // The newest records: those that changed since the last sample.
@@ -115,6 +119,14 @@ actor LiveFeed {
         seen = nowSeen
         prune(now: now)
         publish(update(now: now, recent: changed))
+    }
+
+    /// Sends the current counts with no task changes: when there is no
+    /// store or it failed, so that open streams still get a write a
+    /// second (and a client that left is noticed).
+    func publishIdle(now: Date = Date()) {
+        prune(now: now)
+        publish(update(now: now, recent: []))
     }
 
     /// `last_hour` and `chart` of `/api/overview`.

@@ -149,6 +149,70 @@ struct DashboardAPITests {
         }
     }
 
+    /// What a break-it run found: numbers past Int's range crashed the
+    /// process; a malformed replay body replayed everything; replaying
+    /// tasks that fail again looped for ever; an open live stream kept a
+    /// stopped dashboard alive. Each is refused or bounded now.
+    @Test func hostileRequestsAreRefusedAndReplayAllIsBounded() async throws {
+        let store = try TestResultStore.sqlite()
+        defer { store.remove() }
+        try await TestScope.run("dash-hostile") { scope in
+            _ = try await scope.startWorker(on: scope.queue, arguments: store.arguments)
+            for index in 0..<5 {
+                _ = try await scope.runCLI(["send", "fail", "f\(index)", "--queue", scope.queue, "--wait", "20"] + store.arguments)
+            }
+            try await waitUntil("five dead letters", timeout: 10) {
+                try await scope.admin.queueInfo(scope.deadLetterQueue)?.messageCount == 5
+            }
+            let dashboard = try await scope.startDashboard(["--queue", scope.queue] + store.arguments)
+            let base = dashboard.baseURL
+
+            for query in ["limit=1e19", "offset=1e19", "limit=9223372036854775808", "offset=-1", "limit=abc", "since=abc"] {
+                let answer = try await HTTP.request(base + "/api/tasks?\(query)")
+                #expect(answer.status == 400, "\(query): \(answer)")
+            }
+            #expect(dashboard.process.isRunning, "the dashboard survived: \(dashboard.process.stderrTail())")
+
+            let replay = base + "/api/dead-letters/\(scope.queue)/replay"
+            let action = ["X-QTasks-Request": "1"]
+            for body in [#"{"uuid": 5}"#, #"{"uuid": null}"#, #"{"uid": "x"}"#, #"{"uuid": ""}"#, "[]", "not json"] {
+                let answer = try await HTTP.request(replay, method: "POST", headers: action, body: body)
+                #expect(answer.status == 400, "\(body): \(answer)")
+            }
+            let huge = try await HTTP.request(replay, method: "POST", headers: action, body: String(repeating: " ", count: 70_000))
+            #expect(huge.status == 413, "\(huge)")
+            let control = try await HTTP.request(base + "/api/dead-letters/x%0Aforged")
+            #expect(control.status == 400, "\(control)")
+            let long = try await HTTP.request(base + "/api/dead-letters/" + String(repeating: "q", count: 253))
+            #expect(long.status == 400, "\(long)")
+            #expect(try await scope.admin.queueInfo(scope.deadLetterQueue)?.messageCount == 5, "nothing was replayed")
+
+            // Replay all: each of the five once, though each fails again and
+            // comes back to the dead-letter queue meanwhile.
+            let all = try await HTTP.request(replay, method: "POST", headers: action, body: "{}", timeout: 60)
+            #expect(all.status == 200 && all.json?["moved"]?[scope.queue]?.intValue == 5, "\(all)")
+            try await waitUntil("the five back in the dead-letter queue", timeout: 20) {
+                try await scope.admin.queueInfo(scope.deadLetterQueue)?.messageCount == 5
+            }
+            // A 404 does not drop the connection other requests share: the
+            // next call still works (and the log has no reconnect).
+            let missing = try await HTTP.request(base + "/api/dead-letters/no-such-queue-\(UUID().uuidString.prefix(6))")
+            #expect(missing.status == 404, "\(missing)")
+            let after = try await HTTP.request(base + "/api/dead-letters/\(scope.queue)")
+            #expect(after.status == 200, "\(after)")
+            let connects = dashboard.process.stderrTail(lines: 1000).components(separatedBy: "connected to RabbitMQ").count - 1
+            #expect(connects <= 1, "reconnected \(connects) times:\n\(dashboard.process.stderrTail())")
+
+            // SIGTERM with a live stream open: the dashboard ends the stream and exits.
+            let reader = Task { try await LiveStream.read(base + "/api/live", for: 20) }
+            try await Task.sleep(for: .seconds(2))
+            dashboard.process.signal(SIGTERM)
+            let ended = await dashboard.process.waitForExit(timeout: 10)
+            #expect(ended == .exited(0), "\(dashboard.process.stderrTail())")
+            reader.cancel()
+        }
+    }
+
     /// A worker that stops heartbeating (stopped with SIGSTOP) turns stale
     /// after two intervals, then disappears when its heartbeat expires; it
     /// comes back when it runs again.
