@@ -71,7 +71,7 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Largest result the worker publishes, in bytes (default: 8388608, 8 MiB; 0: no limit of the worker's own).",
+            "Largest result the worker publishes, in bytes (8 MiB by default; 0: no limit of the worker's own).",
             discussion: "A larger result is not sent: the client gets an error result (ResultTooLargeError) and the task goes to the dead-letter queue, without running again. Keep it at or under the broker's max_message_size (RabbitMQ 4: 16 MiB, 3.x: 128 MiB), which RabbitMQ does not tell clients; a result the broker refuses as too large ends the same way."))
     var maxResultBytes: Int = 8_388_608
 
