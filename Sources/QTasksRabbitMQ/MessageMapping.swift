@@ -79,4 +79,47 @@ enum MessageMapping {
         }
         return BrokerError(code, error.message, replyCode: error.replyCode, replyText: error.replyText)
     }
+
+    /// A broker's refusal of a message as too large: RabbitMQ closes the
+    /// channel with `406 PRECONDITION_FAILED - message size N is larger
+    /// than configured max size M` (3.x and 4.x; "max size" without
+    /// "configured" at its built-in maximum).
+    struct OversizeRefusal: Equatable {
+        /// The size of the refused message.
+        var size: Int
+        /// The broker's `max_message_size`.
+        var limit: Int
+
+        init?(_ error: AMQPError) {
+            guard error.code == .channelClosed || error.code == .connectionClosed, error.replyCode == 406,
+                let text = error.replyText
+            else { return nil }
+            self.init(replyText: text)
+        }
+
+        init?(replyText text: String) {
+            guard let match = text.firstMatch(of: Self.pattern),
+                let size = Int(match.output.1), let limit = Int(match.output.2)
+            else { return nil }
+            self.size = size
+            self.limit = limit
+        }
+
+        nonisolated(unsafe) private static let pattern = #/message size (\d+) is larger than (?:configured )?max size (\d+)/#
+
+        /// Whether a message of `bodySize` bytes is the one refused (or
+        /// would be): over the limit, or of the size the broker named.
+        func refuses(bodySize: Int) -> Bool {
+            bodySize > limit || bodySize == size
+        }
+    }
+
+    /// `.messageTooLarge` for a message of `size` bytes over `limit`.
+    static func tooLarge(size: Int, limit: Int, replyText: String?) -> BrokerError {
+        BrokerError(
+            .messageTooLarge,
+            "the message of \(size) bytes is larger than the broker's maximum message size of \(limit) bytes",
+            replyCode: replyText == nil ? nil : 406, replyText: replyText, maxMessageBytes: limit)
+    }
 }
+

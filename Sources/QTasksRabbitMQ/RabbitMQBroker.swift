@@ -253,39 +253,162 @@ public final class RabbitMQBroker: DelayedPublishing, PriorityQueueing {
         }
     }
 
+    /// Publishes on the shared publishing channel, confirmed.
+    ///
+    /// A message the broker refuses as too large (RabbitMQ's
+    /// `max_message_size`: `406 PRECONDITION_FAILED`, which closes the
+    /// channel) fails with ``BrokerError/Code/messageTooLarge``. The
+    /// refusal names the limit: larger messages are then refused here
+    /// (same error, nothing sent) for as long as the publishing connection
+    /// lasts, so that they no longer close the channel. The other publishes
+    /// that the closed channel failed (sent after the refused one, or not
+    /// yet confirmed) are sent again on a new channel, up to
+    /// ``channelRetries`` times: a neighbour's refusal does not fail them.
+    /// One that had reached its queue before the channel closed then
+    /// arrives twice (at-least-once, as after a requeue).
     public func publish(_ message: Message, to queue: String, mandatory: Bool) async throws {
-        let channel = try await mapErrors { try await publisher.channel() }
-        do {
-            try await channel.publish(
-                message.body, exchange: "", routingKey: queue, mandatory: mandatory,
-                properties: MessageMapping.amqpProperties(message.properties))
-        } catch let error as AMQPError {
-            if error.code == .channelClosed { await publisher.invalidate(channel) }
-            throw MessageMapping.brokerError(error)
+        let size = message.body.count
+        let properties = MessageMapping.amqpProperties(message.properties)
+        var retries = 0
+        while true {
+            let channel = try await mapErrors { try await publisher.channel() }
+            if let limit = knownMessageLimit(on: channel), size > limit {
+                throw MessageMapping.tooLarge(size: size, limit: limit, replyText: nil)
+            }
+            do {
+                try await channel.publish(
+                    message.body, exchange: "", routingKey: queue, mandatory: mandatory, properties: properties)
+                return
+            } catch let error as AMQPError {
+                if error.code == .channelClosed { await publisher.invalidate(channel) }
+                if let refusal = MessageMapping.OversizeRefusal(error) {
+                    learnMessageLimit(refusal.limit, on: channel)
+                    if refusal.refuses(bodySize: size) {
+                        throw MessageMapping.tooLarge(size: size, limit: refusal.limit, replyText: error.replyText)
+                    }
+                }
+                guard error.code == .channelClosed, retries < Self.channelRetries else {
+                    throw MessageMapping.brokerError(error)
+                }
+                retries += 1
+                logger.notice(
+                    "publish failed with its channel (closed by the broker for another message); sending it again on a new channel",
+                    metadata: ["queue": "\(queue)", "error": "\(error)", "try": "\(retries + 1)"])
+            }
+        }
+    }
+
+    /// How many times a publish failed by its channel's close (another
+    /// message's fault, as far as the broker's reply tells) is sent again
+    /// on a new channel.
+    static let channelRetries = 3
+
+    /// The broker's maximum message size, once a refusal named it, with
+    /// the publishing connection that learned it: RabbitMQ does not
+    /// advertise `max_message_size` (not in `connection.start`'s server
+    /// properties), and a new connection (a restarted broker, another
+    /// node) may have another.
+    private let messageLimit = Mutex<(limit: Int, connection: ObjectIdentifier)?>(nil)
+
+    private func knownMessageLimit(on channel: AMQPChannel) -> Int? {
+        messageLimit.withLock { known in
+            guard let known, known.connection == ObjectIdentifier(channel.connection) else { return nil }
+            return known.limit
+        }
+    }
+
+    private func learnMessageLimit(_ limit: Int, on channel: AMQPChannel) {
+        let learned = messageLimit.withLock { known in
+            defer { known = (limit, ObjectIdentifier(channel.connection)) }
+            return known?.limit != limit || known?.connection != ObjectIdentifier(channel.connection)
+        }
+        if learned {
+            logger.warning(
+                "the broker refused a message as too large; larger messages are refused before sending from now on",
+                metadata: ["max_message_size": "\(limit)"])
         }
     }
 
     /// Hands the whole batch to the publishing connection's owner thread at
     /// once (`AMQPChannel.publish(batch:)`): pipelined within the confirm
-    /// window, with no thread hop per message.
+    /// window, with no thread hop per message. Oversize messages and the
+    /// others of a closed channel are handled as by
+    /// ``publish(_:to:mandatory:)``: a message the broker refuses as too
+    /// large fails alone, the rest of the batch is sent again on a new
+    /// channel.
     public func publish(batch publications: [Publication]) async throws -> [Result<Void, any Error>] {
-        let channel = try await mapErrors { try await publisher.channel() }
-        let messages = publications.map { publication in
-            AMQPOutgoingMessage(
-                publication.message.body, routingKey: publication.queue, mandatory: publication.mandatory,
-                properties: MessageMapping.amqpProperties(publication.message.properties))
+        var results = [Result<Void, any Error>?](repeating: nil, count: publications.count)
+        var pending = Array(publications.indices)
+        var retries = 0
+        while !pending.isEmpty {
+            let channel: AMQPChannel
+            let outcomes: [Result<Void, AMQPError>]
+            var sending: [Int] = []
+            do {
+                channel = try await mapErrors { try await publisher.channel() }
+                let limit = knownMessageLimit(on: channel)
+                for index in pending {
+                    let size = publications[index].message.body.count
+                    if let limit, size > limit {
+                        results[index] = .failure(MessageMapping.tooLarge(size: size, limit: limit, replyText: nil))
+                    } else {
+                        sending.append(index)
+                    }
+                }
+                if sending.isEmpty { break }
+                let messages = sending.map { index in
+                    let publication = publications[index]
+                    return AMQPOutgoingMessage(
+                        publication.message.body, routingKey: publication.queue, mandatory: publication.mandatory,
+                        properties: MessageMapping.amqpProperties(publication.message.properties))
+                }
+                do {
+                    outcomes = try await channel.publish(batch: messages)
+                } catch let error as AMQPError {
+                    if error.code == .channelClosed || error.code == .connectionClosed { await publisher.invalidate(channel) }
+                    throw MessageMapping.brokerError(error)
+                }
+            } catch {
+                // The first try throws as before; a later one fails only
+                // the messages it was sending again.
+                guard retries > 0 else { throw error }
+                for index in pending where results[index] == nil { results[index] = .failure(error) }
+                break
+            }
+            if outcomes.contains(where: { if case .failure(let error) = $0 { error.code == .channelClosed } else { false } }) {
+                await publisher.invalidate(channel)
+            }
+            var again: [Int] = []
+            for (index, outcome) in zip(sending, outcomes) {
+                switch outcome {
+                case .success:
+                    results[index] = .success(())
+                case .failure(let error):
+                    let size = publications[index].message.body.count
+                    if let refusal = MessageMapping.OversizeRefusal(error) {
+                        learnMessageLimit(refusal.limit, on: channel)
+                        if refusal.refuses(bodySize: size) {
+                            results[index] = .failure(
+                                MessageMapping.tooLarge(size: size, limit: refusal.limit, replyText: error.replyText))
+                            continue
+                        }
+                    }
+                    if error.code == .channelClosed, retries < Self.channelRetries {
+                        again.append(index)
+                    } else {
+                        results[index] = .failure(MessageMapping.brokerError(error))
+                    }
+                }
+            }
+            if !again.isEmpty {
+                logger.notice(
+                    "publishes failed with their channel (closed by the broker for another message); sending them again on a new channel",
+                    metadata: ["count": "\(again.count)"])
+            }
+            pending = again
+            retries += 1
         }
-        let outcomes: [Result<Void, AMQPError>]
-        do {
-            outcomes = try await channel.publish(batch: messages)
-        } catch let error as AMQPError {
-            if error.code == .channelClosed || error.code == .connectionClosed { await publisher.invalidate(channel) }
-            throw MessageMapping.brokerError(error)
-        }
-        if outcomes.contains(where: { if case .failure(let error) = $0 { error.code == .channelClosed } else { false } }) {
-            await publisher.invalidate(channel)
-        }
-        return outcomes.map { $0.mapError { MessageMapping.brokerError($0) as any Error } }
+        return results.map { $0 ?? .failure(BrokerError(.connectionLost, "the message was not published")) }
     }
 
     /// Hands the ack to the consuming connection without waiting for it to

@@ -20,6 +20,11 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
             message's reply_to queue. SIGINT or SIGTERM stops consuming, lets running tasks finish (up \
             to --shutdown-grace seconds), acknowledges them and exits 0.
 
+            A result over --max-result-bytes (default 8 MiB), or one the broker refuses as larger \
+            than its max_message_size, is answered with an error result (ResultTooLargeError: \
+            result of N bytes exceeds the limit of M bytes) and the task is dead-lettered; it does \
+            not run again.
+
             The broker URL comes from --url, else QTASKS_URL, else \
             amqp://guest:guest@127.0.0.1:5672/%2F.
 
@@ -66,6 +71,12 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
+            "Largest result the worker publishes, in bytes (8 MiB by default; 0: no limit of the worker's own).",
+            discussion: "A larger result is not sent: the client gets an error result (ResultTooLargeError) and the task goes to the dead-letter queue, without running again. Keep it at or under the broker's max_message_size (RabbitMQ 4: 16 MiB, 3.x: 128 MiB), which RabbitMQ does not tell clients; a result the broker refuses as too large ends the same way."))
+    var maxResultBytes: Int = 8_388_608
+
+    @Option(
+        help: ArgumentHelp(
             "State backend URL: sqlite:///path/state.db, redis://host:6379/0, memory:// (default: $QTASKS_STATE_URL, else sqlite://<cwd>/.qtasks-state.db).",
             valueName: "url"))
     var state: String?
@@ -95,6 +106,7 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
             throw ValidationError("--prefetch must be 1...65535")
         }
         guard maxMessageBytes > 0 else { throw ValidationError("--max-message-bytes must be > 0") }
+        guard maxResultBytes >= 0 else { throw ValidationError("--max-result-bytes must be 0 (no limit) or more") }
         _ = try routing.parsedBindings(queues: queues.isEmpty ? ["default"] : queues)
     }
 
@@ -148,6 +160,7 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
         configuration.prefetch = prefetch
         configuration.shutdownGracePeriod = shutdownGrace
         configuration.maxMessageBytes = maxMessageBytes
+        configuration.maxResultBytes = maxResultBytes == 0 ? nil : maxResultBytes
         configuration.logger = Logger(label: "qtasks.worker")
         if tracing { configuration.tracer = ExampleTracing.makeTracer() }
         reliability.apply(to: &configuration)

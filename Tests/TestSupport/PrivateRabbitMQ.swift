@@ -14,7 +14,7 @@ public struct PrivateRabbitMQ: Sendable {
     /// The port of a private node: `QTASKS_PRIVATE_RABBITMQ_PORT` plus
     /// `offset` (deploy/test.sh sets it to its broker's port + 21, so that
     /// two checkouts testing with different ports never share a node), else
-    /// 5693 plus `offset`. Offsets in use: 0 (AMQPTests), 1, 2 and 3
+    /// 5693 plus `offset`. Offsets in use: 0 (AMQPTests), 1, 2, 3 and 7
     /// (IntegrationTests).
     public static func port(offset: Int) -> Int {
         let base = ProcessInfo.processInfo.environment["QTASKS_PRIVATE_RABBITMQ_PORT"].flatMap(Int.init) ?? 5693
@@ -44,9 +44,13 @@ public struct PrivateRabbitMQ: Sendable {
     }
 
     /// Starts the node and waits until it accepts AMQP connections.
-    public static func start(port: Int) async throws -> PrivateRabbitMQ {
+    ///
+    /// - Parameter extraConfiguration: lines added to the node's
+    ///   rabbitmq.conf (`QTASKS_RABBITMQ_EXTRA_CONF`), for example
+    ///   `max_message_size = 1048576`.
+    public static func start(port: Int, extraConfiguration: String? = nil) async throws -> PrivateRabbitMQ {
         let broker = PrivateRabbitMQ(port: port)
-        try await broker.script("start")
+        try await broker.script(["start"], environment: extraConfiguration.map { ["QTASKS_RABBITMQ_EXTRA_CONF": $0] } ?? [:])
         return broker
     }
 
@@ -79,7 +83,7 @@ public struct PrivateRabbitMQ: Sendable {
     }
 
     @discardableResult
-    public func script(_ arguments: [String]) async throws -> String {
+    public func script(_ arguments: [String], environment extra: [String: String] = [:]) async throws -> String {
         let script = Self.repositoryRoot.appendingPathComponent("deploy/rabbitmq.sh").path
         let port = self.port
         // The script runs on a thread of its own with a blocking waitpid:
@@ -88,7 +92,7 @@ public struct PrivateRabbitMQ: Sendable {
         let (status, output) = try await withCheckedThrowingContinuation {
             (continuation: CheckedContinuation<(Int32, String), any Error>) in
             Thread {
-                continuation.resume(with: Result { try Self.run(script, arguments, port: port) })
+                continuation.resume(with: Result { try Self.run(script, arguments, port: port, environment: extra) })
             }.start()
         }
         guard status == 0 else {
@@ -97,7 +101,7 @@ public struct PrivateRabbitMQ: Sendable {
         return output
     }
 
-    private static func run(_ script: String, _ arguments: [String], port: Int) throws -> (Int32, String) {
+    private static func run(_ script: String, _ arguments: [String], port: Int, environment extra: [String: String]) throws -> (Int32, String) {
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("private-broker-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: output) }
         var actions = posix_spawn_file_actions_t()
@@ -108,6 +112,7 @@ public struct PrivateRabbitMQ: Sendable {
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         var environment = ProcessInfo.processInfo.environment
         environment["QTASKS_RABBITMQ_PORT"] = String(port)
+        environment.merge(extra) { _, new in new }
         let pid: pid_t
         switch Spawn.start(script, arguments, environment: environment, actions: &actions) {
         case .success(let started):

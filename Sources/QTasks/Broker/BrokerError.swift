@@ -5,7 +5,7 @@
 /// and text, for example `403` and `ACCESS_REFUSED - Login was refused ...`).
 public struct BrokerError: Error, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
-        private enum Base: String { case connectionFailed, connectionLost, refused, unroutable, nacked, staleDelivery, closed, timeout }
+        private enum Base: String { case connectionFailed, connectionLost, refused, unroutable, nacked, staleDelivery, closed, timeout, messageTooLarge }
         private let base: Base
         private init(_ base: Base) { self.base = base }
         /// The broker could not be reached or refused the connection.
@@ -25,6 +25,11 @@ public struct BrokerError: Error, Sendable, CustomStringConvertible {
         public static let closed = Code(.closed)
         /// An operation did not complete in time.
         public static let timeout = Code(.timeout)
+        /// The broker refused a message larger than its maximum message
+        /// size (RabbitMQ's `max_message_size`: a 406 that closes the
+        /// channel), or the message is larger than a limit the broker
+        /// already named, so it was not sent. Sending it again fails again.
+        public static let messageTooLarge = Code(.messageTooLarge)
         public var description: String { base.rawValue }
     }
 
@@ -32,12 +37,18 @@ public struct BrokerError: Error, Sendable, CustomStringConvertible {
     public var message: String
     public var replyCode: UInt16?
     public var replyText: String?
+    /// For ``Code/messageTooLarge``: the broker's maximum message size in
+    /// bytes, when the broker said what it is.
+    public var maxMessageBytes: Int?
 
-    public init(_ code: Code, _ message: String, replyCode: UInt16? = nil, replyText: String? = nil) {
+    public init(
+        _ code: Code, _ message: String, replyCode: UInt16? = nil, replyText: String? = nil, maxMessageBytes: Int? = nil
+    ) {
         self.code = code
         self.message = message
         self.replyCode = replyCode
         self.replyText = replyText
+        self.maxMessageBytes = maxMessageBytes
     }
 
     public var description: String {

@@ -43,6 +43,7 @@ public final class MemoryBroker: DelayedPublishing {
         var unacked: [DeliveryToken: Unacked] = [:]
         var replyQueues: [String: AsyncThrowingStream<Message, any Error>.Continuation] = [:]
         var publishFailures: [String: BrokerError] = [:]
+        var maxMessageBytes: Int?
         var nextConsumer: UInt64 = 0
         var nextTag: UInt64 = 0
         var nextReplyQueue = 0
@@ -134,12 +135,19 @@ public final class MemoryBroker: DelayedPublishing {
     }
 
     /// - Throws: ``BrokerError`` `.unroutable` for a mandatory message to a
-    ///   missing queue, `.closed` after ``close()``, or the error set with
-    ///   ``failPublishes(to:with:)``.
+    ///   missing queue, `.messageTooLarge` for a body over
+    ///   ``maxMessageBytes``, `.closed` after ``close()``, or the error set
+    ///   with ``failPublishes(to:with:)``.
     public func publish(_ message: Message, to queue: String, mandatory: Bool) async throws {
         try state.withLock { state in
             guard !state.closed else { throw Self.closedError }
             if let failure = state.publishFailures[queue] { throw failure }
+            if let limit = state.maxMessageBytes, message.body.count > limit {
+                throw BrokerError(
+                    .messageTooLarge, "message size \(message.body.count) is larger than max size \(limit)",
+                    replyCode: 406, replyText: "PRECONDITION_FAILED - message size \(message.body.count) is larger than max size \(limit)",
+                    maxMessageBytes: limit)
+            }
             if let reply = state.replyQueues[queue] {
                 state.published += 1
                 reply.yield(message)
@@ -305,6 +313,14 @@ public final class MemoryBroker: DelayedPublishing {
     /// How many messages publishing accepted, reply queues included.
     public var publishedCount: Int {
         state.withLock { $0.published }
+    }
+
+    /// The largest message body a publish accepts, as RabbitMQ's
+    /// `max_message_size`: a larger one throws `.messageTooLarge`. nil
+    /// (the default) means no limit.
+    public var maxMessageBytes: Int? {
+        get { state.withLock { $0.maxMessageBytes } }
+        set { state.withLock { $0.maxMessageBytes = newValue } }
     }
 
     /// Makes every publish to `queue` throw `error` (nil restores normal

@@ -6,12 +6,26 @@ import Synchronization
 /// the retry copy or the dead-letter copy, each confirmed by the broker
 /// before the ack; a failed publish requeues the delivery instead.
 extension Worker {
+    /// How publishing a task's result went.
+    enum ResultPublication {
+        /// Confirmed by the broker, or there was nothing to publish.
+        case published
+        /// The publish failed and the delivery was requeued.
+        case requeued
+        /// Not published: over ``WorkerConfiguration/maxResultBytes``, or
+        /// refused by the broker as too large. The delivery is untouched.
+        case tooLarge(ResultTooLargeError)
+    }
+
     /// Publishes the result to `reply_to` in the request's format
-    /// (``ResultReply``); true when there is nothing to publish.
-    func publishReply(
+    /// (``ResultReply``), unless it is too large: then nothing is
+    /// published and the caller settles the delivery as failed
+    /// (``settleOversizeResult(_:_:for:metadata:)``).
+    func publishResult(
         _ result: TaskResult, failure: TaskFailure? = nil, for delivery: Delivery,
         metadata: @autoclosure () -> Logger.Metadata
-    ) async -> Bool {
+    ) async -> ResultPublication {
+        let limit = configuration.maxResultBytes
         // Persistent when the task was: a durable reply queue (one that a
         // producer declared itself to outlive its connection) then keeps
         // the result across a broker restart. RabbitMQ does not write a
@@ -19,7 +33,19 @@ extension Worker {
         // reply queue) to disk, so this costs nothing there.
         guard var reply = ResultReply.message(for: result, failure: failure, request: delivery.message.properties),
             let replyTo = delivery.message.properties.replyTo
-        else { return true }
+        else {
+            // No reply, but the recorded events carry the result: the same
+            // limit holds for them (one rule, whoever reads the result).
+            if let limit, configuration.events != nil, result.returning != nil {
+                let size = result.jsonBytes().count
+                if size > limit { return .tooLarge(ResultTooLargeError(size: size, limit: .worker(limit))) }
+            }
+            return .published
+        }
+        let size = reply.body.count
+        // Checked before publishing: a broker that refuses a message as
+        // too large closes the channel, failing other tasks' publishes.
+        if let limit, size > limit { return .tooLarge(ResultTooLargeError(size: size, limit: .worker(limit))) }
         // So that the producer can continue the task's trace.
         injectTraceContext(into: &reply)
         // Mandatory, so that a reply_to naming no queue (a typo, a client
@@ -27,15 +53,66 @@ extension Worker {
         // ran, so its delivery is still acknowledged.
         let logger = configuration.logger
         let fields = metadata()
-        return await publish(for: delivery, metadata: fields) { [reply] broker in
+        let refused = Mutex<BrokerError?>(nil)
+        let published = await publish(for: delivery, metadata: fields) { [reply] broker in
             do {
                 try await broker.publish(reply, to: replyTo, mandatory: true)
             } catch let error as BrokerError where error.code == .unroutable {
                 var fields = fields
                 fields["reply_to"] = .string(LogText.sanitized(replyTo))
                 logger.warning("result dropped: no queue named by its reply_to", metadata: fields)
+            } catch let error as BrokerError where error.code == .messageTooLarge {
+                // Sending it again would be refused again: not a failed
+                // publish to requeue for, but the task's failure.
+                refused.withLock { $0 = error }
             }
         }
+        if let error = refused.withLock({ $0 }) {
+            return .tooLarge(ResultTooLargeError(size: size, limit: .broker(error.maxMessageBytes), brokerText: error.replyText))
+        }
+        return published ? .published : .requeued
+    }
+
+    /// Publishes a result that must not stop the delivery from being
+    /// settled (an error result): one too large to send is dropped with a
+    /// log line. True when there is nothing more to publish, false when
+    /// the publish failed (the delivery was then requeued).
+    func publishReply(
+        _ result: TaskResult, failure: TaskFailure? = nil, for delivery: Delivery,
+        metadata: @autoclosure () -> Logger.Metadata
+    ) async -> Bool {
+        let fields = metadata()
+        switch await publishResult(result, failure: failure, for: delivery, metadata: fields) {
+        case .published: return true
+        case .requeued: return false
+        case .tooLarge(let error):
+            var fields = fields
+            fields["error"] = .string(error.description)
+            configuration.logger.error("result dropped: too large to send even as an error", metadata: fields)
+            return true
+        }
+    }
+
+    /// A result too large to send: an `error` result with `error` goes to
+    /// `reply_to` instead, the delivery is dead-lettered with it and
+    /// acknowledged, so the task does not run again for ever. Returns the
+    /// outcome as settled (``TaskOutcome/failed(_:_:)``), for the
+    /// middleware's log line, metrics and recorded events.
+    func settleOversizeResult(
+        _ outcome: TaskOutcome, _ error: ResultTooLargeError, for delivery: Delivery,
+        metadata: (String) -> Logger.Metadata
+    ) async -> (outcome: TaskOutcome, settled: Bool) {
+        let failure = TaskFailure(error)
+        var result = outcome.result
+        result.status = .error
+        result.returning = nil
+        result.traceback = failure.traceback
+        let failed = TaskOutcome.failed(result, failure)
+        guard await publishReply(result, failure: failure, for: delivery, metadata: metadata("error")),
+              await deadLetter(delivery, failure: failure, uuid: result.uuid, attempts: result.retry + 1, metadata: metadata("error")),
+              await settle(delivery, metadata: metadata("error"), { try await $0.acknowledge(delivery) })
+        else { return (failed, false) }
+        return (failed, true)
     }
 
     /// The message with the worker's failure bookkeeping: the broker's own

@@ -425,18 +425,25 @@ public final class Worker: Service, Sendable {
             TaskReport(delivery: delivery, outcome: outcome, isSettled: settled, retryDelay: retryDelay, duration: ContinuousClock.now - start)
         }
 
+        /// A result too large to send: the task fails with
+        /// ``ResultTooLargeError`` (error result, dead letter) instead.
+        func oversize(_ error: ResultTooLargeError) async -> TaskReport {
+            let (failed, settled) = await settleOversizeResult(outcome, error, for: delivery, metadata: metadata)
+            return TaskReport(delivery: delivery, outcome: failed, isSettled: settled, retryDelay: nil, duration: ContinuousClock.now - start)
+        }
+
         switch outcome {
         case .cancelled:
             await requeue(delivery, reason: "cancelled by the worker", metadata: metadata("cancel"))
             return report(settled: false)
-        case .completed:
-            guard await publishReply(result, for: delivery, metadata: metadata("success")),
-                  await settle(delivery, metadata: metadata("success"), { try await $0.acknowledge(delivery) })
-            else { return report(settled: false) }
-            return report(settled: true)
-        case .cancelledByTask:
-            guard await publishReply(result, for: delivery, metadata: metadata("cancel")),
-                  await settle(delivery, metadata: metadata("cancel"), { try await $0.acknowledge(delivery) })
+        case .completed, .cancelledByTask:
+            let status = if case .completed = outcome { "success" } else { "cancel" }
+            switch await publishResult(result, for: delivery, metadata: metadata(status)) {
+            case .requeued: return report(settled: false)
+            case .tooLarge(let error): return await oversize(error)
+            case .published: break
+            }
+            guard await settle(delivery, metadata: metadata(status), { try await $0.acknowledge(delivery) })
             else { return report(settled: false) }
             return report(settled: true)
         case .retry(_, let failure, let delay):
@@ -446,15 +453,18 @@ public final class Worker: Service, Sendable {
             else { return report(settled: false) }
             return report(settled: true, retryDelay: applied)
         case .failed(_, let failure), .rejected(_, let failure):
+            switch await publishResult(result, failure: failure, for: delivery, metadata: metadata("error")) {
+            case .requeued: return report(settled: false)
+            case .tooLarge(let error) where delivery.discardedBodySize == nil: return await oversize(error)
+            case .tooLarge, .published: break
+            }
             if delivery.discardedBodySize != nil {
                 // The body was dropped unread (too large to hold): the
                 // broker dead-letters the intact original on rejection.
-                guard await publishReply(result, failure: failure, for: delivery, metadata: metadata("error")),
-                      await settle(delivery, metadata: metadata("error"), { try await $0.reject(delivery, requeue: false) })
+                guard await settle(delivery, metadata: metadata("error"), { try await $0.reject(delivery, requeue: false) })
                 else { return report(settled: false) }
             } else {
-                guard await publishReply(result, failure: failure, for: delivery, metadata: metadata("error")),
-                      await deadLetter(delivery, failure: failure, uuid: result.uuid, attempts: result.retry + 1, metadata: metadata("error")),
+                guard await deadLetter(delivery, failure: failure, uuid: result.uuid, attempts: result.retry + 1, metadata: metadata("error")),
                       await settle(delivery, metadata: metadata("error"), { try await $0.acknowledge(delivery) })
                 else { return report(settled: false) }
             }

@@ -27,6 +27,17 @@ public struct WorkerConfiguration: Sendable {
     /// Bodies larger than this are rejected as bad input without being
     /// parsed, in bytes. Default 1 MiB (1_048_576).
     public var maxMessageBytes: Int
+    /// The largest result message the worker publishes, in bytes: the
+    /// result body sent to `reply_to` (and, when task ``events`` are
+    /// recorded, the result they record). A larger result is not sent:
+    /// the worker publishes an `error` result with
+    /// ``ResultTooLargeError`` instead and dead-letters the delivery, so
+    /// the task does not run again. nil means no limit of the worker's own;
+    /// the broker's still applies (a result it refuses as too large ends
+    /// the same way). Default 8 MiB (8_388_608), well under RabbitMQ 4's
+    /// default `max_message_size` of 16 MiB; keep it at or under the
+    /// broker's.
+    public var maxResultBytes: Int? = 8_388_608
     /// How long running tasks may take to finish after graceful shutdown
     /// begins; then they are cancelled and requeued. nil means no limit:
     /// the worker waits for every running task however long it takes (a
