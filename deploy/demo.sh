@@ -140,9 +140,12 @@ printf '\n== the recorded tasks, failures with their tracebacks\n$ qtasks tasks 
 printf '\n== the live workers, from their heartbeats\n$ qtasks workers\n'
 "$bin/qtasks" workers --result-store "$results"
 
-printf '\n== the dashboard answers: %s\n$ curl -s %sapi/overview\n' "$dashboard_url" "$dashboard_url"
-curl -s --max-time 10 "${dashboard_url}api/overview" | head -c 600 || warn "the dashboard did not answer"
-printf '\n'
+printf '\n== the dashboard answers: %s\n$ curl -s %sapi/overview   (queues, workers and the last hour, which follows the heartbeats: a second behind)\n' "$dashboard_url" "$dashboard_url"
+overview=$(curl -s --max-time 10 "${dashboard_url}api/overview" || true)
+[[ -n $overview ]] || warn "the dashboard did not answer"
+for key in queues workers last_hour; do
+    grep -o "\"$key\":[[{][^]}]*[]}]" <<<"$overview" || true
+done
 if [[ -t 0 && ${QTASKS_DEMO_WAIT:-1} != 0 ]]; then
     printf '\nThe worker and the dashboard keep running: open %s\nPress Ctrl-C to stop them.\n' "$dashboard_url"
     trap 'printf "\n"; log "stopping"' INT

@@ -186,7 +186,8 @@ struct SendCommand: AsyncParsableCommand {
         fflush(nil)
         await closeAll()
         if let failure = ExitStatus.forTask(result.status) {
-            printError("qtasks: \(task) ended with status \(result.status): \(result.traceback ?? "")")
+            printError(
+                "qtasks: \(TerminalText.safeLine(task)) ended with status \(TerminalText.safeLine(result.status.rawValue)): \(TerminalText.safe(result.traceback ?? ""))")
             throw failure
         }
     }

@@ -4,7 +4,9 @@
 /// the screen, recolour it, or overwrite a line when printed.
 enum TerminalText {
     /// `text` with every control character (C0 but tab and newline, DEL,
-    /// C1) written as `\u{1B}`.
+    /// C1) and bidirectional override (U+202A–U+202E, U+2066–U+2069: they
+    /// reorder what follows, so a name can pass for another) written as
+    /// `\u{1B}`.
     static func safe(_ text: String) -> String {
         escaping(text, keepNewlines: true)
     }
@@ -32,7 +34,7 @@ enum TerminalText {
         switch scalar.value {
         case 0x09: return false
         case 0x0A: return !keepNewlines
-        case 0x00...0x1F, 0x7F...0x9F: return true
+        case 0x00...0x1F, 0x7F...0x9F, 0x202A...0x202E, 0x2066...0x2069: return true
         default: return false
         }
     }

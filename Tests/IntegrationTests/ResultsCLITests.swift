@@ -122,6 +122,9 @@ struct ResultsCLITests {
             let hostile = "clear\u{1B}[2J\rred"
             let sent = try await scope.runCLI(["send", "fail", hostile, "--queue", scope.queue, "--wait", "20"] + store.arguments)
             let hostileUUID = try #require(try ResultMessage(body: Array(sent.stdout.utf8), correlationID: nil, contentType: nil).uuid)
+            // send's own message on standard error too.
+            #expect(sent.stderr.contains("clear\\u{1B}[2J\\u{D}red"), "\(sent)")
+            #expect(!sent.stderr.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x0D }, "\(sent)")
             for arguments in [["result", hostileUUID, "--wait", "10"], ["tasks", "--status", "failed", "--queue", scope.queue]] {
                 let run = try await scope.runStoreCLI(arguments, store: store)
                 #expect(run.stdout.contains("clear\\u{1B}[2J\\u{D}red"), "\(arguments): \(run)")

@@ -593,9 +593,7 @@
     const queues = Array.isArray(data.queues) ? data.queues : [];
     const source = data.queue_source === "management" ? "RabbitMQ management API"
       : data.queue_source === "amqp" ? "AMQP (no unacked counts or rates without the management API)" : data.queue_source;
-    const queueTable = h("table", { id: "queues", class: "data" },
-      h("thead", {}, h("tr", {}, ["Queue", "Ready", "Unacked", "Consumers", "In", "Out", "Dead letters"].map((c) => h("th", { scope: "col" }, c)))),
-      h("tbody", {}, queues.map((q) => h("tr", { dataset: { queue: q.name } },
+    const queueRows = (list) => list.map((q) => h("tr", { dataset: { queue: q.name } },
         h("td", {}, link("/tasks?queue=" + seg(q.name), trunc(q.name, "queue"), { title: "tasks of this queue" })),
         h("td", { class: "num" }, fmtNum(q.ready)),
         h("td", { class: "num" }, fmtNum(q.unacked)),
@@ -603,7 +601,11 @@
         h("td", { class: "num" }, fmtRate(q.publish_rate)),
         h("td", { class: "num" }, fmtRate(q.deliver_rate)),
         h("td", { class: "num" }, q.dead_letters == null ? DASH
-          : link("/dead-letters/" + seg(q.name), fmtNum(q.dead_letters), { class: q.dead_letters > 0 ? "dl-link bad-text" : "dl-link" }))))));
+          : link("/dead-letters/" + seg(q.name), fmtNum(q.dead_letters), { class: q.dead_letters > 0 ? "dl-link bad-text" : "dl-link" }))));
+    const queueBody = h("tbody", {}, queueRows(queues));
+    const queueTable = h("table", { id: "queues", class: "data" },
+      h("thead", {}, h("tr", {}, ["Queue", "Ready", "Unacked", "Consumers", "In", "Out", "Dead letters"].map((c) => h("th", { scope: "col" }, c)))),
+      queueBody);
 
     let taskSection;
     let tasks = null;
@@ -641,6 +643,23 @@
       }
       if (tasks && u.recent.length) tasks.prepend(u.recent);
     }, OVERVIEW_TASKS);
+
+    // Queue counts are not in the live updates (they come from the broker,
+    // not the store): refreshed as the workers page is.
+    let busy = false;
+    const timer = setInterval(async () => {
+      if (busy || document.hidden) return;
+      busy = true;
+      try {
+        const fresh = await getJSON("/overview", view);
+        if (view.alive() && Array.isArray(fresh.queues)) queueBody.replaceChildren(...queueRows(fresh.queues));
+      } catch (e) {
+        if (view.alive() && e.name !== "AbortError") showError("Queues: " + e.message);
+      } finally {
+        busy = false;
+      }
+    }, WORKERS_REFRESH_MS);
+    view.cleanups.push(() => clearInterval(timer));
   }
 
   // ---------------------------------------------------------------- workers
@@ -981,10 +1000,13 @@
       return b;
     };
 
-    const replayAll = mkButton("Replay all", "replay-all", count > 0, (b) => act(b, async () => {
-      const res = await postJSON(`/dead-letters/${seg(queue)}/replay`, {});
-      showNotice(`Replayed ${movedText(res.moved)}.`);
-    }), { class: "primary" });
+    const replayAll = mkButton("Replay all", "replay-all", count > 0, (b) => {
+      if (!window.confirm(`Replay ${count} messages from ${dlq} to their queues?`)) return;
+      act(b, async () => {
+        const res = await postJSON(`/dead-letters/${seg(queue)}/replay`, {});
+        showNotice(`Replayed ${movedText(res.moved)}.`);
+      });
+    }, { class: "primary" });
     const purge = mkButton("Purge", "purge", count > 0, (b) => {
       if (!window.confirm(`Purge ${count} messages from ${dlq}?`)) return;
       act(b, async () => {
