@@ -158,15 +158,17 @@ struct RunBenchmark: AsyncParsableCommand {
                 if row == "store-sqlite" {
                     step("drain recorded in an SQLite result store")
                     let database = stateDirectory.appendingPathComponent("results-\(repetition).db").path
-                    let rate = try await drain(url: url, amqp: amqp, task: "noop", resultStoreURL: "sqlite://\(database)").rate
-                    rows.add("store-sqlite", rate)
-                    storeRate = rate
+                    let result = try await drain(url: url, amqp: amqp, task: "noop", resultStoreURL: "sqlite://\(database)")
+                    rows.add("store-sqlite", result.rate)
+                    rows.add("store-sqlite-worker-cpu", result.workerCPUSeconds / Double(count) * 1e6)
+                    storeRate = result.rate
                 } else {
                     step("drain recorded in an SQLite result store, the dashboard open on it")
                     let database = stateDirectory.appendingPathComponent("dashboard-\(repetition).db").path
                     let result = try await drain(
                         url: url, amqp: amqp, task: "noop", resultStoreURL: "sqlite://\(database)", dashboard: true)
                     rows.add("dashboard-sqlite", result.rate)
+                    rows.add("dashboard-worker-cpu", result.workerCPUSeconds / Double(count) * 1e6)
                     if let usage = result.dashboard {
                         rows.add("dashboard-cpu", usage.cpuSeconds)
                         rows.add("dashboard-cpu-percent", usage.cpuSeconds / usage.wallSeconds * 100)
@@ -232,7 +234,7 @@ struct RunBenchmark: AsyncParsableCommand {
         url: String, amqp: AMQPConfiguration, task: String, stateURL: String? = nil, resultStoreURL: String? = nil,
         dashboard: Bool = false
     ) async throws
-        -> (rate: Double, peakMiB: Double, dashboard: (cpuSeconds: Double, wallSeconds: Double)?)
+        -> (rate: Double, peakMiB: Double, workerCPUSeconds: Double, dashboard: (cpuSeconds: Double, wallSeconds: Double)?)
     {
         let queue = "\(queuePrefix)-drain"
         let broker = try RabbitMQBroker(url: url)
@@ -250,22 +252,27 @@ struct RunBenchmark: AsyncParsableCommand {
         defer { worker.stop() }
         _ = try await worker.waitFor("ready")
         let cpuBefore = load?.cpuSeconds() ?? 0
+        let workerCPUBefore = processCPUSeconds(worker.pid)
         let wallBefore = ContinuousClock.now
         guard var seconds = Double(try await worker.waitFor("drained")) else { throw BenchmarkError("bad drain line") }
         if resultStoreURL != nil {
             guard let recorded = Double(try await worker.waitFor("recorded")) else { throw BenchmarkError("bad recorded line") }
             seconds = recorded
         }
+        let workerCPU = processCPUSeconds(worker.pid) - workerCPUBefore
         let usage = load.map { load in (cpuSeconds: load.cpuSeconds() - cpuBefore, wallSeconds: (ContinuousClock.now - wallBefore).seconds) }
         let peak = worker.memory().peak
         worker.stop()
+        if resultStoreURL != nil {
+            log(String(format: "%.0f tasks/s, worker CPU %.1f us/task", Double(count) / seconds, workerCPU / Double(count) * 1e6))
+        }
         if let load, let usage {
             log(String(format: "dashboard (pid %d): %.2f s CPU over %.2f s (%.1f %% of a core); ", load.dashboardPID, usage.cpuSeconds, usage.wallSeconds, usage.cpuSeconds / usage.wallSeconds * 100) + load.summary)
             load.stop()
         }
         await broker.close()
         try await deleteQueues(queue, amqp: amqp)
-        return (Double(count) / seconds, peak, usage)
+        return (Double(count) / seconds, peak, workerCPU, usage)
     }
 
     /// Row 5: N sends through the Swift client, each confirmed by the
@@ -457,6 +464,13 @@ struct Rows {
         line("11 same, / row 10 of its repetition", "ratio", "dashboard-paired", target: ">= 0.90")
         line("11 dashboard CPU over the drain", "s", "dashboard-cpu")
         line("11 dashboard CPU, % of one core", "%", "dashboard-cpu-percent")
+        if values["dashboard-sqlite"] != nil {
+            // The worker's own CPU per task, from its ready line to its
+            // last record: less sensitive than the rates to what else runs.
+            line("10 worker CPU per task, SQLite store", "us", "store-sqlite-worker-cpu")
+            line("11 worker CPU per task, + dashboard", "us", "dashboard-worker-cpu", target: "(ratio vs row 10's)",
+                against: Summary(values["store-sqlite-worker-cpu"] ?? []).median)
+        }
         fflush(nil)
     }
 
