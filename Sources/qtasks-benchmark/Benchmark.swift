@@ -50,10 +50,15 @@ struct RunBenchmark: AsyncParsableCommand {
     var enqueueInFlight: Int = 2048
     @Option(help: "Prefix of the queues the benchmark declares and deletes.")
     var queuePrefix: String = "qtasks-benchmark"
-    @Option(help: "Rows to run, comma-separated: baseline,drain,results,rpc,enqueue,publish-baseline,batch,depends,state,store-sqlite,store-redis.")
-    var rows: String = "baseline,drain,results,rpc,enqueue,publish-baseline,batch,depends,state,store-sqlite,store-redis"
+    static let allRows = "baseline,drain,results,rpc,enqueue,publish-baseline,batch,depends,state,store-sqlite,dashboard-sqlite,store-redis"
+    @Option(help: "Rows to run, comma-separated (default: every row): \(allRows).")
+    var rows: String?
     @Option(help: "Redis for the store-redis row (keys under qtasks-benchmark-<pid>:, expiring after 10 minutes).")
     var redisURL: String = "redis://127.0.0.1:6379/0"
+    @Option(help: ArgumentHelp(
+        "dashboard-sqlite row: also open the Overview page in this headless Chromium during the drain (e.g. /usr/bin/chromium).",
+        valueName: "path"))
+    var dashboardBrowser: String?
 
     func validate() throws {
         guard count > 0, repetitions > 0, concurrency > 0, rpcCount > 0, inFlight > 0 else {
@@ -78,7 +83,20 @@ struct RunBenchmark: AsyncParsableCommand {
         print("durable queues, persistent messages; rates from the first delivery to the last")
         fflush(nil)
 
-        let selected = Set(self.rows.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+        var selected = Set((self.rows ?? Self.allRows).split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+        // The dashboard row runs `qtasks dashboard`, a product of its own:
+        // asked for, it must be built; by default, the row is left out.
+        if selected.contains("dashboard-sqlite") && !FileManager.default.isExecutableFile(atPath: DashboardLoad.executable.path) {
+            let message = "the dashboard-sqlite row needs \(DashboardLoad.executable.path): swift build -c <config> --product qtasks"
+            guard self.rows == nil else { throw BenchmarkError(message) }
+            log(message + "; leaving the row out")
+            selected.remove("dashboard-sqlite")
+        }
+        if selected.contains("dashboard-sqlite") {
+            print("dashboard-sqlite: qtasks dashboard on the row's SQLite store, with a client following /api/live and one fetching /api/overview and /api/tasks?limit=50 every 2 s"
+                + (dashboardBrowser.map { ", and headless Chromium (\($0)) on the Overview page" } ?? " (no browser)"))
+            fflush(nil)
+        }
         let stateDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("qtasks-benchmark-\(getpid())")
         try FileManager.default.createDirectory(at: stateDirectory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: stateDirectory) }
@@ -91,9 +109,9 @@ struct RunBenchmark: AsyncParsableCommand {
             }
             if selected.contains("drain") {
                 step("drain")
-                let (drainRate, peak) = try await drain(url: url, amqp: amqp, task: "noop")
-                rows.add("drain", drainRate)
-                rows.add("peak", peak)
+                let result = try await drain(url: url, amqp: amqp, task: "noop")
+                rows.add("drain", result.rate)
+                rows.add("peak", result.peakMiB)
             }
             if selected.contains("results") {
                 step("drain with results")
@@ -131,11 +149,34 @@ struct RunBenchmark: AsyncParsableCommand {
                 let database = stateDirectory.appendingPathComponent("state-\(repetition).db").path
                 rows.add("state", try await drain(url: url, amqp: amqp, task: "noop_state", stateURL: "sqlite://\(database)").rate)
             }
-            if selected.contains("store-sqlite") {
-                step("drain recorded in an SQLite result store")
-                let database = stateDirectory.appendingPathComponent("results-\(repetition).db").path
-                rows.add("store-sqlite", try await drain(url: url, amqp: amqp, task: "noop", resultStoreURL: "sqlite://\(database)").rate)
+            // Rows 10 (SQLite) and 11 in turn, their order swapped every
+            // other repetition: neither always runs first.
+            var storeRate: Double?
+            var dashboardRate: Double?
+            for row in repetition % 2 == 1 ? ["store-sqlite", "dashboard-sqlite"] : ["dashboard-sqlite", "store-sqlite"]
+            where selected.contains(row) {
+                if row == "store-sqlite" {
+                    step("drain recorded in an SQLite result store")
+                    let database = stateDirectory.appendingPathComponent("results-\(repetition).db").path
+                    let result = try await drain(url: url, amqp: amqp, task: "noop", resultStoreURL: "sqlite://\(database)")
+                    rows.add("store-sqlite", result.rate)
+                    rows.add("store-sqlite-worker-cpu", result.workerCPUSeconds / Double(count) * 1e6)
+                    storeRate = result.rate
+                } else {
+                    step("drain recorded in an SQLite result store, the dashboard open on it")
+                    let database = stateDirectory.appendingPathComponent("dashboard-\(repetition).db").path
+                    let result = try await drain(
+                        url: url, amqp: amqp, task: "noop", resultStoreURL: "sqlite://\(database)", dashboard: true)
+                    rows.add("dashboard-sqlite", result.rate)
+                    rows.add("dashboard-worker-cpu", result.workerCPUSeconds / Double(count) * 1e6)
+                    if let usage = result.dashboard {
+                        rows.add("dashboard-cpu", usage.cpuSeconds)
+                        rows.add("dashboard-cpu-percent", usage.cpuSeconds / usage.wallSeconds * 100)
+                    }
+                    dashboardRate = result.rate
+                }
             }
+            if let storeRate, let dashboardRate { rows.add("dashboard-paired", dashboardRate / storeRate) }
             if selected.contains("store-redis") {
                 step("drain recorded in a Redis result store")
                 rows.add("store-redis", try await drain(url: url, amqp: amqp, task: "noop", resultStoreURL: redisURL).rate)
@@ -184,29 +225,54 @@ struct RunBenchmark: AsyncParsableCommand {
     /// Rows 2, 7 and 10: `count` pre-published tasks drained by a worker
     /// process. With a result store (row 10) the time runs until the last
     /// task's end is written to the store, not only until it ran.
-    private func drain(url: String, amqp: AMQPConfiguration, task: String, stateURL: String? = nil, resultStoreURL: String? = nil) async throws
-        -> (rate: Double, peakMiB: Double)
+    ///
+    /// Row 11 (`dashboard`): row 10 with `qtasks dashboard` reading the
+    /// same store and open in a client (``DashboardLoad``), started after
+    /// the prefill and before the worker; its CPU is read when the worker
+    /// is ready and when the last record is written.
+    private func drain(
+        url: String, amqp: AMQPConfiguration, task: String, stateURL: String? = nil, resultStoreURL: String? = nil,
+        dashboard: Bool = false
+    ) async throws
+        -> (rate: Double, peakMiB: Double, workerCPUSeconds: Double, dashboard: (cpuSeconds: Double, wallSeconds: Double)?)
     {
         let queue = "\(queuePrefix)-drain"
         let broker = try RabbitMQBroker(url: url)
         try await deleteQueues(queue, amqp: amqp)
         try await broker.declareTaskQueue(queue)
         try await prefill(queue, amqp: amqp, task: task)
+        var load: DashboardLoad?
+        if dashboard, let resultStoreURL {
+            load = try await DashboardLoad(brokerURL: url, resultStoreURL: resultStoreURL, queue: queue, browser: dashboardBrowser)
+        }
+        defer { load?.stop() }
         let worker = try WorkerProcess(
             url: url, queue: queue, concurrency: concurrency, prefetch: prefetch, count: count, stateURL: stateURL,
             resultStoreURL: resultStoreURL)
         defer { worker.stop() }
         _ = try await worker.waitFor("ready")
+        let cpuBefore = load?.cpuSeconds() ?? 0
+        let workerCPUBefore = processCPUSeconds(worker.pid)
+        let wallBefore = ContinuousClock.now
         guard var seconds = Double(try await worker.waitFor("drained")) else { throw BenchmarkError("bad drain line") }
         if resultStoreURL != nil {
             guard let recorded = Double(try await worker.waitFor("recorded")) else { throw BenchmarkError("bad recorded line") }
             seconds = recorded
         }
+        let workerCPU = processCPUSeconds(worker.pid) - workerCPUBefore
+        let usage = load.map { load in (cpuSeconds: load.cpuSeconds() - cpuBefore, wallSeconds: (ContinuousClock.now - wallBefore).seconds) }
         let peak = worker.memory().peak
         worker.stop()
+        if resultStoreURL != nil {
+            log(String(format: "%.0f tasks/s, worker CPU %.1f us/task", Double(count) / seconds, workerCPU / Double(count) * 1e6))
+        }
+        if let load, let usage {
+            log(String(format: "dashboard (pid %d): %.2f s CPU over %.2f s (%.1f %% of a core); ", load.dashboardPID, usage.cpuSeconds, usage.wallSeconds, usage.cpuSeconds / usage.wallSeconds * 100) + load.summary)
+            load.stop()
+        }
         await broker.close()
         try await deleteQueues(queue, amqp: amqp)
-        return (Double(count) / seconds, peak)
+        return (Double(count) / seconds, peak, workerCPU, usage)
     }
 
     /// Row 5: N sends through the Swift client, each confirmed by the
@@ -393,6 +459,18 @@ struct Rows {
         let drain = Summary(values["drain"] ?? []).median
         line("10 drain + SQLite result store", "tasks/s", "store-sqlite", target: ">= 0.50 x row 2 (ratio vs row 2)", against: drain)
         line("10 drain + Redis result store", "tasks/s", "store-redis", target: ">= 0.50 x row 2 (ratio vs row 2)", against: drain)
+        let store = Summary(values["store-sqlite"] ?? []).median
+        line("11 drain + SQLite store + dashboard", "tasks/s", "dashboard-sqlite", target: ">= 0.90 x row 10 (ratio vs row 10)", against: store)
+        line("11 same, / row 10 of its repetition", "ratio", "dashboard-paired", target: ">= 0.90")
+        line("11 dashboard CPU over the drain", "s", "dashboard-cpu")
+        line("11 dashboard CPU, % of one core", "%", "dashboard-cpu-percent")
+        if values["dashboard-sqlite"] != nil {
+            // The worker's own CPU per task, from its ready line to its
+            // last record: less sensitive than the rates to what else runs.
+            line("10 worker CPU per task, SQLite store", "us", "store-sqlite-worker-cpu")
+            line("11 worker CPU per task, + dashboard", "us", "dashboard-worker-cpu", target: "(ratio vs row 10's)",
+                against: Summary(values["store-sqlite-worker-cpu"] ?? []).median)
+        }
         fflush(nil)
     }
 

@@ -8,12 +8,22 @@ final class WorkerProcess: @unchecked Sendable {
     let lines: AsyncStream<String>
     private var iterator: AsyncStream<String>.Iterator
 
-    init(url: String, queue: String, concurrency: Int, prefetch: Int, count: Int, stateURL: String? = nil, resultStoreURL: String? = nil) throws {
-        process.executableURL = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).resolvingSymlinksInPath()
-        process.arguments = [
-            "worker", "--url", url, "--queue", queue, "--concurrency", "\(concurrency)", "--prefetch", "\(prefetch)",
-            "--count", "\(count)",
-        ] + (stateURL.map { ["--state-url", $0] } ?? []) + (resultStoreURL.map { ["--result-store", $0] } ?? [])
+    convenience init(
+        url: String, queue: String, concurrency: Int, prefetch: Int, count: Int, stateURL: String? = nil, resultStoreURL: String? = nil
+    ) throws {
+        try self.init(
+            executable: URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).resolvingSymlinksInPath(),
+            arguments: [
+                "worker", "--url", url, "--queue", queue, "--concurrency", "\(concurrency)", "--prefetch", "\(prefetch)",
+                "--count", "\(count)",
+            ] + (stateURL.map { ["--state-url", $0] } ?? []) + (resultStoreURL.map { ["--result-store", $0] } ?? []))
+    }
+
+    /// Any child process whose standard output is read by lines (the
+    /// dashboard row's `qtasks dashboard`).
+    init(executable: URL, arguments: [String]) throws {
+        process.executableURL = executable
+        process.arguments = arguments
         let pipe = Pipe()
         process.standardOutput = pipe
         let (stream, continuation) = AsyncStream<String>.makeStream()
@@ -64,10 +74,16 @@ final class WorkerProcess: @unchecked Sendable {
         return (field("VmRSS:"), field("VmHWM:"))
     }
 
-    /// SIGTERM, then waits for the graceful exit.
-    func stop() {
+    /// SIGTERM, then waits for the graceful exit (with a `grace` in
+    /// seconds: then SIGKILL, by its PID).
+    func stop(grace: Double? = nil) {
         guard process.isRunning else { return }
         process.terminate()
+        if let grace {
+            let deadline = Date().addingTimeInterval(grace)
+            while process.isRunning && Date() < deadline { usleep(20_000) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
         process.waitUntilExit()
     }
 }

@@ -15,7 +15,7 @@ struct BenchmarkSmokeTests {
                 "run", "--url", IntegrationEnvironment.url, "--count", "200", "--repetitions", "1", "--rpc-count", "20",
                 "--in-flight", "4", "--concurrency", "4", "--prefetch", "16", "--queue-prefix", prefix,
                 "--redis-url", IntegrationRedis.url,
-            ] + (IntegrationRedis.enabled ? [] : ["--rows", "baseline,drain,results,rpc,enqueue,publish-baseline,batch,depends,state,store-sqlite"]))
+            ] + (IntegrationRedis.enabled ? [] : ["--rows", "baseline,drain,results,rpc,enqueue,publish-baseline,batch,depends,state,store-sqlite,dashboard-sqlite"]))
         let termination = await benchmark.waitForExit(timeout: 150)
         if termination == nil { _ = await benchmark.stop(grace: 5) }
         let output = benchmark.standardOutputText
@@ -26,7 +26,7 @@ struct BenchmarkSmokeTests {
             "5 enqueue, Swift client + confirms", "6 worker RSS idle", "6 worker RSS peak under load",
             "7 drain, task + worker dependency", "7 drain, one SQLite State update",
             "8 baseline: C publish, confirms", "9 enqueue, batch send (no reply_to)",
-            "10 drain + SQLite result store",
+            "10 drain + SQLite result store", "11 drain + SQLite store + dashboard",
         ] + (IntegrationRedis.enabled ? ["10 drain + Redis result store"] : []) {
             let line = output.split(separator: "\n").first { $0.hasPrefix(row) }
             #expect(line != nil, "missing row '\(row)' in:\n\(output)")
