@@ -67,11 +67,20 @@ public struct AMQPConfiguration: Sendable, Hashable {
 
     /// Parses an AMQP URI: `amqp://user:pass@host:port/vhost?query`.
     ///
-    /// Follows RabbitMQ's "AMQP URI Specification": user, password and vhost
-    /// are percent-decoded, so the default vhost `/` is written `%2F`
+    /// Follows RabbitMQ's "AMQP URI Specification" strictly:
+    /// `amqp[s]://[userinfo@]host[:port][/vhost][?query]`, where `userinfo`
+    /// is `user[:password]`. User, password, host and vhost are
+    /// percent-decoded, and may hold only RFC 3986's unreserved characters
+    /// (`A-Z a-z 0-9 - . _ ~`), its sub-delimiters (`! $ & ' ( ) * + , ; =`)
+    /// and `%XX` escapes (the vhost also `:` and `@`): anything else (a
+    /// space, a second `@`, a `/` inside the vhost, a `:` in the password) is
+    /// refused rather than guessed at, so that a typo cannot reach another
+    /// broker, user or vhost. The default vhost `/` is written `%2F`
     /// (`amqp://guest:guest@127.0.0.1:5672/%2F`). An absent or empty path
     /// means the default vhost `/` (as pika reads it). Omitted parts keep
-    /// their defaults (`guest:guest@127.0.0.1:5672`). Supported query
+    /// their defaults (`guest:guest@127.0.0.1:5672`), as the specification
+    /// says; text that does not start with `amqp://` or `amqps://` (for
+    /// example `amqp:/host`, one slash) is refused. Supported query
     /// parameters, from RabbitMQ's "URI Query Parameters" guide: `heartbeat`
     /// (seconds), `connection_timeout` (milliseconds), `channel_max`,
     /// `frame_max`; plus `connection_name`.
@@ -88,45 +97,29 @@ public struct AMQPConfiguration: Sendable, Hashable {
     ///
     /// - Throws: ``AMQPError`` with code `.invalidArgument` for another scheme,
     ///   a malformed URL, a bad port, an unknown query parameter or a TLS
-    ///   parameter on an `amqp://` URL.
+    ///   parameter on an `amqp://` URL. The message shows the URL with its
+    ///   password replaced by `***`, and never a character of the password.
     public init(url: String) throws {
         func invalid(_ why: String) -> AMQPError {
             AMQPError(.invalidArgument, "invalid AMQP URL '\(Self.printable(Self.redact(url)))': \(why)")
         }
-        guard let components = URLComponents(string: url) else { throw invalid("not a URL") }
-        let secure: Bool
-        switch components.scheme?.lowercased() {
-        case "amqp": secure = false
-        case "amqps": secure = true
-        case let other?: throw invalid("scheme must be amqp or amqps, not \(other)")
-        case nil: throw invalid("missing scheme amqp://")
-        }
-        if var host = components.host, !host.isEmpty {
-            // An IPv6 literal is bracketed in a URL (RFC 3986), not in
-            // getaddrinfo's input.
-            if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-            self.host = host
-        }
+        let parts = try URIParts(url, invalid: invalid)
+        let secure = parts.secure
+        if let host = parts.host { self.host = host }
         port = Self.defaultPort(tls: secure)
-        if let port = components.port {
-            guard (1...65535).contains(port) else { throw invalid("port \(port) is out of range") }
-            self.port = port
-        }
-        if let user = components.user { self.username = user }
-        if let password = components.password {
+        if let port = parts.port { self.port = port }
+        if let user = parts.user { self.username = user }
+        if let password = parts.password {
             self.password = password
             passwordIsDefault = false  // observers do not run in an initializer
         }
+        if let virtualHost = parts.virtualHost { self.virtualHost = virtualHost }
         var caFile: String?
         var certificateFile: String?
         var keyFile: String?
         var verifyPeer = true
-        let path = components.path
-        if path.count > 1 {
-            self.virtualHost = String(path.dropFirst())
-        }
-        for item in components.queryItems ?? [] {
-            let value = item.value ?? ""
+        for item in parts.query {
+            let value = item.value
             switch item.name {
             case "heartbeat":
                 guard let seconds = Int(value), seconds >= 0, seconds <= 65535 else {

@@ -98,9 +98,11 @@ public final class RabbitMQBroker: DelayedPublishing, PriorityQueueing {
     }
 
     public func declareTaskQueue(_ name: String) async throws {
-        // RabbitMQ names a queue declared as "" itself: a durable
-        // `amq.gen-…` queue that nothing would ever consume.
-        guard !name.isEmpty else { throw BrokerError(.refused, "a task queue needs a name (got an empty string)") }
+        // Before any broker call: RabbitMQ names a queue declared as ""
+        // itself (a durable `amq.gen-…` queue that nothing would ever
+        // consume, beside a `.dlq`), and a name too long for its `.dlq` or
+        // retry queues fails half-way through.
+        try QueueNaming.checkBeforeDeclaring(name)
         try await mapErrors {
             let connection = try await publisher.connection()
             let deadLetterQueue = QueueNaming.deadLetterQueue(for: name)

@@ -44,7 +44,7 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
             reached at start exits 4.
             """)
 
-    @Option(help: "Broker URL, amqp://user:pass@host:port/vhost; for a cluster, one URL per node separated by ';', tried in turn (default: $QTASKS_URL, else the local broker).")
+    @Option(help: "Broker URL, amqp[s]://user:pass@host:port/vhost exactly (RabbitMQ's URI format: percent-encode a space, '@', ':' or '/' inside a part; the vhost / is %2F); for a cluster, one URL per node separated by ';', tried in turn (default: $QTASKS_URL, else the local broker).")
     var url: String?
 
     @OptionGroup var urlFile: BrokerURLFileOption
@@ -52,13 +52,15 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
     @OptionGroup(title: "TLS")
     var tls: TLSOptions
 
-    @Option(name: .customLong("queue"), help: "A queue to consume; repeat for several (default: default).")
+    @Option(
+        name: .customLong("queue"),
+        help: "A queue to consume; repeat for several (default: default). 1 to \(QueueNaming.longestTaskQueueName) bytes (room for its .dlq and .retry.<ms> queues within AMQP's 255), not starting with amq.")
     var queues: [String] = []
 
-    @Option(help: "How many tasks run at once.")
+    @Option(help: "How many tasks run at once, 1...65535.")
     var concurrency: Int = 10
 
-    @Option(help: "Most unacknowledged messages held per queue (default: 4 x concurrency).")
+    @Option(help: "Most unacknowledged messages held per queue, 1...65535 (AMQP's limit; default: 4 x concurrency, at most 65535).")
     var prefetch: Int?
 
     @Option(
@@ -66,7 +68,7 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
         transform: SecondsOption.parser("--shutdown-grace must be seconds from 0 to 86400") { (0...86_400).contains($0) })
     var shutdownGrace: Duration = .seconds(30)
 
-    @Option(help: "Largest accepted message body, in bytes.")
+    @Option(help: "Largest accepted message body, in bytes, 1...536870912 (RabbitMQ's largest message, 512 MiB).")
     var maxMessageBytes: Int = 1_048_576
 
     @Option(
@@ -99,24 +101,59 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
     var tracing = false
 
     func validate() throws {
-        guard concurrency > 0 else { throw ValidationError("--concurrency must be at least 1") }
+        // Every numeric flag is checked against its range and refused with
+        // the range named (exit 64); nothing given is clamped
+        // (docs/operations.md, "Flags and their ranges").
+        for queue in consumedQueues {
+            do {
+                try QueueNaming.validateTaskQueue(queue, what: "--queue")
+            } catch let error as QueueNameError {
+                throw ValidationError(error.message)
+            }
+        }
+        guard (1...WorkerConfiguration.longestPrefetch).contains(concurrency) else {
+            throw ValidationError(
+                "--concurrency must be 1...\(WorkerConfiguration.longestPrefetch) (at most 65535 deliveries of a queue can be unacknowledged at once), not \(concurrency)")
+        }
         try reliability.queueTypes.validate(maxPriority: routing.maxPriority)
         _ = try ExampleTracing.isEnabled(flag: tracing)
-        if let prefetch, prefetch < 1 || prefetch > 65535 {
-            throw ValidationError("--prefetch must be 1...65535")
+        if let prefetch, !(1...WorkerConfiguration.longestPrefetch).contains(prefetch) {
+            throw ValidationError("--prefetch must be 1...\(WorkerConfiguration.longestPrefetch) (AMQP's limit), not \(prefetch)")
         }
-        guard maxMessageBytes > 0 else { throw ValidationError("--max-message-bytes must be > 0") }
-        guard maxResultBytes >= 0 else { throw ValidationError("--max-result-bytes must be 0 (no limit) or more") }
-        _ = try routing.parsedBindings(queues: queues.isEmpty ? ["default"] : queues)
+        guard (1...Self.largestMessageBytes).contains(maxMessageBytes) else {
+            throw ValidationError("--max-message-bytes must be 1...\(Self.largestMessageBytes) (RabbitMQ's largest message, 512 MiB), not \(maxMessageBytes)")
+        }
+        guard maxResultBytes >= 0 else { throw ValidationError("--max-result-bytes must be 0 (no limit) or more, not \(maxResultBytes)") }
+        _ = try routing.parsedBindings(queues: consumedQueues)
+        _ = try Self.brokerConfiguration(url: try brokerURL())
+    }
+
+    /// RabbitMQ's `max_message_size` cannot be set higher: 512 MiB.
+    static let largestMessageBytes = 536_870_912
+
+    var consumedQueues: [String] { queues.isEmpty ? ["default"] : queues }
+
+    /// `--url`, `--url-file`, `QTASKS_URL`, `QTASKS_URL_FILE`, else the
+    /// local broker; with the TLS options applied.
+    func brokerURL() throws -> String {
+        try tls.applied(to: try SecretURL.broker(flag: url, file: urlFile) ?? "amqp://guest:guest@127.0.0.1:5672/%2F")
+    }
+
+    /// The broker URL parsed; a malformed one is a usage error (64), as in
+    /// the qtasks CLI, refused before anything connects.
+    static func brokerConfiguration(url: String) throws -> RabbitMQBrokerConfiguration {
+        do {
+            return try RabbitMQBrokerConfiguration(url: url)
+        } catch {
+            throw ValidationError("\(error)")
+        }
     }
 
     func run() async throws {
         let tracing = try ExampleTracing.isEnabled(flag: tracing)
         observability.bootstrapLogging(metadataProvider: tracing ? W3CTraceLogging.metadataProvider : nil)
         let logger = Logger(label: "qtasks.example")
-        let brokerURL = try tls.applied(
-            to: try SecretURL.broker(flag: url, file: urlFile)
-                ?? "amqp://guest:guest@127.0.0.1:5672/%2F")
+        let brokerURL = try brokerURL()
 
         let stateURL = StateStores.resolvedURL(
             try SecretURL.state(flag: state, file: stateFile))
@@ -133,7 +170,6 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
         let metricsEndpoint = try await observability.startMetricsEndpoint(logger: logger)
         defer { metricsEndpoint?.stop() }
 
-        let consumedQueues = queues.isEmpty ? ["default"] : queues
         let broker: RabbitMQBroker
         var brokerConfiguration: RabbitMQBrokerConfiguration
         do {

@@ -15,7 +15,7 @@ struct RoutingOptions: ParsableArguments {
     @Option(
         name: .customLong("queue-concurrency"),
         help: ArgumentHelp(
-            "A queue's own concurrency (also its prefetch): QUEUE=N; repeat for several. --concurrency still bounds the total.",
+            "A queue's own concurrency (also its prefetch): QUEUE=N, N 1...65535; repeat for several. --concurrency still bounds the total.",
             valueName: "queue=n"))
     var queueConcurrency: [String] = []
 
@@ -50,10 +50,11 @@ struct RoutingOptions: ParsableArguments {
     func parsedQueueConcurrency() throws -> [String: Int] {
         var limits: [String: Int] = [:]
         for text in queueConcurrency {
-            guard let equals = text.lastIndex(of: "="), let limit = Int(text[text.index(after: equals)...]), limit >= 1,
-                equals != text.startIndex
+            guard let equals = text.lastIndex(of: "="), let limit = Int(text[text.index(after: equals)...]),
+                (1...WorkerConfiguration.longestPrefetch).contains(limit), equals != text.startIndex
             else {
-                throw ValidationError("--queue-concurrency must be QUEUE=N with N >= 1, not '\(text)'")
+                throw ValidationError(
+                    "--queue-concurrency must be QUEUE=N with N 1...\(WorkerConfiguration.longestPrefetch) (it is also the queue's prefetch), not '\(text)'")
             }
             limits[String(text[..<equals])] = limit
         }

@@ -39,7 +39,7 @@ struct SchedulerCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "Broker URL, amqp://user:pass@host:port/vhost; for a cluster, one URL per node separated by ';', tried in turn (default: $QTASKS_URL, else the local broker).")
+    @Option(help: "Broker URL, amqp[s]://user:pass@host:port/vhost exactly (RabbitMQ's URI format: percent-encode a space, '@', ':' or '/' inside a part; the vhost / is %2F); for a cluster, one URL per node separated by ';', tried in turn (default: $QTASKS_URL, else the local broker).")
     var url: String?
 
     @OptionGroup var urlFile: BrokerURLFileOption
@@ -82,6 +82,24 @@ struct SchedulerCommand: AsyncParsableCommand {
     func validate() throws {
         guard !everies.isEmpty || !crons.isEmpty else { throw ValidationError("give at least one --every or --cron") }
         _ = try entries()
+        if let from, let until, until <= from {
+            throw ValidationError("--until (\(until)) must be after --from (\(from))")
+        }
+        // A malformed broker URL is a usage error (64) before anything
+        // connects; the message never shows the password.
+        do {
+            _ = try RabbitMQBrokerConfiguration(url: try brokerURL())
+        } catch let error as ValidationError {
+            throw error
+        } catch {
+            throw ValidationError("\(error)")
+        }
+    }
+
+    /// `--url`, `--url-file`, `QTASKS_URL`, `QTASKS_URL_FILE`, else the
+    /// local broker; with the TLS options applied.
+    func brokerURL() throws -> String {
+        try tls.applied(to: try SecretURL.broker(flag: url, file: urlFile) ?? "amqp://guest:guest@127.0.0.1:5672/%2F")
     }
 
     /// Parses `SCHEDULE:TASK[:QUEUE[:ARGS]]`.
@@ -91,6 +109,11 @@ struct SchedulerCommand: AsyncParsableCommand {
             throw ValidationError("\(option) '\(text)': expected SCHEDULE:TASK[:QUEUE[:ARGS]]")
         }
         let queue = parts.count >= 3 && !parts[2].isEmpty ? parts[2] : "default"
+        do {
+            try QueueNaming.validateTaskQueue(queue, what: "\(option) '\(text)': QUEUE")
+        } catch let error as QueueNameError {
+            throw ValidationError(error.message)
+        }
         var args: [JSONValue] = []
         if parts.count == 4 {
             guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(parts[3].utf8)),
@@ -128,9 +151,7 @@ struct SchedulerCommand: AsyncParsableCommand {
         let metricsEndpoint = try await observability.startMetricsEndpoint(logger: logger)
         defer { metricsEndpoint?.stop() }
         let entries = try entries()
-        let brokerURL = try tls.applied(
-            to: try SecretURL.broker(flag: url, file: urlFile)
-                ?? "amqp://guest:guest@127.0.0.1:5672/%2F")
+        let brokerURL = try brokerURL()
         let stateURL = StateStores.resolvedURL(
             try SecretURL.state(flag: state, file: stateFile))
         var brokerConfiguration: RabbitMQBrokerConfiguration

@@ -1,13 +1,14 @@
 import ArgumentParser
 import CommandSupport
 import Foundation
+import QTasks
 import QTasksRabbitMQ
 
 /// The broker URL option every command shares.
 struct BrokerOptions: ParsableArguments {
     static let defaultURL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
-    @Option(help: "Broker URL, amqp://user:pass@host:port/vhost; for a cluster, one URL per node separated by ';', tried in turn (default: $QTASKS_URL, else the local broker).")
+    @Option(help: "Broker URL, amqp[s]://user:pass@host:port/vhost exactly (RabbitMQ's URI format: percent-encode a space, '@', ':' or '/' inside a part; the vhost / is %2F); for a cluster, one URL per node separated by ';', tried in turn (default: $QTASKS_URL, else the local broker).")
     var url: String?
 
     @OptionGroup var urlFile: BrokerURLFileOption
@@ -33,8 +34,23 @@ struct BrokerOptions: ParsableArguments {
         (try? tls.applied(to: givenURL)) ?? givenURL
     }
 
+    /// Refuses, before anything connects, a URL that cannot be read (a
+    /// file), TLS options that do not apply, and a URL that does not parse
+    /// (`AMQPConfiguration(url:)`: RabbitMQ's URI format, strictly): usage
+    /// errors, 64, with the password never shown.
     func validate() throws {
-        _ = try tls.applied(to: try brokerURL())
+        let url = try tls.applied(to: try brokerURL())
+        do {
+            _ = try RabbitMQBrokerConfiguration(url: url)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+    }
+
+    /// Whether a broker error says the queue does not exist (`404
+    /// NOT_FOUND` on a passive declare, a `basic.get`, a purge).
+    static func isMissingQueue(_ error: any Error) -> Bool {
+        (error as? BrokerError)?.replyCode == 404
     }
 
     /// An admin connection to the broker for `dlq`, `inspect` and `purge`.

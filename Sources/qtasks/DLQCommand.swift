@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import QTasks
 import QTasksRabbitMQ
 
@@ -13,7 +14,9 @@ struct DLQCommand: AsyncParsableCommand {
             QUEUE is the task queue (its dead-letter queue is QUEUE.dlq) or the .dlq name itself. list \
             and show leave the messages where they are (fetched unacknowledged, then returned); replay \
             moves them back to their origin queue, each confirmed by the broker before it leaves the \
-            dead-letter queue, with its attempt count reset; purge deletes them.
+            dead-letter queue, with its attempt count reset; purge deletes them. A dead-letter queue \
+            that does not exist (no worker declared QUEUE on this vhost) is said so, with exit status 4 \
+            (the broker refused the request: 404).
             """,
         subcommands: [List.self, Show.self, Replay.self, Purge.self])
 
@@ -26,12 +29,29 @@ struct DLQCommand: AsyncParsableCommand {
 
         var deadLetterQueue: String { DeadLetterQueueAdmin.deadLetterQueue(for: queue) }
 
+        func validate() throws {
+            do {
+                try QueueNaming.validateExistingQueue(queue, what: "QUEUE")
+                try QueueNaming.validateExistingQueue(deadLetterQueue, what: "its dead-letter queue")
+            } catch let error as QueueNameError {
+                throw ValidationError(error.message)
+            }
+        }
+
         func connect() async throws -> DeadLetterQueueAdmin {
             try await broker.connectAdmin()
         }
 
         /// Runs `body` with an admin connection; broker errors exit 4.
         func run<T>(_ body: (DeadLetterQueueAdmin) async throws -> T) async throws -> T {
+            // A missing queue is answered below in words: the AMQP layer's
+            // warning about the closed channel (and the info lines) would
+            // only confuse; errors are still logged.
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = .error
+                return handler
+            }
             let admin = try await connect()
             do {
                 let value = try await body(admin)
@@ -40,6 +60,14 @@ struct DLQCommand: AsyncParsableCommand {
             } catch let error as ExitCode {
                 await admin.close()
                 throw error
+            } catch where BrokerOptions.isMissingQueue(error) {
+                // Not an unreachable broker: no worker declared the queue
+                // on this vhost. Said in words; the exit status is the
+                // documented one for a refused request (4), as `purge`'s.
+                printError(
+                    "qtasks: \(deadLetterQueue) does not exist (404 NOT_FOUND: no worker has declared \(queue) on this vhost, or the queue was deleted)")
+                await admin.close()
+                throw ExitStatus.brokerFailure
             } catch {
                 printError("qtasks: \(deadLetterQueue): \(error)")
                 await admin.close()
@@ -123,8 +151,12 @@ struct DLQCommand: AsyncParsableCommand {
 
         @OptionGroup var target: Target
 
-        @Option(help: "Most messages to move (default: all that are there now).")
+        @Option(help: "Most messages to move, 0 or more (default: all that are there now).")
         var limit: Int?
+
+        func validate() throws {
+            if let limit, limit < 0 { throw ValidationError("--limit must be >= 0") }
+        }
 
         func run() async throws {
             let queue = target.deadLetterQueue

@@ -10,7 +10,8 @@ struct QTasksCommand: AsyncParsableCommand {
         discussion: """
             Every command that talks to the broker reads its URL from --url, else the QTASKS_URL \
             environment variable, else amqp://guest:guest@127.0.0.1:5672/%2F (RabbitMQ's URI format: \
-            the default vhost / is written %2F). `qtasks state` reads a State backend URL instead \
+            the default vhost / is written %2F; a URL that is not exactly amqp[s]://... is refused with \
+            64, as are out-of-range numbers and queue names: see docs/operations.md). `qtasks state` reads a State backend URL instead \
             (--state, QTASKS_STATE_URL); `result`, `tasks` and `workers` read a result store \
             (--result-store, QTASKS_RESULT_STORE), which workers write with --result-store.
 
@@ -18,7 +19,7 @@ struct QTasksCommand: AsyncParsableCommand {
             any of them), or a purge was not confirmed; 2 `state get` found no such field, or \
             `result` no such task; 3 no result within --wait seconds (`result`: the task has not \
             ended); 4 the broker (or State backend, or result store) could not be reached or \
-            refused the request; 64 bad usage.
+            refused the request (`dlq` and `purge` of a queue that does not exist: 404); 64 bad usage.
             """,
         subcommands: [
             SendCommand.self, ResultCommand.self, TasksCommand.self, WorkersCommand.self, EventsCommand.self,

@@ -87,15 +87,15 @@ struct SendCommand: AsyncParsableCommand {
     var batchSize: Int = 10_000
 
     static let longestWait = 604_800.0
-    static let longestQueueName = 255 - ".retry.2592000000".utf8.count
 
     func validate() throws {
         guard !task.isEmpty else { throw ValidationError("the task name must not be empty") }
-        guard !queue.isEmpty else { throw ValidationError("--queue must not be empty") }
         // The worker declares `<queue>.dlq` and `<queue>.retry.<ms>` next to
         // it; AMQP names are at most 255 bytes.
-        guard queue.utf8.count <= Self.longestQueueName else {
-            throw ValidationError("--queue is \(queue.utf8.count) bytes; at most \(Self.longestQueueName), so that its dead-letter and retry queues fit AMQP's 255")
+        do {
+            try QueueNaming.validateTaskQueue(queue, what: "--queue")
+        } catch let error as QueueNameError {
+            throw ValidationError(error.message)
         }
         if let count, !(1...10_000_000).contains(count) { throw ValidationError("--count must be 1...10000000") }
         guard (1...1_000_000).contains(batchSize) else { throw ValidationError("--batch-size must be 1...1000000") }

@@ -98,3 +98,72 @@ import Testing
         #expect(AMQPConfiguration.redact("not a url") == "not a url")
     }
 }
+
+/// Issue #17, item 8: RabbitMQ's URI specification, read strictly. What
+/// Foundation's lenient parser used to accept (`amqp:/h:5692` as the
+/// default host with vhost `h:5692`; `amqp://gu est@@h` as the user
+/// `gu est@`) is refused, so that a typo cannot reach another broker.
+@Suite struct AMQPURISpecificationTests {
+    @Test("Refused, with the reason", arguments: [
+        ("amqp:/127.0.0.1:5692", "followed by '//'"),
+        ("amqp:127.0.0.1", "followed by '//'"),
+        ("amqp:///%2F?heartbeat=5#x", "'#' is not allowed"),
+        ("amqp://gu est@@127.0.0.1", "more than one '@'"),
+        ("amqp://gu est@127.0.0.1", "a space is not allowed in the user name"),
+        ("amqp://u:p@h:/%2F", "the port after ':' is empty"),
+        ("amqp://u:p@h:56x2/%2F", "port '56x2'"),
+        ("amqp://u:p@h:0/", "out of range"),
+        ("amqp://u:p@h/a/b", "one path segment"),
+        ("amqp://u:p@h/a%2", "two hex digits"),
+        ("amqp://u:p@h/%FF", "not UTF-8"),
+        ("amqp://u:p@[::1/%2F", "closing ']'"),
+        ("amqp://u:p@[zz]/%2F", "not an IPv6 address"),
+        ("amqp://u:p@h h/", "a space is not allowed in the host"),
+        ("127.0.0.1:5672", "must start with amqp:// or amqps://"),
+        ("", "must start with amqp:// or amqps://"),
+        ("amqp://u:p@h/?heartbeat=5%", "two hex digits"),
+    ])
+    func refused(url: String, reason: String) {
+        let error = #expect(throws: AMQPError.self) { try AMQPConfiguration(url: url) }
+        #expect(error?.code == .invalidArgument)
+        #expect(error?.message.contains(reason) == true, "\(String(describing: error))")
+    }
+
+    @Test("A bad password is refused without a character of it in the message", arguments: [
+        "amqp://guest:hunter 2@h/%2F", "amqp://guest:hun:ter2@h/%2F", "amqp://guest:hunter2%zz@h/%2F",
+        "amqp://guest:hunter2\u{1}@h/%2F",
+    ])
+    func passwordNeverShown(url: String) {
+        let error = #expect(throws: AMQPError.self) { try AMQPConfiguration(url: url) }
+        #expect(error?.message.contains("password") == true, "\(String(describing: error))")
+        #expect(error?.message.contains("hun") == false, "\(String(describing: error))")
+        #expect(error?.message.contains("ter2") == false, "\(String(describing: error))")
+    }
+
+    /// The examples of RabbitMQ's URI specification that this client reads
+    /// as it says (an empty path keeps the default vhost `/`, as pika does).
+    @Test func theSpecificationsExamples() throws {
+        let full = try AMQPConfiguration(url: "amqp://user:pass@host:10000/vhost")
+        #expect((full.username, full.password, full.host, full.port, full.virtualHost) == ("user", "pass", "host", 10000, "vhost"))
+        let encoded = try AMQPConfiguration(url: "amqp://user%61:%61pass@ho%61st:10000/v%2fhost")
+        #expect((encoded.username, encoded.password, encoded.host, encoded.virtualHost) == ("usera", "apass", "hoast", "v/host"))
+        let defaults = try AMQPConfiguration(url: "amqp://")
+        #expect((defaults.username, defaults.password, defaults.host, defaults.port, defaults.virtualHost) == ("guest", "guest", "127.0.0.1", 5672, "/"))
+        let empty = try AMQPConfiguration(url: "amqp://:@/")
+        #expect((empty.username, empty.password, empty.virtualHost) == ("", "", "/"))
+        let user = try AMQPConfiguration(url: "amqp://user@")
+        #expect((user.username, user.password, user.host) == ("user", "guest", "127.0.0.1"))
+        let password = try AMQPConfiguration(url: "amqp://:pass@")
+        #expect((password.username, password.password) == ("", "pass"))
+        let ipv6 = try AMQPConfiguration(url: "amqp://[::1]")
+        #expect((ipv6.host, ipv6.port) == ("::1", 5672))
+        #expect(try AMQPConfiguration(url: "amqp://host:10000").port == 10000)
+        #expect(try AMQPConfiguration(url: "AMQPS://host").tls.isEnabled)
+        // Sub-delimiters are allowed raw: a ';' or '!' in a password.
+        #expect(try AMQPConfiguration(url: "amqp://u:p;a!ss@h/%2F").password == "p;a!ss")
+        // ':' and '@' are allowed in a vhost segment.
+        #expect(try AMQPConfiguration(url: "amqp://h/a:b@c").virtualHost == "a:b@c")
+        // Query values are percent-decoded.
+        #expect(try AMQPConfiguration(url: "amqp://h/%2F?connection_name=my%20app").connectionName == "my app")
+    }
+}

@@ -195,3 +195,50 @@ import Testing
         }
     }
 }
+
+/// Issue #17, item 8: queue names and prefetch checked before anything is
+/// declared.
+@Suite struct WorkerConfigurationValidationTests {
+    @Test func theLongestTaskQueueNameLeavesRoomForItsRetryQueues() {
+        #expect(QueueNaming.longestTaskQueueName == 238)
+        let longest = String(repeating: "q", count: 238)
+        #expect((longest + ".retry.\(QueueNaming.longestRetryDelayMilliseconds)").utf8.count == 255)
+        #expect(throws: Never.self) { try QueueNaming.validateTaskQueue(longest) }
+        let error = #expect(throws: QueueNameError.self) { try QueueNaming.validateTaskQueue(longest + "é") }
+        #expect(error?.code == .tooLong)
+        #expect(error?.message.contains("240 bytes; at most 238") == true, "\(String(describing: error))")
+    }
+
+    @Test("Refused queue names", arguments: [("", QueueNameError.Code.empty), ("amq.gen-x", .reserved), (String(repeating: "x", count: 300), .tooLong)])
+    func refusedNames(name: String, code: QueueNameError.Code) {
+        let error = #expect(throws: QueueNameError.self) { try WorkerConfiguration(queues: ["ok", name]).validate() }
+        #expect(error?.code == code)
+    }
+
+    @Test func prefetchIsRefusedOverAMQPsLimitAndTheDefaultStopsThere() throws {
+        #expect(throws: WorkerConfigurationError.self) { try WorkerConfiguration(prefetch: 70_000).validate() }
+        #expect(throws: WorkerConfigurationError.self) { try WorkerConfiguration(prefetch: 0).validate() }
+        var perQueue = WorkerConfiguration(queues: ["a"])
+        perQueue.queueConcurrency = ["a": 70_000]
+        #expect(throws: WorkerConfigurationError.self) { try perQueue.validate() }
+        #expect(throws: WorkerConfigurationError.self) { try WorkerConfiguration(queues: []).validate() }
+        #expect(throws: WorkerConfigurationError.self) { try WorkerConfiguration(maxMessageBytes: 0).validate() }
+        // Given: kept as given. Derived: 4 × concurrency, at most 65535.
+        #expect(WorkerConfiguration(concurrency: 100_000).effectivePrefetch == 65_535)
+        #expect(WorkerConfiguration(concurrency: .max).effectivePrefetch == 65_535)
+        #expect(WorkerConfiguration(concurrency: 10).effectivePrefetch == 40)
+        #expect(WorkerConfiguration(prefetch: 65_535).effectivePrefetch == 65_535)
+        try WorkerConfiguration(concurrency: 100_000, prefetch: 65_535).validate()
+    }
+
+    /// A library user gets the error from `run()` before the broker sees
+    /// anything: nothing is declared.
+    @Test func runThrowsBeforeDeclaringAnything() async throws {
+        let broker = MemoryBroker()
+        let worker = Worker(broker: broker, app: TaskApp(), configuration: WorkerConfiguration(queues: ["good", ""]))
+        await #expect(throws: QueueNameError.self) { try await worker.run() }
+        #expect(broker.queueNames.isEmpty, "\(broker.queueNames)")
+        await #expect(throws: BrokerError.self) { try await broker.declareTaskQueue("") }
+        await #expect(throws: BrokerError.self) { try await broker.declareTaskQueue(String(repeating: "x", count: 239)) }
+    }
+}

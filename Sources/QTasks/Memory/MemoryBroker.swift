@@ -72,8 +72,8 @@ public final class MemoryBroker: DelayedPublishing {
     ///
     /// - Throws: ``BrokerError`` `.closed` after ``close()``.
     public func declareTaskQueue(_ name: String) async throws {
-        // As RabbitMQBroker: "" is no queue name.
-        guard !name.isEmpty else { throw BrokerError(.refused, "a task queue needs a name (got an empty string)") }
+        // As RabbitMQBroker: the same names are refused.
+        try QueueNaming.checkBeforeDeclaring(name)
         try state.withLock { state in
             guard !state.closed else { throw Self.closedError }
             if state.queues[name] == nil { state.queues[name] = MemoryQueue() }

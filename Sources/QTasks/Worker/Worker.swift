@@ -117,12 +117,16 @@ public final class Worker: Service, Sendable {
     /// Declares the queues, consumes until graceful shutdown, and returns
     /// once every received delivery is settled or requeued.
     ///
-    /// - Throws: a ``BrokerError`` when the first declaration or consume
+    /// - Throws: ``QueueNameError`` or ``WorkerConfigurationError`` when
+    ///   ``WorkerConfiguration/validate()`` refuses the configuration
+    ///   (before any broker call); a ``BrokerError`` when the first declaration or consume
     ///   fails (a wrong URL, a refused queue), or when consuming again after
     ///   a lost connection failed ``WorkerConfiguration/reconnectAttempts``
     ///   times in a row; the unacknowledged deliveries then return to their
     ///   queues through the broker.
     public func run() async throws {
+        // Before anything is declared: a bad name would leave queues behind.
+        try configuration.validate()
         try await withGracefulShutdownHandler {
             try await consumeUntilShutdown()
         } onGracefulShutdown: { [shutdown] in

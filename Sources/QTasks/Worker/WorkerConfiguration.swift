@@ -5,13 +5,16 @@ import Tracing
 /// How a ``Worker`` consumes and runs tasks. Every field has a default.
 public struct WorkerConfiguration: Sendable {
     /// The queues to consume; each is declared (with its dead-letter queue)
-    /// when the worker starts. Default `["default"]`.
+    /// when the worker starts. Default `["default"]`. Names are checked by
+    /// ``validate()`` before anything is declared: not empty, at most
+    /// ``QueueNaming/longestTaskQueueName`` (238) bytes, no `amq.` prefix.
     public var queues: [String]
     /// The most task handlers running at once. Default 10; values below 1
     /// count as 1.
     public var concurrency: Int
     /// The most unacknowledged deliveries the broker hands this worker,
-    /// across all its queues. nil (the default) means 4 × `concurrency`,
+    /// across all its queues, 1...65535. nil (the default) means 4 ×
+    /// `concurrency` (at most 65535, ``effectivePrefetch``),
     /// after Celery's `worker_prefetch_multiplier` default of 4: enough
     /// buffered that a free slot never waits for the network, few enough
     /// that other workers get a fair share.
@@ -142,9 +145,11 @@ public struct WorkerConfiguration: Sendable {
         self.logger = logger
     }
 
-    /// `prefetch`, or 4 × `concurrency` when nil; at least 1.
+    /// `prefetch`, or 4 × `concurrency` when nil, at most 65535 (AMQP's
+    /// limit, ``longestPrefetch``); at least 1. A `prefetch` over 65535 is
+    /// refused by ``validate()``, which ``Worker/run()`` calls.
     public var effectivePrefetch: Int {
-        max(1, prefetch ?? 4 * effectiveConcurrency)
+        max(1, prefetch ?? min(4 * min(effectiveConcurrency, Self.longestPrefetch), Self.longestPrefetch))
     }
 
     /// ``tracer``, else the bootstrapped one at the time of the call (the
