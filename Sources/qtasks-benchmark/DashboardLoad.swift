@@ -34,7 +34,7 @@ final class DashboardLoad: @unchecked Sendable {
     }
 
     /// Starts the dashboard, waits for its address, opens the clients and
-    /// waits for the first live message and the first poll.
+    /// waits until the live stream is connected and the first poll answered.
     init(brokerURL: String, resultStoreURL: String, queue: String, browser chromium: String?) async throws {
         dashboard = try WorkerProcess(
             executable: Self.executable,
@@ -64,24 +64,32 @@ final class DashboardLoad: @unchecked Sendable {
             }
             try await Task.sleep(for: .milliseconds(20))
         }
-        if let chromium {
-            let profile = FileManager.default.temporaryDirectory.appendingPathComponent("qtasks-benchmark-chromium-\(getpid())-\(port)")
-            try FileManager.default.createDirectory(at: profile, withIntermediateDirectories: true)
-            browserProfile = profile
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: chromium)
-            process.arguments = [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--remote-debugging-port=0",
-                "--user-data-dir=\(profile.path)", "http://127.0.0.1:\(port)/",
-            ]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            browser = process
-            // Until the page is loaded and follows /api/live: the dashboard
-            // counts two live streams then (ours and the page's).
-            try await Task.sleep(for: .seconds(3))
+        do {
+            if let chromium { try await openBrowser(chromium) }
+        } catch {
+            stop()
+            throw error
         }
+    }
+
+    /// Headless Chromium on the Overview page, left running until ``stop()``.
+    private func openBrowser(_ chromium: String) async throws {
+        let profile = FileManager.default.temporaryDirectory.appendingPathComponent("qtasks-benchmark-chromium-\(getpid())-\(port)")
+        try FileManager.default.createDirectory(at: profile, withIntermediateDirectories: true)
+        browserProfile = profile
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: chromium)
+        process.arguments = [
+            "--headless=new", "--no-sandbox", "--disable-gpu", "--remote-debugging-port=0",
+            "--user-data-dir=\(profile.path)", "http://127.0.0.1:\(port)/",
+        ]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        browser = process
+        // Until the page is loaded and follows /api/live (it then holds two
+        // connections: its fetches and its event stream).
+        try await Task.sleep(for: .seconds(3))
     }
 
     var dashboardPID: Int32 { dashboard.pid }
