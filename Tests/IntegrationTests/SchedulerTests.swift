@@ -40,14 +40,17 @@ struct SchedulerTests {
 
     func twoSchedulersSubmitEachOfTenTicksOnce(stateURL: String) async throws {
         try await TestScope.run("sched") { scope in
-            let from = Int64(Date().timeIntervalSince1970.rounded(.down)) + 4
+            // Room for both schedulers to start before the first tick: 4 s
+            // was not enough on a loaded 2-core machine (a start took longer
+            // in a broad run), which failed the precondition below.
+            let from = Int64(Date().timeIntervalSince1970.rounded(.down)) + 12
             let until = from + 10
             let arguments = [
                 "--url", IntegrationEnvironment.url, "--state", stateURL,
                 "--every", "1:add:\(scope.queue):[2,3]", "--from", String(from), "--until", String(until),
             ]
             let schedulers = try (0..<2).map { _ in try scope.spawn(Self.schedulerExecutable, arguments) }
-            try await waitUntil("both schedulers to log 'scheduler started'", timeout: 10) {
+            try await waitUntil("both schedulers to log 'scheduler started'", timeout: 11) {
                 for process in schedulers {
                     if let ended = process.exitStatus {
                         throw ChildProcessError("a scheduler ended early (\(ended)):\n\(process.stderrTail())")
