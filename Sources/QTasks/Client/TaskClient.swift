@@ -248,6 +248,11 @@ public final class TaskClient: Sendable {
         return TaskHandle(uuid: published.sent.uuid, taskName: published.sent.taskName, queue: published.sent.queue, slot: published.slot!, client: self)
     }
 
+    /// The queue the client's app registers `taskName` on, if any.
+    func appQueue(for taskName: String?) -> String? {
+        taskName.flatMap { app?.queue(for: $0) }
+    }
+
     /// Makes the task's message and runs the client's middleware on it.
     func prepare(_ request: TaskRequest) async throws -> Prepared {
         let message = TaskMessage(taskName: request.taskName, args: request.args, kwargs: request.kwargs, priority: request.priority ?? 0)
@@ -526,7 +531,15 @@ public final class TaskClient: Sendable {
     private func message(
         _ task: TaskMessage, queue: String, priority: Int?, headers: [String: HeaderValue], replyTo: String?
     ) -> Message {
-        Message(
+        var task = task
+        var replyTo = replyTo
+        if task.workflow?.start != nil {
+            // A workflow's starting message: its result is not wanted, the
+            // workflow's is, under the workflow's uuid.
+            task.workflow?.replyTo = replyTo
+            replyTo = nil
+        }
+        return Message(
             body: task.jsonBytes(),
             properties: MessageProperties(
                 contentType: "application/json",

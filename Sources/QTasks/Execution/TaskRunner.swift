@@ -29,6 +29,9 @@ public struct TaskRunner: Sendable {
     /// runner.
     private let workerDependencies: DependencyStore
     private let middleware: TaskMiddlewareChain
+    /// Asks the workflow store whether to run a workflow step (set by the
+    /// ``Worker`` when it has a ``WorkerConfiguration/workflowStore``).
+    var workflowGate: (@Sendable (_ step: String, _ join: JoinMembership?, _ takingOver: Bool) async throws -> StepStart)?
 
     /// - Parameters:
     ///   - app: the tasks; those registered after this call are not seen.
@@ -115,6 +118,17 @@ public struct TaskRunner: Sendable {
     struct Execution: Sendable {
         var outcome: TaskOutcome
         var transientRetry: TransientRetryCount? = nil
+        /// The step's workflow context, for a step of a workflow.
+        var workflow: WorkflowContext? = nil
+        /// Set when another delivery of this workflow step is running:
+        /// publish the message again after this delay, unchanged.
+        var deferral: Duration? = nil
+        /// The step ran before: `outcome` holds its recorded result and
+        /// the handler did not run.
+        var recorded = false
+        /// The step's group failed fast: dead-letter it unrun, do not
+        /// count it in the join.
+        var halted = false
     }
 
     /// ``execute(_:)``, telling `span` (the ``Worker``'s span for this
@@ -183,7 +197,32 @@ public struct TaskRunner: Sendable {
         let outcome: TaskOutcome
         var transientRetry: TransientRetryCount?
         let ending: DependencyOutcome
+        let workflow = envelope.workflow
         do {
+            if let workflow, let gate = workflowGate, envelope.taskName != WorkflowContext.startTaskName {
+                // Redelivered, a retry or a replayed dead letter: any
+                // earlier run of this delivery is over.
+                let takingOver = delivery.redelivered || attempt > 1 || properties.headers[MessageHeaders.replayedAt] != nil
+                switch try await gate(envelope.uuid, workflow.join, takingOver) {
+                case .run:
+                    break
+                case .finished(let returning):
+                    _ = await dependencies.call.close(.success, reason: "the step had run before")
+                    return Execution(outcome: .completed(result(context, .success, returning: returning)), workflow: workflow, recorded: true)
+                case .running:
+                    _ = await dependencies.call.close(.cancelled, reason: "another delivery of the step is running")
+                    let failure = TaskFailure(errorType: "WorkflowStepBusy", message: "another delivery of workflow step \(envelope.uuid) is running; checking again later")
+                    return Execution(
+                        outcome: .retry(result(context, .error, traceback: failure.traceback), failure, delay: Self.busyStepDelay),
+                        workflow: workflow, deferral: Self.busyStepDelay)
+                case .halted:
+                    _ = await dependencies.call.close(.cancelled, reason: "the workflow failed fast")
+                    let failure = TaskFailure(
+                        errorType: "WorkflowCancelled",
+                        message: "not run: workflow \(workflow.id) failed fast (another member of group \(workflow.join?.id ?? "?") failed); replay this dead letter to resume")
+                    return Execution(outcome: .failed(result(context, .cancel, traceback: failure.traceback), failure), workflow: workflow, halted: true)
+                }
+            }
             let returning = try await TaskContext.$current.withValue(context) { [context] in
                 try await run(call, context, timeLimit: timeLimit)
             }
@@ -233,10 +272,14 @@ public struct TaskRunner: Sendable {
         if case .completed = outcome, let teardownError {
             span?.recordError(teardownError)
             let failure = TaskFailure(teardownError)
-            return Execution(outcome: .failed(result(context, .error, traceback: failure.traceback), failure))
+            return Execution(outcome: .failed(result(context, .error, traceback: failure.traceback), failure), workflow: workflow)
         }
-        return Execution(outcome: outcome, transientRetry: transientRetry)
+        return Execution(outcome: outcome, transientRetry: transientRetry, workflow: workflow)
     }
+
+    /// How long a delivery of a workflow step waits while another delivery
+    /// of the same step runs.
+    static let busyStepDelay: Duration = .seconds(5)
 
     /// Runs the handler, within `timeLimit` when there is one.
     private func run(_ call: PreparedCall, _ context: TaskContext, timeLimit: Duration?) async throws -> JSONValue {

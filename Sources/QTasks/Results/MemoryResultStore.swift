@@ -12,6 +12,8 @@ public final class MemoryResultStore: ResultStore, CustomStringConvertible {
     }
 
     private let state = Mutex(State())
+    /// Joins, step ends and workflow records (``WorkflowStore``).
+    private let workflows = Mutex(MemoryWorkflowState())
     public let configuration: ResultStoreConfiguration
     /// The clock records expire by; tests move it.
     private let now: @Sendable () -> Date
@@ -82,6 +84,11 @@ public final class MemoryResultStore: ResultStore, CustomStringConvertible {
 
     public func close() async {
         state.withLock { $0.closed = true }
+    }
+
+    func withWorkflows<T>(_ body: (inout MemoryWorkflowState) throws -> T) throws -> T {
+        guard !state.withLock({ $0.closed }) else { throw ResultStoreError(.closed, "the memory result store is closed") }
+        return try workflows.withLock { try body(&$0) }
     }
 
     /// Drops expired records, then the oldest finished ones past the bound.

@@ -6,4 +6,6 @@ enum EnvelopeKey: String, CodingKey {
     case args
     case kwargs
     case createdAt = "created_at"
+    /// A workflow step's context (``WorkflowContext``).
+    case workflow
 }

@@ -15,6 +15,8 @@ public enum MessageHeaders {
     public static let originQueue = "x-qtasks-origin-queue"
     /// Integer: how many attempts ran (dead letters).
     public static let attempts = "x-qtasks-attempts"
+    /// Set by `qtasks dlq replay` on the copy it publishes (Unix seconds).
+    public static let replayedAt = "x-qtasks-replayed-at"
     /// Double, seconds: the delay applied before this retry (retry copies).
     public static let retryDelay = "x-qtasks-retry-delay"
     /// Integer: how many of the retries so far were for a transient

@@ -15,6 +15,8 @@ struct TaskEnvelope: Decodable {
     /// The body's `created_at`, nil when absent.
     var bodyCreatedAt: Double?
     var call: PreparedCall
+    /// Set when the task is a step of a workflow (docs/workflows.md).
+    var workflow: WorkflowContext?
 
     /// The uuid with its fallbacks filled in by ``decode(_:catalog:messageID:decoder:)``.
     var uuid: String = ""
@@ -83,6 +85,21 @@ struct TaskEnvelope: Decodable {
         self.taskName = taskName
         self.priority = try Self.priority(in: container, uuid: uuid, taskName: taskName)
         self.bodyCreatedAt = try Self.field(Double.self, .createdAt, in: container, expected: "a number (Unix seconds)", uuid: uuid, taskName: taskName)
+        if container.contains(.workflow), (try? container.decodeNil(forKey: .workflow)) == false {
+            do {
+                self.workflow = try container.decode(WorkflowContext.self, forKey: .workflow)
+            } catch {
+                throw TaskInputError(.invalidField, "workflow: \(DecodingErrorText.describe(error))", uuid: uuid, taskName: taskName)
+            }
+        }
+        if taskName == WorkflowContext.startTaskName {
+            // Run by the worker itself (it publishes the first steps).
+            guard workflow?.start != nil else {
+                throw TaskInputError(.invalidField, "\(taskName) needs a workflow with a start step", uuid: uuid, taskName: taskName)
+            }
+            call = PreparedCall(arguments: TaskArguments(args: [], kwargs: [:]), run: { _ in .null })
+            return
+        }
 
         guard let catalog = decoder.userInfo[Self.catalogKey] as? TaskCatalog else {
             do {

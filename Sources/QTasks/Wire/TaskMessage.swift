@@ -22,6 +22,10 @@ public struct TaskMessage: Hashable, Sendable {
     public var kwargs: [String: JSONValue]
     /// When the task was created, Unix seconds.
     public var createdAt: Double
+    /// For a step of a workflow: the workflow, what follows this step and
+    /// the group it reports to (`workflow`, docs/workflows.md); nil for a
+    /// plain task.
+    public var workflow: WorkflowContext? = nil
 
     /// - Parameters:
     ///   - uuid: defaults to a new lowercased UUID string.
@@ -59,6 +63,15 @@ public struct TaskMessage: Hashable, Sendable {
         JSONValue.object(kwargs).write(to: &bytes)
         bytes.append(contentsOf: #","created_at":"#.utf8)
         JSONValue.writeNumber(createdAt, to: &bytes)
+        if let workflow {
+            bytes.append(contentsOf: #","workflow":"#.utf8)
+            // Steps hold only JSON values, strings and integers: encoding
+            // cannot fail.
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.withoutEscapingSlashes]
+            let encoded: Data? = try? encoder.encode(workflow)
+            bytes.append(contentsOf: encoded.map { [UInt8]($0) } ?? Array("null".utf8))
+        }
         bytes.append(UInt8(ascii: "}"))
         return bytes
     }
@@ -82,5 +95,6 @@ public struct TaskMessage: Hashable, Sendable {
             uuid: envelope.uuid,
             createdAt: envelope.createdAt
         )
+        self.workflow = envelope.workflow
     }
 }

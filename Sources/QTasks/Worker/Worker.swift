@@ -69,6 +69,8 @@ public final class Worker: Service, Sendable {
     let broker: any Broker
     private let app: TaskApp
     private let shutdown = ShutdownSignal()
+    /// Queues this worker declared for workflow steps it published.
+    let workflowQueues = Mutex<Set<String>>([])
     /// The configuration's middleware, then the initializer's; the
     /// standard middleware goes outside them when `run()` starts.
     private let userMiddleware: [any TaskMiddleware]
@@ -194,7 +196,7 @@ public final class Worker: Service, Sendable {
     private func consumeUntilShutdown(recorder: TaskEventRecorder?) async throws {
         let logger = configuration.logger
         let chain = TaskMiddlewareChain(middleware: makeMiddleware(recorder: recorder))
-        let executor = TaskRunner(
+        var executor = TaskRunner(
             app: app,
             maxMessageBytes: configuration.maxMessageBytes,
             taskTimeLimit: configuration.taskTimeLimit,
@@ -203,6 +205,11 @@ public final class Worker: Service, Sendable {
             logger: logger,
             middleware: chain
         )
+        if let store = configuration.workflowStore {
+            executor.workflowGate = { step, join, takingOver in
+                try await store.beginStep(step, join: join, takingOver: takingOver)
+            }
+        }
         // Reconnects are the worker's, not a task's: counted here.
         let metrics = WorkerMetrics(knownTasks: app.taskNames, factory: configuration.metricsFactory)
         if !(broker is any DelayedPublishing) {
@@ -447,9 +454,15 @@ public final class Worker: Service, Sendable {
             case .tooLarge(let error): return await oversize(error)
             case .published: break
             }
-            guard await settle(delivery, metadata: metadata(status), { try await $0.acknowledge(delivery) })
+            guard await continueWorkflow(execution, for: delivery, metadata: metadata(status)),
+                  await settle(delivery, metadata: metadata(status), { try await $0.acknowledge(delivery) })
             else { return report(settled: false) }
             return report(settled: true)
+        case .retry(_, _, let delay) where execution.deferral != nil:
+            // Another delivery of this workflow step is running: checked
+            // again later, no attempt spent.
+            let settled = await deferBusyStep(delivery, delay: delay, metadata: metadata("retry"))
+            return report(settled: settled, retryDelay: settled ? delay : nil)
         case .retry(_, let failure, let delay):
             guard let applied = await publishRetry(delivery, failure: failure, uuid: result.uuid, attempt: result.retry + 1, delay: delay,
                                                             transient: execution.transientRetry, metadata: metadata("retry")),
@@ -469,6 +482,7 @@ public final class Worker: Service, Sendable {
                 else { return report(settled: false) }
             } else {
                 guard await deadLetter(delivery, failure: failure, uuid: result.uuid, attempts: result.retry + 1, metadata: metadata("error")),
+                      await continueWorkflow(execution, for: delivery, metadata: metadata("error")),
                       await settle(delivery, metadata: metadata("error"), { try await $0.acknowledge(delivery) })
                 else { return report(settled: false) }
             }

@@ -113,6 +113,14 @@ public struct WorkerConfiguration: Sendable {
     /// ``middleware``.
     public var events: TaskEventRecording? = nil
 
+    /// Where workflows keep their joins, step ends and records
+    /// (docs/workflows.md): a result store (`SQLiteResultStore`,
+    /// `RedisResultStore`, ``MemoryResultStore``). nil (the default):
+    /// chains run, but a workflow with a group is refused (error result
+    /// and dead letter) and steps delivered twice may run twice. Every
+    /// worker of a fleet must use the same store.
+    public var workflowStore: (any WorkflowStore)? = nil
+
     /// Whether the worker installs the package's own middleware, outermost
     /// and in this order: ``TracingTaskMiddleware`` (with ``tracer``),
     /// ``LoggingTaskMiddleware`` (the outcome's log line, to ``logger``)

@@ -1,0 +1,87 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// Workflow steps (docs/workflows.md): after a step's end and before its
+/// delivery is acknowledged, the worker makes the step's store calls and
+/// publishes what follows it, with confirms.
+extension Worker {
+    /// Continues the workflow a step belongs to. True when the delivery can
+    /// be settled now; false when it was requeued (a store or broker call
+    /// failed: the same calls are made again on the next delivery).
+    func continueWorkflow(_ execution: TaskRunner.Execution, for delivery: Delivery, metadata: @autoclosure () -> Logger.Metadata) async -> Bool {
+        guard let context = execution.workflow, !execution.halted else { return true }
+        let store = configuration.workflowStore
+        var plan = WorkflowPlan(context: context, store: store, queue: delivery.queue)
+        do {
+            switch execution.outcome {
+            case .completed(let result):
+                if result.taskName == WorkflowContext.startTaskName, let root = context.start {
+                    try await plan.start(root)
+                } else {
+                    let value = result.returning ?? .null
+                    // Before its follow-ups: a second delivery of this step
+                    // then does them again without running the task again.
+                    if !execution.recorded { try await store?.finishStep(result.uuid, returning: value) }
+                    try await plan.stepSucceeded(value)
+                }
+            case .failed(let result, let failure), .rejected(let result, let failure):
+                let error = "\(failure.errorType): \(failure.message) (step \(result.taskName.isEmpty ? "?" : result.taskName) \(result.uuid))"
+                try await plan.stepFailed(status: .error, error: error)
+            case .cancelledByTask(let result):
+                try await plan.stepFailed(status: .cancel, error: "cancelled by the task (step \(result.taskName) \(result.uuid))")
+            case .retry, .cancelled:
+                return true
+            }
+        } catch let error as WorkflowError {
+            // Not a fault that passes: the workflow ends with the error,
+            // the step's delivery is dead-lettered with it.
+            var fields = metadata()
+            fields["error"] = .string(error.message)
+            configuration.logger.error("workflow refused", metadata: fields)
+            var failing = WorkflowPlan(context: context, store: store, queue: delivery.queue)
+            try? await failing.fail(error.message)
+            guard await publishWorkflowMessages(failing.publications, for: delivery, metadata: metadata()) else { return false }
+            let failure = TaskFailure(errorType: "WorkflowError", message: error.message)
+            return await deadLetter(delivery, failure: failure, uuid: execution.outcome.result.uuid, attempts: execution.outcome.result.retry + 1, metadata: metadata())
+        } catch {
+            await requeueAfterFailedPublish(delivery, error: error, metadata: metadata())
+            return false
+        }
+        return await publishWorkflowMessages(plan.publications, for: delivery, metadata: metadata())
+    }
+
+    /// Publishes a step's follow-ups with confirms, declaring their queues
+    /// first; on failure requeues the delivery and returns false.
+    func publishWorkflowMessages(_ publications: [Publication], for delivery: Delivery, metadata: @autoclosure () -> Logger.Metadata) async -> Bool {
+        guard !publications.isEmpty else { return true }
+        let queues = Set(publications.filter(\.mandatory).map(\.queue))
+        let undeclared = workflowQueues.withLock { queues.subtracting($0) }.sorted()
+        let published = await publish(for: delivery, metadata: metadata()) { broker in
+            for queue in undeclared {
+                try await broker.declareTaskQueue(queue)
+            }
+            let outcomes = try await broker.publish(batch: publications)
+            for outcome in outcomes { try outcome.get() }
+        }
+        if published { workflowQueues.withLock { $0.formUnion(undeclared) } }
+        return published
+    }
+
+    /// A delivery of a workflow step that another delivery of the same
+    /// step is running: published again unchanged after `delay` (held by
+    /// the broker), then acknowledged.
+    func deferBusyStep(_ delivery: Delivery, delay: Duration, metadata: @autoclosure () -> Logger.Metadata) async -> Bool {
+        let queue = delivery.queue
+        let message = delivery.message
+        let published = await publish(for: delivery, metadata: metadata(), redeclaring: queue) { broker in
+            if let delaying = broker as? any DelayedPublishing {
+                _ = try await delaying.publish(message, to: queue, after: delay)
+            } else {
+                try await broker.publish(message, to: queue, mandatory: true)
+            }
+        }
+        guard published else { return false }
+        return await settle(delivery, metadata: metadata(), { try await $0.acknowledge(delivery) })
+    }
+}
