@@ -39,7 +39,20 @@ struct RedisResultLayout: Sendable {
 
     /// The second parts of keys that are not task hashes: QTasks' own
     /// (`task_process`, `task_queue`) and ours.
-    static let reservedNames: Set<String> = ["task_process", "task_queue", "qtasks_index", "qtasks_worker"]
+    static let reservedNames: Set<String> = [
+        "task_process", "task_queue", "qtasks_index", "qtasks_worker", "qtasks_workflow", "qtasks_join",
+        "qtasks_join_members", "qtasks_join_outcomes", "qtasks_join_states", "qtasks_join_answers", "qtasks_step",
+    ]
+
+    // Workflows (RedisResultStore+Workflow.swift).
+    func workflowKey(_ id: String) -> String { prefix + ":qtasks_workflow:" + id }
+    /// A join's counters (hash fields), `head` (JSON) and `initial`.
+    func joinKey(_ id: String) -> String { prefix + ":qtasks_join:" + id }
+    func joinMembersKey(_ id: String) -> String { prefix + ":qtasks_join_members:" + id }
+    func joinOutcomesKey(_ id: String) -> String { prefix + ":qtasks_join_outcomes:" + id }
+    func joinStatesKey(_ id: String) -> String { prefix + ":qtasks_join_states:" + id }
+    func joinAnswersKey(_ id: String) -> String { prefix + ":qtasks_join_answers:" + id }
+    func stepKey(_ uuid: String) -> String { prefix + ":qtasks_step:" + uuid }
 
     /// Whether a uuid can name a record in this layout: not empty, no `:`
     /// (QTasks splits keys and in-flight members on it) and not one of the

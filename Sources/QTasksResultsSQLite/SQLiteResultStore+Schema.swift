@@ -41,6 +41,47 @@ extension SQLiteResultStore {
                     );
                     """)
         }
+        // Workflows (docs/workflows.md): records, joins with one row per
+        // member (a settle touches two small rows, whatever the group's
+        // size), and step ends.
+        migrator.registerMigration("qtasks_workflows_v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE qtasks_workflows (
+                        id         TEXT NOT NULL PRIMARY KEY,
+                        status     TEXT NOT NULL,
+                        expires_at REAL NOT NULL,
+                        record     TEXT NOT NULL
+                    );
+                    CREATE INDEX qtasks_workflows_by_expiry ON qtasks_workflows (expires_at);
+                    -- head: the join without its members (JSON); counters:
+                    -- JoinLedger.Counters (JSON); initial: the members the
+                    -- opening started (JSON array).
+                    CREATE TABLE qtasks_joins (
+                        id         TEXT NOT NULL PRIMARY KEY,
+                        expires_at REAL NOT NULL,
+                        head       TEXT NOT NULL,
+                        counters   TEXT NOT NULL,
+                        initial    TEXT NOT NULL
+                    );
+                    CREATE INDEX qtasks_joins_by_expiry ON qtasks_joins (expires_at);
+                    CREATE TABLE qtasks_join_members (
+                        join_id TEXT NOT NULL,
+                        idx     INTEGER NOT NULL,
+                        step    TEXT NOT NULL,
+                        outcome TEXT,
+                        answer  TEXT,
+                        PRIMARY KEY (join_id, idx)
+                    ) WITHOUT ROWID;
+                    -- result NULL: a delivery of the step is running.
+                    CREATE TABLE qtasks_steps (
+                        uuid       TEXT NOT NULL PRIMARY KEY,
+                        result     TEXT,
+                        expires_at REAL NOT NULL
+                    );
+                    CREATE INDEX qtasks_steps_by_expiry ON qtasks_steps (expires_at);
+                    """)
+        }
         return migrator
     }()
 

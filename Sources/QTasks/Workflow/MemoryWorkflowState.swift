@@ -63,7 +63,7 @@ struct MemoryWorkflowState: Sendable {
         }
         joins[membership.id] = join
         var settlement = JoinSettlement(join: join.spec)
-        settlement.start = answer.start
+        settlement.start = answer.start.map { JoinStart(index: $0, step: join.spec.members[$0]) }
         settlement.failedWorkflow = answer.failedWorkflow
         settlement.isRepeat = isRepeat
         if answer.completes {

@@ -66,8 +66,8 @@ struct WorkflowPlan {
         }
         let settlement = try await store.settleMember(membership, outcome: outcome)
         let join = settlement.join
-        for index in settlement.start where join.members.indices.contains(index) {
-            try await begin(join.members[index], input: join.input, next: [], join: JoinMembership(id: join.id, index: index), queue: join.queue)
+        for member in settlement.start {
+            try await begin(member.step, input: join.input, next: [], join: JoinMembership(id: join.id, index: member.index), queue: join.queue)
         }
         if settlement.failedWorkflow {
             try await finish(.error, result: nil, error: "member \(membership.index) of group \(membership.id) failed: \(outcome.error ?? outcome.status.rawValue)")

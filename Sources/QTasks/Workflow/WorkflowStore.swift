@@ -141,10 +141,12 @@ public struct WorkflowJoin: Sendable, Hashable, Codable {
 
 /// What follows from a member's end (``WorkflowStore/settleMember(_:outcome:)``).
 public struct JoinSettlement: Sendable, Hashable, Codable {
-    /// The join (its members and what follows it).
+    /// The join: what follows it. Its ``WorkflowJoin/members`` may be
+    /// empty (a store need not read them all): the members to start are in
+    /// ``start``.
     public var join: WorkflowJoin
-    /// Members to start now: slots freed in the window.
-    public var start: [Int] = []
+    /// Members to start now (slots freed in the window), with their steps.
+    public var start: [JoinStart] = []
     /// Set when this member's end completed the join: every member's
     /// outcome, in member order. Set for exactly one member of a join.
     public var completion: [WorkflowMemberResult<JSONValue>]?
@@ -155,6 +157,17 @@ public struct JoinSettlement: Sendable, Hashable, Codable {
 
     public init(join: WorkflowJoin) {
         self.join = join
+    }
+}
+
+/// A member of a join to start: its index and its step.
+public struct JoinStart: Sendable, Hashable, Codable {
+    public var index: Int
+    public var step: WorkflowStep
+
+    public init(index: Int, step: WorkflowStep) {
+        self.index = index
+        self.step = step
     }
 }
 
