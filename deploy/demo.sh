@@ -18,7 +18,8 @@ Usage: deploy/demo.sh
      every task in an SQLite result store (.run/demo-results.db), and the
      dashboard on it (\`qtasks dashboard\`, http://127.0.0.1:8089/, or a free
      port when 8089 is taken), printing its address
-  5. sends tasks with \`qtasks send\` and prints each result; sends one
+  5. sends tasks with \`qtasks send\` and prints each result, and two
+     workflows with \`qtasks workflow send\` (printing their trees); sends one
      without waiting and reads its result back from the store
      (\`qtasks result\`), then lists the recorded tasks and the live worker
      (\`qtasks tasks\`, \`qtasks workers\`)
@@ -130,6 +131,28 @@ send "word counts of a text" word_count "Depends for resources, State for the da
 send "a task that sleeps" sleep 0.5
 send "a task that fails: error result, message dead-lettered to demo.dlq" fail "failed on purpose"
 send "an unknown task: bad input, error result, dead-lettered" no_such_task
+
+workflow() {
+    local title=$1 json=$2
+    local file="$QTASKS_RUN_DIR/demo-workflow.json" errors="$QTASKS_RUN_DIR/demo-workflow.err"
+    printf '%s\n' "$json" >"$file"
+    printf '\n== %s\n$ qtasks workflow send --queue demo FILE   # %s\n' "$title" "$json"
+    local rc=0
+    "$bin/qtasks" workflow send --queue demo "$file" 2>"$errors" || rc=$?
+    cat "$errors" >&2
+    [[ $rc == 0 ]] || printf '(exit status %s)\n' "$rc"
+    local id
+    id=$(sed -n 's/^qtasks: workflow \([0-9a-f-]*\) sent$/\1/p' "$errors")
+    if [[ -n $id ]]; then
+        printf '$ qtasks workflow %s\n' "$id"
+        "$bin/qtasks" workflow "$id" --result-store "$results" || true
+    fi
+}
+
+workflow "a workflow: the registration form, one task per step, State carrying the form, the chain carrying the steps" \
+    '{"chain": [{"task": "register_ask", "args": ["alice"]}, {"task": "register_phone", "args": ["+7 912 345-67-89"]}, {"task": "register_confirm"}]}'
+workflow "a chord: two adds in parallel, then echo with the list of their results" \
+    '{"chain": [{"group": [{"task": "add", "args": [1, 2]}, {"task": "add", "args": [3, 4]}]}, {"task": "echo"}]}'
 
 printf '\n== fire and forget, then the result from the store\n$ qtasks send --queue demo add 40 2 --wait 0 --result-store %s\n' "$results"
 uuid=$("$bin/qtasks" send --queue demo add 40 2 --wait 0 --result-store "$results")

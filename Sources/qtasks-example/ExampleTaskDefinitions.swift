@@ -42,4 +42,19 @@ enum Example {
     /// step1(user?), step2(user?): the seed's State example.
     static let step1 = TaskDefinition("step1", parameters: ["user"], arguments: JSONValue?.self, returning: String.self)
     static let step2 = TaskDefinition("step2", parameters: ["user"], arguments: JSONValue?.self, returning: String.self)
+
+    /// The registration form as a workflow (docs/workflows.md): each step
+    /// returns the user, which the chain hands to the next step; State
+    /// carries the form between them.
+    static let registerAsk = TaskDefinition("register_ask", parameters: ["user"], arguments: String.self, returning: String.self)
+    static let registerPhone = TaskDefinition(
+        "register_phone", parameters: ["user", "phone"], arguments: String.self, String.self, returning: String.self)
+    static let registerConfirm = TaskDefinition("register_confirm", parameters: ["user"], arguments: String.self, returning: JSONValue.self)
+
+    /// `register_ask(user) | register_phone(phone) | register_confirm()`:
+    /// step 1 asks for the phone, step 2 takes it once it arrived, step 3
+    /// confirms and clears the form.
+    static func registration(user: String, phone: String) throws -> Workflow<JSONValue> {
+        try Workflow.task(registerAsk, user).then(registerPhone, phone).then(registerConfirm)
+    }
 }

@@ -44,6 +44,40 @@ extension ExampleTasks {
         }
     }
 
+    /// The registration form as three workflow steps (``Example/registration(user:phone:)``):
+    /// the chain carries the user from step to step, State the form.
+    static func registerRegistrationSteps(on app: TaskApp, stateStore: Dependency<any StateStore>) throws {
+        // Step 1: the form starts, waiting for the phone.
+        try app.register(Example.registerAsk) { (context: TaskContext, user: String) in
+            let form = try await context.state(MyState.self, key: "registration:" + user, from: stateStore)
+            try await form.update(["state": "await_phone", "step": 1, "prompt": "Введите телефон"])
+            return user
+        }
+        // Step 2: the phone arrived; checked, kept in the form.
+        try app.register(Example.registerPhone) { (context: TaskContext, user: String, phone: String) in
+            let form = try await context.state(MyState.self, key: "registration:" + user, from: stateStore)
+            guard try await form.get("state") == .string("await_phone") else {
+                throw ExampleError("the registration form of \(user) is not waiting for a phone")
+            }
+            let digits = phone.filter(\.isNumber)
+            guard phone.allSatisfy({ $0.isNumber || "+-() ".contains($0) }), (7...15).contains(digits.count) else {
+                throw ExampleError("'\(phone)' is not a phone number")
+            }
+            try await form.update(["state": "await_confirm", "step": 2, "phone": .string(phone)])
+            return user
+        }
+        // Step 3: confirmed; the form is returned and cleared.
+        try app.register(Example.registerConfirm) { (context: TaskContext, user: String) in
+            let form = try await context.state(MyState.self, key: "registration:" + user, from: stateStore)
+            let fields = try await form.getAll()
+            guard fields["state"] == .string("await_confirm"), let phone = fields["phone"] else {
+                throw ExampleError("the registration form of \(user) is not waiting for a confirmation")
+            }
+            try await form.clear()
+            return ["user": .string(user), "phone": phone, "registered": true]
+        }
+    }
+
     /// The state key for a `user` argument: a string as is, an integer in
     /// decimal, nil (or JSON null) for no key.
     ///

@@ -71,6 +71,9 @@ enum ExampleTasks {
         // step1(user?), step2(user?): the seed's State example
         // (ExampleTasks+State.swift).
         try registerStateSteps(on: app, stateStore: stateStore)
+        // register_ask, register_phone, register_confirm: the same form as
+        // a workflow (docs/workflows.md).
+        try registerRegistrationSteps(on: app, stateStore: stateStore)
     }
 }
 

@@ -209,6 +209,9 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
             throw error
         }
         configuration.events = sinks?.recording
+        // Workflow joins and step ends go to the same store as the records
+        // (docs/workflows.md): every worker of a fleet shares it.
+        configuration.workflowStore = sinks?.store as? any WorkflowStore
         let worker = Worker(broker: broker, app: app, configuration: configuration)
 
         logger.info(

@@ -118,7 +118,9 @@ extension WorkflowStep: Codable {
                 kwargs: try container.decodeIfPresent([String: JSONValue].self, forKey: .kwargs) ?? [:],
                 queue: try container.decodeIfPresent(String.self, forKey: .queue),
                 priority: try container.decodeIfPresent(Int.self, forKey: .priority),
-                uuid: try container.decode(String.self, forKey: .uuid)))
+                // Always present on the wire; a tree written by hand (`qtasks
+                // workflow send`) may leave it out: sending draws new ids.
+                uuid: try container.decodeIfPresent(String.self, forKey: .uuid) ?? TaskUUID.make()))
         } else if let steps = try container.decodeIfPresent([WorkflowStep].self, forKey: .chain) {
             guard !steps.isEmpty else {
                 throw DecodingError.dataCorruptedError(forKey: .chain, in: container, debugDescription: "a chain needs at least one step")
@@ -129,7 +131,7 @@ extension WorkflowStep: Codable {
             if let window, window < 1 {
                 throw DecodingError.dataCorruptedError(forKey: .window, in: container, debugDescription: "a group's window must be at least 1")
             }
-            self = .group(id: try container.decode(String.self, forKey: .id), members: members, window: window)
+            self = .group(id: try container.decodeIfPresent(String.self, forKey: .id) ?? TaskUUID.make(), members: members, window: window)
         } else {
             throw DecodingError.dataCorrupted(.init(
                 codingPath: decoder.codingPath, debugDescription: "a workflow step must have \"task\", \"chain\" or \"group\""))
