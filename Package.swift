@@ -323,7 +323,7 @@ let package = Package(
         .testTarget(
             name: "TypedAPITests",
             dependencies: [
-                "QTasks", "QTasksTesting", "QTasksRabbitMQ", "TestSupport", "AMQP",
+                "QTasks", "QTasksTesting", "QTasksRabbitMQ", "TestSupport", "AMQP", "QTasksResultStores",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),

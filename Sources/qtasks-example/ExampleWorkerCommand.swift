@@ -212,6 +212,7 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
         // Workflow joins and step ends go to the same store as the records
         // (docs/workflows.md): every worker of a fleet shares it.
         configuration.workflowStore = sinks?.store as? any WorkflowStore
+        if let runLog = RunLogMiddleware() { configuration.middleware.append(runLog) }
         let worker = Worker(broker: broker, app: app, configuration: configuration)
 
         logger.info(
