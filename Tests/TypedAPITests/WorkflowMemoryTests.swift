@@ -18,6 +18,8 @@ struct WorkflowMemoryTests {
         static let unlucky = TaskDefinition("wf.unlucky", arguments: Int.self, returning: Int.self)
         static let tally = TaskDefinition("wf.tally", arguments: [WorkflowMemberResult<Int>].self, returning: String.self)
         static let slow = TaskDefinition("wf.slow", arguments: Int.self, returning: Int.self)
+        /// Fails for 2 while the probe says it is broken.
+        static let fragile = TaskDefinition("wf.fragile", arguments: Int.self, returning: Int.self)
     }
 
     struct Unlucky: Error, CustomStringConvertible {
@@ -32,6 +34,7 @@ struct WorkflowMemoryTests {
         func enter() { state.withLock { $0.running += 1; $0.peak = max($0.peak, $0.running) } }
         func leave() { state.withLock { $0.running -= 1 } }
         var peak: Int { state.withLock { $0.peak } }
+        let broken = Mutex(true)
     }
 
     func makeApp(_ probe: Probe) throws -> TaskApp {
@@ -49,10 +52,16 @@ struct WorkflowMemoryTests {
             probe.called("tally")
             return "\(outcomes.filter(\.succeeded).count) ok, \(outcomes.filter { !$0.succeeded }.count) failed"
         }
+        try app.register(Flow.fragile) { value in
+            probe.called("fragile")
+            if value == 2, probe.broken.withLock({ $0 }) { throw Unlucky() }
+            return value
+        }
         try app.register(Flow.slow) { value in
             probe.enter()
             defer { probe.leave() }
-            try await Task.sleep(for: .milliseconds(5))
+            // 1,000 and up: slow enough for a second delivery to overlap.
+            try await Task.sleep(for: .milliseconds(value >= 1000 ? 300 : 5))
             return value
         }
         return app
@@ -210,11 +219,88 @@ struct WorkflowMemoryTests {
         }
     }
 
+    /// Replays every dead letter of `default` as `qtasks dlq replay` does:
+    /// the failure headers dropped, `x-qtasks-replayed-at` set.
+    func replayDeadLetters(_ broker: MemoryBroker) async throws -> [Message] {
+        let letters = broker.drain("default.dlq")
+        for var letter in letters {
+            for key in [MessageHeaders.failedAt, MessageHeaders.originQueue, MessageHeaders.attempts, MessageHeaders.errorType, MessageHeaders.errorMessage] {
+                letter.properties.headers[key] = nil
+            }
+            letter.properties.headers[MessageHeaders.replayedAt] = .double(Date().timeIntervalSince1970)
+            try await broker.publish(letter, to: "default", mandatory: true)
+        }
+        return letters
+    }
+
+    @Test func replayingAFailedChainStepResumesTheChain() async throws {
+        let probe = Probe()
+        let store = MemoryResultStore()
+        try await TestWorker.run(try makeApp(probe), configuration: configuration(store)) { client, broker in
+            // add(1, 1) = 2 → fragile(2) fails → (after the replay) double(2) = 4
+            let chain = try Workflow.task(Flow.add, 1, 1).then(Flow.fragile).then(Flow.double)
+            let handle = try await client.send(chain)
+            await #expect(throws: TaskFailedError.self) { _ = try await handle.value(timeout: .seconds(10)) }
+            #expect(try await store.workflowRecord(for: handle.uuid)?.status == .error)
+            let dead = try await waitFor { broker.messages(in: "default.dlq") }
+            #expect(dead.first?.properties.headers[MessageHeaders.workflow] == .string(handle.uuid))
+            probe.broken.withLock { $0 = false }
+            #expect(try await replayDeadLetters(broker).count == 1)
+            let record = try await waitFor {
+                try await store.workflowRecord(for: handle.uuid).flatMap { $0.status == .success ? [$0] : nil } ?? []
+            }
+            #expect(record.first?.result == 4)
+            #expect(probe.calls("add") == 1, "the steps before the failed one do not run again")
+        }
+    }
+
+    @Test func replayingTheDeadLettersOfAFailedFastChordRunsItsCallback() async throws {
+        let probe = Probe()
+        let store = MemoryResultStore()
+        try await TestWorker.run(try makeApp(probe), configuration: configuration(store, concurrency: 1)) { client, broker in
+            let chord = try Workflow.chord(try [1, 2, 3, 4].map { try Workflow.task(Flow.fragile, $0) }, then: Flow.sum)
+            let handle = try await client.send(chord)
+            await #expect(throws: TaskFailedError.self) { _ = try await handle.value(timeout: .seconds(10)) }
+            // fragile(2) failed; with one task at a time, 3 and 4 were
+            // picked up after it and dead-lettered unrun.
+            try await waitFor { broker.readyCount(in: "default") == 0 && broker.unackedCount == 0 ? [true] : [] }
+            #expect(probe.calls("fragile") == 2)
+            #expect(broker.messages(in: "default.dlq").count == 3)
+            probe.broken.withLock { $0 = false }
+            _ = try await replayDeadLetters(broker)
+            let record = try await waitFor {
+                try await store.workflowRecord(for: handle.uuid).flatMap { $0.status == .success ? [$0] : nil } ?? []
+            }
+            #expect(record.first?.result == 10)
+            #expect(probe.calls("sum") == 1)
+        }
+    }
+
+    @Test func aSecondDeliveryOfARunningStepWaitsAndThenDoesNotRunIt() async throws {
+        let probe = Probe()
+        let store = MemoryResultStore()
+        try await TestWorker.run(try makeApp(probe), configuration: configuration(store, concurrency: 2)) { _, broker in
+            // One step, published twice at once (as a producer's retry or
+            // a republished follow-up would): the second copy finds the
+            // first running, comes back later, and is then acknowledged
+            // without running.
+            var step = TaskMessage(taskName: Flow.slow.name, args: [1000])
+            step.workflow = WorkflowContext(id: UUID().uuidString.lowercased(), policy: .failFast, replyTo: nil)
+            for _ in 0..<2 {
+                try await broker.publish(Message(body: step.jsonBytes()), to: "default", mandatory: true)
+            }
+            try await waitFor { broker.delayedCount == 1 ? [true] : [] }
+            try await waitFor { broker.delayedCount == 0 && broker.unackedCount == 0 && broker.readyCount(in: "default") == 0 ? [true] : [] }
+            #expect(probe.peak == 1, "never two runs of the step at once")
+            #expect(try await store.beginStep(step.uuid, join: nil, takingOver: false) == .finished(1000))
+        }
+    }
+
     /// Polls `read` until it returns a non-empty array (the memory broker
     /// has no notification for dead letters).
     @discardableResult
     func waitFor<T>(_ read: () async throws -> [T]) async throws -> [T] {
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(20)
         while ContinuousClock.now < deadline {
             let values = try await read()
             if !values.isEmpty { return values }

@@ -17,6 +17,8 @@ public enum MessageHeaders {
     public static let attempts = "x-qtasks-attempts"
     /// Set by `qtasks dlq replay` on the copy it publishes (Unix seconds).
     public static let replayedAt = "x-qtasks-replayed-at"
+    /// On a dead-lettered workflow step: the workflow's uuid.
+    public static let workflow = "x-qtasks-workflow"
     /// Double, seconds: the delay applied before this retry (retry copies).
     public static let retryDelay = "x-qtasks-retry-delay"
     /// Integer: how many of the retries so far were for a transient

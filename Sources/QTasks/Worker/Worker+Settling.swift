@@ -179,11 +179,15 @@ extension Worker {
         failure: TaskFailure,
         uuid: String,
         attempts: Int,
+        workflowID: String? = nil,
         metadata: @autoclosure () -> Logger.Metadata
     ) async -> Bool {
         let now = Date().timeIntervalSince1970
         var copy = failureCopy(of: delivery, failure: failure, uuid: uuid, now: now)
         copy.properties.headers[MessageHeaders.originQueue] = .string(delivery.queue)
+        // Which workflow a dead-lettered step belongs to (its body says it
+        // too); replaying the dead letter resumes the workflow.
+        if let workflowID { copy.properties.headers[MessageHeaders.workflow] = .string(workflowID) }
         copy.properties.headers[MessageHeaders.failedAt] = .double(now)
         copy.properties.headers[MessageHeaders.attempts] = .int(Int64(attempts))
         copy.properties.headers[MessageHeaders.retryDelay] = nil

@@ -43,7 +43,7 @@ extension Worker {
             try? await failing.fail(error.message)
             guard await publishWorkflowMessages(failing.publications, for: delivery, metadata: metadata()) else { return false }
             let failure = TaskFailure(errorType: "WorkflowError", message: error.message)
-            return await deadLetter(delivery, failure: failure, uuid: execution.outcome.result.uuid, attempts: execution.outcome.result.retry + 1, metadata: metadata())
+            return await deadLetter(delivery, failure: failure, uuid: execution.outcome.result.uuid, attempts: execution.outcome.result.retry + 1, workflowID: context.id, metadata: metadata())
         } catch {
             await requeueAfterFailedPublish(delivery, error: error, metadata: metadata())
             return false

@@ -481,7 +481,8 @@ public final class Worker: Service, Sendable {
                 guard await settle(delivery, metadata: metadata("error"), { try await $0.reject(delivery, requeue: false) })
                 else { return report(settled: false) }
             } else {
-                guard await deadLetter(delivery, failure: failure, uuid: result.uuid, attempts: result.retry + 1, metadata: metadata("error")),
+                guard await deadLetter(delivery, failure: failure, uuid: result.uuid, attempts: result.retry + 1,
+                                       workflowID: execution.workflow?.id, metadata: metadata("error")),
                       await continueWorkflow(execution, for: delivery, metadata: metadata("error")),
                       await settle(delivery, metadata: metadata("error"), { try await $0.acknowledge(delivery) })
                 else { return report(settled: false) }
