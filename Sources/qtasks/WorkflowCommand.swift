@@ -40,7 +40,7 @@ struct WorkflowShowCommand: AsyncParsableCommand {
     @Option(help: "Show at most this many members of each group (default: 20).")
     var members: Int = 20
 
-    @Flag(help: "Print the record, and each join's progress, as one JSON object.")
+    @Flag(help: "Print the record and the tree (with each group's progress) as one JSON object.")
     var json = false
 
     func validate() throws {
@@ -59,13 +59,13 @@ struct WorkflowShowCommand: AsyncParsableCommand {
                 printError("qtasks: the store has no workflow \(uuid) (not started by a worker with this store, or expired)")
                 throw ExitStatus.notFound
             }
-            var tree = WorkflowTree(records: resultStore, workflows: workflows, maxMembers: members)
+            let tree = try await WorkflowTreeNode.load(record.root, records: resultStore, workflows: workflows, maxMembers: members)
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
                 encoder.dateEncodingStrategy = .secondsSince1970
                 var object: [String: JSONValue] = ["workflow": try JSONValue(encoding: record)]
-                object["joins"] = .object(try await tree.joins(of: record.root).mapValues { try JSONValue(encoding: $0) })
+                object["tree"] = try JSONValue(encoding: tree)
                 return ([String(decoding: try encoder.encode(JSONValue.object(object)), as: UTF8.self)], record.status)
             }
             var lines = [
@@ -73,7 +73,7 @@ struct WorkflowShowCommand: AsyncParsableCommand {
             ]
             if let result = record.result { lines.append("result: \(result)") }
             if let error = record.error { lines.append((record.status == .success ? "note: " : "error: ") + error) }
-            lines += try await tree.lines(record.root, indent: "  ")
+            lines += tree.lines(indent: "  ")
             return (lines, record.status)
         }
         print(TerminalText.safe(lines.joined(separator: "\n")))
@@ -82,62 +82,6 @@ struct WorkflowShowCommand: AsyncParsableCommand {
         case .success: return
         case .error, .cancel: throw ExitStatus.taskFailed
         default: throw ExitStatus.timeout
-        }
-    }
-}
-
-/// Draws a workflow's tree, reading each task's record and each join's
-/// progress.
-struct WorkflowTree {
-    let records: any ResultStore
-    let workflows: any WorkflowStore
-    let maxMembers: Int
-
-    mutating func lines(_ step: WorkflowStep, indent: String) async throws -> [String] {
-        switch step {
-        case .task(let task):
-            let status = try await records.record(for: task.uuid)?.status.rawValue ?? "-"
-            return ["\(indent)\(task.taskName)  \(status)  \(task.uuid)"]
-        case .chain(let steps):
-            var lines = ["\(indent)chain (\(steps.count) steps)"]
-            for step in steps { lines += try await self.lines(step, indent: indent + "  ") }
-            return lines
-        case .group(let id, let members, let window):
-            let progress = try await workflows.joinProgress(id)
-            var head = "\(indent)group (\(members.count) members\(window.map { ", at most \($0) at once" } ?? ""))"
-            if let progress {
-                head += "  \(progress.settled)/\(progress.total) ended, \(progress.failed) failed"
-                if progress.halted { head += ", halted (fail fast)" }
-                if progress.completed { head += ", complete" }
-            } else {
-                head += "  not started"
-            }
-            var lines = [head, "\(indent)  id \(id)"]
-            for (index, member) in members.prefix(maxMembers).enumerated() {
-                var memberLines = try await self.lines(member, indent: indent + "  ")
-                if let outcome = progress?.members[index], outcome.status != .success, let error = outcome.error, !memberLines.isEmpty {
-                    memberLines[memberLines.count - 1] += "  (\(error))"
-                }
-                lines += memberLines
-            }
-            if members.count > maxMembers { lines.append("\(indent)  … \(members.count - maxMembers) more (--members)") }
-            return lines
-        }
-    }
-
-    /// Each group's progress, by id.
-    func joins(of step: WorkflowStep) async throws -> [String: JoinProgress] {
-        switch step {
-        case .task: return [:]
-        case .chain(let steps):
-            var all: [String: JoinProgress] = [:]
-            for step in steps { all.merge(try await joins(of: step)) { $1 } }
-            return all
-        case .group(let id, let members, _):
-            var all: [String: JoinProgress] = [:]
-            if let progress = try await workflows.joinProgress(id) { all[id] = progress }
-            for member in members { all.merge(try await joins(of: member)) { $1 } }
-            return all
         }
     }
 }

@@ -97,6 +97,38 @@ public struct WorkflowRecord: Sendable, Hashable, Codable {
         self.createdAt = createdAt
         self.updatedAt = updatedAt
     }
+
+    // Times as Unix seconds (`created_at`, `updated_at`), whatever the
+    // encoder's date strategy: the record is read by other tools too.
+    private enum CodingKeys: String, CodingKey {
+        case id, policy, root, status, result, error
+        case createdAt = "created_at"
+        case updatedAt = "updated_at"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        id = try container.decode(String.self, forKey: .id)
+        policy = try container.decode(WorkflowPolicy.self, forKey: .policy)
+        root = try container.decode(WorkflowStep.self, forKey: .root)
+        status = try container.decode(TaskStatus.self, forKey: .status)
+        result = try container.decodeIfPresent(JSONValue.self, forKey: .result)
+        error = try container.decodeIfPresent(String.self, forKey: .error)
+        createdAt = Date(timeIntervalSince1970: try container.decode(Double.self, forKey: .createdAt))
+        updatedAt = Date(timeIntervalSince1970: try container.decode(Double.self, forKey: .updatedAt))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(policy, forKey: .policy)
+        try container.encode(root, forKey: .root)
+        try container.encode(status, forKey: .status)
+        try container.encodeIfPresent(result, forKey: .result)
+        try container.encodeIfPresent(error, forKey: .error)
+        try container.encode(createdAt.timeIntervalSince1970, forKey: .createdAt)
+        try container.encode(updatedAt.timeIntervalSince1970, forKey: .updatedAt)
+    }
 }
 
 /// A group's join as opened: its members and what follows it.
