@@ -46,6 +46,8 @@ struct RedisResultLayout: Sendable {
 
     // Workflows (RedisResultStore+Workflow.swift).
     func workflowKey(_ id: String) -> String { prefix + ":qtasks_workflow:" + id }
+    /// Workflow ids, score the record's `updated_at` in ms.
+    var workflowsKey: String { prefix + ":qtasks_index:workflows" }
     /// A join's counters (hash fields), `head` (JSON) and `initial`.
     func joinKey(_ id: String) -> String { prefix + ":qtasks_join:" + id }
     func joinMembersKey(_ id: String) -> String { prefix + ":qtasks_join_members:" + id }

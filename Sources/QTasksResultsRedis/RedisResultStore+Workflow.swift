@@ -11,9 +11,9 @@ import QTasksStateRedis
 extension RedisResultStore: WorkflowStore {
     public func recordWorkflow(_ record: WorkflowRecord) async throws {
         let key = layout.workflowKey(record.id)
-        let command = ["SET", key, try Self.json(record), "NX", "PX", String(ttlMilliseconds)]
+        let commands = [["SET", key, try Self.json(record), "NX", "PX", String(ttlMilliseconds)]] + indexCommands(record)
         try await perform(doing: "record workflow \(record.id) in") { session in
-            _ = try self.checked(try session.pipeline([command], writes: true)[0], key: key)
+            for reply in try session.pipeline(commands, writes: true) { _ = try self.checked(reply, key: key) }
         }
     }
 
@@ -37,10 +37,42 @@ extension RedisResultStore: WorkflowStore {
         record.error = error
         record.updatedAt = Date()
         let key = layout.workflowKey(id)
-        let command = ["SET", key, try Self.json(record), "PX", String(ttlMilliseconds)]
+        let commands = [["SET", key, try Self.json(record), "PX", String(ttlMilliseconds)]] + indexCommands(record)
         try await perform(doing: "finish workflow \(id) in") { session in
-            _ = try self.checked(try session.pipeline([command], writes: true)[0], key: key)
+            for reply in try session.pipeline(commands, writes: true) { _ = try self.checked(reply, key: key) }
         }
+    }
+
+    public func workflowRecords(limit: Int, offset: Int) async throws -> [WorkflowRecord] {
+        guard limit > 0 else { return [] }
+        let index = layout.workflowsKey
+        let start = max(0, offset)
+        let ids = try await perform(doing: "list workflows in") { session in
+            let reply = try self.checked(try session.pipeline([["ZREVRANGE", index, String(start), String(start + limit - 1)]])[0], key: index)
+            guard case .array(let elements) = reply else { throw self.unexpected(reply, to: "ZREVRANGE", key: index) }
+            return try elements.map { element -> String in
+                guard case .string(let bytes) = element else { throw self.unexpected(reply, to: "ZREVRANGE", key: index) }
+                return String(decoding: bytes, as: UTF8.self)
+            }
+        }
+        var records: [WorkflowRecord] = []
+        for id in ids {
+            // An expired record leaves its id in the index until trimmed.
+            if let record = try await workflowRecord(for: id) { records.append(record) }
+        }
+        return records
+    }
+
+    /// Indexes a workflow by its update time, and drops ids older than the
+    /// time-to-live (their records expired).
+    private func indexCommands(_ record: WorkflowRecord) -> [[String]] {
+        let now = Date()
+        let oldest = now.addingTimeInterval(-Double(ttlMilliseconds) / 1000)
+        return [
+            ["ZADD", layout.workflowsKey, RedisResultLayout.score(record.updatedAt), record.id],
+            ["ZREMRANGEBYSCORE", layout.workflowsKey, "-inf", "(" + RedisResultLayout.score(oldest)],
+            ["PEXPIRE", layout.workflowsKey, String(ttlMilliseconds)],
+        ]
     }
 
     public func openJoin(_ join: WorkflowJoin) async throws -> [Int] {

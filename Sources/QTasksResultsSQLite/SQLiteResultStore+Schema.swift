@@ -50,10 +50,12 @@ extension SQLiteResultStore {
                     CREATE TABLE qtasks_workflows (
                         id         TEXT NOT NULL PRIMARY KEY,
                         status     TEXT NOT NULL,
+                        updated_at REAL NOT NULL,
                         expires_at REAL NOT NULL,
                         record     TEXT NOT NULL
                     );
                     CREATE INDEX qtasks_workflows_by_expiry ON qtasks_workflows (expires_at);
+                    CREATE INDEX qtasks_workflows_by_update ON qtasks_workflows (updated_at, id);
                     -- head: the join without its members (JSON); counters:
                     -- JoinLedger.Counters (JSON); initial: the members the
                     -- opening started (JSON array).

@@ -21,8 +21,8 @@ extension SQLiteResultStore: WorkflowStore {
             try db.execute(sql: "DELETE FROM qtasks_joins WHERE expires_at <= ?", arguments: [now])
             try db.execute(sql: "DELETE FROM qtasks_steps WHERE expires_at <= ?", arguments: [now])
             try db.execute(
-                sql: "INSERT INTO qtasks_workflows (id, status, expires_at, record) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-                arguments: [record.id, record.status.rawValue, expiry, text])
+                sql: "INSERT INTO qtasks_workflows (id, status, updated_at, expires_at, record) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                arguments: [record.id, record.status.rawValue, record.updatedAt.timeIntervalSince1970, expiry, text])
         }
     }
 
@@ -34,6 +34,20 @@ extension SQLiteResultStore: WorkflowStore {
                 arguments: [id, Date().timeIntervalSince1970])
             else { return nil }
             return try Self.decode(WorkflowRecord.self, text, what: "workflow \(id)", path: path)
+        }
+    }
+
+    public func workflowRecords(limit: Int, offset: Int) async throws -> [WorkflowRecord] {
+        guard limit > 0 else { return [] }
+        let path = self.path
+        return try await read("list workflows in") { db in
+            let rows = try Row.fetchAll(
+                db,
+                sql: "SELECT id, record FROM qtasks_workflows WHERE expires_at > ? ORDER BY updated_at DESC, id DESC LIMIT ? OFFSET ?",
+                arguments: [Date().timeIntervalSince1970, limit, max(0, offset)])
+            return try rows.map { row in
+                try Self.decode(WorkflowRecord.self, row["record"], what: "workflow \(row["id"] as String? ?? "?")", path: path)
+            }
         }
     }
 
@@ -53,8 +67,8 @@ extension SQLiteResultStore: WorkflowStore {
             record.error = error
             record.updatedAt = Date()
             try db.execute(
-                sql: "UPDATE qtasks_workflows SET status = ?, expires_at = ?, record = ? WHERE id = ?",
-                arguments: [status.rawValue, expiry, try Self.json(record), id])
+                sql: "UPDATE qtasks_workflows SET status = ?, updated_at = ?, expires_at = ?, record = ? WHERE id = ?",
+                arguments: [status.rawValue, record.updatedAt.timeIntervalSince1970, expiry, try Self.json(record), id])
         }
     }
 

@@ -105,6 +105,13 @@ extension MemoryResultStore: WorkflowStore {
         try withWorkflows { $0.workflows[id] }
     }
 
+    public func workflowRecords(limit: Int, offset: Int) async throws -> [WorkflowRecord] {
+        try withWorkflows { state in
+            let sorted = state.workflows.values.sorted { ($0.updatedAt, $0.id) > ($1.updatedAt, $1.id) }
+            return Array(sorted.dropFirst(max(0, offset)).prefix(max(0, limit)))
+        }
+    }
+
     public func finishWorkflow(_ id: String, status: TaskStatus, result: JSONValue?, error: String?) async throws {
         try withWorkflows { $0.finishWorkflow(id, status: status, result: result, error: error, now: Date()) }
     }

@@ -21,6 +21,12 @@ public protocol WorkflowStore: Sendable {
     /// - Throws: ``ResultStoreError``.
     func workflowRecord(for id: String) async throws -> WorkflowRecord?
 
+    /// The most recently updated workflows first (started, or ended),
+    /// unexpired; `offset` skips that many.
+    ///
+    /// - Throws: ``ResultStoreError``.
+    func workflowRecords(limit: Int, offset: Int) async throws -> [WorkflowRecord]
+
     /// Records the workflow's end (the status, result or error); the first
     /// end of a `success` kind wins over an earlier failure (a replayed
     /// member resumed the workflow).
