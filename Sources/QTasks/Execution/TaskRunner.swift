@@ -105,6 +105,15 @@ public struct TaskRunner: Sendable {
     /// teardown that throws turns a success into `.failed` with
     /// ``DependencyError`` `.teardownFailed` (after a failure, the first
     /// error stays).
+    ///
+    /// Messages of every format are read (``WireFormat``), with their
+    /// producer's instructions: an expired one (Celery `expires`, Dramatiq
+    /// `max_age`) is `.cancelledByTask` with traceback
+    /// `"TaskRevokedError: expired at <time>"`, without running; the
+    /// producer's time limit and attempt count are used; one that is not due
+    /// yet (more than a second before its `eta`) is `.rejected`, since only
+    /// the ``Worker`` can hand it back to the broker until then (it does so
+    /// before calling this).
     public func execute(_ delivery: Delivery) async -> TaskOutcome {
         await execute(delivery, span: nil).outcome
     }
