@@ -89,6 +89,7 @@ struct CeleryInstructionTests {
             #expect(out["eta"]?["value"] == 4, "\(out)")
             let etaAfter = try #require(out["eta_after"]?.doubleValue, "\(out)")
             #expect(etaAfter >= 1.9, "eta in 2 s ran after \(etaAfter) s")
+            print("celery countdown=3 done after \(countdownAfter) s, eta +2 s done after \(etaAfter) s")
 
             // expires: Celery's own TaskRevokedError, state REVOKED.
             let expired = try #require(out["expired"])

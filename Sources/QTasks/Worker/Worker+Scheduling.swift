@@ -12,13 +12,19 @@ import Logging
 /// queues its retries use (``DelayedPublishing``, the same queue after
 /// the delay), and acknowledges the delivery once the broker confirmed the
 /// copy. The longest delay queue holds 30 days: a later `eta` takes several
-/// such hops, each one deferring the copy again.
+/// such hops, each one deferring the copy again; so does a delay the broker
+/// would round up, so that the task runs at most 50 ms early and never a
+/// delay step late.
 extension Worker {
     /// Defers `delivery` when its task must not run yet. True when it was
     /// deferred (copy confirmed and delivery acknowledged) or requeued
     /// because the publish failed; false when it is due (run it now), or
     /// the broker cannot delay messages (the runner then refuses a task
     /// that is not due rather than run it early).
+    /// How much shorter than the wait a deferral asks for (see
+    /// ``deferIfNotDue(_:)``).
+    static var roundingMargin: Double { 1.25 }
+
     func deferIfNotDue(_ delivery: Delivery) async -> Bool {
         guard delivery.discardedBodySize == nil, let delaying = broker as? any DelayedPublishing else { return false }
         let now = Date().timeIntervalSince1970
@@ -34,7 +40,12 @@ extension Worker {
         // A message of Dramatiq's delay queue `<queue>.DQ` becomes due in
         // `<queue>`, as Dramatiq's own worker moves it there.
         let queue = DramatiqProtocol.canonicalQueue(delivery.queue)
-        let delay = Seconds.duration(notBefore - now)
+        // A broker may round a delay (RabbitMQBroker: to the nearest of
+        // its steps, up to about 22 % longer). Asking for a fifth less
+        // means the copy never comes back late: it comes back at or
+        // before its time and, if still early, is deferred again for the
+        // rest (a few hops, each covering most of what is left).
+        let delay = Seconds.duration((notBefore - now) / Self.roundingMargin)
         let metadata: Logger.Metadata = [
             "queue": .string(LogText.sanitized(delivery.queue)),
             "message_id": .string(LogText.sanitized(delivery.message.properties.messageID ?? "")),
