@@ -9,13 +9,17 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 # The Python packages of the venv, pinned: pika is an independent AMQP
 # client for the integration tests; Celery (with its kombu) and QTasks (with
 # its RabbitMQ extra, aio-pika) are the foreign producers the interop tests
-# drive (docs/interop.md).
+# drive (docs/interop.md); Dramatiq (its RabbitmqBroker uses pika) and
+# Taskiq with taskiq-aio-pika are the other foreign producers (#14).
 PYTHON_PACKAGES=(
     pika==1.3.2
     celery==5.5.3
     kombu==5.5.4
     "qtasks[rabbitmq]==1.7.3"
     aio-pika==10.2.1
+    dramatiq==2.2.1
+    taskiq==0.13.0
+    taskiq-aio-pika==0.6.1
 )
 VENV="${QTASKS_RUN_DIR}/venv"
 PYTHON=${QTASKS_PYTHON:-python3}

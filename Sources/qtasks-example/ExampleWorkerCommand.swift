@@ -131,7 +131,14 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
     /// RabbitMQ's `max_message_size` cannot be set higher: 512 MiB.
     static let largestMessageBytes = 536_870_912
 
-    var consumedQueues: [String] { queues.isEmpty ? ["default"] : queues }
+    /// The `--queue`s (default `default`), and with
+    /// `--dramatiq-delay-queues` each one's Dramatiq delay queue
+    /// `<queue>.DQ` after them.
+    var consumedQueues: [String] {
+        let named = queues.isEmpty ? ["default"] : queues
+        guard routing.dramatiqDelayQueues else { return named }
+        return named + named.filter { !$0.hasSuffix(".DQ") }.map { $0 + ".DQ" }.filter { !named.contains($0) }
+    }
 
     /// `--url`, `--url-file`, `QTASKS_URL`, `QTASKS_URL_FILE`, else the
     /// local broker; with the TLS options applied.

@@ -29,6 +29,12 @@ struct RoutingOptions: ParsableArguments {
             valueName: "queue"))
     var plainQueues: [String] = []
 
+    @Flag(
+        name: .customLong("dramatiq-delay-queues"),
+        help: ArgumentHelp(
+            "Also consume Dramatiq's delay queue <queue>.DQ of each --queue: a message whose eta is still ahead waits in the broker's delay queues (none is held by the worker), then runs from <queue>. Start a Dramatiq producer first: it declares <queue> and <queue>.DQ with its own arguments, which the worker then uses as they are."))
+    var dramatiqDelayQueues = false
+
     func validate() throws {
         if let maxPriority, !(1...255).contains(maxPriority) {
             throw ValidationError("--max-priority must be 1...255")

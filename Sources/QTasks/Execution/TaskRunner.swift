@@ -108,6 +108,15 @@ public struct TaskRunner: Sendable {
     /// teardown that throws turns a success into `.failed` with
     /// ``DependencyError`` `.teardownFailed` (after a failure, the first
     /// error stays).
+    ///
+    /// Messages of every format are read (``WireFormat``), with their
+    /// producer's instructions: an expired one (Celery `expires`, Dramatiq
+    /// `max_age`) is `.cancelledByTask` with traceback
+    /// `"TaskRevokedError: expired at <time>"`, without running; the
+    /// producer's time limit and attempt count are used; one that is not due
+    /// yet (more than a second before its `eta`) is `.rejected`, since only
+    /// the ``Worker`` can hand it back to the broker until then (it does so
+    /// before calling this).
     public func execute(_ delivery: Delivery) async -> TaskOutcome {
         await execute(delivery, span: nil).outcome
     }
@@ -140,7 +149,7 @@ public struct TaskRunner: Sendable {
     func execute(_ delivery: Delivery, span: (any Span)?) async -> Execution {
         let properties = delivery.message.properties
         var body = delivery.message.body
-        let attempt = TaskContext.attempt(from: properties.headers)
+        var attempt = TaskContext.attempt(from: properties.headers)
         let size = delivery.discardedBodySize ?? body.count
         guard size <= maxMessageBytes, delivery.discardedBodySize == nil else {
             return Execution(outcome: rejection(
@@ -150,20 +159,39 @@ public struct TaskRunner: Sendable {
                 span: span
             ))
         }
-        if WireFormat(detecting: properties) == .celery {
-            // Celery protocol 2: rewritten as a QTasks body, then decoded
-            // like any other (same typed arguments, same errors).
-            do {
-                body = try CeleryProtocol.qtasksBody(from: body, properties: properties)
-            } catch {
-                return Execution(outcome: rejection(error, properties: properties, attempt: attempt, span: span))
-            }
+        // Celery, Dramatiq and Taskiq messages are rewritten as a QTasks
+        // body, then decoded like any other (same typed arguments, same
+        // errors); their instructions (eta, expiry, attempts, time limit)
+        // come along.
+        let inbound: InboundTask
+        do {
+            inbound = try InboundTask.read(delivery.message)
+        } catch {
+            return Execution(outcome: rejection(error, properties: properties, attempt: attempt, span: span))
+        }
+        body = inbound.body
+        if properties.headers[MessageHeaders.attempt] == nil, let retries = inbound.retries {
+            // The producer's own count, when the worker has not counted yet.
+            attempt = retries < Int.max ? retries + 1 : retries
         }
         let envelope: TaskEnvelope
         do {
             envelope = try TaskEnvelope.decode(body, catalog: catalog, messageID: properties.messageID, decoder: decoder)
         } catch {
             return Execution(outcome: rejection(error, properties: properties, attempt: attempt, span: span))
+        }
+        let now = Date().timeIntervalSince1970
+        if let notBefore = inbound.notBefore, notBefore > now + Self.earlinessTolerance {
+            // The worker defers such a message through the broker before
+            // it gets here (Worker+Scheduling); only a broker that cannot
+            // delay lets one through, and running it early would drop
+            // the producer's instruction.
+            return Execution(outcome: rejection(
+                TaskInputError(
+                    .invalidField,
+                    "the task may not run before \(ISOTime.text(notBefore)) and this broker cannot hold it until then",
+                    uuid: envelope.uuid, taskName: envelope.taskName),
+                properties: properties, attempt: attempt, span: span))
         }
         if let span {
             span.operationName = "run \(envelope.taskName)"
@@ -191,9 +219,21 @@ public struct TaskRunner: Sendable {
             logger: logger
         )
         context.dependencies = dependencies
+        if let expiresAt = inbound.expiresAt, now > expiresAt {
+            // Celery revokes an expired task without running it
+            // (celery.worker.request.Request.revoked): a `cancel` result,
+            // REVOKED with TaskRevokedError('expired') for a Celery client;
+            // acknowledged, not dead-lettered, like a task that cancelled
+            // itself.
+            return Execution(outcome: .cancelledByTask(result(
+                context, .cancel, traceback: CeleryResult.revokedPrefix + "expired at \(ISOTime.text(expiresAt))")))
+        }
         let call = envelope.call
         let options = catalog.tasks[envelope.taskName]?.options ?? TaskOptions()
-        let timeLimit: Duration? = if let own = options.timeLimit { own > .zero ? own : nil } else { taskTimeLimit }
+        // The producer's limit for this message wins, as Celery's
+        // `time_limit` option does over the task's own.
+        let timeLimit: Duration? = if let sent = inbound.timeLimit { sent }
+            else if let own = options.timeLimit { own > .zero ? own : nil } else { taskTimeLimit }
         let outcome: TaskOutcome
         var transientRetry: TransientRetryCount?
         let ending: DependencyOutcome
@@ -280,6 +320,10 @@ public struct TaskRunner: Sendable {
     /// How long a delivery of a workflow step waits while another delivery
     /// of the same step runs.
     static let busyStepDelay: Duration = .seconds(5)
+
+    /// How early a message may run before its `eta` (Unix seconds): the
+    /// broker's delay queues round delays, and clocks differ a little.
+    static let earlinessTolerance = 1.0
 
     /// Runs the handler, within `timeLimit` when there is one.
     private func run(_ call: PreparedCall, _ context: TaskContext, timeLimit: Duration?) async throws -> JSONValue {

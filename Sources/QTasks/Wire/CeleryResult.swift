@@ -19,6 +19,7 @@ public struct CeleryResult: Sendable, Hashable {
     public static let success = "SUCCESS"
     public static let failure = "FAILURE"
     public static let revoked = "REVOKED"
+    static let revokedPrefix = "TaskRevokedError: "
 
     public var taskID: String
     /// `SUCCESS`, `FAILURE` or `REVOKED`.
@@ -46,8 +47,11 @@ public struct CeleryResult: Sendable, Hashable {
             traceback = nil
         case .cancel:
             status = Self.revoked
-            self.result = Self.exception(
-                type: "TaskRevokedError", message: result.traceback ?? "cancelled", module: "celery.exceptions")
+            // "TaskRevokedError: expired" (an expired task) reads as
+            // Celery's own TaskRevokedError('expired').
+            var reason = result.traceback ?? "cancelled"
+            if reason.hasPrefix(Self.revokedPrefix) { reason.removeFirst(Self.revokedPrefix.count) }
+            self.result = Self.exception(type: "TaskRevokedError", message: reason, module: "celery.exceptions")
             traceback = nil
         default:
             let failure = failure ?? Self.failure(fromTraceback: result.traceback)

@@ -30,6 +30,13 @@ public enum MessageHeaders {
     /// (``TransientRetryPolicy/maxDuration`` counts from it).
     public static let transientSince = "x-qtasks-transient-since"
 
+    /// Double, Unix seconds: the task must not run before then. Set by the
+    /// worker on the copy of a message it deferred (a Celery `eta`, a
+    /// Dramatiq `options.eta`, a Taskiq `labels.delay`), so that a relative
+    /// delay is not applied twice; when present it wins over the format's
+    /// own field.
+    public static let notBefore = "x-qtasks-not-before"
+
     /// Headers the broker adds when it dead-letters a message; dropped from
     /// retry copies and replays so they do not grow without end.
     public static let brokerDeathHeaders: Set<String> = [

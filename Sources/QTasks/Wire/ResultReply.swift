@@ -15,7 +15,7 @@ enum ResultReply {
             persistent: request.persistent,
             correlationID: request.correlationID ?? result.uuid)
         switch WireFormat(detecting: request) {
-        case .qtasks:
+        case .qtasks, .dramatiq, .taskiq:
             return Message(body: result.jsonBytes(), properties: properties)
         case .celery:
             guard !CeleryProtocol.ignoresResult(request) else { return nil }

@@ -79,7 +79,11 @@ struct TaskEnvelope: Decodable {
         }
         let uuid = try Self.field(String.self, .uuid, in: container, expected: "a string")
         guard let taskName = try Self.field(String.self, .taskName, in: container, expected: "a string", uuid: uuid) else {
-            throw TaskInputError(.invalidField, "task message has no task_name", uuid: uuid)
+            // The last rule of WireFormat: the message fits no format.
+            throw TaskInputError(
+                .invalidField,
+                "task message has no task_name (QTasks), and fits no other format either: no header 'task' (Celery), no 'actor_name' (Dramatiq), no 'task_id' with 'labels' (Taskiq)",
+                uuid: uuid)
         }
         self.bodyUUID = uuid
         self.taskName = taskName

@@ -1,5 +1,16 @@
-/// The two task message formats a worker reads, told apart per message by
-/// its headers (docs/wire-format.md, docs/interop.md).
+import Foundation
+
+/// The task message formats a worker reads, told apart per message
+/// (docs/wire-format.md, "Telling the formats apart"; docs/interop.md).
+///
+/// The rule, first match wins:
+/// 1. a string header `task` (not empty): ``celery``;
+/// 2. a body that is a JSON object with the key `actor_name`: ``dramatiq``;
+/// 3. a body that is a JSON object with the keys `task_id` and `labels`:
+///    ``taskiq``;
+/// 4. anything else: ``qtasks``, whose reading names what is missing
+///    (`task_name`, and the keys of the other formats) when the body fits
+///    none of them.
 public enum WireFormat: Sendable, Hashable, CustomStringConvertible {
     /// The QTasks body (`{"uuid", "task_name", "args", "kwargs", ...}`):
     /// this package's client, the CLI, Python QTasks, pika, `amqp-publish`.
@@ -9,12 +20,46 @@ public enum WireFormat: Sendable, Hashable, CustomStringConvertible {
     /// `task` and `id`, the body `[args, kwargs, embed]`. Results go back
     /// as Celery's `rpc://` result backend expects them (``CeleryResult``).
     case celery
+    /// Dramatiq's message (`dramatiq.Message.asdict()` as JSON):
+    /// `{"queue_name", "actor_name", "args", "kwargs", "options",
+    /// "message_id", "message_timestamp"}`.
+    case dramatiq
+    /// Taskiq's message (`taskiq.TaskiqMessage` as JSON):
+    /// `{"task_id", "task_name", "labels", "labels_types", "args",
+    /// "kwargs"}`.
+    case taskiq
 
-    /// The format of a message: ``celery`` when it has a string header
-    /// `task` (Celery protocol 2 always sets it), else ``qtasks``.
+    /// The format as far as the properties tell: ``celery`` when there is
+    /// a string header `task`, else ``qtasks`` (the body formats need
+    /// ``init(detecting:body:)``). Results to `reply_to` are Celery's for
+    /// ``celery`` and QTasks' for every other format.
     public init(detecting properties: MessageProperties) {
-        if case .string(let name)? = properties.headers[CeleryProtocol.taskHeader], !name.isEmpty {
+        if Self.hasCeleryTaskHeader(properties) {
             self = .celery
+        } else {
+            self = .qtasks
+        }
+    }
+
+    /// The format of a message, by the rule above. Costs a scan of the body
+    /// for the byte strings `"actor_name"` and `"labels"`, and a parse only
+    /// when one of them is there (a QTasks body seldom has them).
+    public init(detecting properties: MessageProperties, body: [UInt8]) {
+        if Self.hasCeleryTaskHeader(properties) {
+            self = .celery
+            return
+        }
+        let dramatiqKey = Self.contains(body, Self.actorNameKey)
+        guard dramatiqKey || Self.contains(body, Self.labelsKey),
+              case .object(let fields)? = try? JSONDecoder().decode(JSONValue.self, from: Data(body))
+        else {
+            self = .qtasks
+            return
+        }
+        if fields["actor_name"] != nil {
+            self = .dramatiq
+        } else if fields["task_id"] != nil, fields["labels"] != nil {
+            self = .taskiq
         } else {
             self = .qtasks
         }
@@ -24,6 +69,27 @@ public enum WireFormat: Sendable, Hashable, CustomStringConvertible {
         switch self {
         case .qtasks: return "qtasks"
         case .celery: return "celery"
+        case .dramatiq: return "dramatiq"
+        case .taskiq: return "taskiq"
         }
+    }
+
+    private static let actorNameKey = Array(#""actor_name""#.utf8)
+    private static let labelsKey = Array(#""labels""#.utf8)
+
+    private static func hasCeleryTaskHeader(_ properties: MessageProperties) -> Bool {
+        if case .string(let name)? = properties.headers[CeleryProtocol.taskHeader], !name.isEmpty { return true }
+        return false
+    }
+
+    private static func contains(_ body: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard body.count >= needle.count, let first = needle.first else { return false }
+        var index = 0
+        let last = body.count - needle.count
+        while index <= last {
+            if body[index] == first, body[index..<(index + needle.count)].elementsEqual(needle) { return true }
+            index += 1
+        }
+        return false
     }
 }

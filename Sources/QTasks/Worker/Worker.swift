@@ -417,6 +417,8 @@ public final class Worker: Service, Sendable {
 
     /// Runs one delivery through the middleware and settles it.
     private func process(_ delivery: Delivery, _ runner: TaskRunner, _ chain: TaskMiddlewareChain) async {
+        // Not a run of the task: it goes back to the broker until its time.
+        if await deferIfNotDue(delivery) { return }
         _ = await chain.process(delivery) { delivery in
             await self.runAndSettle(delivery, runner)
         }
@@ -443,6 +445,11 @@ public final class Worker: Service, Sendable {
             return TaskReport(delivery: delivery, outcome: failed, isSettled: settled, retryDelay: nil, duration: ContinuousClock.now - start)
         }
 
+        // What settles the delivery once everything published for it is
+        // confirmed: acknowledge, or reject to the broker's dead-lettering
+        // (a body dropped unread).
+        var rejectToBroker = false
+        var retryDelay: Duration?
         switch outcome {
         case .cancelled:
             await requeue(delivery, reason: "cancelled by the worker", metadata: metadata("cancel"))
@@ -454,10 +461,6 @@ public final class Worker: Service, Sendable {
             case .tooLarge(let error): return await oversize(error)
             case .published: break
             }
-            guard await continueWorkflow(execution, for: delivery, metadata: metadata(status)),
-                  await settle(delivery, metadata: metadata(status), { try await $0.acknowledge(delivery) })
-            else { return report(settled: false) }
-            return report(settled: true)
         case .retry(_, _, let delay) where execution.deferral != nil:
             // Another delivery of this workflow step is running: checked
             // again later, no attempt spent.
@@ -465,10 +468,9 @@ public final class Worker: Service, Sendable {
             return report(settled: settled, retryDelay: settled ? delay : nil)
         case .retry(_, let failure, let delay):
             guard let applied = await publishRetry(delivery, failure: failure, uuid: result.uuid, attempt: result.retry + 1, delay: delay,
-                                                            transient: execution.transientRetry, metadata: metadata("retry")),
-                  await settle(delivery, metadata: metadata("retry"), { try await $0.acknowledge(delivery) })
+                                                            transient: execution.transientRetry, metadata: metadata("retry"))
             else { return report(settled: false) }
-            return report(settled: true, retryDelay: applied)
+            retryDelay = applied
         case .failed(_, let failure), .rejected(_, let failure):
             switch await publishResult(result, failure: failure, for: delivery, metadata: metadata("error")) {
             case .requeued: return report(settled: false)
@@ -478,16 +480,27 @@ public final class Worker: Service, Sendable {
             if delivery.discardedBodySize != nil {
                 // The body was dropped unread (too large to hold): the
                 // broker dead-letters the intact original on rejection.
-                guard await settle(delivery, metadata: metadata("error"), { try await $0.reject(delivery, requeue: false) })
-                else { return report(settled: false) }
+                rejectToBroker = true
             } else {
                 guard await deadLetter(delivery, failure: failure, uuid: result.uuid, attempts: result.retry + 1,
-                                       workflowID: execution.workflow?.id, metadata: metadata("error")),
-                      await continueWorkflow(execution, for: delivery, metadata: metadata("error")),
-                      await settle(delivery, metadata: metadata("error"), { try await $0.acknowledge(delivery) })
+                                       workflowID: execution.workflow?.id, metadata: metadata("error"))
                 else { return report(settled: false) }
             }
-            return report(settled: true)
         }
+        // The tasks that follow this one (a Celery chain, callbacks,
+        // errbacks), confirmed before the ack: a crash in between publishes
+        // them again, under the same task ids.
+        guard await publishFollowUps(for: delivery, outcome: outcome) else { return report(settled: false) }
+        // A workflow step's follow-ups (docs/workflows.md): its store calls
+        // and the messages of what comes next, confirmed before the ack.
+        guard await continueWorkflow(execution, for: delivery, metadata: metadata(report(settled: false).status)) else {
+            return report(settled: false)
+        }
+        let status = report(settled: false).status
+        let rejecting = rejectToBroker
+        let settled = await settle(delivery, metadata: metadata(status)) { broker in
+            if rejecting { try await broker.reject(delivery, requeue: false) } else { try await broker.acknowledge(delivery) }
+        }
+        return report(settled: settled, retryDelay: settled ? retryDelay : nil)
     }
 }
