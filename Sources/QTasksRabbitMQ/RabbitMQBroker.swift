@@ -431,6 +431,13 @@ public final class RabbitMQBroker: DelayedPublishing, PriorityQueueing {
         try await mapErrors { try await channel.reject(deliveryTag: delivery.token.tag, requeue: requeue) }
     }
 
+    /// False when the delivery's consumer session was replaced or its
+    /// connection is closed: RabbitMQ has requeued it.
+    public func canSettle(_ delivery: Delivery) -> Bool {
+        guard let channel = consuming.withLock({ $0.channels[delivery.token.generation] }) else { return false }
+        return channel.connection.isOpen
+    }
+
     private func channel(for delivery: Delivery) throws -> AMQPChannel {
         guard let channel = consuming.withLock({ $0.channels[delivery.token.generation] }) else {
             throw BrokerError(.staleDelivery, "delivery \(delivery.token.tag) belongs to an unknown consumer")

@@ -64,6 +64,15 @@ public protocol Broker: Sendable {
     /// broker drops it or dead-letters it by its queue's policy.
     func reject(_ delivery: Delivery, requeue: Bool) async throws
 
+    /// Whether `delivery` can still be acknowledged or rejected: false once
+    /// the connection (or consumer session) it came on is gone, when the
+    /// broker has already put it back in its queue for another delivery.
+    /// The worker neither starts such a delivery (one still buffered when
+    /// the connection was lost) nor publishes anything for it (a result, a
+    /// retry, a dead letter, a workflow's next step): the redelivery does.
+    /// Cheap: called once or twice per delivery. Default: true.
+    func canSettle(_ delivery: Delivery) -> Bool
+
     /// Creates a private queue for results addressed to this client and starts
     /// consuming it. The queue lives as long as the broker connection.
     func makeReplyQueue() async throws -> ReplyQueue
@@ -73,6 +82,8 @@ public protocol Broker: Sendable {
 }
 
 extension Broker {
+    public func canSettle(_ delivery: Delivery) -> Bool { true }
+
     public func consume(_ subscriptions: [QueueSubscription]) async throws -> AsyncThrowingStream<Delivery, any Error> {
         try await consume(queues: subscriptions.map(\.queue), prefetch: subscriptions.map(\.prefetch).max() ?? 1)
     }

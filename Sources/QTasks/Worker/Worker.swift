@@ -335,6 +335,8 @@ public final class Worker: Service, Sendable {
             // so the broker cannot hand them straight back to us.
             var held: [Delivery] = []
             var streamError: (any Error)?
+            // Deliveries of a lost connection not started.
+            var dropped = 0
 
             func collect(_ event: ChildEvent?) -> Bool {
                 switch event {
@@ -357,6 +359,18 @@ public final class Worker: Service, Sendable {
                     let queueLimit = queueLimits[queue].map { max(1, $0) }
                     while running >= concurrency || queueLimit.map({ runningIn[queue, default: 0] >= $0 }) == true {
                         if collect(await group.next()) { self.cancelStragglers(&group, running: running) }
+                    }
+                    if !broker.canSettle(delivery) {
+                        // Buffered before the connection was lost: its tag
+                        // is dead and the broker has requeued it. Started,
+                        // it would run a second time for nothing.
+                        dropped += 1
+                        if dropped == 1 {
+                            logger.warning(
+                                "connection lost: buffered deliveries are dropped unstarted, the broker redelivers them",
+                                metadata: ["queue": .string(queue)])
+                        }
+                        continue
                     }
                     if shutdown.isFired {
                         held.append(delivery)
@@ -450,6 +464,16 @@ public final class Worker: Service, Sendable {
         // (a body dropped unread).
         var rejectToBroker = false
         var retryDelay: Duration?
+        if case .cancelled = outcome {
+        } else if !broker.canSettle(delivery) {
+            // The connection was lost while the task ran: the broker has
+            // requeued the delivery, and its redelivery runs the task and
+            // publishes what follows. Publishing now would double it.
+            configuration.logger.warning(
+                "delivery belongs to a lost connection; nothing published for it, the broker redelivers it",
+                metadata: metadata(report(settled: false).status))
+            return report(settled: false)
+        }
         switch outcome {
         case .cancelled:
             await requeue(delivery, reason: "cancelled by the worker", metadata: metadata("cancel"))

@@ -75,7 +75,10 @@ public struct WorkerConfiguration: Sendable {
     /// The delays between attempts to consume again after the connection
     /// was lost (broker restart, dropped TCP connection, missed heartbeats,
     /// channel closed or consumer cancelled by the broker). Default 0.5 s
-    /// doubling up to 30 s, with 50 % jitter.
+    /// doubling up to 5 s, with 50 % jitter: a broker that is back is
+    /// consumed from again within about 5 s (one connection attempt per
+    /// worker every 5 s is nothing to a broker; a longer cap only delays
+    /// the recovery).
     public var reconnectBackoff: Backoff
     /// How many times in a row the worker tries to consume again before
     /// ``Worker/run()`` gives up and throws; nil (the default) means for
@@ -137,7 +140,7 @@ public struct WorkerConfiguration: Sendable {
         shutdownGracePeriod: Duration? = .seconds(30),
         taskTimeLimit: Duration? = nil,
         retryPolicy: RetryPolicy = .never,
-        reconnectBackoff: Backoff = Backoff(initial: .milliseconds(500), multiplier: 2, maximum: .seconds(30), jitter: 0.5),
+        reconnectBackoff: Backoff = Backoff(initial: .milliseconds(500), multiplier: 2, maximum: .seconds(5), jitter: 0.5),
         reconnectAttempts: Int? = nil,
         logger: Logger = Logger(label: "qtasks.worker")
     ) {
