@@ -1,0 +1,279 @@
+import AMQP
+import Foundation
+import QTasks
+import RabbitMQManagement
+import Testing
+
+/// Task queues that every producer can share, in both start orders
+/// (DESIGN.md, "Queues are shared with foreign producers"): the worker
+/// declares a task queue plain, so a producer's own plain durable
+/// declaration (pika, Celery) is accepted whether it comes first or second;
+/// a queue that exists with other arguments is used as it is, with one log
+/// line; the protections that used to be queue arguments (dead-lettering by
+/// RabbitMQ, quorum delivery limits) hold through the queue's policy.
+@Suite(.enabled(if: IntegrationEnvironment.enabled, "no RabbitMQ reachable at QTASKS_URL; deploy/test.sh starts one"),
+       .timeLimit(.minutes(3)))
+struct SharedQueueTests {
+    static let foreignQueueLog = "queue exists with other arguments; using it as it is"
+
+    /// Declares QUEUE with pika (durable; ARGUMENTS as JSON, `{}` for a
+    /// plain declaration, as Celery, kombu and QTasks do), then publishes
+    /// `add(2, 3)` with `reply_to` REPLY_TO, unless REPLY_TO is empty.
+    static let pikaDeclareAndPublish = #"""
+        import json, sys, pika
+        url, queue, arguments, reply_to, task_id = sys.argv[1:6]
+        connection = pika.BlockingConnection(pika.URLParameters(url))
+        channel = connection.channel()
+        channel.queue_declare(queue, durable=True, arguments=json.loads(arguments) or None)
+        if reply_to:
+            channel.basic_publish(
+                exchange="", routing_key=queue,
+                body=json.dumps({"uuid": task_id, "task_name": "add", "args": [2, 3]}),
+                properties=pika.BasicProperties(content_type="application/json", delivery_mode=2,
+                                                reply_to=reply_to, correlation_id=task_id))
+        connection.close()
+        print(json.dumps({"declared": queue}))
+        """#
+
+    private func pikaDeclare(
+        _ scope: TestScope, arguments: String = "{}", publishing: Bool = true
+    ) async throws -> String {
+        let uuid = UUID().uuidString.lowercased()
+        let out = try await PythonProducer.run(
+            Self.pikaDeclareAndPublish,
+            [IntegrationEnvironment.url, scope.queue, arguments, publishing ? scope.replyQueue : "", uuid],
+            importing: "pika")
+        #expect(out["declared"] == .string(scope.queue), "\(out)")
+        return uuid
+    }
+
+    private func expectAddRan(_ scope: TestScope, uuid: String) async throws {
+        let reply = try await scope.nextReply("add(2, 3)'s result")
+        #expect(reply.correlationID == uuid)
+        #expect(reply.status == "success", "\(reply)")
+        #expect(reply.returning == .int(5), "\(reply)")
+    }
+
+    // MARK: Both start orders
+
+    /// Worker first: pika's plain durable declaration of the worker's queue
+    /// is accepted (before, it failed with 406 inequivalent arg
+    /// 'x-dead-letter-exchange'), and the task runs.
+    @Test func workerFirstThenPikaDeclaresThePlainQueue() async throws {
+        try await TestScope.run("shared-pika-second") { scope in
+            let worker = try await scope.startFaultWorker([])
+            let uuid = try await pikaDeclare(scope)
+            try await expectAddRan(scope, uuid: uuid)
+            #expect(!worker.standardErrorText.contains(Self.foreignQueueLog), "\(worker.stderrTail())")
+            await scope.stopGracefully(worker)
+        }
+    }
+
+    /// Producer first: pika declares the queue plain and publishes; the
+    /// worker started after it declares the same queue without a 406 and
+    /// serves it.
+    @Test func pikaFirstThenTheWorkerServesTheQueue() async throws {
+        try await TestScope.run("shared-pika-first") { scope in
+            let uuid = try await pikaDeclare(scope)
+            #expect(try await scope.admin.queueInfo(scope.queue)?.messageCount == 1)
+            let worker = try await scope.startFaultWorker([])
+            try await expectAddRan(scope, uuid: uuid)
+            #expect(!worker.standardErrorText.contains(Self.foreignQueueLog), "\(worker.stderrTail())")
+            await scope.stopGracefully(worker)
+        }
+    }
+
+    /// Producer first with the real Celery on a queue of its own (not
+    /// Celery's default `celery`): its task waits in the queue Celery
+    /// declared, the worker declares the same queue cleanly and runs it, and
+    /// Celery's `rpc://` backend gets the result. (Worker first, then
+    /// Celery: `CeleryProducerTests`.)
+    @Test func celeryFirstThenTheWorkerServesTheQueue() async throws {
+        try await TestScope.run("shared-celery-first") { scope in
+            let python = try await PythonProducer.python(importing: "celery")
+            let script = #"""
+                import json, sys
+                from celery import Celery
+                app = Celery("producer", broker=sys.argv[1], backend="rpc://")
+                app.conf.task_default_queue = sys.argv[2]
+                app.conf.broker_connection_retry_on_startup = False
+                result = app.send_task("add", args=[2, 3])
+                print(json.dumps({"value": result.get(timeout=60), "id": result.id}))
+                """#
+            let producer = try scope.spawn(python, ["-c", script, IntegrationEnvironment.url, scope.queue])
+            try await waitUntil("Celery to queue its task in \(scope.queue)", timeout: 30) {
+                try await scope.admin.queueInfo(scope.queue)?.messageCount == 1
+            }
+            let worker = try await scope.startFaultWorker([])
+            let ended = await producer.waitForExit(timeout: 60)
+            #expect(ended == .exited(0), "\(producer.standardErrorText)")
+            let out = try JSONDecoder().decode(JSONValue.self, from: producer.standardOutput)
+            #expect(out["value"] == 5, "\(out)")
+            #expect(!worker.standardErrorText.contains(Self.foreignQueueLog), "\(worker.stderrTail())")
+            await scope.stopGracefully(worker)
+            // Celery declared a direct exchange named after its queue.
+            await scope.admin.deleteExchange(scope.queue)
+        }
+    }
+
+    // MARK: Queues that exist with other arguments
+
+    /// A queue declared Dramatiq's way (its own dead-letter arguments to
+    /// `<queue>.XQ`): the worker uses it as it is, says so in one line
+    /// naming the argument and what it means, and runs its tasks.
+    @Test func queueWithForeignDeadLetterArgumentsIsUsedAsItIs() async throws {
+        try await TestScope.run("shared-dramatiq") { scope in
+            let arguments = #"{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "\#(scope.queue).XQ"}"#
+            let uuid = try await pikaDeclare(scope, arguments: arguments)
+            let worker = try await scope.startFaultWorker([])
+            try await expectAddRan(scope, uuid: uuid)
+            let lines = worker.standardErrorText.split(separator: "\n").filter { $0.contains(Self.foreignQueueLog) }
+            #expect(lines.count == 1, "\(worker.stderrTail())")
+            let line = String(lines.first ?? "")
+            #expect(line.contains("queue=\(scope.queue)"), "\(line)")
+            #expect(line.contains("argument=x-dead-letter-exchange"), "\(line)")
+            #expect(line.contains("declared=none"), "\(line)")
+            #expect(line.contains("found=''"), "\(line)")
+            // One line: the AMQP layer leaves the refused declaration to
+            // its caller (debug only).
+            #expect(!worker.standardErrorText.contains("channel closed by broker"), "\(worker.stderrTail())")
+            #expect(line.contains("the queue dead-letters by its own arguments"), "\(line)")
+            await scope.stopGracefully(worker)
+        }
+    }
+
+    /// A quorum queue declared by another tool (Taskiq's way) for a worker
+    /// left at the classic default: used as it is, with the log line; the
+    /// policy applied by `qtasks queues policy apply` is in force on it
+    /// (management API: `policy` and `effective_policy_definition`), and its
+    /// delivery limit acts: a message returned to the queue more often than
+    /// the limit is dead-lettered to `<queue>.dlq` with reason
+    /// `delivery_limit`.
+    @Test(.enabled(if: IntegrationEnvironment.managementURL != nil, "QTASKS_MANAGEMENT_URL is not set (deploy/test.sh sets it)"))
+    func foreignQuorumQueueGetsItsDeliveryLimitFromThePolicy() async throws {
+        let managementURL = try #require(IntegrationEnvironment.managementURL)
+        try await TestScope.run("shared-quorum") { scope in
+            let uuid = try await pikaDeclare(scope, arguments: #"{"x-queue-type": "quorum"}"#)
+            let apply = try await scope.runCLI(
+                ["queues", "policy", "apply", scope.queue, "--delivery-limit", "2", "--management-url", managementURL])
+            #expect(apply.termination == .exited(0), "\(apply)")
+            #expect(apply.stdout.contains("applied; in force on quorum queue \(scope.queue)"), "\(apply)")
+
+            let api = try RabbitMQManagementAPI(url: managementURL)
+            let definition = try #require(try await api.queueDefinition(scope.queue, virtualHost: "/"))
+            #expect(definition.type == "quorum")
+            #expect(definition.policy == "qtasks.\(scope.queue)")
+            #expect(definition.effectivePolicyDefinition["delivery-limit"] == .integer(2), "\(definition)")
+            #expect(definition.effectivePolicyDefinition["dead-letter-exchange"] == .string(""), "\(definition)")
+            #expect(definition.effectivePolicyDefinition["dead-letter-routing-key"] == .string(scope.deadLetterQueue), "\(definition)")
+            #expect(definition.arguments == ["x-queue-type": .string("quorum")], "the worker added no argument")
+
+            let worker = try await scope.startFaultWorker([])
+            try await expectAddRan(scope, uuid: uuid)
+            let lines = worker.standardErrorText.split(separator: "\n").filter { $0.contains(Self.foreignQueueLog) }
+            #expect(lines.count == 1, "\(worker.stderrTail())")
+            #expect(lines.first?.contains("argument=x-queue-type") == true, "\(lines)")
+            #expect(lines.first?.contains("found='quorum'") == true, "\(lines)")
+            await scope.stopGracefully(worker)
+
+            // A message no consumer settles: returned three times (the
+            // limit is 2), then dead-lettered by RabbitMQ.
+            let returns = #"""
+                import json, sys, time, pika
+                url, queue = sys.argv[1:3]
+                connection = pika.BlockingConnection(pika.URLParameters(url))
+                channel = connection.channel()
+                channel.confirm_delivery()
+                channel.basic_publish(exchange="", routing_key=queue, body=b'{"task_name": "add", "args": [1, 1]}',
+                                      properties=pika.BasicProperties(delivery_mode=2))
+                # A quorum queue requeues asynchronously: an empty get is not
+                # the end; the dead-letter queue's count is.
+                returned = 0
+                deadline = time.monotonic() + 15
+                while time.monotonic() < deadline and returned < 10:
+                    if channel.queue_declare(queue + ".dlq", passive=True).method.message_count > 0:
+                        break
+                    method, properties, body = channel.basic_get(queue)
+                    if method is None:
+                        time.sleep(0.05)
+                        continue
+                    channel.basic_reject(method.delivery_tag, requeue=True)
+                    returned += 1
+                connection.close()
+                print(json.dumps({"returned": returned}))
+                """#
+            let out = try await PythonProducer.run(returns, [IntegrationEnvironment.url, scope.queue], importing: "pika")
+            #expect(out["returned"] == 3, "limit 2: delivered and returned 3 times, then dead-lettered: \(out)")
+            let dead = try await scope.admin.waitForMessage(in: scope.deadLetterQueue, timeout: 10, "the over-limit message")
+            #expect(Self.deathReason(dead) == "delivery_limit")
+            try await api.deletePolicy(named: "qtasks.\(scope.queue)", virtualHost: "/")
+        }
+    }
+
+    // MARK: Protections through the policy
+
+    /// A body over the broker-side limit (16 MiB) is dropped unread and
+    /// rejected by the worker; with the policy applied, RabbitMQ
+    /// dead-letters the intact original to `<queue>.dlq` (reason
+    /// `rejected`), as the queue's arguments used to make it.
+    @Test(.enabled(if: IntegrationEnvironment.managementURL != nil, "QTASKS_MANAGEMENT_URL is not set (deploy/test.sh sets it)"))
+    func oversizeMessageIsDeadLetteredThroughThePolicy() async throws {
+        let managementURL = try #require(IntegrationEnvironment.managementURL)
+        try await TestScope.run("shared-oversize") { scope in
+            let worker = try await scope.startFaultWorker([])
+            let apply = try await scope.runCLI(["queues", "policy", "apply", scope.queue, "--management-url", managementURL])
+            #expect(apply.termination == .exited(0), "\(apply)")
+            #expect(apply.stdout.contains("applied; in force on classic queue \(scope.queue)"), "\(apply)")
+            let api = try RabbitMQManagementAPI(url: managementURL)
+            let definition = try #require(try await api.queueDefinition(scope.queue, virtualHost: "/"))
+            #expect(definition.arguments.isEmpty, "declared plain: \(definition.arguments)")
+            #expect(definition.effectivePolicyDefinition["dead-letter-routing-key"] == .string(scope.deadLetterQueue))
+
+            let uuid = UUID().uuidString.lowercased()
+            var body = Array(#"{"uuid": "\#(uuid)", "task_name": "echo", "args": [""#.utf8)
+            body += [UInt8](repeating: UInt8(ascii: "x"), count: 17 * 1_048_576)
+            body += Array(#""]}"#.utf8)
+            try await scope.publishTask(body, correlationID: uuid, messageID: uuid)
+            let reply = try await scope.nextReply(timeout: 60, "the oversize result")
+            #expect(reply.status == "error")
+            #expect(reply.traceback?.contains("over the limit") == true, "\(reply)")
+            let dead = try await scope.admin.waitForMessage(in: scope.deadLetterQueue, timeout: 20, "the oversize message")
+            #expect(dead.body.count == body.count, "the intact original")
+            #expect(Self.deathReason(dead) == "rejected")
+            await scope.stopGracefully(worker)
+            try await api.deletePolicy(named: "qtasks.\(scope.queue)", virtualHost: "/")
+        }
+    }
+
+    /// `qtasks queues policy show`: the `rabbitmqctl` command for a broker
+    /// without the management plugin, shell-quoted; no connection. The
+    /// delivery limit only for quorum queues.
+    @Test func policyShowPrintsTheRabbitmqctlCommand() async throws {
+        let quorum = try await ChildProcess.run(
+            IntegrationEnvironment.cliExecutable,
+            [
+                "queues", "policy", "show", "QueueTasks:task_queue", "orders", "--queue-type", "quorum", "--delivery-limit", "3",
+                "--url", "amqp://u:p@h:5672/prod",
+            ],
+            timeout: 30)
+        #expect(quorum.termination == .exited(0), "\(quorum)")
+        #expect(
+            quorum.stdout.split(separator: "\n").map(String.init) == [
+                #"rabbitmqctl set_policy --vhost prod --priority 10 --apply-to queues qtasks.QueueTasks:task_queue '^QueueTasks\:task_queue$' '{"dead-letter-exchange":"","dead-letter-routing-key":"QueueTasks:task_queue.dlq","delivery-limit":3}'"#,
+                #"rabbitmqctl set_policy --vhost prod --priority 10 --apply-to queues qtasks.orders '^orders$' '{"dead-letter-exchange":"","dead-letter-routing-key":"orders.dlq","delivery-limit":3}'"#,
+            ], "\(quorum)")
+        let classic = try await ChildProcess.run(
+            IntegrationEnvironment.cliExecutable, ["queues", "policy", "show", "orders", "--url", "amqp://u:p@h:5672/%2F"],
+            environment: ["QTASKS_QUEUE_TYPE": ""], timeout: 30)
+        #expect(
+            classic.stdout == #"rabbitmqctl set_policy --vhost / --priority 10 --apply-to queues qtasks.orders '^orders$' '{"dead-letter-exchange":"","dead-letter-routing-key":"orders.dlq"}'"# + "\n",
+            "\(classic)")
+    }
+
+    static func deathReason(_ delivery: AMQPDelivery) -> String? {
+        guard case .array(let deaths)? = delivery.properties.headers?["x-death"], case .table(let death)? = deaths.first,
+            case .string(let reason)? = death["reason"]
+        else { return nil }
+        return reason
+    }
+}
