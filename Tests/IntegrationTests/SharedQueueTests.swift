@@ -210,6 +210,118 @@ struct SharedQueueTests {
         }
     }
 
+    // MARK: Quorum queues
+
+    /// Celery with quorum queues (`task_default_queue_type = "quorum"`,
+    /// Celery 5.5) declares `x-queue-type: quorum`, as a worker with
+    /// `--queue-type quorum` does: worker first, Celery's declaration is
+    /// accepted and its task runs.
+    @Test func celeryWithQuorumQueuesMatchesAQuorumWorker() async throws {
+        try await TestScope.run("shared-celery-quorum") { scope in
+            let worker = try await scope.startFaultWorker(["--queue-type", "quorum"])
+            let script = #"""
+                import json, sys
+                from celery import Celery
+                app = Celery("producer", broker=sys.argv[1], backend="rpc://")
+                app.conf.task_default_queue = sys.argv[2]
+                app.conf.task_default_queue_type = "quorum"
+                app.conf.broker_connection_retry_on_startup = False
+                result = app.send_task("add", args=[2, 3])
+                print(json.dumps({"value": result.get(timeout=30)}))
+                """#
+            let out = try await PythonProducer.run(script, [IntegrationEnvironment.url, scope.queue], importing: "celery")
+            #expect(out["value"] == 5, "\(out)")
+            #expect(!worker.standardErrorText.contains(Self.foreignQueueLog), "\(worker.stderrTail())")
+            await scope.stopGracefully(worker)
+            await scope.admin.deleteExchange(scope.queue)
+        }
+    }
+
+    /// Quorum queues that plain producers can share: on a virtual host whose
+    /// default queue type is quorum (`rabbitmqctl add_vhost
+    /// --default-queue-type quorum`), a declaration without `x-queue-type`
+    /// makes a quorum queue and matches one. The worker, left at the classic
+    /// default (no argument), and pika's plain declaration share the queue;
+    /// `qtasks queues policy apply` sees its real type and gives it the
+    /// delivery limit.
+    @Test(.enabled(if: IntegrationEnvironment.managementURL != nil, "QTASKS_MANAGEMENT_URL is not set (deploy/test.sh sets it)"))
+    func plainDeclarationsShareQuorumQueuesOnAQuorumDefaultVirtualHost() async throws {
+        let managementURL = try #require(IntegrationEnvironment.managementURL)
+        let vhost = IntegrationEnvironment.uniqueQueue("vhost-quorum")
+        let vhostAdmin = #"""
+            import base64, json, sys, urllib.parse, urllib.request
+            base, vhost, action = sys.argv[1:4]
+            parts = urllib.parse.urlsplit(base)
+            auth = base64.b64encode(f"{parts.username}:{parts.password}".encode()).decode()
+            root = f"{parts.scheme}://{parts.hostname}:{parts.port}/api"
+            name = urllib.parse.quote(vhost, safe="")
+            def call(method, path, body=None):
+                request = urllib.request.Request(root + path, method=method, data=None if body is None else json.dumps(body).encode(),
+                                                 headers={"Authorization": "Basic " + auth, "Content-Type": "application/json"})
+                with urllib.request.urlopen(request) as answer:
+                    return answer.status
+            if action == "create":
+                # RabbitMQ 3.10 reads "defaultqueuetype", later versions "default_queue_type".
+                call("PUT", f"/vhosts/{name}", {"defaultqueuetype": "quorum", "default_queue_type": "quorum"})
+                call("PUT", f"/permissions/{name}/{urllib.parse.quote(parts.username)}", {"configure": ".*", "write": ".*", "read": ".*"})
+            else:
+                call("DELETE", f"/vhosts/{name}")
+            print(json.dumps({"done": action}))
+            """#
+        _ = try await PythonProducer.run(vhostAdmin, [managementURL, vhost, "create"], importing: "json")
+        do {
+            try await shareQuorumQueue(onVirtualHost: vhost, managementURL: managementURL)
+        } catch {
+            _ = try? await PythonProducer.run(vhostAdmin, [managementURL, vhost, "delete"], importing: "json")
+            throw error
+        }
+        // Its queues and policies go with it.
+        _ = try await PythonProducer.run(vhostAdmin, [managementURL, vhost, "delete"], importing: "json")
+    }
+
+    private func shareQuorumQueue(onVirtualHost vhost: String, managementURL: String) async throws {
+        var components = try #require(URLComponents(string: IntegrationEnvironment.url))
+        components.percentEncodedPath = "/" + (vhost.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-"))) ?? vhost)
+        let url = try #require(components.string)
+        let api = try RabbitMQManagementAPI(url: managementURL)
+        #expect(try await api.defaultQueueType(virtualHost: vhost) == "quorum")
+
+        try await TestScope.run("shared-vhost-quorum") { scope in
+            let worker = try await FaultWorker.start([], url: url, queues: [scope.queue]) { executable, arguments, environment in
+                try scope.spawn(executable, arguments, environment: environment)
+            }
+            let uuid = UUID().uuidString.lowercased()
+            let publish = #"""
+                import json, sys, pika
+                url, queue, task_id = sys.argv[1:4]
+                connection = pika.BlockingConnection(pika.URLParameters(url))
+                channel = connection.channel()
+                channel.queue_declare(queue, durable=True)
+                replies = channel.queue_declare("", exclusive=True).method.queue
+                channel.basic_publish(exchange="", routing_key=queue,
+                                      body=json.dumps({"uuid": task_id, "task_name": "add", "args": [2, 3]}),
+                                      properties=pika.BasicProperties(content_type="application/json", delivery_mode=2,
+                                                                      reply_to=replies, correlation_id=task_id))
+                for method, properties, body in channel.consume(replies, auto_ack=True, inactivity_timeout=20):
+                    print(json.dumps({"result": json.loads(body) if body else None}))
+                    break
+                connection.close()
+                """#
+            let out = try await PythonProducer.run(publish, [url, scope.queue, uuid], importing: "pika")
+            #expect(out["result"]?["returning"] == 5, "\(out)")
+            #expect(!worker.standardErrorText.contains(Self.foreignQueueLog), "\(worker.stderrTail())")
+
+            let apply = try await scope.runCLI(
+                ["queues", "policy", "apply", scope.queue, "--delivery-limit", "4", "--management-url", managementURL], url: url)
+            #expect(apply.termination == .exited(0), "\(apply)")
+            #expect(apply.stdout.contains("applied; in force on quorum queue \(scope.queue)"), "\(apply)")
+            let definition = try #require(try await api.queueDefinition(scope.queue, virtualHost: vhost))
+            #expect(definition.type == "quorum")
+            #expect(definition.effectivePolicyDefinition["delivery-limit"] == .integer(4), "\(definition)")
+            await scope.stopGracefully(worker)
+        }
+    }
+
     // MARK: Protections through the policy
 
     /// A body over the broker-side limit (16 MiB) is dropped unread and
