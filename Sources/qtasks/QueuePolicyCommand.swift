@@ -74,8 +74,10 @@ struct QueuePolicyCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Set the policies through RabbitMQ's management API and check them.",
             discussion: """
-                Exit status 0 when every policy was set (a queue that does not exist yet gets it when \
-                it is declared); 4 when the management API could not be reached or refused.
+                Exit status 0 when every policy was set and is in force on its queue (a queue that \
+                does not exist yet gets it when it is declared); 1 when a policy was set but another \
+                one is in force on its queue (a higher priority); 4 when the management API could not \
+                be reached or refused.
                 """)
 
         @OptionGroup var target: Target
@@ -102,6 +104,7 @@ struct QueuePolicyCommand: AsyncParsableCommand {
             let api = try RabbitMQManagementAPI(url: resolvedManagementURL!)
             let virtualHost = target.virtualHost
             var failed = false
+            var overruled = false
             for queue in target.queues {
                 let policy: TaskQueuePolicy
                 do {
@@ -114,7 +117,8 @@ struct QueuePolicyCommand: AsyncParsableCommand {
                 do {
                     try await api.putPolicy(RabbitMQPolicy(policy), virtualHost: virtualHost)
                     let state = try await Self.state(of: policy, api: api, virtualHost: virtualHost)
-                    print("\(policy.name)  \(policy.pattern)  \(policy.definitionJSON)  applied; \(state)")
+                    print("\(policy.name)  \(policy.pattern)  \(policy.definitionJSON)  applied; \(state.text)")
+                    if !state.inForce { overruled = true }
                 } catch {
                     printError("qtasks: \(policy.name): \(error)")
                     failed = true
@@ -122,9 +126,9 @@ struct QueuePolicyCommand: AsyncParsableCommand {
             }
             fflush(nil)
             if failed { throw ExitStatus.brokerFailure }
+            if overruled { throw ExitCode(1) }
         }
 
-        /// Whether the policy is in force on its queue, in words.
         /// The type the queue has, else will have: its type when it
         /// exists (a policy holding a key its type does not take is not
         /// applied at all), else `--queue-type`/`QTASKS_QUEUE_TYPE`, else
@@ -142,11 +146,13 @@ struct QueuePolicyCommand: AsyncParsableCommand {
         /// interval.
         static let checkTimeout = Duration.seconds(12)
 
+        /// Whether the policy is in force on its queue, in words, and
+        /// false when the queue exists and another policy is in force on it.
         static func state(of policy: TaskQueuePolicy, api: RabbitMQManagementAPI, virtualHost: String) async throws
-            -> String
+            -> (text: String, inForce: Bool)
         {
             guard let queue = try await api.queueDefinition(policy.queue, virtualHost: virtualHost) else {
-                return "queue \(policy.queue) not declared yet (it gets the policy when it is)"
+                return ("queue \(policy.queue) not declared yet (it gets the policy when it is)", true)
             }
             let type = queue.type ?? "classic"
             // The management API reports a queue's policy from its
@@ -161,7 +167,7 @@ struct QueuePolicyCommand: AsyncParsableCommand {
                 current = try await api.queueDefinition(policy.queue, virtualHost: virtualHost) ?? current
             }
             guard current.policy == policy.name else {
-                return "NOT in force on \(type) queue \(policy.queue) after \(checkTimeout): the management API reports policy \(current.policy ?? "none") (another with a higher priority?)"
+                return ("NOT in force on \(type) queue \(policy.queue) after \(checkTimeout): the management API reports policy \(current.policy ?? "none") (another with a higher priority?)", false)
             }
             let effective = current.effectivePolicyDefinition.mapValues(JSONValue.init)
             let missing = policy.keysNotInForce(in: effective)
@@ -172,7 +178,7 @@ struct QueuePolicyCommand: AsyncParsableCommand {
             if !overridden.isEmpty {
                 text += "; its own arguments win for \(overridden.map { "x-" + $0 }.joined(separator: ", "))"
             }
-            return text
+            return (text, true)
         }
     }
 

@@ -357,6 +357,28 @@ struct SharedQueueTests {
         }
     }
 
+    /// A policy of the operator's with a higher priority matches the queue:
+    /// ours is set but not in force, and `apply` says so and exits 1.
+    @Test(.enabled(if: IntegrationEnvironment.managementURL != nil, "QTASKS_MANAGEMENT_URL is not set (deploy/test.sh sets it)"))
+    func applyReportsAPolicyThatIsOverruled() async throws {
+        let managementURL = try #require(IntegrationEnvironment.managementURL)
+        try await TestScope.run("shared-overruled") { scope in
+            _ = try await pikaDeclare(scope, publishing: false)
+            let api = try RabbitMQManagementAPI(url: managementURL)
+            let operatorPolicy = RabbitMQPolicy(
+                name: "operator.\(scope.queue)", pattern: "^\(scope.queue)$", applyTo: "queues", priority: 20,
+                definition: ["max-length": .integer(1000)])
+            try await api.putPolicy(operatorPolicy, virtualHost: "/")
+            let apply = try await scope.runCLI(
+                ["queues", "policy", "apply", scope.queue, "--management-url", managementURL], timeout: 60)
+            #expect(apply.termination == .exited(1), "\(apply)")
+            #expect(apply.stdout.contains("applied; NOT in force on classic queue \(scope.queue)"), "\(apply)")
+            #expect(apply.stdout.contains("reports policy operator.\(scope.queue)"), "\(apply)")
+            try await api.deletePolicy(named: operatorPolicy.name, virtualHost: "/")
+            try await api.deletePolicy(named: "qtasks.\(scope.queue)", virtualHost: "/")
+        }
+    }
+
     /// `qtasks queues policy show`: the `rabbitmqctl` command for a broker
     /// without the management plugin, shell-quoted; no connection. The
     /// delivery limit only for quorum queues.
