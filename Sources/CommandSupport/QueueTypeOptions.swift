@@ -33,7 +33,8 @@ public struct QueueTypeOptions: ParsableArguments {
             let source = queueType == nil ? "QTASKS_QUEUE_TYPE" : "--queue-type"
             throw ValidationError("\(source) must be classic or quorum, not '\(resolvedQueueType)'")
         }
-        // x-delivery-limit is a 32-bit signed integer argument for RabbitMQ.
+        // RabbitMQ reads a delivery limit (the policy's delivery-limit, as
+        // x-delivery-limit) as a 32-bit signed integer.
         guard (0...Int(Int32.max)).contains(deliveryLimit) else {
             throw ValidationError("--delivery-limit must be 0...\(Int32.max) (0: no limit)")
         }

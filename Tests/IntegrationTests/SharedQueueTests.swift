@@ -116,6 +116,16 @@ struct SharedQueueTests {
         }
     }
 
+    /// `--plain-queue` is no longer needed: still accepted, so that
+    /// existing command lines keep working, with one warning.
+    @Test func plainQueueFlagIsADeprecatedNoOp() async throws {
+        try await TestScope.run("shared-plain-flag") { scope in
+            let worker = try await scope.startFaultWorker(["--plain-queue", scope.queue])
+            #expect(worker.standardErrorText.contains("--plain-queue is deprecated and has no effect"), "\(worker.stderrTail())")
+            await scope.stopGracefully(worker)
+        }
+    }
+
     // MARK: Queues that exist with other arguments
 
     /// A queue declared Dramatiq's way (its own dead-letter arguments to
