@@ -118,7 +118,7 @@ public final class RabbitMQBroker: DelayedPublishing, PriorityQueueing {
             var deadLetterArguments: AMQPTable = [:]
             if let type = arguments["x-queue-type"] { deadLetterArguments["x-queue-type"] = type }
             try await declare(deadLetterQueue, arguments: deadLetterArguments, on: connection)
-            try await declare(name, arguments: arguments, on: connection)
+            try await declare(name, arguments: arguments, on: connection, isTaskQueue: true)
             for binding in configuration.bindings where binding.queue == name {
                 try await bind(binding, on: connection)
             }
@@ -153,7 +153,12 @@ public final class RabbitMQBroker: DelayedPublishing, PriorityQueueing {
 
     /// Declares on a short-lived channel: a refused declaration closes its
     /// channel, which must not take the publishing channel down with it.
-    private func declare(_ queue: String, arguments: AMQPTable, on connection: AMQPConnection) async throws {
+    /// `isTaskQueue`: the log line of a refusal says what the queue as it
+    /// is means for the protections (a `.dlq` or retry queue has none to
+    /// lose).
+    private func declare(
+        _ queue: String, arguments: AMQPTable, on connection: AMQPConnection, isTaskQueue: Bool = false
+    ) async throws {
         do {
             try await connection.withChannel { channel in
                 _ = try await channel.declareQueue(queue, durable: true, arguments: arguments)
@@ -169,7 +174,9 @@ public final class RabbitMQBroker: DelayedPublishing, PriorityQueueing {
                 metadata["argument"] = "\(conflict.argument)"
                 metadata["found"] = "\(conflict.current.map { "'\($0)'" } ?? "none")"
                 metadata["declared"] = "\(conflict.received.map { "'\($0)'" } ?? "none")"
-                metadata["protection"] = "\(conflict.protectionNote(queue: queue, policy: TaskQueuePolicy.name(forQueue: queue)))"
+                if isTaskQueue {
+                    metadata["protection"] = "\(conflict.protectionNote(queue: queue, policy: TaskQueuePolicy.name(forQueue: queue)))"
+                }
             }
             logger.warning("queue exists with other arguments; using it as it is", metadata: metadata)
             try await connection.withChannel { check in
