@@ -126,6 +126,56 @@ struct SharedQueueTests {
         }
     }
 
+    /// Producer first with the real Python QTasks (its RabbitMQ broker
+    /// declares `<app>:task_queue` durable and plain, and keeps the task's
+    /// status in Redis): the task waits, the worker started after it
+    /// declares the same queue cleanly and runs it (QTasks sets no
+    /// `reply_to`: its log line shows it). Worker first:
+    /// `QTasksProducerTests`.
+    @Test(.enabled(if: IntegrationRedis.enabled, "QTasks producers keep task status in Redis; deploy/redis.sh start"))
+    func qtasksFirstThenTheWorkerServesTheQueue() async throws {
+        let name = "QTasksShared" + UUID().uuidString.prefix(8).lowercased()
+        let queue = name + ":task_queue"
+        try await TestScope.run("shared-qtasks-first") { scope in
+            scope.deleteAtEnd(queue)
+            scope.deleteAtEnd(queue + ".dlq")
+            let script = #"""
+                import asyncio, json, sys
+                from qtasks.asyncio import QueueTasks
+                from qtasks.brokers import AsyncRabbitMQBroker
+                from qtasks.storages import AsyncRedisStorage
+
+                url, redis_url, name = sys.argv[1:4]
+
+                async def main():
+                    storage = AsyncRedisStorage(name=name, url=redis_url)
+                    broker = AsyncRabbitMQBroker(name=name, url=url, storage=storage)
+                    app = QueueTasks(name=name, broker=broker)
+                    added = await app.add_task("add", 2, 3)
+                    await broker.connection.close()
+                    # Its status record is QTasks' own: not read here.
+                    async for key in storage.client.scan_iter(f"{name}:*"):
+                        await storage.client.delete(key)
+                    await storage.client.aclose()
+                    print(json.dumps({"queue": broker.queue_name, "uuid": str(added.uuid)}))
+
+                asyncio.run(main())
+                """#
+            let out = try await PythonProducer.run(
+                script, [IntegrationEnvironment.url, IntegrationRedis.url, name], importing: "qtasks", timeout: 90)
+            #expect(out["queue"] == .string(queue), "\(out)")
+            let uuid = try #require(out["uuid"]?.stringValue, "\(out)")
+            #expect(try await scope.admin.queueInfo(queue)?.messageCount == 1)
+
+            let worker = try await scope.startFaultWorker([], queues: [queue])
+            try await waitUntil("the worker to run QTasks' task", timeout: 20) {
+                worker.standardErrorText.split(separator: "\n").contains { $0.contains("uuid=\(uuid)") && $0.contains("task succeeded") }
+            }
+            #expect(!worker.standardErrorText.contains(Self.foreignQueueLog), "\(worker.stderrTail())")
+            await scope.stopGracefully(worker)
+        }
+    }
+
     // MARK: Queues that exist with other arguments
 
     /// A queue declared Dramatiq's way (its own dead-letter arguments to
