@@ -395,7 +395,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "QTasks", "QTasksRabbitMQ", "QTasksState", "QTasksStateStores", "AMQP", "TestSupport", "CommandSupport",
-                "QTasksResultsRedis", "QTasksResultStores",
+                "QTasksResultsRedis", "QTasksResultStores", "RabbitMQManagement",
                 "QTasksScheduler",
                 "qtasks", "qtasks-example",
                 "qtasks-benchmark", "qtasks-scheduler",

@@ -6,7 +6,9 @@ import QTasksRabbitMQ
 /// shared by every command that declares a task queue (the worker, `qtasks
 /// send`, `qtasks-scheduler`), so that whichever declares a queue first
 /// declares it the way the others expect. RabbitMQ refuses (406) a second
-/// declaration with other arguments; the first one wins.
+/// declaration with other arguments; the first one wins. `--queue-type
+/// quorum` is the only argument among them (`x-queue-type`); the delivery
+/// limit goes into the queue's policy (`TaskQueuePolicy`).
 public struct QueueTypeOptions: ParsableArguments {
     @Option(
         help: ArgumentHelp(
@@ -14,7 +16,7 @@ public struct QueueTypeOptions: ParsableArguments {
             valueName: "type"))
     public var queueType: String?
 
-    @Option(help: "Quorum queues: dead-letter a message after this many unsettled deliveries (0: no limit).")
+    @Option(help: "Quorum queues: dead-letter a message after this many unsettled deliveries (0: no limit). Set by the queue's policy (qtasks queues policy apply), not by its declaration.")
     public var deliveryLimit: Int = 5
 
     public init() {}
@@ -31,7 +33,8 @@ public struct QueueTypeOptions: ParsableArguments {
             let source = queueType == nil ? "QTASKS_QUEUE_TYPE" : "--queue-type"
             throw ValidationError("\(source) must be classic or quorum, not '\(resolvedQueueType)'")
         }
-        // x-delivery-limit is a 32-bit signed integer argument for RabbitMQ.
+        // RabbitMQ reads a delivery limit (the policy's delivery-limit, as
+        // x-delivery-limit) as a 32-bit signed integer.
         guard (0...Int(Int32.max)).contains(deliveryLimit) else {
             throw ValidationError("--delivery-limit must be 0...\(Int32.max) (0: no limit)")
         }

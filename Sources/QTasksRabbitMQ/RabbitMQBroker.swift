@@ -6,16 +6,26 @@ import Synchronization
 /// A `Broker` over RabbitMQ, through rabbitmq-c (module `AMQP`).
 ///
 /// Topology, all through the default exchange (routing key = queue name):
-/// - each task queue is durable and declared with
-///   `x-dead-letter-exchange: ""` and `x-dead-letter-routing-key:
-///   "<queue>.dlq"`, so that messages the broker itself drops (rejections,
-///   TTL expiry, quorum delivery limits) land in the dead-letter queue too;
+/// - each task queue is durable and declared **without arguments** (but
+///   ``RabbitMQBrokerConfiguration/queueArguments``, `x-queue-type` for a
+///   ``QueueType`` other than classic and `x-max-priority` when configured):
+///   the declaration Celery, kombu, pika and Python QTasks make for the same
+///   queue, so whichever side comes first, the other's is accepted
+///   (DESIGN.md, "Queues are shared with foreign producers");
+/// - what needs the broker's help comes from a RabbitMQ policy instead of
+///   arguments (``TaskQueuePolicy``, applied by `qtasks queues policy
+///   apply`): its `dead-letter-exchange`/`dead-letter-routing-key` send
+///   what RabbitMQ drops itself (bodies over
+///   ``RabbitMQBrokerConfiguration/maxMessageBytes`` the worker rejects
+///   unread, quorum delivery limits) to `<queue>.dlq`, and its
+///   `delivery-limit` bounds a quorum queue's redeliveries;
 /// - `<queue>.dlq` is a durable queue; the worker publishes failed messages
 ///   there with `x-qtasks-*` headers saying why;
-/// - with ``QueueType/quorum``, task queues get `x-queue-type: quorum` and
-///   `x-delivery-limit` (``RabbitMQBrokerConfiguration/deliveryLimit``):
-///   RabbitMQ dead-letters a message that was delivered that many times
-///   unsettled (a poison message that kills its workers);
+/// - a queue that already exists with other arguments (Dramatiq's
+///   dead-letter arguments, a Taskiq quorum queue) is used as it is: the
+///   refused declaration (406) is logged once with the argument RabbitMQ
+///   named and what it means (``QueueArgumentConflict``), then the queue is
+///   declared passively on a new channel;
 /// - delayed publishes (retries, `DelayedPublishing`) go to
 ///   `<queue>.retry.<ms>`, one durable queue per delay (rounded, see
 ///   ``RetryDelays``) with `x-message-ttl: <ms>`, `x-dead-letter-exchange:
@@ -80,11 +90,9 @@ public final class RabbitMQBroker: DelayedPublishing, PriorityQueueing {
     // MARK: Broker
 
     /// ``RabbitMQBrokerConfiguration/maxPriority``, else an
-    /// `x-max-priority` in ``RabbitMQBrokerConfiguration/queueArguments``
-    /// (which plain queues do not get).
+    /// `x-max-priority` in ``RabbitMQBrokerConfiguration/queueArguments``.
     public func maxPriority(forQueue queue: String) -> Int? {
         if let maxPriority = configuration.maxPriority { return maxPriority }
-        guard !configuration.plainQueues.contains(queue) else { return nil }
         switch configuration.queueArguments["x-max-priority"] {
         case .int64(let value)?: return Int(value)
         case .int32(let value)?: return Int(value)
@@ -106,41 +114,30 @@ public final class RabbitMQBroker: DelayedPublishing, PriorityQueueing {
         try await mapErrors {
             let connection = try await publisher.connection()
             let deadLetterQueue = QueueNaming.deadLetterQueue(for: name)
-            var arguments = taskQueueArguments(name)
+            let arguments = taskQueueArguments()
             var deadLetterArguments: AMQPTable = [:]
             if let type = arguments["x-queue-type"] { deadLetterArguments["x-queue-type"] = type }
-            if arguments["x-max-priority"] == nil, let maxPriority = configuration.maxPriority {
-                arguments["x-max-priority"] = .int64(Int64(maxPriority))
-            }
             try await declare(deadLetterQueue, arguments: deadLetterArguments, on: connection)
-            try await declare(name, arguments: arguments, on: connection)
+            try await declare(name, arguments: arguments, on: connection, isTaskQueue: true)
             for binding in configuration.bindings where binding.queue == name {
                 try await bind(binding, on: connection)
             }
         }
     }
 
-    /// A task queue's arguments, but `x-max-priority`: the dead-letter
-    /// ones, queue type and delivery limit; for a plain queue only the
-    /// queue type.
-    private func taskQueueArguments(_ name: String) -> AMQPTable {
-        if configuration.plainQueues.contains(name) {
-            var arguments: AMQPTable = [:]
-            if configuration.queueType != .classic {
-                arguments["x-queue-type"] = .string(configuration.queueType.name)
-            }
-            return arguments
-        }
+    /// A task queue's arguments: only what the configuration asks for
+    /// explicitly (``RabbitMQBrokerConfiguration/queueArguments``,
+    /// ``RabbitMQBrokerConfiguration/queueType`` other than classic,
+    /// ``RabbitMQBrokerConfiguration/maxPriority``), which every producer
+    /// of the queue must then declare alike. No dead-letter arguments and
+    /// no delivery limit: those come from the queue's ``TaskQueuePolicy``.
+    private func taskQueueArguments() -> AMQPTable {
         var arguments = configuration.queueArguments
-        arguments["x-dead-letter-exchange"] = ""
-        arguments["x-dead-letter-routing-key"] = .string(QueueNaming.deadLetterQueue(for: name))
         if arguments["x-queue-type"] == nil, configuration.queueType != .classic {
             arguments["x-queue-type"] = .string(configuration.queueType.name)
         }
-        if arguments["x-queue-type"] == .string(QueueType.quorum.name), arguments["x-delivery-limit"] == nil,
-            let limit = configuration.deliveryLimit
-        {
-            arguments["x-delivery-limit"] = .int64(Int64(limit))
+        if arguments["x-max-priority"] == nil, let maxPriority = configuration.maxPriority {
+            arguments["x-max-priority"] = .int64(Int64(maxPriority))
         }
         return arguments
     }
@@ -156,19 +153,32 @@ public final class RabbitMQBroker: DelayedPublishing, PriorityQueueing {
 
     /// Declares on a short-lived channel: a refused declaration closes its
     /// channel, which must not take the publishing channel down with it.
-    private func declare(_ queue: String, arguments: AMQPTable, on connection: AMQPConnection) async throws {
+    /// `isTaskQueue`: the log line of a refusal says what the queue as it
+    /// is means for the protections (a `.dlq` or retry queue has none to
+    /// lose).
+    private func declare(
+        _ queue: String, arguments: AMQPTable, on connection: AMQPConnection, isTaskQueue: Bool = false
+    ) async throws {
         do {
             try await connection.withChannel { channel in
                 _ = try await channel.declareQueue(queue, durable: true, arguments: arguments)
             }
         } catch let error as AMQPError where error.replyCode == 406 {
-            // The queue exists with other arguments (made by another tool, or
-            // by a Python QTasks producer that declares it bare). Use it as it
-            // is rather than refuse to start; the worker still dead-letters
-            // failures itself.
-            logger.warning(
-                "queue exists with other arguments; using it as it is",
-                metadata: ["queue": "\(queue)", "broker": "\(error.replyText ?? "")"])
+            // The queue exists with other arguments (made by another tool:
+            // Dramatiq's dead-letter arguments, a quorum queue of Taskiq's
+            // or of an older worker). Use it as it is rather than refuse to
+            // start; the 406 closed that channel, so check on a new one.
+            let text = error.replyText ?? ""
+            var metadata: Logger.Metadata = ["queue": "\(queue)", "broker": "\(text)"]
+            if let conflict = QueueArgumentConflict(replyText: text) {
+                metadata["argument"] = "\(conflict.argument)"
+                metadata["found"] = "\(conflict.current.map { "'\($0)'" } ?? "none")"
+                metadata["declared"] = "\(conflict.received.map { "'\($0)'" } ?? "none")"
+                if isTaskQueue {
+                    metadata["protection"] = "\(conflict.protectionNote(queue: queue, policy: TaskQueuePolicy.name(forQueue: queue)))"
+                }
+            }
+            logger.warning("queue exists with other arguments; using it as it is", metadata: metadata)
             try await connection.withChannel { check in
                 _ = try await check.declareQueue(queue, passive: true)
             }

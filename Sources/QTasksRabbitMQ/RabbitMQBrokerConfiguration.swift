@@ -26,23 +26,35 @@ public struct RabbitMQBrokerConfiguration: Sendable {
     /// connection; further publishes wait in order.
     public var confirmWindow: Int = 1024
     /// Extra arguments for every task queue the broker declares, for example
-    /// `["x-queue-type": "quorum"]` or `["x-max-priority": 10]`. The
-    /// dead-letter arguments are always added (see ``RabbitMQBroker``).
+    /// `["x-queue-type": "quorum"]` or `["x-max-priority": 10]`. Default
+    /// none, and best left so: every producer that declares the queue must
+    /// then declare the same arguments, or RabbitMQ refuses whichever
+    /// declaration comes second (406). Dead-lettering and delivery limits
+    /// come from the queue's policy instead (``TaskQueuePolicy``).
     public var queueArguments: AMQPTable = [:]
     /// The type of the task queues and their dead-letter queues. Default
-    /// ``QueueType/classic``; an `x-queue-type` in ``queueArguments`` wins.
+    /// ``QueueType/classic`` (no `x-queue-type` argument); an `x-queue-type`
+    /// in ``queueArguments`` wins. A quorum queue is declared with
+    /// `x-queue-type: quorum`, which its producers must declare too (Celery:
+    /// `task_default_queue_type = "quorum"`), unless the virtual host's
+    /// default queue type is quorum: then leave this classic, and every
+    /// plain declaration makes, and matches, a quorum queue
+    /// (docs/interop.md).
     public var queueType: QueueType = .classic
     /// Quorum queues only: a message delivered this many times without
     /// being settled (each worker that took it died or lost its connection)
     /// is dead-lettered by RabbitMQ to `<queue>.dlq` instead of being
-    /// delivered again (`x-delivery-limit`). Default 5; nil for no limit.
-    /// Requeues by the worker itself (shutdown, lost publish) count too.
+    /// delivered again. Default 5; nil for no limit. Requeues by the worker
+    /// itself (shutdown, lost publish) count too. Not a queue argument: it
+    /// is the `delivery-limit` of the queue's ``TaskQueuePolicy``, which
+    /// ``taskQueuePolicy(for:)`` builds from it.
     public var deliveryLimit: Int? = 5
     /// Task message bodies larger than this, in bytes, are read off the
     /// socket and dropped without being held in memory; the worker rejects
     /// them without requeue (error result; RabbitMQ dead-letters the intact
-    /// original, with its `x-death` header but none of the worker's
-    /// `x-qtasks-*` ones). Bodies up to this size and over the worker's
+    /// original through the queue's ``TaskQueuePolicy``, with its `x-death`
+    /// header but none of the worker's `x-qtasks-*` ones; without the
+    /// policy RabbitMQ drops it). Bodies up to this size and over the worker's
     /// `maxMessageBytes` are read, and dead-lettered by the worker with its
     /// headers. This bounds the memory one delivery can take. Default
     /// 16 MiB; nil: no limit.
@@ -55,17 +67,11 @@ public struct RabbitMQBrokerConfiguration: Sendable {
     /// Producers and workers must agree on it: a queue declared with
     /// another value is used as it is (see ``RabbitMQBroker``).
     public var maxPriority: Int?
-    /// Task queues that other producers declare themselves, with no
-    /// arguments: they get no dead-letter arguments and no delivery limit,
-    /// only `x-max-priority` (``maxPriority``) and `x-queue-type` (a
-    /// ``queueType`` other than classic). Declared like that, both orders
-    /// work: the foreign producer's own declaration matches ours. The
-    /// worker still dead-letters failures to `<queue>.dlq` itself; only
-    /// bodies over ``maxMessageBytes`` (dropped unread and rejected) are
-    /// lost there, unless a policy sets a dead-letter exchange. Default:
-    /// Celery's default queue `celery` and Python QTasks' default
-    /// `QueueTasks:task_queue` (docs/interop.md).
-    public var plainQueues: Set<String> = ["celery", "QueueTasks:task_queue"]
+    /// Formerly the task queues declared without dead-letter arguments, so
+    /// that producers that declare them plain could come second. Every
+    /// task queue is declared so now; ignored.
+    @available(*, deprecated, message: "every task queue is declared plain now; dead-lettering comes from TaskQueuePolicy")
+    public var plainQueues: Set<String> = []
     /// Exchanges and bindings declared together with their queue (a worker
     /// declares its queues on start and after each reconnect), for routing
     /// by key through a direct or topic exchange. Default none.
@@ -123,6 +129,14 @@ public struct RabbitMQBrokerConfiguration: Sendable {
         }
         self.connection = parsed[0]
         self.failoverConnections = Array(parsed.dropFirst())
+    }
+
+    /// The policy that gives `queue` its dead-letter route and, for
+    /// ``QueueType/quorum``, its delivery limit (``deliveryLimit``), for a
+    /// queue of ``queueType``.
+    public func taskQueuePolicy(for queue: String) -> TaskQueuePolicy {
+        let type = queueArguments["x-queue-type"].flatMap { if case .string(let name) = $0 { QueueType(name: name) } else { nil } }
+        return TaskQueuePolicy(queue: queue, queueType: type ?? queueType, deliveryLimit: deliveryLimit)
     }
 
     public init(connection: AMQPConfiguration = AMQPConfiguration()) {

@@ -6,9 +6,12 @@ import FoundationNetworking
 
 /// RabbitMQ's management HTTP API (the `rabbitmq_management` plugin,
 /// https://www.rabbitmq.com/docs/management#http-api): queue counts that
-/// AMQP does not give (unacknowledged messages) and message rates.
+/// AMQP does not give (unacknowledged messages) and message rates, queue
+/// arguments and effective policies, and policies themselves.
 ///
-/// Read-only: only `GET /api/queues/...` is called.
+/// Reads `GET /api/queues/...` and `GET /api/policies/...`; the only write
+/// is `PUT /api/policies/{vhost}/{name}` (``putPolicy(_:virtualHost:)``,
+/// which needs a user tagged `policymaker` or `administrator`).
 public struct RabbitMQManagementAPI: Sendable {
     /// `scheme://host:port` plus any path prefix, without credentials and
     /// without a trailing `/api`.
@@ -67,26 +70,46 @@ public struct RabbitMQManagementAPI: Sendable {
         return objects.compactMap(QueueStatistics.init)
     }
 
-    private static func encode(_ text: String) -> String {
+    static func encode(_ text: String) -> String {
         var allowed = CharacterSet.alphanumerics
         allowed.insert(charactersIn: "-._~")
         return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
     }
 
-    private func get(_ path: String, allowingNotFound: Bool) async throws -> Any? {
+    func get(_ path: String, allowingNotFound: Bool) async throws -> Any? {
+        try await request("GET", path, body: nil, allowingNotFound: allowingNotFound)
+    }
+
+    /// One request; `body` is sent as JSON. Any 2xx is success: the parsed
+    /// JSON answer, or nil for an empty one (204 No Content).
+    func request(_ method: String, _ path: String, body: Data?, allowingNotFound: Bool) async throws -> Any? {
         var components = base
         components.percentEncodedPath = base.percentEncodedPath + path
         guard let url = components.url else { throw ManagementAPIError("bad management URL") }
-        let location = "GET \(url.absoluteString)"
+        let location = "\(method) \(url.absoluteString)"
         var request = URLRequest(url: url, timeoutInterval: Double(timeout.components.seconds))
+        request.httpMethod = method
         request.setValue(authorization, forHTTPHeaderField: "Authorization")
+        if let body {
+            request.httpBody = body
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
         let (data, response) = try await Self.fetch(request, location: location, timeout: timeout)
         let status = (response as? HTTPURLResponse)?.statusCode ?? 0
         if status == 404 && allowingNotFound { return nil }
-        guard status == 200 else {
-            let hint = status == 401 ? " (the user or password of the management URL was refused)" : ""
-            throw ManagementAPIError("\(location): HTTP \(status)\(hint)")
+        guard (200..<300).contains(status) else {
+            let hint =
+                switch status {
+                case 401: " (the user or password of the management URL was refused)"
+                case 403: " (the management user lacks a tag or permission for this: policies need policymaker or administrator)"
+                default: ""
+                }
+            // RabbitMQ explains a refused write in "reason" (a bad pattern,
+            // an unknown policy key); a 401's "Login failed" adds nothing.
+            let reason = status == 401 ? nil : (try? JSONSerialization.jsonObject(with: data) as? [String: Any])?["reason"] as? String
+            throw ManagementAPIError("\(location): HTTP \(status)\(hint)\(reason.map { ": \($0)" } ?? "")")
         }
+        if data.isEmpty { return nil }
         do {
             return try JSONSerialization.jsonObject(with: data)
         } catch {

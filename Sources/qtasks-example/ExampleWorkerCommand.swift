@@ -161,6 +161,11 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
         observability.bootstrapLogging(metadataProvider: tracing ? W3CTraceLogging.metadataProvider : nil)
         let logger = Logger(label: "qtasks.example")
         let brokerURL = try brokerURL()
+        if !routing.plainQueues.isEmpty {
+            logger.warning(
+                "--plain-queue is deprecated and has no effect: every task queue is declared plain now (docs/interop.md)",
+                metadata: ["queues": "\(routing.plainQueues.joined(separator: ","))"])
+        }
 
         let stateURL = StateStores.resolvedURL(
             try SecretURL.state(flag: state, file: stateFile))
@@ -232,6 +237,13 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
                 "result_store": "\(recording.store.redactedURL)",
                 "events_exchange": "\(recording.publishEvents ? EventsExchange.name : "off")",
                 "tracing": "\(tracing ? "w3c" : "off")",
+            ])
+        // The worker cannot set policies itself (AMQP has no command for
+        // them, and it links no HTTP client): say what it relies on.
+        logger.info(
+            "task queues are declared plain; RabbitMQ dead-letters to <queue>.dlq and applies delivery limits through each queue's policy (qtasks queues policy apply)",
+            metadata: [
+                "policies": "\(configuration.queues.map { brokerConfiguration.taskQueuePolicy(for: $0) }.map { "\($0.name)=\($0.definitionJSON)" }.joined(separator: " "))"
             ])
         // The broker first: the group shuts services down in reverse
         // order, so the worker has settled its last task before the

@@ -22,11 +22,14 @@ struct RoutingOptions: ParsableArguments {
     @Option(help: "Make the task queues priority queues with this x-max-priority (1...255); producers must declare them alike.")
     var maxPriority: Int?
 
+    /// Deprecated: every task queue is declared plain now (docs/interop.md).
+    /// Still accepted so that existing command lines keep working; the
+    /// worker warns once.
     @Option(
         name: .customLong("plain-queue"),
         help: ArgumentHelp(
-            "A queue other producers declare without arguments (besides celery and QueueTasks:task_queue): declared without dead-letter arguments; repeat for several.",
-            valueName: "queue"))
+            "Deprecated, no effect: every task queue is declared without dead-letter arguments now (dead-lettering comes from the queue's policy: qtasks queues policy apply).",
+            valueName: "queue", visibility: .hidden))
     var plainQueues: [String] = []
 
     @Flag(
@@ -69,7 +72,6 @@ struct RoutingOptions: ParsableArguments {
 
     func apply(to configuration: inout RabbitMQBrokerConfiguration, queues: [String]) throws {
         configuration.maxPriority = maxPriority
-        configuration.plainQueues.formUnion(plainQueues)
         configuration.bindings = try parsedBindings(queues: queues)
     }
 

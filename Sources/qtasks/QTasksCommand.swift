@@ -23,7 +23,7 @@ struct QTasksCommand: AsyncParsableCommand {
             """,
         subcommands: [
             SendCommand.self, ResultCommand.self, TasksCommand.self, WorkersCommand.self, EventsCommand.self,
-            InspectCommand.self, PurgeCommand.self, DLQCommand.self, StateCommand.self, DashboardCommand.self,
+            InspectCommand.self, PurgeCommand.self, DLQCommand.self, QueuesCommand.self, StateCommand.self, DashboardCommand.self,
             WorkflowCommand.self,
         ])
 }

@@ -38,9 +38,11 @@ struct CeleryProducerTests {
 
     @Test func celeryClientGetsResultsAndErrorsThroughTheRPCBackend() async throws {
         try await TestScope.run("celery") { scope in
-            // Worker first: it declares the queue plain, as Celery does, so
-            // Celery's own declaration matches it.
-            _ = try await scope.startWorker(on: scope.queue, arguments: ["--plain-queue", scope.queue])
+            // Worker first: it declares every task queue plain, as Celery
+            // does, so Celery's own declaration matches it with no flag
+            // (before, this needed --plain-queue; without it Celery failed
+            // with 406 inequivalent arg 'x-dead-letter-exchange').
+            let worker = try await scope.startWorker(on: scope.queue, arguments: [])
             let out = try await PythonProducer.run(Self.script, [IntegrationEnvironment.url, scope.queue], importing: "celery")
 
             #expect(out["add"]?["value"] == 5, "\(out)")
@@ -66,6 +68,7 @@ struct CeleryProducerTests {
             }
             let dead = try #require(try await scope.admin.get(scope.deadLetterQueue))
             #expect(dead.properties.headers?["task"] != nil, "the dead letter keeps Celery's headers")
+            #expect(!worker.standardErrorText.contains("queue exists with other arguments"), "\(worker.stderrTail())")
             // Celery declared a direct exchange named after its queue.
             await scope.admin.deleteExchange(scope.queue)
         }

@@ -285,10 +285,12 @@ struct WorkerFaultTests {
     }
 
     /// A message that kills its worker (abort) on a quorum queue with
-    /// delivery limit 2: dead-lettered by RabbitMQ after the limit, while
-    /// other tasks keep flowing through restarted workers.
+    /// delivery limit 2 (from the queue's policy: `qtasks queues policy
+    /// apply --delivery-limit 2`): dead-lettered by RabbitMQ after the
+    /// limit, while other tasks keep flowing through restarted workers.
     @Test func poisonMessageIsDeadLetteredAfterTheDeliveryLimit() async throws {
         try await TestScope.run("poison") { scope in
+            try await scope.applyQueuePolicy(queueType: "quorum", deliveryLimit: 2)
             let options = ["--queue-type", "quorum", "--delivery-limit", "2", "--concurrency", "1", "--prefetch", "1"]
             var worker = try await scope.startFaultWorker(options)
             let poison = UUID().uuidString.lowercased()
@@ -447,9 +449,11 @@ struct HostileInputTests {
 
     /// A 50 MB body (limit 1 MiB): read off the socket and dropped frame by
     /// frame, never held; error result; RabbitMQ dead-letters the intact
-    /// original; the worker's memory stays bounded and it goes on.
+    /// original (through the queue's policy); the worker's memory stays
+    /// bounded and it goes on.
     @Test func hugeBodyIsRejectedWithBoundedMemory() async throws {
         try await TestScope.run("huge") { scope in
+            try await scope.applyQueuePolicy()
             let worker = try await scope.startFaultWorker(["--max-message-bytes", "1048576"])
             let before = Self.residentMegabytes(worker.pid) ?? 0
             let uuid = UUID().uuidString.lowercased()

@@ -18,6 +18,13 @@ enum IntegrationEnvironment {
         return configuration
     }
 
+    /// RabbitMQ's management API with credentials
+    /// (`http://guest:guest@127.0.0.1:15672`), set by `deploy/test.sh`,
+    /// which starts the broker with the management plugin; nil when not set.
+    static let managementURL: String? = ProcessInfo.processInfo.environment["QTASKS_MANAGEMENT_URL"].flatMap {
+        $0.isEmpty ? nil : $0
+    }
+
     /// True when the tests must run: a broker answers, or one is required.
     static let enabled: Bool = {
         if ProcessInfo.processInfo.environment["QTASKS_REQUIRE_BROKER"] == "1" { return true }

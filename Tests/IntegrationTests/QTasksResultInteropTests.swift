@@ -91,9 +91,9 @@ struct QTasksResultInteropTests {
             try app.register("fail", parameters: ["message"]) { (message: String) -> Int in throw ExampleError(message: message) }
             var logger = Logger(label: "qtasks.integration-tests.qtasks-results")
             logger.logLevel = .warning
-            var brokerConfiguration = try RabbitMQBrokerConfiguration(url: IntegrationEnvironment.url)
-            // QTasks declares its queue durable and without arguments.
-            brokerConfiguration.plainQueues.insert(queue)
+            // QTasks declares its queue durable and without arguments, as
+            // the worker does every task queue: no setting needed.
+            let brokerConfiguration = try RabbitMQBrokerConfiguration(url: IntegrationEnvironment.url)
             let workerID = "it-\(name)"
             var workerConfiguration = WorkerConfiguration(queues: [queue], concurrency: 4, shutdownGracePeriod: .seconds(5), logger: logger)
             workerConfiguration.events = TaskEventRecording(sinks: [store], workerID: workerID)

@@ -230,7 +230,7 @@ final class ConnectionCore {
             let error = AMQPError(
                 .channelClosed, "\(what) failed; the broker closed channel \(number)",
                 replyCode: close.reply_code, replyText: CDecode.string(close.reply_text))
-            acknowledgeChannelClose(number, error: error)
+            acknowledgeChannelClose(number, error: error, answeringCall: true)
             return error
         }
         if method.id == MethodID.connectionClose {
@@ -248,12 +248,20 @@ final class ConnectionCore {
         return error
     }
 
-    func acknowledgeChannelClose(_ number: amqp_channel_t, error: AMQPError) {
+    /// - Parameter answeringCall: the close is the broker's answer to a
+    ///   call (a refused `queue.declare`), which gets `error` thrown and
+    ///   decides what to say: logged at debug only, so that an expected
+    ///   refusal (a 406 for a queue that exists with other arguments, a 404
+    ///   of a passive declare) is not a warning twice. A close that nobody
+    ///   waits for (a refused publish, a consumer's channel) is a warning.
+    func acknowledgeChannelClose(_ number: amqp_channel_t, error: AMQPError, answeringCall: Bool = false) {
         var ok = amqp_channel_close_ok_t(dummy: 0)
         _ = amqp_send_method(state, number, MethodID.channelCloseOK, &ok)
         incoming.channelClosed(number)
         if let channel = channels.removeValue(forKey: number) {
-            logger.warning("channel closed by broker", metadata: ["channel": "\(number)", "error": "\(error)"])
+            logger.log(
+                level: answeringCall ? .debug : .warning, "channel closed by broker",
+                metadata: ["channel": "\(number)", "error": "\(error)"])
             channel.fail(with: error)
         }
     }
