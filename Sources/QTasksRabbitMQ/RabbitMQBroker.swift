@@ -114,7 +114,7 @@ public final class RabbitMQBroker: DelayedPublishing, PriorityQueueing {
         try await mapErrors {
             let connection = try await publisher.connection()
             let deadLetterQueue = QueueNaming.deadLetterQueue(for: name)
-            let arguments = taskQueueArguments()
+            let arguments = taskQueueArguments(for: name)
             var deadLetterArguments: AMQPTable = [:]
             if let type = arguments["x-queue-type"] { deadLetterArguments["x-queue-type"] = type }
             try await declare(deadLetterQueue, arguments: deadLetterArguments, on: connection)
@@ -131,8 +131,9 @@ public final class RabbitMQBroker: DelayedPublishing, PriorityQueueing {
     /// ``RabbitMQBrokerConfiguration/maxPriority``), which every producer
     /// of the queue must then declare alike. No dead-letter arguments and
     /// no delivery limit: those come from the queue's ``TaskQueuePolicy``.
-    private func taskQueueArguments() -> AMQPTable {
+    private func taskQueueArguments(for queue: String) -> AMQPTable {
         var arguments = configuration.queueArguments
+        if let own = configuration.argumentsByQueue[queue] { arguments.merge(own) { $1 } }
         if arguments["x-queue-type"] == nil, configuration.queueType != .classic {
             arguments["x-queue-type"] = .string(configuration.queueType.name)
         }

@@ -32,6 +32,20 @@ public struct RabbitMQBrokerConfiguration: Sendable {
     /// declaration comes second (406). Dead-lettering and delivery limits
     /// come from the queue's policy instead (``TaskQueuePolicy``).
     public var queueArguments: AMQPTable = [:]
+    /// Arguments of particular task queues, by name, over
+    /// ``queueArguments``: to declare a queue exactly as a foreign
+    /// producer declares it (Dramatiq: ``dramatiqQueueArguments(for:)``),
+    /// so that either may come first.
+    public var argumentsByQueue: [String: AMQPTable] = [:]
+
+    /// The arguments Dramatiq 2.x's `RabbitmqBroker` declares `queue` with
+    /// (`dramatiq/brokers/rabbitmq.py`, `_build_queue_arguments`): its
+    /// messages dead-lettered to `<canonical queue>.XQ`. For `<queue>` and
+    /// `<queue>.DQ` alike.
+    public static func dramatiqQueueArguments(for queue: String) -> AMQPTable {
+        let canonical = queue.hasSuffix(".DQ") ? String(queue.dropLast(3)) : queue
+        return ["x-dead-letter-exchange": .string(""), "x-dead-letter-routing-key": .string(canonical + ".XQ")]
+    }
     /// The type of the task queues and their dead-letter queues. Default
     /// ``QueueType/classic`` (no `x-queue-type` argument); an `x-queue-type`
     /// in ``queueArguments`` wins. A quorum queue is declared with

@@ -35,7 +35,7 @@ struct RoutingOptions: ParsableArguments {
     @Flag(
         name: .customLong("dramatiq-delay-queues"),
         help: ArgumentHelp(
-            "Also consume Dramatiq's delay queue <queue>.DQ of each --queue: a message whose eta is still ahead waits in the broker's delay queues (none is held by the worker), then runs from <queue>. Start a Dramatiq producer first: it declares <queue> and <queue>.DQ with its own arguments, which the worker then uses as they are."))
+            "Also consume Dramatiq's delay queue <queue>.DQ of each --queue: a message whose eta is still ahead waits in the broker's delay queues (none is held by the worker), then runs from <queue>. The worker declares <queue> and <queue>.DQ with Dramatiq's own arguments (dead-lettering to <queue>.XQ), so the worker or a Dramatiq producer may start first."))
     var dramatiqDelayQueues = false
 
     func validate() throws {
@@ -73,6 +73,13 @@ struct RoutingOptions: ParsableArguments {
     func apply(to configuration: inout RabbitMQBrokerConfiguration, queues: [String]) throws {
         configuration.maxPriority = maxPriority
         configuration.bindings = try parsedBindings(queues: queues)
+        if dramatiqDelayQueues {
+            // Declared as Dramatiq declares them, so that the worker or a
+            // Dramatiq producer may come first (docs/interop.md).
+            for queue in queues {
+                configuration.argumentsByQueue[queue] = RabbitMQBrokerConfiguration.dramatiqQueueArguments(for: queue)
+            }
+        }
     }
 
     func apply(to configuration: inout WorkerConfiguration) throws {
