@@ -73,6 +73,22 @@ struct DramatiqProducerTests {
         }
     }
 
+    /// The other start order: the worker first declares `<queue>` and
+    /// `<queue>.DQ` with Dramatiq's arguments, so Dramatiq's own
+    /// declaration is equivalent and its send goes through.
+    @Test func theWorkerMayStartBeforeDramatiq() async throws {
+        try await TestScope.run("dramatiq-first") { scope in
+            let delayQueue = scope.queue + ".DQ"
+            for name in [delayQueue, scope.queue + ".XQ", delayQueue + ".dlq"] { scope.deleteAtEnd(name) }
+            let worker = try await scope.startWorker(on: scope.queue, arguments: ["--dramatiq-delay-queues", "--log-format", "json"])
+            let out = try await PythonProducer.run(Self.script, [IntegrationEnvironment.url, scope.queue], importing: "dramatiq")
+            let now = try #require(out["now"]?.stringValue, "Dramatiq's send went through: \(out)")
+            try await waitUntil("add(2, 3) to run", timeout: 20) { WorkerLog.success(of: now, in: worker.standardErrorText) != nil }
+            let later = try #require(out["later"]?.stringValue)
+            try await waitUntil("the delayed add(4, 5) to run", timeout: 30) { WorkerLog.success(of: later, in: worker.standardErrorText) != nil }
+            await scope.stopGracefully(worker)
+        }
+    }
 }
 
 /// The `task succeeded` lines of a worker started with `--log-format json`.
