@@ -163,6 +163,15 @@ extension RedisResultStore: WorkflowStore {
         }
     }
 
+    public func releaseStep(_ uuid: String) async throws {
+        let key = layout.stepKey(uuid)
+        // Only a running mark ("R"), never a finished step's result.
+        let command = ["EVAL", "if redis.call('GET', KEYS[1]) == 'R' then return redis.call('DEL', KEYS[1]) end return 0", "1", key]
+        try await perform(doing: "release step \(uuid) in") { session in
+            _ = try self.checked(try session.pipeline([command], writes: true)[0], key: key)
+        }
+    }
+
     public func joinProgress(_ id: String) async throws -> JoinProgress? {
         let key = layout.joinKey(id)
         let outcomesKey = layout.joinOutcomesKey(id)

@@ -177,6 +177,12 @@ extension SQLiteResultStore: WorkflowStore {
         }
     }
 
+    public func releaseStep(_ uuid: String) async throws {
+        try await write("release step \(uuid) in") { db in
+            try db.execute(sql: "DELETE FROM qtasks_steps WHERE uuid = ? AND result IS NULL", arguments: [uuid])
+        }
+    }
+
     public func joinProgress(_ id: String) async throws -> JoinProgress? {
         let path = self.path
         return try await read("read join \(id) from") { db in

@@ -95,8 +95,14 @@ struct WorkflowStoreContractTests {
             #expect(try await store.beginStep(uuid, join: nil, takingOver: false) == .run)
             #expect(try await store.beginStep(uuid, join: nil, takingOver: false) == .running)
             #expect(try await store.beginStep(uuid, join: nil, takingOver: true) == .run)
+            // A failed run lets the next delivery run (no wait for ever).
+            try await store.releaseStep(uuid)
+            #expect(try await store.beginStep(uuid, join: nil, takingOver: false) == .run)
             try await store.finishStep(uuid, returning: ["sum": 5])
             #expect(try await store.beginStep(uuid, join: nil, takingOver: true) == .finished(["sum": 5]))
+            // Releasing never forgets a success.
+            try await store.releaseStep(uuid)
+            #expect(try await store.beginStep(uuid, join: nil, takingOver: false) == .finished(["sum": 5]))
         }
     }
 

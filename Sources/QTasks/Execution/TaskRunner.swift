@@ -32,6 +32,9 @@ public struct TaskRunner: Sendable {
     /// Asks the workflow store whether to run a workflow step (set by the
     /// ``Worker`` when it has a ``WorkerConfiguration/workflowStore``).
     var workflowGate: (@Sendable (_ step: String, _ join: JoinMembership?, _ takingOver: Bool) async throws -> StepStart)?
+    /// ``WorkerConfiguration/deduplicatesTasks``: tasks without an
+    /// ``TaskOptions/deduplicated`` of their own go through the gate too.
+    var deduplicatesTasks = false
 
     /// - Parameters:
     ///   - app: the tasks; those registered after this call are not seen.
@@ -138,6 +141,9 @@ public struct TaskRunner: Sendable {
         /// The step's group failed fast: dead-letter it unrun, do not
         /// count it in the join.
         var halted = false
+        /// The task runs once per uuid (a workflow step, or
+        /// ``TaskOptions/deduplicated``): its success is recorded.
+        var deduplicated = false
     }
 
     /// ``execute(_:)``, telling `span` (the ``Worker``'s span for this
@@ -238,20 +244,23 @@ public struct TaskRunner: Sendable {
         var transientRetry: TransientRetryCount?
         let ending: DependencyOutcome
         let workflow = envelope.workflow
+        let deduplicated = workflow != nil || (options.deduplicated ?? deduplicatesTasks)
         do {
-            if let workflow, let gate = workflowGate, envelope.taskName != WorkflowContext.startTaskName {
+            if deduplicated, let gate = workflowGate, envelope.taskName != WorkflowContext.startTaskName {
                 // Redelivered, a retry or a replayed dead letter: any
                 // earlier run of this delivery is over.
                 let takingOver = delivery.redelivered || attempt > 1 || properties.headers[MessageHeaders.replayedAt] != nil
-                switch try await gate(envelope.uuid, workflow.join, takingOver) {
+                switch try await gate(envelope.uuid, workflow?.join, takingOver) {
                 case .run:
                     break
                 case .finished(let returning):
                     _ = await dependencies.call.close(.success, reason: "the step had run before")
-                    return Execution(outcome: .completed(result(context, .success, returning: returning)), workflow: workflow, recorded: true)
+                    return Execution(
+                        outcome: .completed(result(context, .success, returning: returning)), workflow: workflow, recorded: true,
+                        deduplicated: true)
                 case .running:
                     _ = await dependencies.call.close(.cancelled, reason: "another delivery of the step is running")
-                    let failure = TaskFailure(errorType: "WorkflowStepBusy", message: "another delivery of workflow step \(envelope.uuid) is running; checking again later")
+                    let failure = TaskFailure(errorType: "TaskBusy", message: "another delivery of task \(envelope.uuid) is running; checking again later")
                     return Execution(
                         outcome: .retry(result(context, .error, traceback: failure.traceback), failure, delay: Self.busyStepDelay),
                         workflow: workflow, deferral: Self.busyStepDelay)
@@ -259,7 +268,7 @@ public struct TaskRunner: Sendable {
                     _ = await dependencies.call.close(.cancelled, reason: "the workflow failed fast")
                     let failure = TaskFailure(
                         errorType: "WorkflowCancelled",
-                        message: "not run: workflow \(workflow.id) failed fast (another member of group \(workflow.join?.id ?? "?") failed); replay this dead letter to resume")
+                        message: "not run: workflow \(workflow?.id ?? "?") failed fast (another member of group \(workflow?.join?.id ?? "?") failed); replay this dead letter to resume")
                     return Execution(outcome: .failed(result(context, .cancel, traceback: failure.traceback), failure), workflow: workflow, halted: true)
                 }
             }
@@ -314,7 +323,7 @@ public struct TaskRunner: Sendable {
             let failure = TaskFailure(teardownError)
             return Execution(outcome: .failed(result(context, .error, traceback: failure.traceback), failure), workflow: workflow)
         }
-        return Execution(outcome: outcome, transientRetry: transientRetry, workflow: workflow)
+        return Execution(outcome: outcome, transientRetry: transientRetry, workflow: workflow, deduplicated: deduplicated)
     }
 
     /// How long a delivery of a workflow step waits while another delivery

@@ -31,11 +31,20 @@ public struct TaskOptions: Sendable {
     /// store or result store that is unavailable) are retried; nil uses
     /// ``WorkerConfiguration/transientRetry``.
     public var transientRetry: TransientRetryPolicy?
+    /// Whether the task runs once per uuid (docs/reliability.md,
+    /// "Deduplication"): a delivery whose uuid already ran to success is
+    /// acknowledged without running again (its recorded result is sent to
+    /// `reply_to`), and one that arrives while another delivery of the
+    /// uuid runs waits. Needs the worker's
+    /// ``WorkerConfiguration/workflowStore``; nil uses
+    /// ``WorkerConfiguration/deduplicatesTasks``.
+    public var deduplicated: Bool?
 
     public init(
         retry: RetryPolicy? = nil, timeLimit: Duration? = nil, queue: String? = nil, recordsArguments: Bool = true,
-        transientRetry: TransientRetryPolicy? = nil
+        transientRetry: TransientRetryPolicy? = nil, deduplicated: Bool? = nil
     ) {
+        self.deduplicated = deduplicated
         self.retry = retry
         self.transientRetry = transientRetry
         self.timeLimit = timeLimit

@@ -209,6 +209,7 @@ public final class Worker: Service, Sendable {
             executor.workflowGate = { step, join, takingOver in
                 try await store.beginStep(step, join: join, takingOver: takingOver)
             }
+            executor.deduplicatesTasks = configuration.deduplicatesTasks
         }
         // Reconnects are the worker's, not a task's: counted here.
         let metrics = WorkerMetrics(knownTasks: app.taskNames, factory: configuration.metricsFactory)
@@ -515,6 +516,29 @@ public final class Worker: Service, Sendable {
         // errbacks), confirmed before the ack: a crash in between publishes
         // them again, under the same task ids.
         guard await publishFollowUps(for: delivery, outcome: outcome) else { return report(settled: false) }
+        if case .completed(let completed) = outcome, execution.deduplicated, !execution.recorded, execution.workflow == nil,
+           let store = configuration.workflowStore {
+            // Recorded before the ack: a redelivery of this uuid is then
+            // acknowledged without running again. A store that is down
+            // costs the deduplication of this one task, not a rerun.
+            do {
+                try await store.finishStep(completed.uuid, returning: completed.returning ?? .null)
+            } catch {
+                var fields = metadata("success")
+                fields["error"] = .string(LogText.sanitized(String(describing: error)))
+                configuration.logger.warning("could not record the task's success for deduplication", metadata: fields)
+            }
+        }
+        if execution.deduplicated, !execution.halted, let store = configuration.workflowStore {
+            switch outcome {
+            case .failed, .rejected, .cancelledByTask:
+                // Not run to success: a later delivery of the uuid (a
+                // duplicate, a replay) must not wait for it.
+                try? await store.releaseStep(result.uuid)
+            default:
+                break
+            }
+        }
         // A workflow step's follow-ups (docs/workflows.md): its store calls
         // and the messages of what comes next, confirmed before the ack.
         guard await continueWorkflow(execution, for: delivery, metadata: metadata(report(settled: false).status)) else {

@@ -48,5 +48,8 @@ extension WorkerConfiguration {
         guard maxMessageBytes >= 1 else {
             throw WorkerConfigurationError("maxMessageBytes must be at least 1, not \(maxMessageBytes)")
         }
+        if deduplicatesTasks, workflowStore == nil {
+            throw WorkerConfigurationError("deduplicatesTasks needs a workflowStore (a result store) to record which uuids ran")
+        }
     }
 }

@@ -124,6 +124,13 @@ public struct WorkerConfiguration: Sendable {
     /// worker of a fleet must use the same store.
     public var workflowStore: (any WorkflowStore)? = nil
 
+    /// Whether every task runs once per uuid (``TaskOptions/deduplicated``
+    /// for tasks that do not say): a redelivered or republished task whose
+    /// uuid already succeeded is acknowledged without running, its recorded
+    /// result sent to `reply_to`. Costs two store writes per task. Needs
+    /// ``workflowStore`` (``validate()`` refuses it without). Default false.
+    public var deduplicatesTasks = false
+
     /// Whether the worker installs the package's own middleware, outermost
     /// and in this order: ``TracingTaskMiddleware`` (with ``tracer``),
     /// ``LoggingTaskMiddleware`` (the outcome's log line, to ``logger``)

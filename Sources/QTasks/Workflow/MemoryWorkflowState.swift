@@ -87,6 +87,10 @@ struct MemoryWorkflowState: Sendable {
         steps[uuid] = .finished(returning)
     }
 
+    mutating func releaseStep(_ uuid: String) {
+        if case .running? = steps[uuid] { steps[uuid] = nil }
+    }
+
     func progress(_ id: String) -> JoinProgress? {
         guard let join = joins[id] else { return nil }
         let counters = join.counters
@@ -130,6 +134,10 @@ extension MemoryResultStore: WorkflowStore {
 
     public func finishStep(_ uuid: String, returning: JSONValue) async throws {
         try withWorkflows { $0.finishStep(uuid, returning: returning) }
+    }
+
+    public func releaseStep(_ uuid: String) async throws {
+        try withWorkflows { $0.releaseStep(uuid) }
     }
 
     public func joinProgress(_ id: String) async throws -> JoinProgress? {

@@ -71,6 +71,12 @@ public protocol WorkflowStore: Sendable {
     /// - Throws: ``ResultStoreError``.
     func finishStep(_ uuid: String, returning: JSONValue) async throws
 
+    /// Forgets that a task step is running, unless it finished: the step
+    /// failed, and a later delivery of it (a duplicate, a replay) may run.
+    ///
+    /// - Throws: ``ResultStoreError``.
+    func releaseStep(_ uuid: String) async throws
+
     /// A join's progress, for `qtasks workflow` and dashboards; nil when
     /// unknown.
     ///
