@@ -2,7 +2,8 @@ import Foundation
 import QTasks
 
 /// With `QTASKS_EXAMPLE_RUN_LOG=FILE`, every handler run appends a line
-/// `<task name> <uuid> <attempt>` to FILE as it starts: the fault tests
+/// `<task name> <uuid> <attempt> start` to FILE as it starts, and
+/// `… end` when it returned (not when it threw or was cancelled): the fault tests
 /// count executions with it (duplicates included, and runs whose worker
 /// was SIGKILLed before it could record anything else). One `write(2)`
 /// with `O_APPEND` per line, so lines of several workers never interleave.
@@ -17,8 +18,14 @@ struct RunLogMiddleware: TaskMiddleware {
     }
 
     func run(_ context: TaskContext, next: (TaskContext) async throws -> JSONValue) async throws -> JSONValue {
-        let line = Array("\(context.taskName) \(context.uuid) \(context.attempt)\n".utf8)
-        _ = line.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-        return try await next(context)
+        append("\(context.taskName) \(context.uuid) \(context.attempt) start\n")
+        let value = try await next(context)
+        append("\(context.taskName) \(context.uuid) \(context.attempt) end\n")
+        return value
+    }
+
+    private func append(_ line: String) {
+        let bytes = Array(line.utf8)
+        _ = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
     }
 }

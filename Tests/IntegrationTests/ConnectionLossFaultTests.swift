@@ -40,6 +40,7 @@ struct ConnectionLossFaultTests {
             await publisher.close()
             func runs() -> [String] {
                 ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(whereSeparator: \.isNewline).map(String.init)
+                    .filter { $0.hasSuffix(" start") }
             }
             // One task running, seven buffered: the consumer connection goes.
             try await waitUntil("the first task to start", timeout: 20) { runs().count >= 1 }

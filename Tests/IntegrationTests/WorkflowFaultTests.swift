@@ -23,8 +23,9 @@ struct WorkflowFaultTests {
             let bytes = (try? Data(contentsOf: URL(fileURLWithPath: path))) ?? Data()
             var runs: [Run] = []
             for line in String(decoding: bytes, as: UTF8.self).split(whereSeparator: \.isNewline) {
+                // Runs as they start (`… start`; `… end` lines are their ends).
                 let parts = line.split(whereSeparator: { $0 == " " })
-                if parts.count >= 2 { runs.append(Run(task: String(parts[0]), uuid: String(parts[1]))) }
+                if parts.count >= 2, parts.last != "end" { runs.append(Run(task: String(parts[0]), uuid: String(parts[1]))) }
             }
             return runs
         }

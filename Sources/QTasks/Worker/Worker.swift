@@ -465,6 +465,20 @@ public final class Worker: Service, Sendable {
         // (a body dropped unread).
         var rejectToBroker = false
         var retryDelay: Duration?
+        if case .completed(let completed) = outcome, execution.deduplicated, !execution.recorded, execution.workflow == nil,
+           let store = configuration.workflowStore {
+            // Recorded first, even when the connection is gone: a
+            // redelivery of this uuid is then acknowledged without running
+            // again (its result sent from the record). A store that is
+            // down costs the deduplication of this one task, not a rerun.
+            do {
+                try await store.finishStep(completed.uuid, returning: completed.returning ?? .null)
+            } catch {
+                var fields = metadata("success")
+                fields["error"] = .string(LogText.sanitized(String(describing: error)))
+                configuration.logger.warning("could not record the task's success for deduplication", metadata: fields)
+            }
+        }
         if case .cancelled = outcome {
         } else if !broker.canSettle(delivery) {
             // The connection was lost while the task ran: the broker has
@@ -516,19 +530,6 @@ public final class Worker: Service, Sendable {
         // errbacks), confirmed before the ack: a crash in between publishes
         // them again, under the same task ids.
         guard await publishFollowUps(for: delivery, outcome: outcome) else { return report(settled: false) }
-        if case .completed(let completed) = outcome, execution.deduplicated, !execution.recorded, execution.workflow == nil,
-           let store = configuration.workflowStore {
-            // Recorded before the ack: a redelivery of this uuid is then
-            // acknowledged without running again. A store that is down
-            // costs the deduplication of this one task, not a rerun.
-            do {
-                try await store.finishStep(completed.uuid, returning: completed.returning ?? .null)
-            } catch {
-                var fields = metadata("success")
-                fields["error"] = .string(LogText.sanitized(String(describing: error)))
-                configuration.logger.warning("could not record the task's success for deduplication", metadata: fields)
-            }
-        }
         if execution.deduplicated, !execution.halted, let store = configuration.workflowStore {
             switch outcome {
             case .failed, .rejected, .cancelledByTask:
