@@ -1118,7 +1118,7 @@
 
   async function viewWorkflows(view, _parts, params) {
     setTitle("Workflows");
-    const statuses = params.getAll("status").filter((v) => v !== "");
+    const statuses = params.getAll("status").flatMap((v) => v.split(",")).filter((v) => v !== "");
     const page = Math.max(1, parseInt(params.get("page") || "1", 10) || 1);
 
     const statusSelect = h("select", { name: "status", id: "filter-status" },
