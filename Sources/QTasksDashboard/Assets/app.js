@@ -1177,7 +1177,12 @@
     const next = h("span", { id: "page-next-slot" });
     const pager = h("nav", { class: "pager", id: "pager", "aria-label": "Pages of workflows" }, prev, pageInfo, next);
 
+    let shown = null;
     function fill(d) {
+      // A reload that changed nothing leaves the rows as they are.
+      const signature = JSON.stringify(d);
+      if (signature === shown) return;
+      shown = signature;
       const list = Array.isArray(d.workflows) ? d.workflows : [];
       tbody.replaceChildren(...list.map(workflowRow));
       table.hidden = list.length === 0;
@@ -1275,7 +1280,12 @@
     const more = h("p", { class: "small", id: "workflow-more" });
     let uuids = new Set();
     let status = null;
+    let shown = null;
     function fill(d) {
+      // A reload that changed nothing leaves the page as it is.
+      const signature = JSON.stringify(d);
+      if (signature === shown) return;
+      shown = signature;
       const w = d.workflow || {};
       status = w.status;
       summary.replaceChildren(dl([

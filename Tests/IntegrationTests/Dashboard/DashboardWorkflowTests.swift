@@ -130,10 +130,14 @@ struct DashboardWorkflowTests {
                 }
                 try await browser.navigate(to: base + "/workflows/\(slowID)")
                 try await DashboardBrowserTests.waitUntilReady(browser)
-                #expect(try await browser.findElement(css: "#workflow-status").text == "process", "opened while it runs")
+                // Read in one script: the page may replace the element meanwhile.
+                func statusShown() async throws -> String? {
+                    try await browser.executeScript("return document.querySelector('#workflow-status').textContent").string
+                }
+                #expect(try await statusShown() == "process", "opened while it runs")
                 _ = try await browser.executeScript("window.__sameDocument = true")
                 try await browser.waitUntil("the page showing the workflow's success", timeout: .seconds(30)) {
-                    try await browser.findElement(css: "#workflow-status").text == "success"
+                    try await statusShown() == "success"
                 }
                 #expect(try await browser.executeScript("return window.__sameDocument === true") == true, "updated, not reloaded")
                 try await browser.waitUntil("both steps succeeded on the page", timeout: .seconds(20)) {
