@@ -43,6 +43,23 @@ TRACEBACK = (
     + "ValueError: boom <script>alert('xss')</script> \x1b[0m\x07"
 )
 
+def make_workflows(now):
+    def task(name, status, error=None):
+        return {"kind": "task", "task_name": name, "uuid": new_uuid(), "status": status, "error": error}
+    boom = "ValueError: boom <script>alert('xss')</script> (step charge 1)"
+    group = {"kind": "group", "id": new_uuid(), "error": None, "window": 2, "total": 5, "settled": 3, "failed": 1,
+             "halted": False, "completed": False, "omitted": 2, "children": [
+                 task("add", "success"), task("charge", "error", boom),
+                 {"kind": "chain", "error": None, "children": [task("add", "process"), task(NASTY_NAME, None)]}]}
+    tree = {"kind": "chain", "error": None, "children": [task("add", "success"), group, task("sum", None)]}
+    running = {"id": new_uuid(), "status": "process", "policy": "all_settled", "created_at": now - 30,
+               "updated_at": now - 2, "tasks": 9, "result": None, "error": None}
+    failed = {"id": new_uuid(), "status": "error", "policy": "fail_fast", "created_at": now - 600,
+              "updated_at": now - 590, "tasks": 1, "result": None, "error": boom}
+    return {running["id"]: {"workflow": running, "tree": tree},
+            failed["id"]: {"workflow": failed, "tree": task("charge", "error")}}
+
+
 lock = threading.Lock()
 rng = random.Random(42)
 NOW = time.time()
@@ -171,6 +188,7 @@ def dlq_messages(queue, n):
 
 
 DLQ = {"default": dlq_messages("default", 5), "billing": dlq_messages("billing", 2), "emails": []}
+WORKFLOWS = make_workflows(NOW)
 
 
 def chart(now):
@@ -326,6 +344,16 @@ class Handler(BaseHTTPRequestHandler):
                     return self.send_error_json(404, "no such key")
                 return self.send_json({"namespace": api[1], "key": api[2], "fields": {
                     "step": "paid", "total": 12.5, "items": [{"sku": "<b>", "qty": 2}], "note": "\x1b[31mred"}})
+        if api == ["workflows"]:
+            statuses = [x for v in query.get("status", []) for x in v.split(",") if x]
+            rows = [w["workflow"] for w in WORKFLOWS.values() if not statuses or w["workflow"]["status"] in statuses]
+            return self.send_json({"workflows": rows, "limit": 50, "offset": 0, "has_more": False,
+                                   "scan_truncated": False})
+        if len(api) == 2 and api[0] == "workflows":
+            found = WORKFLOWS.get(api[1])
+            if not found:
+                return self.send_error_json(404, f"no workflow {api[1]} (not started by a worker with this result store, or expired)")
+            return self.send_json(dict(found, members=int(query.get("members", ["50"])[0])))
         if api == ["live"]:
             return self.live()
         return self.send_error_json(404, "no such endpoint")

@@ -15,6 +15,9 @@
   const PAGE_SIZE = 50;
   const OVERVIEW_TASKS = 20;
   const TASK_STATUSES = ["new", "process", "retry", "success", "error", "cancel"];
+  const WORKFLOW_STATUSES = ["process", "success", "error", "cancel"];
+  const WORKFLOW_MEMBERS = 50;
+  const WORKFLOW_MAX_MEMBERS = 1000;
   const WORKERS_REFRESH_MS = 5000;
 
   const $ = (sel, root = document) => root.querySelector(sel);
@@ -224,6 +227,8 @@
     [/^\/tasks\/([^/]+)$/, "tasks", viewTask],
     [/^\/dead-letters$/, "dead-letters", viewDeadLetters],
     [/^\/dead-letters\/([^/]+)$/, "dead-letters", viewDeadLetterQueue],
+    [/^\/workflows$/, "workflows", viewWorkflows],
+    [/^\/workflows\/([^/]+)$/, "workflows", viewWorkflow],
     [/^\/schedules$/, "schedules", viewSchedules],
     [/^\/state$/, "state", viewState],
     [/^\/state\/([^/]+)$/, "state", viewState],
@@ -1055,6 +1060,267 @@
   function hide(el) {
     el.hidden = true;
     return el;
+  }
+
+  // ---------------------------------------------------------------- workflows
+
+  // Calls reload() when asked, at most once per `ms` and never twice at
+  // once; a request made meanwhile runs after (the last change is shown).
+  function throttledReload(view, reload, ms) {
+    let busy = false, wanted = false, last = 0, timer = 0;
+    async function run() {
+      timer = 0;
+      if (busy || !view.alive()) return;
+      busy = true;
+      wanted = false;
+      last = Date.now();
+      try {
+        await reload();
+      } catch (e) {
+        if (view.alive() && e.name !== "AbortError") showError(e.message);
+      } finally {
+        busy = false;
+      }
+      if (wanted) request();
+    }
+    function request() {
+      wanted = true;
+      if (busy || timer) return;
+      timer = setTimeout(run, Math.max(0, last + ms - Date.now()));
+    }
+    view.cleanups.push(() => clearTimeout(timer));
+    return request;
+  }
+
+  // The API's 503 for a store without workflows (or no store): the page says so.
+  function workflowsUnavailable(e) {
+    if (!(e instanceof ApiError) || e.status !== 503) return false;
+    setContent(h("p", { class: "muted empty", id: "workflows-unavailable" },
+      "Workflows need a result store that keeps them (the workers' --result-store: SQLite, Redis or memory). ",
+      h("span", { class: "mono" }, e.message)));
+    return true;
+  }
+
+  function workflowRow(w) {
+    const id = w.id == null ? "" : String(w.id);
+    const outcome = w.error != null ? trunc(w.error, "err")
+      : w.result !== undefined && w.result !== null ? trunc(JSON.stringify(w.result), "result")
+        : h("span", { class: "muted" }, DASH);
+    return h("tr", { dataset: { workflow: id, status: w.status } },
+      h("td", { class: "mono" }, id ? link("/workflows/" + seg(id), trunc(id, "uuid")) : DASH),
+      h("td", { class: "status-" + String(w.status).replace(/[^a-z_-]/gi, "") }, statusBadge(w.status)),
+      h("td", {}, trunc(w.policy, "policy")),
+      h("td", { class: "num" }, fmtNum(w.tasks)),
+      h("td", {}, when(w.created_at)),
+      h("td", {}, when(w.updated_at)),
+      h("td", { class: "fill" + (w.error != null ? " bad-text" : "") }, outcome));
+  }
+
+  async function viewWorkflows(view, _parts, params) {
+    setTitle("Workflows");
+    const statuses = params.getAll("status").flatMap((v) => v.split(",")).filter((v) => v !== "");
+    const page = Math.max(1, parseInt(params.get("page") || "1", 10) || 1);
+
+    const statusSelect = h("select", { name: "status", id: "filter-status" },
+      h("option", { value: "" }, "any status"),
+      WORKFLOW_STATUSES.map((st) => h("option", { value: st }, st)));
+    if (statuses.length > 1) {
+      statusSelect.append(h("option", { value: statuses.join(",") }, statuses.join(" + ")));
+      statusSelect.value = statuses.join(",");
+    } else statusSelect.value = statuses[0] || "";
+    const form = h("form", { id: "filters", class: "filters", role: "search" },
+      h("label", {}, h("span", {}, "Status"), statusSelect),
+      h("div", { class: "filter-buttons" },
+        h("button", { type: "submit", class: "primary" }, "Filter"),
+        link("/workflows", "Clear", { class: "button" })));
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      const q = new URLSearchParams();
+      for (const st of String(statusSelect.value || "").split(",")) if (st) q.append("status", st);
+      const qs = q.toString();
+      navigate(href("/workflows") + (qs ? "?" + qs : ""));
+    });
+
+    const api = new URLSearchParams();
+    for (const st of statuses) api.append("status", st);
+    api.set("limit", String(PAGE_SIZE));
+    api.set("offset", String((page - 1) * PAGE_SIZE));
+
+    if (!$("#filters")) setContent(form, h("p", { class: "muted loading" }, "Loading…"));
+    let data;
+    try {
+      data = await getJSON("/workflows?" + api.toString(), view);
+    } catch (e) {
+      if (view.alive() && workflowsUnavailable(e)) return;
+      throw e;
+    }
+    if (!view.alive()) return;
+
+    const tbody = h("tbody");
+    const table = h("table", { id: "workflows", class: "data workflows" },
+      h("thead", {}, h("tr", {}, ["ID", "Status", "Policy", "Tasks", "Created", "Updated", "Result or error"]
+        .map((c) => h("th", { scope: "col" }, c)))), tbody);
+    const empty = h("p", { class: "muted empty" },
+      statuses.length ? "No workflow matches this filter." : "No workflows recorded (or all expired).");
+    const truncated = h("p", { class: "warning", id: "workflows-scan-truncated" },
+      "Only the newest workflows were searched for this status.");
+    const pageInfo = h("span", { class: "muted", id: "page-info" });
+    const pageUrl = (p) => {
+      const q = new URLSearchParams(params);
+      if (p <= 1) q.delete("page");
+      else q.set("page", String(p));
+      const qs = q.toString();
+      return "/workflows" + (qs ? "?" + qs : "");
+    };
+    const prev = page > 1 ? link(pageUrl(page - 1), "← Prev", { id: "page-prev", class: "button", rel: "prev" })
+      : h("span", { id: "page-prev", class: "button disabled", "aria-disabled": "true" }, "← Prev");
+    const next = h("span", { id: "page-next-slot" });
+    const pager = h("nav", { class: "pager", id: "pager", "aria-label": "Pages of workflows" }, prev, pageInfo, next);
+
+    let shown = null;
+    function fill(d) {
+      // A reload that changed nothing leaves the rows as they are.
+      const signature = JSON.stringify(d);
+      if (signature === shown) return;
+      shown = signature;
+      const list = Array.isArray(d.workflows) ? d.workflows : [];
+      tbody.replaceChildren(...list.map(workflowRow));
+      table.hidden = list.length === 0;
+      empty.hidden = list.length > 0;
+      truncated.hidden = !d.scan_truncated;
+      const offset = isNum(d.offset) ? d.offset : (page - 1) * PAGE_SIZE;
+      pageInfo.textContent = list.length ? `page ${page}: ${offset + 1}–${offset + list.length}` : `page ${page}`;
+      next.replaceChildren(d.has_more ? link(pageUrl(page + 1), "Next →", { id: "page-next", class: "button", rel: "next" })
+        : h("span", { id: "page-next", class: "button disabled", "aria-disabled": "true" }, "Next →"));
+    }
+    fill(data);
+    setContent(form, truncated, h("div", { class: "table-wrap" }, table), empty, pager);
+
+    // Workflows change when their tasks do: a live update with tasks that
+    // changed reloads this page of the list.
+    const reload = throttledReload(view, async () => {
+      const fresh = await getJSON("/workflows?" + api.toString(), view);
+      if (view.alive()) fill(fresh);
+    }, 2000);
+    startLive(view, (u) => {
+      if (u.recent.length) reload();
+    }, PAGE_SIZE);
+  }
+
+  function workflowTreeView(node) {
+    if (!node || typeof node !== "object") return h("li", { class: "muted" }, DASH);
+    const error = node.error == null ? null : h("div", { class: "wf-error err" }, node.error);
+    if (node.kind === "task") {
+      const uuid = node.uuid == null ? "" : String(node.uuid);
+      return h("li", { class: "wf-node wf-task", dataset: { uuid, status: node.status == null ? "" : node.status } },
+        h("div", { class: "wf-line" },
+          node.status == null ? h("span", { class: "badge muted-badge", title: "no record of this task yet" }, "not run") : statusBadge(node.status),
+          h("span", { class: "wf-name" }, node.task_name == null ? "?" : node.task_name),
+          uuid ? link("/tasks/" + seg(uuid), uuid, { class: "mono small wf-link" }) : null),
+        error);
+    }
+    const children = Array.isArray(node.children) ? node.children : [];
+    if (node.kind === "chain") {
+      return h("li", { class: "wf-node wf-chain" },
+        h("div", { class: "wf-line wf-head" }, h("span", { class: "wf-kind" }, "chain"),
+          h("span", { class: "muted" }, ` ${children.length} step${children.length === 1 ? "" : "s"}, in order`)),
+        error,
+        h("ol", { class: "wf-children" }, children.map(workflowTreeView)));
+    }
+    if (node.kind === "group") {
+      const total = isNum(node.total) ? node.total : children.length;
+      let progress;
+      if (isNum(node.settled)) {
+        const parts = [`${fmtNum(node.settled)}/${fmtNum(total)} settled`, `${fmtNum(node.failed || 0)} failed`];
+        if (node.halted) parts.push("halted");
+        if (node.completed) parts.push("complete");
+        progress = h("span", { class: "wf-progress" + (node.failed ? " bad-text" : node.completed ? " ok-text" : "") }, parts.join(", "));
+      } else progress = h("span", { class: "wf-progress muted" }, "not started");
+      const omitted = isNum(node.omitted) && node.omitted > 0
+        ? h("li", { class: "wf-omitted muted" }, `… ${fmtNum(node.omitted)} more member${node.omitted === 1 ? "" : "s"}`) : null;
+      return h("li", { class: "wf-node wf-group", dataset: { group: node.id == null ? "" : node.id } },
+        h("div", { class: "wf-line wf-head" }, h("span", { class: "wf-kind" }, "group"),
+          h("span", { class: "muted" }, ` ${fmtNum(total)} member${total === 1 ? "" : "s"}` +
+            (isNum(node.window) ? `, at most ${fmtNum(node.window)} at once` : "")),
+          progress,
+          node.id == null ? null : h("span", { class: "mono small muted wf-id", title: "the group's id" }, node.id)),
+        error,
+        h("ul", { class: "wf-children" }, children.map(workflowTreeView), omitted));
+    }
+    return h("li", { class: "muted" }, "unknown step");
+  }
+  function treeUuids(node, into = new Set()) {
+    if (!node || typeof node !== "object") return into;
+    if (node.kind === "task" && node.uuid != null) into.add(String(node.uuid));
+    for (const child of Array.isArray(node.children) ? node.children : []) treeUuids(child, into);
+    return into;
+  }
+  function hasOmitted(node) {
+    if (!node || typeof node !== "object") return false;
+    return (isNum(node.omitted) && node.omitted > 0) || (Array.isArray(node.children) && node.children.some(hasOmitted));
+  }
+
+  async function viewWorkflow(view, [id], params) {
+    setTitle("Workflow " + id);
+    loading();
+    const wanted = parseInt(params.get("members") || "", 10);
+    const members = isFinite(wanted) ? Math.min(WORKFLOW_MAX_MEMBERS, Math.max(0, wanted)) : WORKFLOW_MEMBERS;
+    const path = "/workflows/" + seg(id) + "?members=" + members;
+    let data;
+    try {
+      data = await getJSON(path, view);
+    } catch (e) {
+      if (view.alive() && workflowsUnavailable(e)) return;
+      throw e;
+    }
+    if (!view.alive()) return;
+
+    const summary = h("section", { id: "workflow-summary" });
+    const tree = h("ul", { id: "workflow-tree", class: "wf-tree" });
+    const more = h("p", { class: "small", id: "workflow-more" });
+    let uuids = new Set();
+    let status = null;
+    let shown = null;
+    function fill(d) {
+      // A reload that changed nothing leaves the page as it is.
+      const signature = JSON.stringify(d);
+      if (signature === shown) return;
+      shown = signature;
+      const w = d.workflow || {};
+      status = w.status;
+      summary.replaceChildren(dl([
+        ["ID", h("span", { class: "mono", id: "workflow-id" }, w.id == null ? DASH : w.id)],
+        ["Status", h("span", { id: "workflow-status", class: "status-" + String(w.status).replace(/[^a-z_-]/gi, "") }, statusBadge(w.status))],
+        ["Policy", h("span", { id: "workflow-policy" }, w.policy == null ? DASH : w.policy)],
+        ["Tasks", fmtNum(w.tasks)],
+        ["Created", when(w.created_at)],
+        ["Updated", when(w.updated_at)],
+        ["Result", w.result == null ? h("span", { class: "muted", id: "workflow-result" }, DASH) : pre(json(w.result), { id: "workflow-result", class: "code inline" })],
+        w.error == null ? null : [w.status === "success" ? "Note" : "Error", h("span", { id: "workflow-error", class: "break" + (w.status === "success" ? "" : " bad-text") }, w.error)],
+      ]));
+      tree.replaceChildren(workflowTreeView(d.tree));
+      uuids = treeUuids(d.tree);
+      more.replaceChildren(...(hasOmitted(d.tree) && members < WORKFLOW_MAX_MEMBERS
+        ? [`At most ${members} members of each group are shown. `, link(`/workflows/${seg(id)}?members=${WORKFLOW_MAX_MEMBERS}`, `Show up to ${WORKFLOW_MAX_MEMBERS}`)]
+        : []));
+    }
+    fill(data);
+    setContent(
+      h("p", {}, link("/workflows", "← Workflows", { class: "small" })),
+      summary,
+      h("section", {}, h("h2", {}, "Tree"), h("p", { class: "muted small" }, "Read-only. Each task links to its record."), more,
+        h("div", { class: "wf-wrap" }, tree)));
+
+    // Live: reload when one of its tasks changed, or while it runs and any
+    // task changed (members past the limit, or the next steps' records).
+    const reload = throttledReload(view, async () => {
+      const fresh = await getJSON(path, view);
+      if (view.alive()) fill(fresh);
+    }, 1000);
+    startLive(view, (u) => {
+      if (!u.recent.length) return;
+      if (status === "process" || u.recent.some((t) => uuids.has(String(t.uuid)))) reload();
+    }, PAGE_SIZE);
   }
 
   // ---------------------------------------------------------------- schedules

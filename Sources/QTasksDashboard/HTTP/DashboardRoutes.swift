@@ -16,7 +16,8 @@ struct DashboardRoutes: Sendable {
     /// The page paths: each serves index.html, whose script renders the
     /// view from the URL.
     static let pages = [
-        "", "workers", "tasks", "tasks/:uuid", "dead-letters", "dead-letters/:queue", "schedules", "state", "state/**",
+        "", "workers", "tasks", "tasks/:uuid", "dead-letters", "dead-letters/:queue", "workflows", "workflows/:id", "schedules", "state",
+        "state/**",
     ]
 
     func add<Context: RequestContext>(to group: RouterGroup<Context>) {
@@ -66,6 +67,16 @@ struct DashboardRoutes: Sendable {
                 let body = try await Self.body(request)
                 let confirm: String? = if case .string(let text)? = body["confirm"] { text } else { nil }
                 return try await api.purge(try Self.parameter("queue", context), confirm: confirm)
+            }
+        }
+        group.get("api/workflows") { request, _ in await Self.json { try await api.workflows(Self.query(request)) } }
+        group.get("api/workflows/:id") { request, context in
+            await Self.json {
+                let members = try Self.query(request)["members"]?.last.flatMap { $0.isEmpty ? nil : $0 }.map { text -> Int in
+                    guard let value = Int(text) else { throw APIError.badRequest("members must be a whole number") }
+                    return value
+                }
+                return try await api.workflow(try Self.parameter("id", context), members: members ?? 50)
             }
         }
         group.get("api/schedules") { _, _ in await Self.json { try await api.schedules() } }
