@@ -101,6 +101,9 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
     var tracing = false
 
     func validate() throws {
+        if reliability.deduplicate, try recording.store.resolvedURL() == nil {
+            throw ValidationError("--deduplicate needs --result-store (the store that records which uuids ran)")
+        }
         // Every numeric flag is checked against its range and refused with
         // the range named (exit 64); nothing given is clamped
         // (docs/operations.md, "Flags and their ranges").

@@ -48,6 +48,9 @@ struct ReliabilityOptions: ParsableArguments {
         guard (0...1000).contains(transientRetries) else { throw ValidationError("--transient-retries must be 0...1000") }
     }
 
+    @Flag(help: "Run each task once per uuid: a redelivered or republished task whose uuid already succeeded is acknowledged without running again, its recorded result sent to reply_to (docs/reliability.md, \"Deduplication\"). Needs --result-store.")
+    var deduplicate = false
+
     func apply(to configuration: inout RabbitMQBrokerConfiguration, maxMessageBytes: Int) {
         queueTypes.apply(to: &configuration)
         // Bodies between the worker's limit and this one are read and
@@ -63,5 +66,6 @@ struct ReliabilityOptions: ParsableArguments {
             backoff: Backoff(initial: retryDelay, multiplier: 2, maximum: retryMaxDelay, jitter: retryJitter))
         configuration.taskTimeLimit = taskTimeLimit
         configuration.transientRetry.maxRetries = transientRetries
+        configuration.deduplicatesTasks = deduplicate
     }
 }

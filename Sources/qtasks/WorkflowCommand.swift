@@ -134,9 +134,21 @@ struct WorkflowSendCommand: AsyncParsableCommand {
         do {
             let data = file == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: URL(fileURLWithPath: file))
             step = try JSONDecoder().decode(WorkflowStep.self, from: data)
+        } catch let error as CocoaError where error.code == .fileReadNoSuchFile || error.code == .fileNoSuchFile {
+            printError("qtasks: no such file: \(file)")
+            throw ExitStatus.usage
         } catch {
             printError("qtasks: cannot read the workflow in \(file): \(error)")
             throw ExitStatus.usage
+        }
+        for task in step.tasks {
+            guard let queue = task.queue else { continue }
+            do {
+                try QueueNaming.validateTaskQueue(queue, what: "the queue of step \(task.taskName)")
+            } catch {
+                printError("qtasks: \(error)")
+                throw ExitStatus.usage
+            }
         }
         let brokerConnection: RabbitMQBroker
         do {

@@ -58,6 +58,33 @@ public struct PrivateRabbitMQ: Sendable {
         _ = try? await script("stop")
     }
 
+    /// SIGKILLs the node (the server deploy/rabbitmq.sh started and every
+    /// process below it, except epmd, which other nodes share), as a
+    /// crash would, and waits until they are gone; ``start()`` it again
+    /// after. Returns how many processes were killed.
+    @discardableResult
+    public func kill() async throws -> Int {
+        let pidFile = Self.repositoryRoot.appendingPathComponent(".run/rabbitmq-\(port)/started.pid").path
+        guard let text = try? String(contentsOfFile: pidFile, encoding: .utf8), let root = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)),
+              let rootIdentity = ProcessTree.identity(root)
+        else { throw AMQPError(.connectionFailed, "no server of this script's for port \(port) (\(pidFile))") }
+        let victims = ([rootIdentity] + ProcessTree.descendants(of: root)).filter { identity in
+            let command = (try? String(contentsOfFile: "/proc/\(identity.pid)/comm", encoding: .utf8)) ?? ""
+            return !command.hasPrefix("epmd")
+        }
+        for victim in victims { victim.signal(SIGKILL) }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while victims.contains(where: \.isAlive), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return victims.count
+    }
+
+    /// Starts the node again (after ``kill()`` or ``stop()``).
+    public func start() async throws {
+        try await script("start")
+    }
+
     /// Closes, from the broker's side (`rabbitmqctl close_connection`), the
     /// connections whose client-provided name is `name`: only one test's,
     /// never the others' on the same node. Returns how many.

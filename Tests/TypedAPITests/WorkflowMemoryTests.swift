@@ -18,6 +18,7 @@ struct WorkflowMemoryTests {
         static let unlucky = TaskDefinition("wf.unlucky", arguments: Int.self, returning: Int.self)
         static let tally = TaskDefinition("wf.tally", arguments: [WorkflowMemberResult<Int>].self, returning: String.self)
         static let slow = TaskDefinition("wf.slow", arguments: Int.self, returning: Int.self)
+        static let collect = TaskDefinition("wf.collect", arguments: [Int].self, returning: [Int].self)
         /// Fails for 2 while the probe says it is broken.
         static let fragile = TaskDefinition("wf.fragile", arguments: Int.self, returning: Int.self)
     }
@@ -57,6 +58,7 @@ struct WorkflowMemoryTests {
             if value == 2, probe.broken.withLock({ $0 }) { throw Unlucky() }
             return value
         }
+        try app.register(Flow.collect) { values in values }
         try app.register(Flow.slow) { value in
             probe.enter()
             defer { probe.leave() }
@@ -293,6 +295,92 @@ struct WorkflowMemoryTests {
             try await waitFor { broker.delayedCount == 0 && broker.unackedCount == 0 && broker.readyCount(in: "default") == 0 ? [true] : [] }
             #expect(probe.peak == 1, "never two runs of the step at once")
             #expect(try await store.beginStep(step.uuid, join: nil, takingOver: false) == .finished(1000))
+        }
+    }
+
+    // Faults a break-it run found: steps that fail before their handler
+    // runs, or whose follow-ups can never be published, must end their
+    // workflow, never hang it or loop.
+
+    @Test func aStepNamingAnUnknownTaskFailsTheWorkflow() async throws {
+        let probe = Probe()
+        let store = MemoryResultStore()
+        try await TestWorker.run(try makeApp(probe), configuration: configuration(store)) { client, broker in
+            let chain: Workflow<JSONValue> = Workflow(step: .chain([
+                .task(WorkflowTask(taskName: Flow.add.name, args: [1, 2])), .task(WorkflowTask(taskName: "no.such.task")),
+            ]))
+            let handle = try await client.send(chain)
+            let error = await #expect(throws: TaskFailedError.self) { _ = try await handle.value(timeout: .seconds(10)) }
+            #expect(error?.message.contains("unknown task 'no.such.task'") == true, "\(String(describing: error))")
+            #expect(try await store.workflowRecord(for: handle.uuid)?.status == .error)
+            #expect(try await waitFor { broker.messages(in: "default.dlq") }.count == 1)
+        }
+    }
+
+    @Test func aMemberWithBadArgumentsIsSettledAsFailed() async throws {
+        let probe = Probe()
+        try await TestWorker.run(try makeApp(probe), configuration: configuration(MemoryResultStore())) { client, _ in
+            let members: Workflow<[WorkflowMemberResult<Int>]> = Workflow(step: .group(id: "", members: [
+                .task(WorkflowTask(taskName: Flow.double.name, args: [2])),
+                .task(WorkflowTask(taskName: Flow.double.name, args: ["two"])),
+            ], window: nil))
+            let outcomes = try await client.send(members, policy: .allSettled).value(timeout: .seconds(10))
+            #expect(outcomes.map(\.status) == [.success, .error])
+            #expect(outcomes[1].error?.contains("TaskInputError") == true)
+        }
+    }
+
+    @Test func aResultTooLargeToSendFailsTheWorkflow() async throws {
+        let probe = Probe()
+        let store = MemoryResultStore()
+        var configuration = configuration(store)
+        configuration.maxResultBytes = 64
+        // Recorded results are held to the limit (as with --result-store).
+        configuration.events = TaskEventRecording(sinks: [store])
+        try await TestWorker.run(try makeApp(probe), configuration: configuration) { client, _ in
+            let chain = try Workflow.task(Flow.collect, Array(0..<100)).then(Flow.sum)
+            let error = await #expect(throws: TaskFailedError.self) { _ = try await client.send(chain).value(timeout: .seconds(10)) }
+            #expect(error?.message.contains("ResultTooLargeError") == true, "\(String(describing: error))")
+            #expect(probe.calls("sum") == 0)
+        }
+    }
+
+    @Test func aStepQueueNoWorkerCouldDeclareEndsTheWorkflowOnce() async throws {
+        let probe = Probe()
+        try await TestWorker.run(try makeApp(probe), configuration: configuration(MemoryResultStore())) { client, broker in
+            let bad: Workflow<JSONValue> = Workflow(step: .chain([
+                .task(WorkflowTask(taskName: Flow.add.name, args: [1, 2])), .task(WorkflowTask(taskName: Flow.double.name, queue: "amq.nope")),
+            ]))
+            // The client refuses it before sending anything.
+            await #expect(throws: QueueNameError.self) { _ = try await client.send(bad) }
+            // Sent by hand, the worker ends the workflow with the error
+            // instead of requeueing its first step for ever.
+            let replies = try await broker.makeReplyQueue()
+            var start = TaskMessage(taskName: WorkflowContext.startTaskName)
+            start.workflow = WorkflowContext(id: start.uuid, policy: .failFast, replyTo: replies.name, start: bad.step.withFreshIDs())
+            try await broker.publish(Message(body: start.jsonBytes()), to: "default", mandatory: true)
+            var iterator = replies.messages.makeAsyncIterator()
+            let reply = try JSONDecoder().decode(TaskResult.self, from: Data(try #require(try await iterator.next()).body))
+            #expect(reply.status == .error && reply.traceback?.contains("amq.nope") == true, "\(reply)")
+            try await waitFor { broker.readyCount(in: "default") == 0 && broker.unackedCount == 0 ? [true] : [] }
+            #expect(probe.calls("add") == 1)
+        }
+    }
+
+    @Test func aMemberWhoseJoinIsGoneIsDeadLetteredNotRequeuedForEver() async throws {
+        let probe = Probe()
+        try await TestWorker.run(try makeApp(probe), configuration: configuration(MemoryResultStore())) { _, broker in
+            var step = TaskMessage(taskName: Flow.add.name, args: [1, 1])
+            step.workflow = WorkflowContext(id: "w", policy: .allSettled, replyTo: nil, join: JoinMembership(id: "no-such-join", index: 3))
+            try await broker.publish(Message(body: step.jsonBytes()), to: "default", mandatory: true)
+            let dead = try await waitFor { broker.messages(in: "default.dlq") }
+            guard case .string(let reason)? = dead.first?.properties.headers["x-qtasks-error-message"] else {
+                Issue.record("no error message on the dead letter")
+                return
+            }
+            #expect(reason.contains("no-such-join"), "\(reason)")
+            try await waitFor { broker.readyCount(in: "default") == 0 && broker.unackedCount == 0 ? [true] : [] }
+            #expect(probe.calls("add") == 1)
         }
     }
 

@@ -19,7 +19,8 @@ extension TaskClient {
     ///     on this queue too.
     /// - Returns: a handle whose ``TaskHandle/uuid`` is the workflow's uuid
     ///   (`qtasks workflow UUID`).
-    /// - Throws: as ``send(_:args:kwargs:queue:priority:)``.
+    /// - Throws: ``QueueNameError`` for a step queue that cannot be a task
+    ///   queue; otherwise as ``send(_:args:kwargs:queue:priority:)``.
     public func send<Output>(_ workflow: Workflow<Output>, policy: WorkflowPolicy = .failFast, queue: String? = nil) async throws -> TaskHandle<Output> {
         try handle(for: try await sendWorkflow(workflow.step, policy: policy, queue: queue, expectsReply: true))
     }
@@ -39,6 +40,13 @@ extension TaskClient {
 
     private func sendWorkflow(_ step: WorkflowStep, policy: WorkflowPolicy, queue: String?, expectsReply: Bool) async throws -> Published {
         let root = step.withFreshIDs()
+        // A step queue no worker could declare would fail the workflow
+        // half-way; refused before anything is sent.
+        for task in root.tasks {
+            if let queue = task.queue {
+                try QueueNaming.validateTaskQueue(queue, what: "the queue of step \(task.taskName)")
+            }
+        }
         // The first task's queue, else the app's queue for it: the
         // client's middleware sees the starting message like any task.
         var prepared = try await prepare(TaskRequest(

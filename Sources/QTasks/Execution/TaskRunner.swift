@@ -158,12 +158,14 @@ public struct TaskRunner: Sendable {
         var attempt = TaskContext.attempt(from: properties.headers)
         let size = delivery.discardedBodySize ?? body.count
         guard size <= maxMessageBytes, delivery.discardedBodySize == nil else {
-            return Execution(outcome: rejection(
-                TaskInputError(.oversizeMessage, "task message body is \(size) bytes, over the limit of \(maxMessageBytes) bytes"),
-                properties: properties,
-                attempt: attempt,
-                span: span
-            ))
+            return Execution(
+                outcome: rejection(
+                    TaskInputError(.oversizeMessage, "task message body is \(size) bytes, over the limit of \(maxMessageBytes) bytes"),
+                    properties: properties,
+                    attempt: attempt,
+                    span: span),
+                // A workflow step too large to run still fails its workflow.
+                workflow: delivery.discardedBodySize == nil ? WorkflowContext.peek(in: body) : nil)
         }
         // Celery, Dramatiq and Taskiq messages are rewritten as a QTasks
         // body, then decoded like any other (same typed arguments, same
@@ -184,7 +186,11 @@ public struct TaskRunner: Sendable {
         do {
             envelope = try TaskEnvelope.decode(body, catalog: catalog, messageID: properties.messageID, decoder: decoder)
         } catch {
-            return Execution(outcome: rejection(error, properties: properties, attempt: attempt, span: span))
+            // An unknown task or wrong arguments in a workflow step: the
+            // workflow learns that the step failed (docs/workflows.md).
+            return Execution(
+                outcome: rejection(error, properties: properties, attempt: attempt, span: span),
+                workflow: WorkflowContext.peek(in: body))
         }
         let now = Date().timeIntervalSince1970
         if let notBefore = inbound.notBefore, notBefore > now + Self.earlinessTolerance {

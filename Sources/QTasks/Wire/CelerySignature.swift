@@ -109,6 +109,17 @@ struct CelerySignature: Sendable, Hashable {
         if let queue = options["queue"], queue != .null, queue.stringValue == nil {
             throw TaskInputError(.invalidField, "Celery \(role).options.queue must be a queue name, found \(queue.kindName)")
         }
+        for key in ["queue", "routing_key"] {
+            // A name the worker can never declare would requeue the parent
+            // for ever; refused before the task runs.
+            if let name = options[key]?.stringValue, !name.isEmpty {
+                do {
+                    try QueueNaming.validateTaskQueue(name, what: "Celery \(role).options.\(key)")
+                } catch {
+                    throw TaskInputError(.invalidField, "\(error)")
+                }
+            }
+        }
         if let soft = options["soft_time_limit"], soft != .null {
             throw TaskInputError(
                 .invalidField,

@@ -31,6 +31,9 @@ extension Worker {
         // the result across a broker restart. RabbitMQ does not write a
         // persistent message in a non-durable queue (the usual exclusive
         // reply queue) to disk, so this costs nothing there.
+        // A workflow's starting message: the workflow's result goes to its
+        // sender when the workflow ends (WorkflowPlan), not this step's.
+        if result.taskName == WorkflowContext.startTaskName, failure == nil { return .published }
         guard var reply = ResultReply.message(for: result, failure: failure, request: delivery.message.properties),
             let replyTo = delivery.message.properties.replyTo
         else {
@@ -100,7 +103,8 @@ extension Worker {
     /// middleware's log line, metrics and recorded events.
     func settleOversizeResult(
         _ outcome: TaskOutcome, _ error: ResultTooLargeError, for delivery: Delivery,
-        metadata: (String) -> Logger.Metadata
+        metadata: (String) -> Logger.Metadata,
+        beforeAck: (TaskOutcome) async -> Bool = { _ in true }
     ) async -> (outcome: TaskOutcome, settled: Bool) {
         let failure = TaskFailure(error)
         var result = outcome.result
@@ -110,6 +114,7 @@ extension Worker {
         let failed = TaskOutcome.failed(result, failure)
         guard await publishReply(result, failure: failure, for: delivery, metadata: metadata("error")),
               await deadLetter(delivery, failure: failure, uuid: result.uuid, attempts: result.retry + 1, metadata: metadata("error")),
+              await beforeAck(failed),
               await settle(delivery, metadata: metadata("error"), { try await $0.acknowledge(delivery) })
         else { return (failed, false) }
         return (failed, true)

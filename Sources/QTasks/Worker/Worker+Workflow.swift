@@ -34,21 +34,41 @@ extension Worker {
                 return true
             }
         } catch let error as WorkflowError {
-            // Not a fault that passes: the workflow ends with the error,
-            // the step's delivery is dead-lettered with it.
-            var fields = metadata()
-            fields["error"] = .string(error.message)
-            configuration.logger.error("workflow refused", metadata: fields)
-            var failing = WorkflowPlan(context: context, store: store, queue: delivery.queue)
-            try? await failing.fail(error.message)
-            guard await publishWorkflowMessages(failing.publications, for: delivery, metadata: metadata()) else { return false }
-            let failure = TaskFailure(errorType: "WorkflowError", message: error.message)
-            return await deadLetter(delivery, failure: failure, uuid: execution.outcome.result.uuid, attempts: execution.outcome.result.retry + 1, workflowID: context.id, metadata: metadata())
+            return await refuseWorkflow(error.message, context: context, execution: execution, for: delivery, metadata: metadata())
+        } catch let error as ResultStoreError where error.code == .corrupt {
+            // The join is gone (expired, the store emptied) or unreadable:
+            // no retry brings it back.
+            return await refuseWorkflow(error.message, context: context, execution: execution, for: delivery, metadata: metadata())
         } catch {
             await requeueAfterFailedPublish(delivery, error: error, metadata: metadata())
             return false
         }
         return await publishWorkflowMessages(plan.publications, for: delivery, metadata: metadata())
+    }
+
+    /// A workflow that cannot go on: it ends with `message` (its sender
+    /// gets the error result), and the step's delivery is dead-lettered
+    /// with it. True when the delivery can be acknowledged.
+    private func refuseWorkflow(
+        _ message: String, context: WorkflowContext, execution: TaskRunner.Execution, for delivery: Delivery,
+        metadata: @autoclosure () -> Logger.Metadata
+    ) async -> Bool {
+        let store = configuration.workflowStore
+        do {
+            var fields = metadata()
+            fields["error"] = .string(message)
+            configuration.logger.error("workflow refused", metadata: fields)
+            var failing = WorkflowPlan(context: context, store: store, queue: delivery.queue)
+            try? await failing.fail(message)
+            guard await publishWorkflowMessages(failing.publications, for: delivery, metadata: metadata()) else { return false }
+            // A failed step was dead-lettered already; a step that ran
+            // (its result could not be carried on) is dead-lettered now.
+            if case .completed = execution.outcome {
+                let failure = TaskFailure(errorType: "WorkflowError", message: message)
+                return await deadLetter(delivery, failure: failure, uuid: execution.outcome.result.uuid, attempts: execution.outcome.result.retry + 1, workflowID: context.id, metadata: metadata())
+            }
+            return true
+        }
     }
 
     /// Publishes a step's follow-ups with confirms, declaring their queues

@@ -456,7 +456,14 @@ public final class Worker: Service, Sendable {
         /// A result too large to send: the task fails with
         /// ``ResultTooLargeError`` (error result, dead letter) instead.
         func oversize(_ error: ResultTooLargeError) async -> TaskReport {
-            let (failed, settled) = await settleOversizeResult(outcome, error, for: delivery, metadata: metadata)
+            let (failed, settled) = await settleOversizeResult(outcome, error, for: delivery, metadata: metadata) { failed in
+                // What follows a failed task: a Celery chain's failure and
+                // errbacks, a workflow's next move.
+                var failedExecution = execution
+                failedExecution.outcome = failed
+                guard await self.publishFollowUps(for: delivery, outcome: failed) else { return false }
+                return await self.continueWorkflow(failedExecution, for: delivery, metadata: metadata("error"))
+            }
             return TaskReport(delivery: delivery, outcome: failed, isSettled: settled, retryDelay: nil, duration: ContinuousClock.now - start)
         }
 

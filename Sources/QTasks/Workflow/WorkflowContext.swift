@@ -1,3 +1,5 @@
+import Foundation
+
 /// The `workflow` field of a task message that is a step of a workflow
 /// (docs/workflows.md, "On the wire"): which workflow, what runs after this
 /// task, and which join it reports to.
@@ -63,6 +65,28 @@ public struct WorkflowContext: Sendable, Hashable, Codable {
         if !next.isEmpty { try container.encode(next, forKey: .next) }
         try container.encodeIfPresent(join, forKey: .join)
         try container.encodeIfPresent(start, forKey: .start)
+    }
+}
+
+extension WorkflowContext {
+    /// The `workflow` field of a task body that could not be read as a
+    /// task (an unknown task, wrong arguments, over the size limit): so
+    /// that its workflow still learns that the step failed. nil when the
+    /// body has none, or it does not parse.
+    static func peek(in body: [UInt8]) -> WorkflowContext? {
+        struct Holder: Decodable { var workflow: WorkflowContext? }
+        // Only bodies that name a workflow pay for a second parse.
+        guard body.count <= 64 * 1_048_576, containsWorkflowKey(body) else { return nil }
+        return (try? JSONDecoder().decode(Holder.self, from: Data(body)))?.workflow
+    }
+
+    private static func containsWorkflowKey(_ body: [UInt8]) -> Bool {
+        let key = Array(#""workflow""#.utf8)
+        guard body.count >= key.count else { return false }
+        for start in 0...(body.count - key.count) where body[start] == key[0] {
+            if body[start..<(start + key.count)].elementsEqual(key) { return true }
+        }
+        return false
     }
 }
 

@@ -94,6 +94,11 @@ struct WorkflowPlan {
             var message = TaskMessage(taskName: task.taskName, args: args, kwargs: task.kwargs, priority: task.priority ?? 0, uuid: task.uuid)
             message.workflow = WorkflowContext(id: context.id, policy: context.policy, replyTo: context.replyTo, next: next, join: join)
             let target = task.queue ?? queue
+            do {
+                try QueueNaming.validateTaskQueue(target, what: "the queue of step \(task.taskName) (\(task.uuid))")
+            } catch {
+                throw WorkflowError(.invalidWorkflow, "workflow \(context.id): \(error)")
+            }
             publications.append(Publication(
                 Message(body: message.jsonBytes(), properties: MessageProperties(
                     contentType: "application/json", persistent: true, correlationID: task.uuid, messageID: task.uuid,
