@@ -137,11 +137,11 @@ extension RedisResultStore: WorkflowStore {
         }
     }
 
-    public func beginStep(_ uuid: String, join: JoinMembership?, takingOver: Bool) async throws -> StepStart {
+    public func beginStep(_ uuid: String, join: JoinMembership?, runner: String, takingOver: Bool) async throws -> StepStart {
         let key = layout.stepKey(uuid)
         let command = [
             "EVAL", Self.beginScript, "2", key, join.map { layout.joinKey($0.id) } ?? key,
-            takingOver ? "1" : "0", String(ttlMilliseconds), join == nil ? "0" : "1",
+            takingOver ? "1" : "0", String(ttlMilliseconds), join == nil ? "0" : "1", runner,
         ]
         let reply = try await perform(doing: "begin step \(uuid) in") { session in
             try self.checked(try session.pipeline([command], writes: true)[0], key: key)
@@ -165,8 +165,8 @@ extension RedisResultStore: WorkflowStore {
 
     public func releaseStep(_ uuid: String) async throws {
         let key = layout.stepKey(uuid)
-        // Only a running mark ("R"), never a finished step's result.
-        let command = ["EVAL", "if redis.call('GET', KEYS[1]) == 'R' then return redis.call('DEL', KEYS[1]) end return 0", "1", key]
+        // Only a running mark ("R<runner>"), never a finished step's result.
+        let command = ["EVAL", "local v = redis.call('GET', KEYS[1]) if v and string.sub(v, 1, 1) == 'R' then return redis.call('DEL', KEYS[1]) end return 0", "1", key]
         try await perform(doing: "release step \(uuid) in") { session in
             _ = try self.checked(try session.pipeline([command], writes: true)[0], key: key)
         }
@@ -294,14 +294,16 @@ extension RedisResultStore: WorkflowStore {
         """
 
     /// KEYS: step, join (the step key again when none). ARGV: taking over
-    /// ("1"), ttl ms, has a join ("1"). Returns "F<result JSON>" (finished),
-    /// "R" (running elsewhere), "H" (its join halted) or "G" (go).
+    /// ("1"), ttl ms, has a join ("1"), runner. The step's value is
+    /// "F<result JSON>" when finished, "R<runner>" while running. Returns
+    /// "F<result JSON>" (finished), "R" (running: wait), "H" (its join
+    /// halted) or "G" (go).
     static let beginScript = """
         local v = redis.call('GET', KEYS[1])
         if v and string.sub(v, 1, 1) == 'F' then return v end
-        if v and ARGV[1] ~= '1' then return 'R' end
+        if v and (ARGV[1] ~= '1' or v == 'R' .. ARGV[4]) then return 'R' end
         if ARGV[1] ~= '1' and ARGV[3] == '1' and redis.call('HGET', KEYS[2], 'halted') == '1' then return 'H' end
-        redis.call('SET', KEYS[1], 'R', 'PX', ARGV[2])
+        redis.call('SET', KEYS[1], 'R' .. ARGV[4], 'PX', ARGV[2])
         return 'G'
         """
 }

@@ -79,6 +79,7 @@ extension SQLiteResultStore {
                     CREATE TABLE qtasks_steps (
                         uuid       TEXT NOT NULL PRIMARY KEY,
                         result     TEXT,
+                        runner     TEXT,
                         expires_at REAL NOT NULL
                     );
                     CREATE INDEX qtasks_steps_by_expiry ON qtasks_steps (expires_at);

@@ -145,15 +145,15 @@ extension SQLiteResultStore: WorkflowStore {
         }
     }
 
-    public func beginStep(_ uuid: String, join: JoinMembership?, takingOver: Bool) async throws -> StepStart {
+    public func beginStep(_ uuid: String, join: JoinMembership?, runner: String, takingOver: Bool) async throws -> StepStart {
         let path = self.path
         let expiry = expiry()
         return try await write("begin step \(uuid) in") { db in
-            if let row = try Row.fetchOne(db, sql: "SELECT result FROM qtasks_steps WHERE uuid = ?", arguments: [uuid]) {
+            if let row = try Row.fetchOne(db, sql: "SELECT result, runner FROM qtasks_steps WHERE uuid = ?", arguments: [uuid]) {
                 if let text = row["result"] as String? {
                     return .finished(try Self.decode(JSONValue.self, text, what: "step \(uuid)", path: path))
                 }
-                if !takingOver { return .running }
+                if !takingOver || (row["runner"] as String?) == runner { return .running }
             }
             if let join, !takingOver,
                let text = try String.fetchOne(db, sql: "SELECT counters FROM qtasks_joins WHERE id = ?", arguments: [join.id]),
@@ -161,8 +161,8 @@ extension SQLiteResultStore: WorkflowStore {
                 return .halted
             }
             try db.execute(
-                sql: "INSERT INTO qtasks_steps (uuid, result, expires_at) VALUES (?, NULL, ?) ON CONFLICT (uuid) DO UPDATE SET expires_at = excluded.expires_at",
-                arguments: [uuid, expiry])
+                sql: "INSERT INTO qtasks_steps (uuid, result, runner, expires_at) VALUES (?, NULL, ?, ?) ON CONFLICT (uuid) DO UPDATE SET runner = excluded.runner, expires_at = excluded.expires_at",
+                arguments: [uuid, runner, expiry])
             return .run
         }
     }

@@ -65,7 +65,7 @@ struct WorkflowStoreContractTests {
             _ = try await store.openJoin(spec)
             let failure = try await store.settleMember(JoinMembership(id: spec.id, index: 0), outcome: Self.failed)
             #expect(failure.failedWorkflow && failure.start.isEmpty)
-            #expect(try await store.beginStep("m1", join: JoinMembership(id: spec.id, index: 1), takingOver: false) == .halted)
+            #expect(try await store.beginStep("m1", join: JoinMembership(id: spec.id, index: 1), runner: "a", takingOver: false) == .halted)
             let second = try await store.settleMember(JoinMembership(id: spec.id, index: 1), outcome: Self.ok(1))
             #expect(!second.failedWorkflow && second.start.isEmpty && second.completion == nil)
             // The failed member replayed, and now it succeeds: member 2 starts.
@@ -92,17 +92,21 @@ struct WorkflowStoreContractTests {
     func aStepRunsOnceUnlessTakenOver(_ backend: ResultBackend) async throws {
         try await withWorkflowStore(backend) { store in
             let uuid = UUID().uuidString
-            #expect(try await store.beginStep(uuid, join: nil, takingOver: false) == .run)
-            #expect(try await store.beginStep(uuid, join: nil, takingOver: false) == .running)
-            #expect(try await store.beginStep(uuid, join: nil, takingOver: true) == .run)
+            #expect(try await store.beginStep(uuid, join: nil, runner: "a", takingOver: false) == .run)
+            #expect(try await store.beginStep(uuid, join: nil, runner: "a", takingOver: false) == .running)
+            // A copy of the same runner (its session) waits even when it was
+            // redelivered; another runner's redelivery takes over.
+            #expect(try await store.beginStep(uuid, join: nil, runner: "a", takingOver: true) == .running)
+            #expect(try await store.beginStep(uuid, join: nil, runner: "b", takingOver: true) == .run)
+            #expect(try await store.beginStep(uuid, join: nil, runner: "b", takingOver: true) == .running)
             // A failed run lets the next delivery run (no wait for ever).
             try await store.releaseStep(uuid)
-            #expect(try await store.beginStep(uuid, join: nil, takingOver: false) == .run)
+            #expect(try await store.beginStep(uuid, join: nil, runner: "a", takingOver: false) == .run)
             try await store.finishStep(uuid, returning: ["sum": 5])
-            #expect(try await store.beginStep(uuid, join: nil, takingOver: true) == .finished(["sum": 5]))
+            #expect(try await store.beginStep(uuid, join: nil, runner: "a", takingOver: true) == .finished(["sum": 5]))
             // Releasing never forgets a success.
             try await store.releaseStep(uuid)
-            #expect(try await store.beginStep(uuid, join: nil, takingOver: false) == .finished(["sum": 5]))
+            #expect(try await store.beginStep(uuid, join: nil, runner: "a", takingOver: false) == .finished(["sum": 5]))
         }
     }
 

@@ -294,7 +294,7 @@ struct WorkflowMemoryTests {
             try await waitFor { broker.delayedCount == 1 ? [true] : [] }
             try await waitFor { broker.delayedCount == 0 && broker.unackedCount == 0 && broker.readyCount(in: "default") == 0 ? [true] : [] }
             #expect(probe.peak == 1, "never two runs of the step at once")
-            #expect(try await store.beginStep(step.uuid, join: nil, takingOver: false) == .finished(1000))
+            #expect(try await store.beginStep(step.uuid, join: nil, runner: "a", takingOver: false) == .finished(1000))
         }
     }
 

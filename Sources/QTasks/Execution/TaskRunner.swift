@@ -31,7 +31,7 @@ public struct TaskRunner: Sendable {
     private let middleware: TaskMiddlewareChain
     /// Asks the workflow store whether to run a workflow step (set by the
     /// ``Worker`` when it has a ``WorkerConfiguration/workflowStore``).
-    var workflowGate: (@Sendable (_ step: String, _ join: JoinMembership?, _ takingOver: Bool) async throws -> StepStart)?
+    var workflowGate: (@Sendable (_ step: String, _ join: JoinMembership?, _ session: UInt64, _ takingOver: Bool) async throws -> StepStart)?
     /// ``WorkerConfiguration/deduplicatesTasks``: tasks without an
     /// ``TaskOptions/deduplicated`` of their own go through the gate too.
     var deduplicatesTasks = false
@@ -256,7 +256,7 @@ public struct TaskRunner: Sendable {
                 // Redelivered, a retry or a replayed dead letter: any
                 // earlier run of this delivery is over.
                 let takingOver = delivery.redelivered || attempt > 1 || properties.headers[MessageHeaders.replayedAt] != nil
-                switch try await gate(envelope.uuid, workflow?.join, takingOver) {
+                switch try await gate(envelope.uuid, workflow?.join, delivery.token.generation, takingOver) {
                 case .run:
                     break
                 case .finished(let returning):

@@ -206,8 +206,11 @@ public final class Worker: Service, Sendable {
             middleware: chain
         )
         if let store = configuration.workflowStore {
-            executor.workflowGate = { step, join, takingOver in
-                try await store.beginStep(step, join: join, takingOver: takingOver)
+            // This worker process and its consumer session: a running mark
+            // of the same runner is a copy running beside, never taken over.
+            let process = TaskUUID.make()
+            executor.workflowGate = { step, join, session, takingOver in
+                try await store.beginStep(step, join: join, runner: "\(process)/\(session)", takingOver: takingOver)
             }
             executor.deduplicatesTasks = configuration.deduplicatesTasks
         }
@@ -537,9 +540,10 @@ public final class Worker: Service, Sendable {
         // errbacks), confirmed before the ack: a crash in between publishes
         // them again, under the same task ids.
         guard await publishFollowUps(for: delivery, outcome: outcome) else { return report(settled: false) }
-        if execution.deduplicated, !execution.halted, let store = configuration.workflowStore {
+        if execution.deduplicated, !execution.halted, !execution.recorded, execution.deferral == nil,
+           let store = configuration.workflowStore {
             switch outcome {
-            case .failed, .rejected, .cancelledByTask:
+            case .failed, .rejected, .cancelledByTask, .retry, .cancelled:
                 // Not run to success: a later delivery of the uuid (a
                 // duplicate, a replay) must not wait for it.
                 try? await store.releaseStep(result.uuid)

@@ -12,7 +12,7 @@ struct MemoryWorkflowState: Sendable {
     }
 
     enum Step: Sendable {
-        case running
+        case running(String)
         case finished(JSONValue)
     }
 
@@ -72,14 +72,14 @@ struct MemoryWorkflowState: Sendable {
         return settlement
     }
 
-    mutating func beginStep(_ uuid: String, join: JoinMembership?, takingOver: Bool) -> StepStart {
+    mutating func beginStep(_ uuid: String, join: JoinMembership?, runner: String, takingOver: Bool) -> StepStart {
         switch steps[uuid] {
         case .finished(let value)?: return .finished(value)
-        case .running? where !takingOver: return .running
+        case .running(let owner)? where owner == runner || !takingOver: return .running
         default: break
         }
         if let join, joins[join.id]?.counters.halted == true, !takingOver { return .halted }
-        steps[uuid] = .running
+        steps[uuid] = .running(runner)
         return .run
     }
 
@@ -88,7 +88,7 @@ struct MemoryWorkflowState: Sendable {
     }
 
     mutating func releaseStep(_ uuid: String) {
-        if case .running? = steps[uuid] { steps[uuid] = nil }
+        if case .running = steps[uuid] { steps[uuid] = nil }
     }
 
     func progress(_ id: String) -> JoinProgress? {
@@ -128,8 +128,8 @@ extension MemoryResultStore: WorkflowStore {
         try withWorkflows { try $0.settle(membership, outcome: outcome) }
     }
 
-    public func beginStep(_ uuid: String, join: JoinMembership?, takingOver: Bool) async throws -> StepStart {
-        try withWorkflows { $0.beginStep(uuid, join: join, takingOver: takingOver) }
+    public func beginStep(_ uuid: String, join: JoinMembership?, runner: String, takingOver: Bool) async throws -> StepStart {
+        try withWorkflows { $0.beginStep(uuid, join: join, runner: runner, takingOver: takingOver) }
     }
 
     public func finishStep(_ uuid: String, returning: JSONValue) async throws {

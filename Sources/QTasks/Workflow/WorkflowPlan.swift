@@ -9,7 +9,7 @@ import Foundation
 /// workflow was built), so a worker that dies anywhere before the ack
 /// makes the same calls and the same messages when the delivery comes
 /// back: at worst a message is published twice, and the step it carries
-/// then runs once (``WorkflowStore/beginStep(_:join:takingOver:)``).
+/// then runs once (``WorkflowStore/beginStep(_:join:runner:takingOver:)``).
 struct WorkflowPlan {
     let context: WorkflowContext
     let store: (any WorkflowStore)?

@@ -56,14 +56,18 @@ public protocol WorkflowStore: Sendable {
     /// Marks a task step as started and says whether to run it:
     /// ``StepStart/run``, ``StepStart/finished(_:)`` when it ran to its
     /// end already (its recorded result), ``StepStart/running`` when
-    /// another delivery of it is running now (and `takingOver` is false),
-    /// ``StepStart/halted`` when its join failed fast.
+    /// another delivery of it is running now, ``StepStart/halted`` when its
+    /// join failed fast.
     ///
     /// - Parameters:
-    ///   - takingOver: the delivery was delivered before (redelivered,
-    ///     a retry or a replay): the earlier run is over, run again.
+    ///   - runner: who runs it: the worker and its consumer session. A
+    ///     step marked running by the same runner is another copy running
+    ///     beside this one: wait, whatever `takingOver` says.
+    ///   - takingOver: the delivery was delivered before (redelivered, a
+    ///     retry or a replay): a run marked by another runner is over (its
+    ///     worker died, or its connection), so run again.
     /// - Throws: ``ResultStoreError``.
-    func beginStep(_ uuid: String, join: JoinMembership?, takingOver: Bool) async throws -> StepStart
+    func beginStep(_ uuid: String, join: JoinMembership?, runner: String, takingOver: Bool) async throws -> StepStart
 
     /// Records a task step's result, so that a later delivery of it is not
     /// run again.
@@ -215,7 +219,7 @@ public struct JoinStart: Sendable, Hashable, Codable {
     }
 }
 
-/// Whether to run a task step (``WorkflowStore/beginStep(_:join:takingOver:)``).
+/// Whether to run a task step (``WorkflowStore/beginStep(_:join:runner:takingOver:)``).
 public enum StepStart: Sendable, Hashable {
     case run
     /// It ran to its end before, with this result: do its follow-ups again,
