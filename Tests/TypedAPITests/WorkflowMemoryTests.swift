@@ -384,6 +384,46 @@ struct WorkflowMemoryTests {
         }
     }
 
+    /// A store whose first `finishStep` fails as a frozen Redis would.
+    final class FlakyStore: WorkflowStore {
+        let base = MemoryResultStore()
+        let failures = Mutex(1)
+        func recordWorkflow(_ record: WorkflowRecord) async throws { try await base.recordWorkflow(record) }
+        func workflowRecord(for id: String) async throws -> WorkflowRecord? { try await base.workflowRecord(for: id) }
+        func workflowRecords(limit: Int, offset: Int) async throws -> [WorkflowRecord] { try await base.workflowRecords(limit: limit, offset: offset) }
+        func finishWorkflow(_ id: String, status: TaskStatus, result: JSONValue?, error: String?) async throws {
+            try await base.finishWorkflow(id, status: status, result: result, error: error)
+        }
+        func openJoin(_ join: WorkflowJoin) async throws -> [Int] { try await base.openJoin(join) }
+        func settleMember(_ membership: JoinMembership, outcome: WorkflowMemberResult<JSONValue>) async throws -> JoinSettlement {
+            try await base.settleMember(membership, outcome: outcome)
+        }
+        func beginStep(_ uuid: String, join: JoinMembership?, runner: String, takingOver: Bool) async throws -> StepStart {
+            try await base.beginStep(uuid, join: join, runner: runner, takingOver: takingOver)
+        }
+        func finishStep(_ uuid: String, returning: JSONValue) async throws {
+            let fail = failures.withLock { left in
+                defer { left = max(0, left - 1) }
+                return left > 0
+            }
+            if fail { throw ResultStoreError(.unavailable, "Redis timed out (test)") }
+            try await base.finishStep(uuid, returning: returning)
+        }
+        func releaseStep(_ uuid: String) async throws { try await base.releaseStep(uuid) }
+        func joinProgress(_ id: String) async throws -> JoinProgress? { try await base.joinProgress(id) }
+    }
+
+    @Test func aStoreCallThatFailsOnceDoesNotRunTheStepAgain() async throws {
+        let probe = Probe()
+        var configuration = WorkerConfiguration(concurrency: 4, shutdownGracePeriod: .seconds(5))
+        configuration.workflowStore = FlakyStore()
+        try await TestWorker.run(try makeApp(probe), configuration: configuration) { client, _ in
+            let chain = try Workflow.task(Flow.add, 1, 2).then(Flow.double)
+            #expect(try await client.send(chain).value(timeout: .seconds(10)) == 6)
+            #expect(probe.calls("add") == 1, "the failed store call was tried again, not the task")
+        }
+    }
+
     /// Polls `read` until it returns a non-empty array (the memory broker
     /// has no notification for dead letters).
     @discardableResult

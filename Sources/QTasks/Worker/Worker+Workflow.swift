@@ -12,39 +12,59 @@ extension Worker {
     func continueWorkflow(_ execution: TaskRunner.Execution, for delivery: Delivery, metadata: @autoclosure () -> Logger.Metadata) async -> Bool {
         guard let context = execution.workflow, !execution.halted else { return true }
         let store = configuration.workflowStore
-        var plan = WorkflowPlan(context: context, store: store, queue: delivery.queue)
-        do {
-            switch execution.outcome {
-            case .completed(let result):
-                if result.taskName == WorkflowContext.startTaskName, let root = context.start {
-                    try await plan.start(root)
-                } else {
-                    let value = result.returning ?? .null
-                    // Before its follow-ups: a second delivery of this step
-                    // then does them again without running the task again.
-                    if !execution.recorded { try await store?.finishStep(result.uuid, returning: value) }
-                    try await plan.stepSucceeded(value)
+        // A store call that fails (Redis frozen past its timeout) is tried
+        // again here before the delivery is requeued: every call is
+        // idempotent, and a requeue would run the step's task again when
+        // its end was not recorded yet.
+        var failures = 0
+        while true {
+            var plan = WorkflowPlan(context: context, store: store, queue: delivery.queue)
+            do {
+                switch execution.outcome {
+                case .completed(let result):
+                    if result.taskName == WorkflowContext.startTaskName, let root = context.start {
+                        try await plan.start(root)
+                    } else {
+                        let value = result.returning ?? .null
+                        // Before its follow-ups: a second delivery of this
+                        // step then does them again without running it again.
+                        if !execution.recorded { try await store?.finishStep(result.uuid, returning: value) }
+                        try await plan.stepSucceeded(value)
+                    }
+                case .failed(let result, let failure), .rejected(let result, let failure):
+                    let error = "\(failure.errorType): \(failure.message) (step \(result.taskName.isEmpty ? "?" : result.taskName) \(result.uuid))"
+                    try await plan.stepFailed(status: .error, error: error)
+                case .cancelledByTask(let result):
+                    try await plan.stepFailed(status: .cancel, error: "cancelled by the task (step \(result.taskName) \(result.uuid))")
+                case .retry, .cancelled:
+                    return true
                 }
-            case .failed(let result, let failure), .rejected(let result, let failure):
-                let error = "\(failure.errorType): \(failure.message) (step \(result.taskName.isEmpty ? "?" : result.taskName) \(result.uuid))"
-                try await plan.stepFailed(status: .error, error: error)
-            case .cancelledByTask(let result):
-                try await plan.stepFailed(status: .cancel, error: "cancelled by the task (step \(result.taskName) \(result.uuid))")
-            case .retry, .cancelled:
-                return true
+            } catch let error as WorkflowError {
+                return await refuseWorkflow(error.message, context: context, execution: execution, for: delivery, metadata: metadata())
+            } catch let error as ResultStoreError where error.code == .corrupt {
+                // The join is gone (expired, the store emptied) or
+                // unreadable: no retry brings it back.
+                return await refuseWorkflow(error.message, context: context, execution: execution, for: delivery, metadata: metadata())
+            } catch {
+                failures += 1
+                if failures < Self.workflowStoreAttempts, !Task.isCancelled {
+                    var fields = metadata()
+                    fields["error"] = .string(LogText.sanitized(String(describing: error)))
+                    fields["attempt"] = .stringConvertible(failures)
+                    configuration.logger.warning("workflow store call failed; trying again", metadata: fields)
+                    try? await Task.sleep(for: .milliseconds(500 * failures))
+                    continue
+                }
+                await requeueAfterFailedPublish(delivery, error: error, metadata: metadata())
+                return false
             }
-        } catch let error as WorkflowError {
-            return await refuseWorkflow(error.message, context: context, execution: execution, for: delivery, metadata: metadata())
-        } catch let error as ResultStoreError where error.code == .corrupt {
-            // The join is gone (expired, the store emptied) or unreadable:
-            // no retry brings it back.
-            return await refuseWorkflow(error.message, context: context, execution: execution, for: delivery, metadata: metadata())
-        } catch {
-            await requeueAfterFailedPublish(delivery, error: error, metadata: metadata())
-            return false
+            return await publishWorkflowMessages(plan.publications, for: delivery, metadata: metadata())
         }
-        return await publishWorkflowMessages(plan.publications, for: delivery, metadata: metadata())
     }
+
+    /// How many times a workflow step's store calls are made before its
+    /// delivery is requeued.
+    static let workflowStoreAttempts = 3
 
     /// A workflow that cannot go on: it ends with `message` (its sender
     /// gets the error result), and the step's delivery is dead-lettered
