@@ -171,7 +171,7 @@ struct SQLiteResultStoreTests {
             #expect(try await store.record(for: script.uuid)?.status == .success)
         }
         let migrations = try await stores[0].textsForTesting("SELECT identifier FROM grdb_migrations")
-        #expect(migrations == ["qtasks_results_v1"])
+        #expect(migrations == ["qtasks_results_v1", "qtasks_workflows_v1"])
         for store in stores { await store.close() }
     }
 
