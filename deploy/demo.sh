@@ -145,7 +145,14 @@ workflow() {
     id=$(sed -n 's/^qtasks: workflow \([0-9a-f-]*\) sent$/\1/p' "$errors")
     if [[ -n $id ]]; then
         printf '$ qtasks workflow %s\n' "$id"
-        "$bin/qtasks" workflow "$id" --result-store "$results" || true
+        # The worker writes each step's record a moment after its ack.
+        local shown=""
+        for _ in $(seq 1 20); do
+            shown=$("$bin/qtasks" workflow "$id" --result-store "$results" 2>&1) || true
+            grep -q "no record yet" <<<"$shown" || break
+            sleep 0.2
+        done
+        printf '%s\n' "$shown"
     fi
 }
 

@@ -85,7 +85,9 @@ public struct WorkflowTreeNode: Sendable, Hashable, Codable {
     public func lines(indent: String = "") -> [String] {
         switch kind {
         case .task:
-            var line = "\(indent)\(taskName ?? "?")  \(status?.rawValue ?? "-")  \(uuid ?? "")"
+            // No record: not run yet, or its events are not written yet
+            // (workers write them within about 100 ms).
+            var line = "\(indent)\(taskName ?? "?")  \(status?.rawValue ?? "(no record yet)")  \(uuid ?? "")"
             if let error { line += "  (\(error))" }
             return [line]
         case .chain:
