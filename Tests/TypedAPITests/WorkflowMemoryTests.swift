@@ -263,11 +263,13 @@ struct WorkflowMemoryTests {
             let chord = try Workflow.chord(try [1, 2, 3, 4].map { try Workflow.task(Flow.fragile, $0) }, then: Flow.sum)
             let handle = try await client.send(chord)
             await #expect(throws: TaskFailedError.self) { _ = try await handle.value(timeout: .seconds(10)) }
-            // fragile(2) failed; with one task at a time, 3 and 4 were
-            // picked up after it and dead-lettered unrun.
+            // fragile(2) failed; with one task at a time, the members
+            // picked up after it were dead-lettered unrun. (The members are
+            // published together: which ran before fragile(2) varies.)
             try await waitFor { broker.readyCount(in: "default") == 0 && broker.unackedCount == 0 ? [true] : [] }
-            #expect(probe.calls("fragile") == 2)
-            #expect(broker.messages(in: "default.dlq").count == 3)
+            let ran = probe.calls("fragile")
+            let dead = broker.messages(in: "default.dlq").count
+            #expect(ran >= 1 && dead >= 1 && ran + dead == 5, "each member either ran before the failure or was dead-lettered unrun: ran \(ran), dead \(dead)")
             probe.broken.withLock { $0 = false }
             _ = try await replayDeadLetters(broker)
             let record = try await waitFor {
