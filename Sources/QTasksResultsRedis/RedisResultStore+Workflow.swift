@@ -214,20 +214,11 @@ extension RedisResultStore: WorkflowStore {
     }
 
     static func json(_ value: some Encodable) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
-        encoder.dateEncodingStrategy = .secondsSince1970
-        return String(decoding: try encoder.encode(value), as: UTF8.self)
+        try WorkflowJSON.text(of: value)
     }
 
     func decode<T: Decodable>(_ type: T.Type, _ text: String, key: String) throws -> T {
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .secondsSince1970
-        do {
-            return try decoder.decode(T.self, from: Data(text.utf8))
-        } catch {
-            throw ResultStoreError(.corrupt, "\(key) in Redis at \(endpoint.redactedURL) does not decode: \(error)")
-        }
+        try WorkflowJSON.decode(type, text, what: "\(key) in Redis at \(endpoint.redactedURL)")
     }
 
     // MARK: - Scripts

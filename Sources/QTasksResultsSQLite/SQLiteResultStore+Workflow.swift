@@ -205,19 +205,10 @@ extension SQLiteResultStore: WorkflowStore {
     }
 
     static func json(_ value: some Encodable) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
-        encoder.dateEncodingStrategy = .secondsSince1970
-        return String(decoding: try encoder.encode(value), as: UTF8.self)
+        try WorkflowJSON.text(of: value)
     }
 
     static func decode<T: Decodable>(_ type: T.Type, _ text: String, what: String, path: String) throws -> T {
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .secondsSince1970
-        do {
-            return try decoder.decode(T.self, from: Data(text.utf8))
-        } catch {
-            throw ResultStoreError(.corrupt, "\(what) in \(path) does not decode: \(error)")
-        }
+        try WorkflowJSON.decode(type, text, what: "\(what) in \(path)")
     }
 }
