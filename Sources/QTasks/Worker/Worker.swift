@@ -446,7 +446,7 @@ public final class Worker: Service, Sendable {
     /// applies its outcome to the delivery.
     private func runAndSettle(_ delivery: Delivery, _ runner: TaskRunner) async -> TaskReport {
         let start = ContinuousClock.now
-        let execution = await runner.execute(delivery, span: WorkerSpan.current)
+        var execution = await runner.execute(delivery, span: WorkerSpan.current)
         let outcome = execution.outcome
         let result = outcome.result
         func metadata(_ status: String) -> Logger.Metadata {
@@ -475,14 +475,21 @@ public final class Worker: Service, Sendable {
         // (a body dropped unread).
         var rejectToBroker = false
         var retryDelay: Duration?
-        if case .completed(let completed) = outcome, execution.deduplicated, !execution.recorded, execution.workflow == nil,
-           let store = configuration.workflowStore {
+        if case .completed(let completed) = outcome, execution.deduplicated, !execution.recorded,
+           completed.taskName != WorkflowContext.startTaskName, let store = configuration.workflowStore {
             // Recorded first, even when the connection is gone: a
             // redelivery of this uuid is then acknowledged without running
-            // again (its result sent from the record). A store that is
+            // again (its result sent from the record; a workflow step's
+            // follow-ups done again from it, idempotently). A store that is
             // down costs the deduplication of this one task, not a rerun.
+            // Out of this task's cancellation: a lost connection cancels
+            // the running tasks, and a cancelled GRDB access throws before
+            // writing, which left tasks that had run to their end
+            // unrecorded, to run again on their redelivery (#17).
             do {
-                try await store.finishStep(completed.uuid, returning: completed.returning ?? .null)
+                let uuid = completed.uuid, returning = completed.returning ?? .null
+                try await Task { try await store.finishStep(uuid, returning: returning) }.value
+                execution.recorded = true
             } catch {
                 var fields = metadata("success")
                 fields["error"] = .string(LogText.sanitized(String(describing: error)))
