@@ -87,9 +87,9 @@ import QTasksStateRedis
 /// ``ResultStoreError`` `.unavailable` (naming the URL, password redacted,
 /// and hiredis' error) and is dropped; the next operation connects again, so
 /// the store recovers by itself once Redis is back. An operation that finds
-/// a connection which died while idle retries once on a new one (every
-/// write is idempotent: whole fields and scores, or a compare-and-set that
-/// a repeat finds already done and reports as changed, which reads again). A `qtasks_record` that
+/// a connection which died while idle retries its first round trip once on
+/// a new one (a read, or a write of whole fields and scores; a batch's
+/// compare-and-set comes after its read, so it is never sent twice). A `qtasks_record` that
 /// does not parse is `.corrupt` on reads; a write replaces it, starting from
 /// the hash's QTasks fields.
 public final class RedisResultStore: ResultStore, CustomStringConvertible, @unchecked Sendable {
@@ -428,8 +428,10 @@ public final class RedisResultStore: ResultStore, CustomStringConvertible, @unch
         let deadline: RedisDeadline
 
         /// Sends `commands` in one write and reads their replies (error
-        /// replies are values). Every command the store sends is
-        /// idempotent, so a retry is safe.
+        /// replies are values). Only an operation's first round trip is
+        /// retried (``mayRetry``), and that is always a read or an
+        /// idempotent write (the compare-and-set of a batch comes after its
+        /// read), so a retry is safe.
         ///
         /// - Parameter writes: whether the commands change data (the error
         ///   then says the write may or may not have been applied).
