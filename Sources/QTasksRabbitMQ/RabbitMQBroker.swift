@@ -117,6 +117,9 @@ public final class RabbitMQBroker: DelayedPublishing, PriorityQueueing {
             let arguments = taskQueueArguments(for: name)
             var deadLetterArguments: AMQPTable = [:]
             if let type = arguments["x-queue-type"] { deadLetterArguments["x-queue-type"] = type }
+            for (companion, companionArguments) in configuration.companionQueues.sorted(by: { $0.key < $1.key }) {
+                try await declare(companion, arguments: companionArguments, on: connection)
+            }
             try await declare(deadLetterQueue, arguments: deadLetterArguments, on: connection)
             try await declare(name, arguments: arguments, on: connection, isTaskQueue: true)
             for binding in configuration.bindings where binding.queue == name {

@@ -93,3 +93,56 @@ public enum WireFormat: Sendable, Hashable, CustomStringConvertible {
         return false
     }
 }
+
+/// A task message's name and uuid as its format carries them (the
+/// ``WireFormat`` rule), read without decoding its arguments: for tools
+/// that list messages (`qtasks dlq list`), whatever producer sent them.
+///
+/// | format | task name | uuid |
+/// |---|---|---|
+/// | ``WireFormat/qtasks`` | body `task_name` | body `uuid`, else `message_id` |
+/// | ``WireFormat/celery`` | header `task` | header `id`, else `correlation_id`, else `message_id` |
+/// | ``WireFormat/dramatiq`` | body `actor_name` | body `message_id` |
+/// | ``WireFormat/taskiq`` | body `task_name` | body `task_id` |
+///
+/// What a message lacks is nil (a body that is no JSON object, a missing
+/// or non-string field); the QTasks and Celery uuids fall back to the
+/// AMQP ids as the worker's do.
+public struct TaskIdentity: Sendable, Hashable {
+    public var format: WireFormat
+    public var taskName: String?
+    public var uuid: String?
+
+    public init(format: WireFormat, taskName: String?, uuid: String?) {
+        self.format = format
+        self.taskName = taskName
+        self.uuid = uuid
+    }
+
+    /// Reads `message`'s format, task name and uuid.
+    public init(of message: Message) {
+        let properties = message.properties
+        let format = WireFormat(detecting: properties, body: message.body)
+        if format == .celery {
+            let name: String? = if case .string(let task)? = properties.headers[CeleryProtocol.taskHeader] { task } else { nil }
+            self.init(format: format, taskName: name, uuid: CeleryProtocol.taskID(properties))
+            return
+        }
+        let fields: [String: JSONValue]
+        if case .object(let object)? = try? JSONDecoder().decode(JSONValue.self, from: Data(message.body)) {
+            fields = object
+        } else {
+            fields = [:]
+        }
+        func string(_ key: String) -> String? {
+            if case .string(let text)? = fields[key], !text.isEmpty { return text }
+            return nil
+        }
+        switch format {
+        case .dramatiq: self.init(format: format, taskName: string("actor_name"), uuid: string("message_id"))
+        case .taskiq: self.init(format: format, taskName: string("task_name"), uuid: string("task_id"))
+        case .qtasks, .celery:
+            self.init(format: format, taskName: string("task_name"), uuid: string("uuid") ?? properties.messageID)
+        }
+    }
+}
