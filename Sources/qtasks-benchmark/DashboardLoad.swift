@@ -128,6 +128,16 @@ func processCPUSeconds(_ pid: Int32) -> Double {
     return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
 }
 
+/// This process's own user + system CPU seconds (`getrusage`), at
+/// microsecond resolution where `/proc/PID/stat` counts clock ticks (10 ms):
+/// what a child reports about itself on its `drained` line.
+func ownCPUSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
 /// The live stream and the poller of ``DashboardLoad``, each on a thread.
 final class DashboardClients: @unchecked Sendable {
     // @unchecked: every mutable field is behind `lock`.
