@@ -89,7 +89,9 @@ struct TaskEnvelope: Decodable {
         self.taskName = taskName
         self.priority = try Self.priority(in: container, uuid: uuid, taskName: taskName)
         self.bodyCreatedAt = try Self.field(Double.self, .createdAt, in: container, expected: "a number (Unix seconds)", uuid: uuid, taskName: taskName)
-        if container.contains(.workflow), (try? container.decodeNil(forKey: .workflow)) == false {
+        // decodeNil throws for an absent key: one lookup for "present and
+        // not null".
+        if (try? container.decodeNil(forKey: .workflow)) == false {
             do {
                 self.workflow = try container.decode(WorkflowContext.self, forKey: .workflow)
             } catch {
@@ -135,9 +137,10 @@ struct TaskEnvelope: Decodable {
         uuid: String? = nil,
         taskName: String? = nil
     ) throws -> T? {
-        guard container.contains(key), (try? container.decodeNil(forKey: key)) == false else { return nil }
+        // One lookup (absent or null: nil), where contains + decodeNil +
+        // decode made three: this runs for four fields of every task.
         do {
-            return try container.decode(T.self, forKey: key)
+            return try container.decodeIfPresent(T.self, forKey: key)
         } catch {
             let found = DecodingErrorText.kind(of: key, in: container)
             throw TaskInputError(.invalidField, "\(key.stringValue) must be \(expected), found \(found)", uuid: uuid, taskName: taskName)
@@ -149,6 +152,11 @@ struct TaskEnvelope: Decodable {
         uuid: String?,
         taskName: String
     ) throws -> Int {
+        // The usual case, absent or a plain integer, without building a
+        // JSONValue; anything else (2.0, a string, ...) is judged below.
+        do {
+            return try container.decodeIfPresent(Int.self, forKey: .priority) ?? 0
+        } catch {}
         guard let value = try field(JSONValue.self, .priority, in: container, expected: "an integer", uuid: uuid, taskName: taskName) else {
             return 0
         }
