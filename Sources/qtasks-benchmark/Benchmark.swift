@@ -340,7 +340,7 @@ struct RunBenchmark: AsyncParsableCommand {
     ) async throws -> DrainResult {
         _ = try await child.waitFor("ready")
         try await atReady()
-        let cpuBefore = processCPUSeconds(child.pid)
+        let cpuBefore = threadsCPUSeconds(child.pid)
         let brokerBefore = brokerPID.map(processCPUSeconds)
         // "drained <seconds> cpu <seconds>": the child's own CPU time from
         // its ready line (getrusage, microseconds) where /proc counts in
@@ -353,7 +353,7 @@ struct RunBenchmark: AsyncParsableCommand {
             seconds = value
             cpu = nil  // the store's writes go on after the last task ran
         }
-        let cpuSeconds = cpu ?? (processCPUSeconds(child.pid) - cpuBefore)
+        let cpuSeconds = cpu ?? (threadsCPUSeconds(child.pid) - cpuBefore)
         var result = DrainResult(rate: Double(count) / seconds, cpuPerTask: cpuSeconds / Double(count) * 1e6)
         if let brokerPID, let brokerBefore {
             result.brokerCPUPerTask = (processCPUSeconds(brokerPID) - brokerBefore) / Double(count) * 1e6
@@ -418,7 +418,7 @@ struct RunBenchmark: AsyncParsableCommand {
                         + (concurrency.map { ["--concurrency", "\($0)"] } ?? []) + (prefetch.map { ["--prefetch", "\($0)"] } ?? [])))
         }
         for child in children { _ = try await child.waitFor("ready") }
-        let cpuBefore = children.map { processCPUSeconds($0.pid) }
+        let cpuBefore = children.map { threadsCPUSeconds($0.pid) }
         let progress = ScaleProgress(workers: workers)
         let target = count
         let started = children
@@ -442,7 +442,7 @@ struct RunBenchmark: AsyncParsableCommand {
             }
             throw BenchmarkError("the \(workers) workers did not drain \(count) tasks within 600 s")
         }
-        let cpu = zip(children, cpuBefore).map { processCPUSeconds($0.pid) - $1 }.reduce(0, +)
+        let cpu = zip(children, cpuBefore).map { threadsCPUSeconds($0.pid) - $1 }.reduce(0, +)
         log(String(format: "%d workers: %.0f tasks/s, worker CPU %.1f us/task (all processes)", workers, Double(count) / seconds, cpu / Double(count) * 1e6))
         for child in children { child.stop(grace: 60) }
         try await deleteQueues(queue, amqp: amqp)
@@ -529,9 +529,9 @@ struct RunBenchmark: AsyncParsableCommand {
             url: url, queue: queue, concurrency: concurrency, prefetch: prefetch, count: 0)
         defer { worker.stop(grace: 60) }
         _ = try await worker.waitFor("ready")
-        let cpuBefore = processCPUSeconds(worker.pid)
+        let cpuBefore = threadsCPUSeconds(worker.pid)
         let seconds = try await counter.seconds(timeout: .seconds(600))
-        let cpu = processCPUSeconds(worker.pid) - cpuBefore
+        let cpu = threadsCPUSeconds(worker.pid) - cpuBefore
         let peak = worker.memory().peak
         worker.stop(grace: 60)
         try await channel.deleteQueue(replies)
@@ -627,8 +627,8 @@ struct Rows {
         }
         // CPU per task beside each drain row, against the bare loop's CPU
         // per message.
-        func cost(_ number: String, _ key: String, target: String = "") {
-            line("\(number) worker CPU per task", "us", "\(key)-cpu", target: target, against: baselineCPU)
+        func cost(_ number: String, _ key: String, _ what: String = "", target: String = "") {
+            line("\(number) worker CPU per task" + what, "us", "\(key)-cpu", target: target, against: baselineCPU)
         }
         line("1 baseline: rabbitmq-c consume+ack", "msg/s", "baseline", ratio: true)
         line("1 bare loop CPU per message", "us", "baseline-cpu", against: baselineCPU)
@@ -637,7 +637,7 @@ struct Rows {
         cost("2", "drain", target: "<= 12 us (ratio vs row 1's CPU)")
         line("2 broker CPU per task", "us", "drain-broker-cpu", against: median("baseline-broker-cpu"))
         line("3 drain, results confirmed before ack", "tasks/s", "results", ratio: true, target: ">= 0.40 x best baseline")
-        cost("3", "results")
+        cost("3", "results", ", results")
         line("4 RPC round trip p50", "ms", "p50", target: "<= 1.0 ms")
         line("4 RPC round trip p90", "ms", "p90")
         line("4 RPC round trip p99", "ms", "p99", target: "<= 5 ms")
@@ -646,9 +646,9 @@ struct Rows {
         line("6 worker RSS idle", "MiB", "idle")
         line("6 worker RSS peak under load", "MiB", "peak", target: "<= 50 MiB")
         line("7 drain, task + worker dependency", "tasks/s", "depends", ratio: true)
-        cost("7", "depends")
+        cost("7", "depends", ", + dependency")
         line("7 drain, one SQLite State update", "tasks/s", "state", ratio: true)
-        cost("7", "state")
+        cost("7", "state", ", State update")
         let publishBaseline = median("publish-baseline")
         line("8 baseline: C publish, confirms", "msg/s", "publish-baseline")
         line("9 enqueue, batch send (no reply_to)", "tasks/s", "batch", target: ">= 0.70 x row 8 (ratio vs row 8)", against: publishBaseline)
