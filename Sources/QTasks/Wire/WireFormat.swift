@@ -84,13 +84,23 @@ public enum WireFormat: Sendable, Hashable, CustomStringConvertible {
 
     private static func contains(_ body: [UInt8], _ needle: [UInt8]) -> Bool {
         guard body.count >= needle.count, let first = needle.first else { return false }
-        var index = 0
-        let last = body.count - needle.count
-        while index <= last {
-            if body[index] == first, body[index..<(index + needle.count)].elementsEqual(needle) { return true }
-            index += 1
+        // memchr to each candidate start, memcmp there: this scan runs
+        // twice per key on every delivery, where a bounds-checked loop
+        // over slices cost a percent of a no-op task.
+        return body.withUnsafeBufferPointer { haystack in
+            needle.withUnsafeBufferPointer { key in
+                guard let start = haystack.baseAddress, let keyStart = key.baseAddress else { return false }
+                let last = haystack.count - key.count
+                var index = 0
+                while index <= last {
+                    guard let found = memchr(start + index, Int32(first), last - index + 1) else { return false }
+                    index = UnsafePointer(found.assumingMemoryBound(to: UInt8.self)) - start
+                    if memcmp(start + index, keyStart, key.count) == 0 { return true }
+                    index += 1
+                }
+                return false
+            }
         }
-        return false
     }
 }
 
