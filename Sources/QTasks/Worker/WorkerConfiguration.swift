@@ -77,8 +77,8 @@ public struct WorkerConfiguration: Sendable {
     /// (logged). A queue's own timeout (RabbitMQ 3.12+: the
     /// `x-consumer-timeout` argument or the `consumer-timeout` policy key)
     /// is not seen: set the shortest. nil: the broker has none (RabbitMQ
-    /// `consumer_timeout = false` in advanced.config); tasks are not
-    /// stopped for it. Default 30 minutes (RabbitMQ's default). See
+    /// `{rabbit, [{consumer_timeout, undefined}]}` in advanced.config);
+    /// tasks are not stopped for it. Default 30 minutes (RabbitMQ's default). See
     /// docs/reliability.md, "Long tasks and consumer_timeout".
     public var consumerTimeout: Duration? = .seconds(1800)
     /// How long before ``consumerTimeout`` (from its delivery) the worker
