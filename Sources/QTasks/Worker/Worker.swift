@@ -575,13 +575,19 @@ public final class Worker: Service, Sendable {
         }
         // A workflow step's follow-ups (docs/workflows.md): its store calls
         // and the messages of what comes next, confirmed before the ack.
-        guard await continueWorkflow(execution, for: delivery, metadata: metadata(report(settled: false).status)) else {
-            return report(settled: false)
-        }
+        let continuation = await continueWorkflowStep(execution, for: delivery, metadata: metadata(report(settled: false).status))
+        if case .requeued = continuation { return report(settled: false) }
         let status = report(settled: false).status
         let rejecting = rejectToBroker
         let settled = await settle(delivery, metadata: metadata(status)) { broker in
             if rejecting { try await broker.reject(delivery, requeue: false) } else { try await broker.acknowledge(delivery) }
+        }
+        if case .refused(let failure) = continuation {
+            // Refused and dead-lettered: reported (logged, counted,
+            // recorded) as failed with the refusal, never as a success.
+            return TaskReport(
+                delivery: delivery, outcome: Self.refusedOutcome(outcome, failure), isSettled: settled, retryDelay: nil,
+                duration: ContinuousClock.now - start)
         }
         return report(settled: settled, retryDelay: settled ? retryDelay : nil)
     }
