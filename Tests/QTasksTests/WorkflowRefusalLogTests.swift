@@ -56,3 +56,36 @@ import Testing
         #expect(deadLetter.properties.headers[MessageHeaders.errorType] == .string("WorkflowError"))
     }
 }
+
+/// Integer fields of a workflow written as JSON (`qtasks workflow send`):
+/// anything but a whole number is refused naming the field, never as "not
+/// valid JSON".
+@Suite struct WorkflowStepIntegerFieldTests {
+    func decodingError(_ json: String) -> String? {
+        do {
+            _ = try JSONDecoder().decode(WorkflowStep.self, from: Data(json.utf8))
+            return nil
+        } catch let DecodingError.dataCorrupted(context) {
+            return context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: "/") + ": " + context.debugDescription
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    @Test func windowAndPriorityMustBeWholeNumbers() throws {
+        #expect(decodingError(#"{"group": [{"task": "a"}], "window": 2.5}"#) == "window: a group's window must be a whole number, not 2.5")
+        #expect(decodingError(#"{"group": [{"task": "a"}], "window": "3"}"#) == #"window: a group's window must be a whole number, not "3""#)
+        #expect(decodingError(#"{"group": [{"task": "a"}], "window": true}"#) == "window: a group's window must be a whole number, not true")
+        #expect(decodingError(#"{"group": [{"task": "a"}], "window": 0}"#) == "window: a group's window must be a whole number of at least 1, not 0")
+        #expect(decodingError(#"{"chain": [{"task": "a", "priority": 1.5}]}"#) == "chain/[0]/priority: a task's priority must be a whole number, not 1.5")
+        // Whole numbers, written either way, and null (absent) are fine.
+        let step = try JSONDecoder().decode(WorkflowStep.self, from: Data(#"{"group": [{"task": "a", "priority": 3}], "window": 2.0}"#.utf8))
+        guard case .group(_, let members, let window) = step, case .task(let task)? = members.first else {
+            Issue.record("not a group of one task: \(step)")
+            return
+        }
+        #expect(window == 2)
+        #expect(task.priority == 3)
+        #expect(decodingError(#"{"group": [{"task": "a"}], "window": null}"#) == nil)
+    }
+}
