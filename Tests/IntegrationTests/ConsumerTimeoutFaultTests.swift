@@ -130,6 +130,50 @@ struct ConsumerTimeoutFaultTests {
         }
     }
 
+    /// The issue's last finding: during a graceful shutdown (consumer
+    /// cancelled, the task let finish) the broker closes the channel for
+    /// `consumer_timeout` under the running task. The worker, told the
+    /// broker has no timeout (`--consumer-timeout 0`) so that it does not
+    /// stop the task itself, must then neither publish the result nor log
+    /// `task succeeded`: the broker has requeued the message.
+    @Test func aTaskWhoseChannelClosedDuringShutdownPublishesNothing() async throws {
+        try await withNode { node in
+            let log = NSTemporaryDirectory() + "qtasks-runlog-\(UUID().uuidString).txt"
+            defer { try? FileManager.default.removeItem(atPath: log) }
+            let queue = IntegrationEnvironment.uniqueQueue("ctshutdown")
+            let replies = queue + ".results"
+            let worker = try await startWorker(
+                node, queues: [queue], extra: ["--consumer-timeout", "0", "--shutdown-grace", "60"], runLog: log)
+            let connection = try await AMQPConnection.connect(node.configuration)
+            defer { Task { await connection.close() } }
+            try await connection.openChannel().declareQueue(replies, durable: true)
+            let publisher = TaskPublisher(configuration: node.configuration)
+            let slow = UUID().uuidString.lowercased()
+            try await publisher.publish(#"{"uuid": "\#(slow)", "task_name": "sleep", "args": [14]}"#, to: queue, uuid: slow, replyTo: replies)
+            await publisher.close()
+            try await waitUntil("the task to start", timeout: 20) { runs(log).starts(slow) == 1 }
+            worker.signal(SIGTERM)
+            // The task runs to its end (14 s, within the grace period); the
+            // broker closed its channel at about 10 s.
+            let ended = await worker.waitForExit(timeout: 60)
+            let stderr = worker.standardErrorText
+            let channel = try await connection.openChannel()
+            let results = Int(try await channel.declareQueue(replies, passive: true).messageCount)
+            let back = Int(try await channel.declareQueue(queue, passive: true).messageCount)
+            let lines = stderr.split(separator: "\n")
+            let succeeded = lines.count { $0.contains("task succeeded") && $0.contains(slow) }
+            print(
+                "fault-suite consumer_timeout 10 s during a graceful shutdown (sleep 14, grace 60 s): results published \(results), "
+                    + "'task succeeded' lines \(succeeded), messages back in the queue \(back), worker exit \(ended.map { "\($0)" } ?? "none")")
+            #expect(ended == .exited(0), "\(worker.stderrTail())")
+            #expect(stderr.contains("channel closed by broker"), "the broker did close the channel: \(worker.stderrTail())")
+            #expect(results == 0, "\(worker.stderrTail())")
+            #expect(succeeded == 0, "\(worker.stderrTail())")
+            #expect(stderr.contains("task ended after its delivery's connection or channel closed"), "\(worker.stderrTail())")
+            #expect(back == 1, "the broker requeued it")
+        }
+    }
+
     /// The worker left at RabbitMQ's default (30 min) on a broker at 10 s:
     /// the broker closes the channel once; the worker learns the broker's
     /// value from that close (`Timeout value used: 10000 ms`), sends no
