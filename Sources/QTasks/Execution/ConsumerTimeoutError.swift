@@ -58,6 +58,8 @@ final class ConsumerTimeoutBudget: Sendable {
     private let configured: Duration?
     private let margin: Duration?
     private let learnt = Mutex<Duration?>(nil)
+    /// Stops the tasks that reach their deadline.
+    let watchdog = DeadlineWatchdog()
 
     init(configured: Duration?, margin: Duration?) {
         self.configured = configured.flatMap { $0 > .zero ? $0 : nil }
@@ -81,8 +83,12 @@ final class ConsumerTimeoutBudget: Sendable {
     /// there is no timeout.
     var deadline: Duration? {
         guard let timeout else { return nil }
-        let margin = self.margin ?? Self.margin(for: timeout)
-        return max(timeout - margin, timeout / 2)
+        return max(timeout - effectiveMargin(for: timeout), timeout / 2)
+    }
+
+    /// The configured margin, else ``margin(for:)``.
+    func effectiveMargin(for timeout: Duration) -> Duration {
+        margin ?? Self.margin(for: timeout)
     }
 
     /// The default margin: a tenth of the timeout, at least 1 s and at
@@ -114,4 +120,101 @@ final class ConsumerTimeoutBudget: Sendable {
     }
 
     nonisolated(unsafe) private static let pattern = #/Timeout value used: (\d+) ms/#
+}
+
+/// Cancels the tasks whose delivery reached its consumer-timeout deadline.
+///
+/// One polling task (while any task is registered) instead of a timer per
+/// task: a task group with a sleeping child around every handler cost about
+/// 11 µs per task, a third of the worker's CPU per task (docs/performance.md);
+/// this costs about 1 µs. A deadline is seen at most ``pollInterval`` late,
+/// well within the margin before the broker's timeout.
+final class DeadlineWatchdog: Sendable {
+    private struct Entry {
+        var deadline: ContinuousClock.Instant
+        var fire: @Sendable () -> Void
+    }
+
+    private struct State {
+        var entries: [UInt64: Entry] = [:]
+        var nextID: UInt64 = 0
+        var polling = false
+        var interval: Duration = .milliseconds(250)
+    }
+
+    private let state = Mutex(State())
+
+    /// At most 250 ms, a quarter of the smallest margin registered with (so
+    /// that a deadline is never seen later than a quarter of its margin), at
+    /// least 10 ms.
+    static func pollInterval(margin: Duration) -> Duration {
+        min(.milliseconds(250), max(.milliseconds(10), margin / 4))
+    }
+
+    /// Runs `operation` in a task of its own (started at once on this
+    /// thread, `Task.immediate`: no thread hop for a handler that does not
+    /// suspend) that is cancelled when `deadline` passes; then throws
+    /// `error` (unless the operation returned all the same). Cancelling the
+    /// caller cancels the operation too.
+    func run<T: Sendable>(
+        until deadline: ContinuousClock.Instant, margin: Duration, error: any Error & Sendable,
+        _ operation: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        let task: Task<T, any Error>
+        if #available(macOS 26, iOS 26, tvOS 26, watchOS 26, *) {
+            task = Task.immediate { try await operation() }
+        } else {
+            task = Task { try await operation() }
+        }
+        let fired = Mutex(false)
+        let id = register(deadline, interval: Self.pollInterval(margin: margin)) {
+            fired.withLock { $0 = true }
+            task.cancel()
+        }
+        defer { deregister(id) }
+        do {
+            return try await withTaskCancellationHandler { try await task.value } onCancel: { task.cancel() }
+        } catch let thrown {
+            if fired.withLock({ $0 }) { throw error }
+            throw thrown
+        }
+    }
+
+    private func register(_ deadline: ContinuousClock.Instant, interval: Duration, fire: @escaping @Sendable () -> Void) -> UInt64 {
+        let (id, start) = state.withLock { state -> (UInt64, Bool) in
+            state.nextID += 1
+            state.entries[state.nextID] = Entry(deadline: deadline, fire: fire)
+            state.interval = state.entries.count == 1 ? interval : min(state.interval, interval)
+            defer { state.polling = true }
+            return (state.nextID, !state.polling)
+        }
+        // Detached: it must not inherit the task's cancellation or locals.
+        if start { Task.detached { await self.poll() } }
+        return id
+    }
+
+    private func deregister(_ id: UInt64) {
+        _ = state.withLock { $0.entries.removeValue(forKey: id) }
+    }
+
+    /// Fires what is due every interval; ends once nothing is registered
+    /// (the next registration starts it again).
+    private func poll() async {
+        while true {
+            let interval = state.withLock { $0.interval }
+            try? await Task.sleep(for: interval)
+            let now = ContinuousClock.now
+            let (due, idle) = state.withLock { state -> ([@Sendable () -> Void], Bool) in
+                var due: [@Sendable () -> Void] = []
+                for (id, entry) in state.entries where entry.deadline <= now {
+                    due.append(entry.fire)
+                    state.entries[id] = nil
+                }
+                if state.entries.isEmpty { state.polling = false }
+                return (due, state.entries.isEmpty)
+            }
+            for fire in due { fire() }
+            if idle { return }
+        }
+    }
 }

@@ -406,6 +406,15 @@ public struct TaskRunner: Sendable {
         _ call: PreparedCall, _ context: TaskContext, timeLimit: Duration?, ackDeadline: AcknowledgementDeadline?
     ) async throws -> JSONValue {
         let middleware = self.middleware
+        if timeLimit == nil, let ackDeadline, let budget = consumerTimeout {
+            // The common case (a consumer timeout, no time limit): the
+            // worker's watchdog, not a timer per task.
+            return try await budget.watchdog.run(
+                until: ackDeadline.instant, margin: budget.effectiveMargin(for: ackDeadline.consumerTimeout),
+                error: ConsumerTimeoutError(
+                    taskName: context.taskName, consumerTimeout: ackDeadline.consumerTimeout, deadline: ackDeadline.afterDelivery)
+            ) { try await middleware.run(context) { try await call.run($0) } }
+        }
         // A huge limit would overflow the sleep's deadline; a billion seconds is "never".
         var stop: (instant: ContinuousClock.Instant, error: any Error & Sendable)? = timeLimit.map { limit in
             (ContinuousClock.now + Seconds.clamped(limit), TaskTimeLimitError(taskName: context.taskName, limit: limit))
