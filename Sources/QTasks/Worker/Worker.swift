@@ -31,6 +31,13 @@ import Tracing
 ///   published, delivery acknowledged.
 /// - Cancelled by the worker (shutdown deadline, lost connection): rejected
 ///   with requeue, no result.
+/// - Still running ``WorkerConfiguration/consumerTimeoutMargin`` before the
+///   broker's `consumer_timeout` (``WorkerConfiguration/consumerTimeout``,
+///   counted from the delivery): stopped, and failed with
+///   ``ConsumerTimeoutError`` like any error (retry, then dead letter), so
+///   that the broker never closes the channel under it. A task with
+///   ``TaskOptions/acknowledgement`` `.onStart` is acknowledged before its
+///   handler runs instead (at most once) and is not stopped.
 ///
 /// Connection loss (the delivery stream ends with an error): running tasks
 /// are cancelled (their deliveries belong to the dead connection and are
