@@ -445,11 +445,12 @@ public final class RabbitMQBroker: DelayedPublishing, PriorityQueueing {
         try await mapErrors { try await channel.reject(deliveryTag: delivery.token.tag, requeue: requeue) }
     }
 
-    /// False when the delivery's consumer session was replaced or its
-    /// connection is closed: RabbitMQ has requeued it.
+    /// False when the delivery's consumer session was replaced, or its
+    /// channel or connection is closed (the broker closes the channel when
+    /// a delivery outlives its `consumer_timeout`): RabbitMQ has requeued it.
     public func canSettle(_ delivery: Delivery) -> Bool {
         guard let channel = consuming.withLock({ $0.channels[delivery.token.generation] }) else { return false }
-        return channel.connection.isOpen
+        return channel.isOpen
     }
 
     private func channel(for delivery: Delivery) throws -> AMQPChannel {

@@ -31,6 +31,13 @@ import Tracing
 ///   published, delivery acknowledged.
 /// - Cancelled by the worker (shutdown deadline, lost connection): rejected
 ///   with requeue, no result.
+/// - Still running ``WorkerConfiguration/consumerTimeoutMargin`` before the
+///   broker's `consumer_timeout` (``WorkerConfiguration/consumerTimeout``,
+///   counted from the delivery): stopped, and failed with
+///   ``ConsumerTimeoutError`` like any error (retry, then dead letter), so
+///   that the broker never closes the channel under it. A task with
+///   ``TaskOptions/acknowledgement`` `.onStart` is acknowledged before its
+///   handler runs instead (at most once) and is not stopped.
 ///
 /// Connection loss (the delivery stream ends with an error): running tasks
 /// are cancelled (their deliveries belong to the dead connection and are
@@ -71,6 +78,11 @@ public final class Worker: Service, Sendable {
     private let shutdown = ShutdownSignal()
     /// Queues this worker declared for workflow steps it published.
     let workflowQueues = Mutex<Set<String>>([])
+    /// Deliveries acknowledged before their task ran
+    /// (``TaskAcknowledgement/onStart``), until the task is settled.
+    let acknowledgedOnStart = Mutex<Set<DeliveryToken>>([])
+    /// The broker's `consumer_timeout`, configured or learnt.
+    let consumerTimeoutBudget: ConsumerTimeoutBudget
     /// The configuration's middleware, then the initializer's; the
     /// standard middleware goes outside them when `run()` starts.
     private let userMiddleware: [any TaskMiddleware]
@@ -91,6 +103,8 @@ public final class Worker: Service, Sendable {
         self.app = app
         self.configuration = configuration
         self.userMiddleware = configuration.middleware + middleware()
+        self.consumerTimeoutBudget = ConsumerTimeoutBudget(
+            configured: configuration.consumerTimeout, margin: configuration.consumerTimeoutMargin)
     }
 
     /// The whole chain: the standard middleware (unless turned off), then
@@ -205,6 +219,7 @@ public final class Worker: Service, Sendable {
             logger: logger,
             middleware: chain
         )
+        executor.consumerTimeout = consumerTimeoutBudget
         if let store = configuration.workflowStore {
             // This worker process and its consumer session: a running mark
             // of the same runner is a copy running beside, never taken over.
@@ -389,6 +404,7 @@ public final class Worker: Service, Sendable {
                 }
             } catch {
                 streamError = error
+                noteBrokerClose(error)
                 logger.error(
                     "delivery stream failed (connection lost); cancelling running tasks, the broker redelivers them",
                     metadata: ["error": "\(error)", "running": .stringConvertible(running)]
@@ -446,7 +462,11 @@ public final class Worker: Service, Sendable {
     /// applies its outcome to the delivery.
     private func runAndSettle(_ delivery: Delivery, _ runner: TaskRunner) async -> TaskReport {
         let start = ContinuousClock.now
-        var execution = await runner.execute(delivery, span: WorkerSpan.current)
+        var execution = await runner.execute(delivery, span: WorkerSpan.current) { [self] in
+            try await self.acknowledgeOnStart(delivery)
+        }
+        let acknowledgedOnStart = execution.acknowledgedOnStart
+        defer { if acknowledgedOnStart { forgetAcknowledgedOnStart(delivery) } }
         let outcome = execution.outcome
         let result = outcome.result
         func metadata(_ status: String) -> Logger.Metadata {
@@ -497,16 +517,26 @@ public final class Worker: Service, Sendable {
             }
         }
         if case .cancelled = outcome {
-        } else if !broker.canSettle(delivery) {
-            // The connection was lost while the task ran: the broker has
-            // requeued the delivery, and its redelivery runs the task and
-            // publishes what follows. Publishing now would double it.
+        } else if !execution.acknowledgedOnStart, !broker.canSettle(delivery) {
+            // The connection or the delivery's channel was lost while the
+            // task ran (the broker's consumer_timeout closes the channel):
+            // the broker has requeued the delivery, and its redelivery
+            // runs the task and publishes what follows. Publishing now
+            // would double it.
             configuration.logger.warning(
-                "delivery belongs to a lost connection; nothing published for it, the broker redelivers it",
+                "task ended after its delivery's connection or channel closed; nothing published for it, the broker redelivers it",
                 metadata: metadata(report(settled: false).status))
             return report(settled: false)
         }
         switch outcome {
+        case .cancelled where execution.expiredBeforeStart:
+            await requeue(
+                delivery, reason: "waited past its consumer_timeout deadline before it started (lower the prefetch for long tasks)",
+                metadata: metadata("cancel"))
+            return report(settled: false)
+        case .cancelled where execution.acknowledgedOnStart:
+            await republishCancelled(delivery, metadata: metadata("cancel"))
+            return report(settled: false)
         case .cancelled:
             await requeue(delivery, reason: "cancelled by the worker", metadata: metadata("cancel"))
             return report(settled: false)
@@ -560,13 +590,19 @@ public final class Worker: Service, Sendable {
         }
         // A workflow step's follow-ups (docs/workflows.md): its store calls
         // and the messages of what comes next, confirmed before the ack.
-        guard await continueWorkflow(execution, for: delivery, metadata: metadata(report(settled: false).status)) else {
-            return report(settled: false)
-        }
+        let continuation = await continueWorkflowStep(execution, for: delivery, metadata: metadata(report(settled: false).status))
+        if case .requeued = continuation { return report(settled: false) }
         let status = report(settled: false).status
         let rejecting = rejectToBroker
         let settled = await settle(delivery, metadata: metadata(status)) { broker in
             if rejecting { try await broker.reject(delivery, requeue: false) } else { try await broker.acknowledge(delivery) }
+        }
+        if case .refused(let failure) = continuation {
+            // Refused and dead-lettered: reported (logged, counted,
+            // recorded) as failed with the refusal, never as a success.
+            return TaskReport(
+                delivery: delivery, outcome: Self.refusedOutcome(outcome, failure), isSettled: settled, retryDelay: nil,
+                duration: ContinuousClock.now - start)
         }
         return report(settled: settled, retryDelay: settled ? retryDelay : nil)
     }
