@@ -210,7 +210,7 @@ struct ConsumerTimeoutFaultTests {
             let stderr = worker.standardErrorText
             let channelCloses = stderr.split(separator: "\n").count { $0.contains("channel closed by broker") }
             print(
-                "fault-suite consumer_timeout 10 s, worker at its default (1800 s): sleep 20 runs \(all.starts(slow)), "
+                "fault-suite consumer_timeout 10 s, worker at its default (not set: learnt from the broker): sleep 20 runs \(all.starts(slow)), "
                     + "results \(collector.counts[slow] ?? 0) (\(collector.statuses[slow] ?? "none")), dead letters \(dead.count) (\(dead.type ?? "-")), "
                     + "channels closed by the broker \(channelCloses), connection closed by the broker \(stderr.contains("AMQP connection closed by broker") ? "yes" : "no")")
             #expect(all.starts(slow) == 2, "\(all.lines)")

@@ -70,17 +70,24 @@ public struct WorkerConfiguration: Sendable {
     /// `.onStart` are exempt (their delivery is acknowledged before they
     /// run).
     ///
-    /// Set it to the broker's value: AMQP does not tell it, nor does
-    /// RabbitMQ's management API (3.x, 4.x). When the broker closes a
-    /// channel for a shorter timeout than this, its reply names the value
-    /// (`Timeout value used: N ms`) and the worker uses that from then on
-    /// (logged). A queue's own timeout (RabbitMQ 3.12+: the
+    /// AMQP does not tell the broker's value, nor does RabbitMQ's
+    /// management API (3.x, 4.x). When the broker closes a channel for its
+    /// timeout, its reply names the value (`Timeout value used: N ms`) and
+    /// the worker uses that from then on (logged), whatever is set here,
+    /// if it is shorter. A queue's own timeout (RabbitMQ 3.12+: the
     /// `x-consumer-timeout` argument or the `consumer-timeout` policy key)
-    /// is not seen: set the shortest. nil: the broker has none (RabbitMQ
-    /// `{rabbit, [{consumer_timeout, undefined}]}` in advanced.config);
-    /// tasks are not stopped for it. Default 30 minutes (RabbitMQ's default). See
-    /// docs/reliability.md, "Long tasks and consumer_timeout".
-    public var consumerTimeout: Duration? = .seconds(1800)
+    /// is not seen: set the shortest.
+    ///
+    /// Default nil: not known until the broker closes a channel for it.
+    /// That first close cancels the tasks of the channel (they are
+    /// redelivered) and teaches the worker the value; every later task is
+    /// stopped before it. Set the broker's value (RabbitMQ's default is 30
+    /// minutes) to avoid even that first close, at a cost: the deadline
+    /// watches every task, about 6 µs of worker CPU per task (a no-op task
+    /// costs about 23 µs without it; docs/performance.md), which is why it
+    /// is not on by default. See docs/reliability.md, "Long tasks and
+    /// consumer_timeout".
+    public var consumerTimeout: Duration? = nil
     /// How long before ``consumerTimeout`` (from its delivery) the worker
     /// stops a task, to leave time for its error result, its dead letter
     /// and the ack. nil (the default): a tenth of the timeout, at least 1 s
