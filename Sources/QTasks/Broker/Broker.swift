@@ -29,6 +29,13 @@ public protocol Broker: Sendable {
     /// Starts consuming the given queues, each with its own prefetch, into
     /// one stream; otherwise as ``consume(queues:prefetch:)``. The default
     /// implementation calls that with the largest prefetch.
+    ///
+    /// A broker may recover one queue on its own while the connection
+    /// lives on: `RabbitMQBroker` consumes each queue on a channel of its
+    /// own and declares and consumes again, after a backoff, a queue that
+    /// was deleted or refused, without ending the stream; that queue's
+    /// unsettled deliveries can then no longer be settled
+    /// (``canSettle(_:)`` is false), the other queues' still can.
     func consume(_ subscriptions: [QueueSubscription]) async throws -> AsyncThrowingStream<Delivery, any Error>
 
     /// Cancels the consumers started by ``consume(queues:prefetch:)``: no new

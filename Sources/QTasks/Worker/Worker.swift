@@ -226,7 +226,16 @@ public final class Worker: Service, Sendable {
             let deliveries: AsyncThrowingStream<Delivery, any Error>
             do {
                 for queue in configuration.queues {
-                    try await broker.declareTaskQueue(queue)
+                    do {
+                        try await broker.declareTaskQueue(queue)
+                    } catch let error as BrokerError where sessions > 0 && error.code == .refused {
+                        // Consuming again after a loss: one queue the broker
+                        // refuses (deleted and locked by another
+                        // connection's exclusive queue: 405) must not keep
+                        // the others from being served. The broker retries
+                        // it on its own (RabbitMQBroker.consume) and logs it.
+                        logger.debug("queue declaration refused; consuming the others", metadata: ["queue": .string(queue), "error": "\(error)"])
+                    }
                 }
                 deliveries = try await broker.consume(configuration.subscriptions)
             } catch {
@@ -371,7 +380,7 @@ public final class Worker: Service, Sendable {
                         dropped += 1
                         if dropped == 1 {
                             logger.warning(
-                                "connection lost: buffered deliveries are dropped unstarted, the broker redelivers them",
+                                "consumer channel or connection lost: buffered deliveries are dropped unstarted, the broker redelivers them",
                                 metadata: ["queue": .string(queue)])
                         }
                         continue
