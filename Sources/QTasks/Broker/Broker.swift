@@ -44,6 +44,23 @@ public protocol Broker: Sendable {
     /// this consumer until acknowledged or rejected.
     func stopConsuming() async
 
+    /// Cancels the consumers of the current ``consume(_:)`` stream for a
+    /// while, without ending the stream or closing anything: the
+    /// deliveries in hand can still be acknowledged or rejected, and no
+    /// new ones arrive until ``resumeConsuming()``. The worker runs a
+    /// suspect delivery alone this way (docs/reliability.md, "Poison
+    /// messages").
+    ///
+    /// - Returns: how many deliveries the current stream was handed in
+    ///   all, once no more can arrive: the ones not yet read from the
+    ///   stream are those it buffers. Nil when this broker cannot pause
+    ///   (the default) or consumes nothing.
+    func pauseConsuming() async -> Int?
+
+    /// Starts again the consumers that ``pauseConsuming()`` cancelled
+    /// (not after ``stopConsuming()``). Default: nothing.
+    func resumeConsuming() async
+
     /// Publishes many messages, pipelined, and returns when every one is
     /// settled (confirmed by the broker, or failed): each one's outcome, in
     /// order, failures as ``publish(_:to:mandatory:)`` would throw them.
@@ -90,6 +107,10 @@ public protocol Broker: Sendable {
 
 extension Broker {
     public func canSettle(_ delivery: Delivery) -> Bool { true }
+
+    public func pauseConsuming() async -> Int? { nil }
+
+    public func resumeConsuming() async {}
 
     public func consume(_ subscriptions: [QueueSubscription]) async throws -> AsyncThrowingStream<Delivery, any Error> {
         try await consume(queues: subscriptions.map(\.queue), prefetch: subscriptions.map(\.prefetch).max() ?? 1)

@@ -364,8 +364,14 @@ public final class Worker: Service, Sendable {
                 }
             }
 
+            // Read from the stream: beside what the broker says it handed
+            // out, the count of what the stream still buffers.
+            var taken = 0
+            var iterator = deliveries.makeAsyncIterator()
+            let isolating = configuration.isolatesSuspectDeliveries
             do {
-                for try await delivery in deliveries {
+                while let delivery = try await iterator.next() {
+                    taken += 1
                     // A queue's own limit rarely waits here: its prefetch is
                     // that limit, so the broker holds its next delivery back.
                     let queue = delivery.queue
@@ -387,6 +393,53 @@ public final class Worker: Service, Sendable {
                     }
                     if shutdown.isFired {
                         held.append(delivery)
+                        continue
+                    }
+                    if isolating, let count = Self.priorDeliveries(delivery), count > 0,
+                       let handed = await broker.pauseConsuming() {
+                        // A suspect: its last delivery ended unsettled (a
+                        // crash, a lost connection). Alone, with nothing
+                        // else unacknowledged: if it crashes the process
+                        // again, only its own delivery count rises.
+                        logger.notice(
+                            "suspect delivery (delivered before, never settled): running it alone",
+                            metadata: ["queue": .string(queue), "prior_deliveries": .stringConvertible(count)])
+                        while running > 0 {
+                            if collect(await group.next()) { self.cancelStragglers(&group, running: running) }
+                        }
+                        var buffered: [Delivery] = []
+                        while taken < handed, let next = try await iterator.next() {
+                            taken += 1
+                            buffered.append(next)
+                        }
+                        for other in buffered {
+                            if !broker.canSettle(other) {
+                                dropped += 1
+                                continue
+                            }
+                            if shutdown.isFired {
+                                held.append(other)
+                                continue
+                            }
+                            await handBack(other)
+                        }
+                        if !buffered.isEmpty {
+                            logger.info("buffered deliveries handed back while a suspect runs alone", metadata: ["count": .stringConvertible(buffered.count)])
+                        }
+                        if shutdown.isFired || !broker.canSettle(delivery) {
+                            if shutdown.isFired { held.append(delivery) }
+                            continue
+                        }
+                        running += 1
+                        if queueLimit != nil { runningIn[queue, default: 0] += 1 }
+                        group.addTask {
+                            await self.process(delivery, executor, chain)
+                            return .taskFinished(queue: queue)
+                        }
+                        while running > 0 {
+                            if collect(await group.next()) { self.cancelStragglers(&group, running: running) }
+                        }
+                        if !shutdown.isFired { await broker.resumeConsuming() }
                         continue
                     }
                     running += 1
@@ -415,6 +468,46 @@ public final class Worker: Service, Sendable {
             group.cancelAll()
             return streamError
         }
+    }
+
+    /// How many deliveries of this message went before, unsettled: its
+    /// quorum queue's `x-delivery-count` plus the
+    /// ``MessageHeaders/priorDeliveries`` of a handed-back copy. Nil when
+    /// the message carries neither (a classic queue's).
+    static func priorDeliveries(_ delivery: Delivery) -> Int? {
+        func number(_ value: HeaderValue?) -> Int? {
+            switch value {
+            case .int(let value)?: Int(clamping: value)
+            case .double(let value)? where value.isFinite: Int(value)
+            case .string(let text)?: Int(text)
+            default: nil
+            }
+        }
+        let headers = delivery.message.properties.headers
+        let broker = number(headers["x-delivery-count"])
+        let prior = number(headers[MessageHeaders.priorDeliveries])
+        if broker == nil && prior == nil { return nil }
+        return max(0, broker ?? 0) + max(0, prior ?? 0)
+    }
+
+    /// Gives an unstarted delivery back to its queue without spending its
+    /// delivery count: a fresh copy (the same body and properties; the
+    /// count so far in ``MessageHeaders/priorDeliveries``) published
+    /// confirmed, then the original acknowledged. A requeue would raise
+    /// the count on RabbitMQ 3.x quorum queues. The copy goes to the
+    /// queue's tail. If the publish fails, the original is requeued.
+    private func handBack(_ delivery: Delivery) async {
+        var copy = delivery.message
+        let prior = Self.priorDeliveries(delivery) ?? 0
+        copy.properties.headers["x-delivery-count"] = nil
+        copy.properties.headers[MessageHeaders.priorDeliveries] = prior > 0 ? .int(Int64(prior)) : nil
+        do {
+            try await broker.publish(copy, to: delivery.queue, mandatory: true)
+        } catch {
+            await requeue(delivery, reason: "could not be handed back while a suspect runs alone: \(error)")
+            return
+        }
+        _ = await settle(delivery, metadata: ["queue": .string(delivery.queue)]) { try await $0.acknowledge(delivery) }
     }
 
     private func cancelStragglers(_ group: inout TaskGroup<ChildEvent>, running: Int) {
