@@ -300,7 +300,19 @@ public final class RabbitMQBroker: DelayedPublishing, PriorityQueueing {
             return (false, false)
         }
         // Stopped or paused while starting: this consumer must not outlive it.
-        if stopped || paused { try? await channel.cancel(consumerTag: tag) }
+        if stopped || paused {
+            do {
+                try await channel.cancel(consumerTag: tag)
+            } catch {
+                // Its channel or connection is gone: no end will come.
+                if stopped {
+                    session.state.withLock { state in
+                        if case .starting? = state.queues[queue]?.phase { state.queues[queue]?.phase = .ended }
+                    }
+                    session.finishIfStopped()
+                }
+            }
+        }
     }
 
     /// A queue's consumer ended: cancelled by this process (stopping,

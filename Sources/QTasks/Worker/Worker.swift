@@ -474,7 +474,7 @@ public final class Worker: Service, Sendable {
     /// quorum queue's `x-delivery-count` plus the
     /// ``MessageHeaders/priorDeliveries`` of a handed-back copy. Nil when
     /// the message carries neither (a classic queue's).
-    static func priorDeliveries(_ delivery: Delivery) -> Int? {
+    package static func priorDeliveries(_ delivery: Delivery) -> Int? {
         func number(_ value: HeaderValue?) -> Int? {
             switch value {
             case .int(let value)?: Int(clamping: value)
@@ -497,6 +497,13 @@ public final class Worker: Service, Sendable {
     /// the count on RabbitMQ 3.x quorum queues. The copy goes to the
     /// queue's tail. If the publish fails, the original is requeued.
     private func handBack(_ delivery: Delivery) async {
+        guard delivery.discardedBodySize == nil else {
+            // Its body was dropped unread (too large): no copy can be made.
+            // Requeued, it comes back to be rejected to the broker's
+            // dead-lettering.
+            await requeue(delivery, reason: "its body was not read (too large); requeued while a suspect runs alone")
+            return
+        }
         var copy = delivery.message
         let prior = Self.priorDeliveries(delivery) ?? 0
         copy.properties.headers["x-delivery-count"] = nil
