@@ -219,6 +219,10 @@ public final class RabbitMQBroker: DelayedPublishing, PriorityQueueing {
         // the earlier session, so its unacknowledged deliveries return to
         // their queues and its consumers and retries stop.
         await endSession()
+        // A queue named twice is consumed once: a session has one channel
+        // per queue.
+        var seen: Set<String> = []
+        let subscriptions = subscriptions.filter { seen.insert($0.queue).inserted }
         return try await mapErrors {
             let connection = try await consumer.connection()
             let (stream, continuation) = AsyncThrowingStream<Delivery, any Error>.makeStream()
@@ -286,18 +290,25 @@ public final class RabbitMQBroker: DelayedPublishing, PriorityQueueing {
                 self?.consumerEnded(queue, generation: generation, channel: channel, error: error, in: session)
             }
         }
-        let (stopped, paused) = session.state.withLock { state -> (Bool, Bool) in
-            guard !state.over, state.queues[queue] != nil else { return (true, false) }
+        let (over, stopped, paused) = session.state.withLock { state -> (Bool, Bool, Bool) in
+            guard !state.over, state.queues[queue] != nil else { return (true, true, false) }
             // Ended already (the broker cancelled it at once): its end
             // handled the phase.
-            guard case .starting = state.queues[queue]?.phase else { return (false, false) }
-            if state.stopping { return (true, false) }
+            guard case .starting = state.queues[queue]?.phase else { return (false, false, false) }
+            if state.stopping { return (false, true, false) }
             if state.paused {
                 state.queues[queue]?.phase = .paused(channel: channel, generation: generation)
-                return (false, true)
+                return (false, false, true)
             }
             state.queues[queue]?.phase = .consuming(channel: channel, generation: generation, tag: tag)
-            return (false, false)
+            return (false, false, false)
+        }
+        if over {
+            // The session ended while this consumer started (a new one
+            // replaced it): its channel is nobody's.
+            consuming.withLock { _ = $0.channels.removeValue(forKey: generation) }
+            await channel.close()
+            return
         }
         // Stopped or paused while starting: this consumer must not outlive it.
         if stopped || paused {
