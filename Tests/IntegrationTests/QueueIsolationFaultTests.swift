@@ -1,6 +1,7 @@
 import AMQP
 import Foundation
 import Testing
+import TestSupport
 
 /// One of a worker's queues taken away (#17 item 3): each queue is consumed
 /// on its own channel, so the others keep being served, only the lost
@@ -120,6 +121,60 @@ struct QueueIsolationFaultTests {
     }
 }
 
+/// The same lock met by a reconnect: the worker's consumer connection is
+/// closed while `other` is locked, and consuming again must not wait for
+/// `other`. On a node of the test's own (closing connections by name on the
+/// shared broker would close other tests' workers too).
+@Suite(
+    .enabled(if: IntegrationEnvironment.enabled && PrivateRabbitMQ.available, "needs RabbitMQ installed (deploy/install-deps.sh)"),
+    .serialized, .timeLimit(.minutes(3)))
+struct QueueIsolationReconnectFaultTests {
+    static let port = PrivateRabbitMQ.port(offset: 12)
+
+    @Test func aReconnectDoesNotWaitForALockedQueue() async throws {
+        let node = try await PrivateRabbitMQ.start(port: Self.port)
+        let served = IntegrationEnvironment.uniqueQueue("isolation-default")
+        let other = IntegrationEnvironment.uniqueQueue("isolation-other")
+        let replies = served + ".results"
+        var run: IsolationRun?
+        var thief: AMQPConnection?
+        do {
+            let started = try await IsolationRun.start(queues: [served, other], replies: replies, url: node.url, configuration: node.configuration)
+            run = started
+            let locking = try await AMQPConnection.connect(node.configuration)
+            thief = locking
+            let channel = try await locking.openChannel()
+            try await channel.deleteQueue(other)
+            try await channel.declareQueue(other, durable: false, exclusive: true)
+            try await waitUntil("the broker to cancel the worker's consumer of \(other)", timeout: 30) {
+                started.worker.standardErrorText.contains("consumer cancelled by broker")
+            }
+            let closed = try await node.closeConnections(named: "qtasks consumer", reason: "queue isolation test")
+            #expect(closed == 1)
+            let sent = try await started.publish(20, task: #""task_name": "add", "args": [1, 2]"#, to: served)
+            try await waitUntil("the results of \(served)'s tasks after the reconnect, \(other) still locked", timeout: 30) {
+                Set(started.collector.counts.keys).isSuperset(of: sent)
+            }
+            let log = started.worker.standardErrorText
+            RunFigures(
+                scenario: "consumer connection closed while '\(other)' is locked by another connection, tasks to '\(served)'",
+                sent: sent, counts: started.collector.counts,
+                extra: "reconnected \(log.contains("reconnected: consuming again")), 'unavailable' log lines \(log.components(separatedBy: "queue unavailable").count - 1)"
+            ).print()
+            #expect(log.contains("reconnected: consuming again"), "\(started.worker.stderrTail())")
+            #expect(started.collector.counts.values.allSatisfy { $0 == 1 })
+        } catch {
+            await thief?.close()
+            await run?.stop()
+            await node.stop()
+            throw error
+        }
+        await thief?.close()
+        await run?.stop()
+        await node.stop()
+    }
+}
+
 /// An example worker on some queues, its run log, a result collector and
 /// a publisher.
 private struct IsolationRun {
@@ -129,16 +184,20 @@ private struct IsolationRun {
     let runLog: String
     let queues: [String]
     let replies: String
+    let configuration: AMQPConfiguration
 
-    static func start(queues: [String], replies: String, concurrency: Int = 2) async throws -> IsolationRun {
+    static func start(
+        queues: [String], replies: String, concurrency: Int = 2, url: String = IntegrationEnvironment.url,
+        configuration: AMQPConfiguration = IntegrationEnvironment.configuration
+    ) async throws -> IsolationRun {
         let runLog = NSTemporaryDirectory() + "qtasks-runlog-\(UUID().uuidString).txt"
-        var arguments = ["--url", IntegrationEnvironment.url, "--concurrency", "\(concurrency)", "--log-level", "info"]
+        var arguments = ["--url", url, "--concurrency", "\(concurrency)", "--log-level", "info"]
         for queue in queues { arguments += ["--queue", queue] }
         let worker = try ChildProcess(
             IntegrationEnvironment.workerExecutable, arguments, environment: ["QTASKS_EXAMPLE_RUN_LOG": runLog])
         do {
             try await worker.waitUntilConsuming()
-            let setup = try await AMQPConnection.connect(IntegrationEnvironment.configuration)
+            let setup = try await AMQPConnection.connect(configuration)
             try await setup.openChannel().declareQueue(replies, durable: true)
             await setup.close()
         } catch {
@@ -146,9 +205,9 @@ private struct IsolationRun {
             throw error
         }
         return IsolationRun(
-            worker: worker, collector: ResultCollector(configuration: IntegrationEnvironment.configuration, queue: replies),
-            publisher: TaskPublisher(configuration: IntegrationEnvironment.configuration), runLog: runLog, queues: queues,
-            replies: replies)
+            worker: worker, collector: ResultCollector(configuration: configuration, queue: replies),
+            publisher: TaskPublisher(configuration: configuration), runLog: runLog, queues: queues,
+            replies: replies, configuration: configuration)
     }
 
     /// Publishes `count` tasks (`fields`: the body's fields but the uuid);
@@ -166,7 +225,7 @@ private struct IsolationRun {
     /// The consumers of `queue` (nil while it does not exist), through a
     /// passive declaration.
     func consumers(of queue: String) async throws -> Int? {
-        let connection = try await AMQPConnection.connect(IntegrationEnvironment.configuration)
+        let connection = try await AMQPConnection.connect(configuration)
         defer { Task { await connection.close() } }
         guard let info = try? await connection.openChannel().declareQueue(queue, passive: true) else { return nil }
         return Int(info.consumerCount)
@@ -183,8 +242,13 @@ private struct IsolationRun {
         await publisher.close()
         await worker.stop(grace: 5)
         try? FileManager.default.removeItem(atPath: runLog)
-        if let admin = try? await BrokerAdmin.connect() {
-            await admin.deleteQueues(queues + queues.map { $0 + ".dlq" } + [replies])
+        if let admin = try? await AMQPConnection.connect(configuration) {
+            for queue in queues + queues.map({ $0 + ".dlq" }) + [replies] {
+                if let channel = try? await admin.openChannel() {
+                    _ = try? await channel.deleteQueue(queue)
+                    await channel.close()
+                }
+            }
             await admin.close()
         }
     }
