@@ -38,6 +38,18 @@ import Tracing
 /// the worker declares its queues and consumes again, retrying with
 /// ``WorkerConfiguration/reconnectBackoff``, logging each step.
 ///
+/// One queue taken away while the connection lives (deleted, locked by
+/// another connection): a broker that consumes each queue on its own
+/// channel (`RabbitMQBroker`) consumes it again on its own; the stream goes
+/// on, that queue's unsettled deliveries can no longer be settled and
+/// publish nothing (``Broker/canSettle(_:)``), the other queues' run on.
+///
+/// A suspect delivery (its quorum queue's `x-delivery-count` of 1 or more:
+/// an earlier delivery ended unsettled, by a crash or a lost connection)
+/// runs alone, so that a poison message that crashes the process again
+/// spends only its own delivery count
+/// (``WorkerConfiguration/isolatesSuspectDeliveries``).
+///
 /// Graceful shutdown (service-lifecycle's, from a `ServiceGroup`, or
 /// ``triggerGracefulShutdown()``) stops consuming; deliveries received but
 /// not started are rejected with requeue; running tasks get
