@@ -57,6 +57,8 @@ public final class RabbitMQBroker: DelayedPublishing, PriorityQueueing {
         var channels: [UInt64: AMQPChannel] = [:]
         /// The consuming session (``consume(_:)``), until the next one.
         var session: ConsumerSession?
+        /// Sessions started; the first one throws a refused queue.
+        var sessionsStarted = 0
     }
 
     /// - Parameter configuration: where to connect and how to declare queues.
@@ -211,9 +213,12 @@ public final class RabbitMQBroker: DelayedPublishing, PriorityQueueing {
     /// normally after ``stopConsuming()``.
     ///
     /// - Throws: ``BrokerError`` when the consumer connection cannot be
-    ///   opened or is lost while the consumers start. A queue refused here
-    ///   is retried as above, not thrown: a worker declares its queues
-    ///   first (``declareTaskQueue(_:)`` throws what is wrong with them).
+    ///   opened or is lost while the consumers start; on the first call on
+    ///   this broker also when a queue is refused (for example `403
+    ///   ACCESS_REFUSED` without read permission): at start that is a
+    ///   configuration error, to fail fast on. On later calls (consuming
+    ///   again after a lost connection) a refused queue is retried on its
+    ///   own as above, not thrown.
     public func consume(_ subscriptions: [QueueSubscription]) async throws -> AsyncThrowingStream<Delivery, any Error> {
         // Consuming again (after a lost connection): close what is left of
         // the earlier session, so its unacknowledged deliveries return to
@@ -227,18 +232,20 @@ public final class RabbitMQBroker: DelayedPublishing, PriorityQueueing {
             let connection = try await consumer.connection()
             let (stream, continuation) = AsyncThrowingStream<Delivery, any Error>.makeStream()
             let session = ConsumerSession(connection: connection, subscriptions: subscriptions, continuation: continuation)
+            let strict = consuming.withLock { $0.sessionsStarted == 0 }
             consuming.withLock { $0.session = session }
             for subscription in subscriptions {
                 do {
                     try await startConsumer(subscription, in: session)
                 } catch {
-                    guard connection.isOpen else {
+                    guard connection.isOpen, !strict else {
                         await endSession()
                         throw error
                     }
                     queueUnavailable(subscription.queue, in: session, error: error)
                 }
             }
+            consuming.withLock { $0.sessionsStarted += 1 }
             return stream
         }
     }
