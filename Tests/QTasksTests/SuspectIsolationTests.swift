@@ -88,5 +88,10 @@ import Testing
         #expect(Worker.priorDeliveries(delivery(["x-delivery-count": .int(2)])) == 2)
         #expect(Worker.priorDeliveries(delivery(["x-delivery-count": .int(0), MessageHeaders.priorDeliveries: .int(1)])) == 1)
         #expect(Worker.priorDeliveries(delivery(["x-delivery-count": .int(1), MessageHeaders.priorDeliveries: .int(2)])) == 3)
+        // A producer's hostile values neither trap nor go negative.
+        #expect(Worker.priorDeliveries(delivery([MessageHeaders.priorDeliveries: .double(1e300)])) == 1_000_000)
+        #expect(Worker.priorDeliveries(delivery(["x-delivery-count": .int(.max), MessageHeaders.priorDeliveries: .int(.max)])) == 2_000_000)
+        #expect(Worker.priorDeliveries(delivery([MessageHeaders.priorDeliveries: .int(-5)])) == 0)
+        #expect(Worker.priorDeliveries(delivery([MessageHeaders.priorDeliveries: .string("x")])) == nil)
     }
 }

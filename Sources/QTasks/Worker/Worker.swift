@@ -438,8 +438,15 @@ public final class Worker: Service, Sendable {
                         if !buffered.isEmpty {
                             logger.info("buffered deliveries handed back while a suspect runs alone", metadata: ["count": .stringConvertible(buffered.count)])
                         }
-                        if shutdown.isFired || !broker.canSettle(delivery) {
-                            if shutdown.isFired { held.append(delivery) }
+                        if shutdown.isFired {
+                            held.append(delivery)
+                            continue
+                        }
+                        if !broker.canSettle(delivery) {
+                            // Its queue's channel went meanwhile: the
+                            // broker has it back. The other queues go on.
+                            dropped += 1
+                            await broker.resumeConsuming()
                             continue
                         }
                         running += 1
@@ -487,11 +494,14 @@ public final class Worker: Service, Sendable {
     /// ``MessageHeaders/priorDeliveries`` of a handed-back copy. Nil when
     /// the message carries neither (a classic queue's).
     package static func priorDeliveries(_ delivery: Delivery) -> Int? {
+        // Any producer can write these headers: bounded, so that no value
+        // can trap (a huge double, an overflowing sum).
+        let bound = 1_000_000
         func number(_ value: HeaderValue?) -> Int? {
             switch value {
-            case .int(let value)?: Int(clamping: value)
-            case .double(let value)? where value.isFinite: Int(value)
-            case .string(let text)?: Int(text)
+            case .int(let value)?: Int(min(max(value, 0), Int64(bound)))
+            case .double(let value)? where value.isFinite: Int(min(max(value, 0), Double(bound)))
+            case .string(let text)?: Int(text).map { min(max($0, 0), bound) }
             default: nil
             }
         }
@@ -499,7 +509,7 @@ public final class Worker: Service, Sendable {
         let broker = number(headers["x-delivery-count"])
         let prior = number(headers[MessageHeaders.priorDeliveries])
         if broker == nil && prior == nil { return nil }
-        return max(0, broker ?? 0) + max(0, prior ?? 0)
+        return (broker ?? 0) + (prior ?? 0)
     }
 
     /// Gives an unstarted delivery back to its queue without spending its
