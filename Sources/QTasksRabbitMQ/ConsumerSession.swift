@@ -63,8 +63,6 @@ final class ConsumerSession: Sendable {
         self.state = Mutex(state)
     }
 
-    var isOver: Bool { state.withLock { $0.over } }
-
     /// Ends the stream with `error` (the connection is lost), once.
     func fail(_ error: any Error) {
         let first = state.withLock { state in
