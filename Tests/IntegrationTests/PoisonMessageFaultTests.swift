@@ -14,9 +14,26 @@ import Testing
     .serialized, .timeLimit(.minutes(5)))
 struct PoisonMessageFaultTests {
     @Test func aPoisonMessageIsDeadLetteredAloneOnAQuorumQueue() async throws {
+        try await run(secondQueue: false)
+    }
+
+    /// The same with a second quorum queue of the same worker holding half
+    /// of the innocent tasks: a crash returns both queues' deliveries, so a
+    /// suspect pauses both.
+    @Test func aPoisonMessageSparesTheOtherQueuesTasksToo() async throws {
+        try await run(secondQueue: true)
+    }
+
+    private func run(secondQueue: Bool) async throws {
         try await TestScope.run("poisonq") { scope in
             let limit = 2
             try await scope.applyQueuePolicy(queueType: "quorum", deliveryLimit: limit)
+            let other = scope.queue + "-other"
+            if secondQueue {
+                try await scope.applyQueuePolicy(other, queueType: "quorum", deliveryLimit: limit)
+                scope.deleteAtEnd(other)
+                scope.deleteAtEnd(other + ".dlq")
+            }
             let replies = scope.queue + ".results"
             scope.deleteAtEnd(replies)
             let setup = try await AMQPConnection.connect(IntegrationEnvironment.configuration)
@@ -27,7 +44,7 @@ struct PoisonMessageFaultTests {
             let arguments = [
                 "--url", IntegrationEnvironment.url, "--queue", scope.queue, "--queue-type", "quorum",
                 "--delivery-limit", String(limit), "--concurrency", "4", "--log-level", "info",
-            ]
+            ] + (secondQueue ? ["--queue", other] : [])
             let environment = ["QTASKS_EXAMPLE_CRASH_TASK": "1", "QTASKS_EXAMPLE_RUN_LOG": runLog]
             // The first worker declares the queue (quorum); then the tasks.
             var worker = try scope.spawn(IntegrationEnvironment.workerExecutable, arguments, environment: environment)
@@ -41,7 +58,8 @@ struct PoisonMessageFaultTests {
             for index in 0..<50 {
                 let uuid = UUID().uuidString.lowercased()
                 try await publisher.publish(
-                    #"{"uuid": "\#(uuid)", "task_name": "add", "args": [\#(index), 1]}"#, to: scope.queue, uuid: uuid, replyTo: replies)
+                    #"{"uuid": "\#(uuid)", "task_name": "add", "args": [\#(index), 1]}"#,
+                    to: secondQueue && index % 2 == 1 ? other : scope.queue, uuid: uuid, replyTo: replies)
                 innocents.append(uuid)
             }
             await publisher.close()
@@ -54,7 +72,9 @@ struct PoisonMessageFaultTests {
             while true {
                 let done = Set(collector.counts.keys).isSuperset(of: innocents)
                 let queueInfo = try await scope.admin.queueInfo(scope.queue)
-                if done, queueInfo?.messageCount == 0, crashes > limit { break }
+                var otherReady: UInt32 = 0
+                if secondQueue { otherReady = try await scope.admin.queueInfo(other)?.messageCount ?? 0 }
+                if done, queueInfo?.messageCount == 0, otherReady == 0, crashes > limit { break }
                 if let ended = await worker.waitForExit(timeout: 0.5) {
                     if case .exited(0) = ended {} else { crashes += 1 }
                     logs.append(worker.standardErrorText)
@@ -66,14 +86,16 @@ struct PoisonMessageFaultTests {
             }
             // The dead letters, read back.
             var deadLettered: [String: Int] = [:]
-            while let message = try await scope.admin.get(scope.deadLetterQueue) {
-                let body = (try? JSONSerialization.jsonObject(with: Data(message.body))) as? [String: Any]
-                deadLettered[(body?["task_name"] as? String) ?? "?", default: 0] += 1
+            for deadLetterQueue in [scope.deadLetterQueue] + (secondQueue ? [other + ".dlq"] : []) {
+                while let message = try await scope.admin.get(deadLetterQueue) {
+                    let body = (try? JSONSerialization.jsonObject(with: Data(message.body))) as? [String: Any]
+                    deadLettered[(body?["task_name"] as? String) ?? "?", default: 0] += 1
+                }
             }
             let counts = collector.counts
             let innocentDeadLetters = deadLettered.filter { $0.key != "crash" }.values.reduce(0, +)
             let figures = RunFigures(
-                scenario: "poison task on a quorum queue (delivery limit \(limit)), 50 innocent tasks, worker restarted after each crash",
+                scenario: "poison task on a quorum queue (delivery limit \(limit)), 50 innocent tasks\(secondQueue ? " (half on a second quorum queue)" : ""), worker restarted after each crash",
                 sent: innocents, counts: counts,
                 extra: "crashes \(crashes), dead-lettered \(deadLettered.values.reduce(0, +)) (innocent \(innocentDeadLetters), poison \(deadLettered["crash"] ?? 0)), suspects run alone \(logs.joined().components(separatedBy: "running it alone").count - 1 + worker.standardErrorText.components(separatedBy: "running it alone").count - 1)"
             )
