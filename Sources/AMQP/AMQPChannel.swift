@@ -3,26 +3,60 @@ import Synchronization
 ///
 /// A value type naming the channel; every operation runs on the connection's
 /// owner thread. When the broker closes the channel (for example `404
-/// NOT_FOUND` for a missing queue), every later operation throws
-/// ``AMQPError`` with code `.channelClosed`; open a new channel to go on.
-/// Delivery tags belong to the channel that received them, so an ack naming
-/// a closed channel is refused rather than sent on a successor.
+/// NOT_FOUND` for a missing queue, or `406 PRECONDITION_FAILED` when a
+/// delivery was not acknowledged within RabbitMQ's `consumer_timeout`),
+/// every later operation throws ``AMQPError`` with code `.channelClosed`
+/// (acks and rejects: `.staleDeliveryTag`), carrying the broker's reply
+/// code and text, at once and without sending a frame: a frame on a channel
+/// the broker closed is a protocol error (`504 CHANNEL_ERROR`) that closes
+/// the whole connection. Open a new channel to go on. Delivery tags belong
+/// to the channel that received them, so an ack naming a closed channel is
+/// refused rather than sent on a successor.
 public struct AMQPChannel: Sendable {
     public let connection: AMQPConnection
     let id: UInt64
     /// The channel number on the wire.
     public let number: UInt16
+    /// Set by the owner thread when the channel closes.
+    let lifetime: ChannelLifetime
 
-    init(connection: AMQPConnection, id: UInt64, number: UInt16) {
+    init(connection: AMQPConnection, id: UInt64, number: UInt16, lifetime: ChannelLifetime) {
         self.connection = connection
         self.id = id
         self.number = number
+        self.lifetime = lifetime
+    }
+
+    /// True until the channel closes: by the broker (see ``closeReason``),
+    /// by ``close()``, or with its connection. Cheap (a lock, no thread
+    /// hop). A channel can close at any moment, so true is a hint: an
+    /// operation may still fail with `.channelClosed`.
+    public var isOpen: Bool { lifetime.closeReason == nil && connection.isOpen }
+
+    /// Why the channel closed: the broker's `channel.close` (its
+    /// `replyCode` and `replyText`, for example `406` with `PRECONDITION_FAILED
+    /// - delivery acknowledgement on channel 1 timed out...`), this
+    /// process's ``close()``, or the connection's end; nil while open.
+    public var closeReason: AMQPError? { lifetime.closeReason }
+
+    /// The error an operation on this closed channel fails with, nil while
+    /// it is open: `code` (`.channelClosed`, or `.staleDeliveryTag` for
+    /// acks and rejects) with the close's reply, or the connection's error
+    /// when the connection ended first.
+    func closedError(_ what: String, code: AMQPError.Code = .channelClosed) -> AMQPError? {
+        guard let reason = lifetime.closeReason else { return nil }
+        if reason.code != .channelClosed && code == .channelClosed { return reason }
+        let suffix = code == .staleDeliveryTag ? " that delivered this message" : ""
+        return AMQPError(
+            code, "\(what): channel \(number)\(suffix) is closed (\(reason.message)); nothing was sent",
+            replyCode: reason.replyCode, replyText: reason.replyText)
     }
 
     /// Runs `body` with this channel's state on the owner thread.
     private func perform<T: Sendable>(_ body: @escaping @Sendable (ConnectionCore, ChannelState) throws -> T)
         async throws -> T
     {
+        if let error = closedError("channel operation") { throw error }
         let (id, number) = (self.id, self.number)
         return try await connection.perform { core in
             try body(core, try core.channel(id, number: number))
@@ -230,11 +264,13 @@ public struct AMQPChannel: Sendable {
     /// every message. If the connection fails before the ack is written, the
     /// broker redelivers the message (at-least-once still holds).
     ///
-    /// - Throws: ``AMQPError`` `.staleDeliveryTag` when the connection is
-    ///   already known to be closed; a closed channel is detected on the
-    ///   owner thread and the ack dropped there (the broker has already
-    ///   requeued the message).
+    /// - Throws: ``AMQPError`` `.staleDeliveryTag` when the channel or the
+    ///   connection is already known to be closed (with the broker's reply,
+    ///   when it closed the channel). A channel that closes while the ack
+    ///   waits for the owner thread is detected there and the ack dropped,
+    ///   never written (the broker has already requeued the message).
     public func enqueueAck(deliveryTag: UInt64) throws {
+        if let error = closedError("basic.ack", code: .staleDeliveryTag) { throw error }
         let (id, number) = (self.id, self.number)
         let posted = connection.mailbox.post { core in
             guard core.isOpen, let channel = try? core.channel(id, number: number) else { return }
@@ -246,8 +282,9 @@ public struct AMQPChannel: Sendable {
     }
 
     private func settle(_ settlement: ConnectionCore.Acknowledgement, deliveryTag: UInt64, multiple: Bool) async throws {
-        let (id, number) = (self.id, self.number)
         let what = settlement.method
+        if let error = closedError(what, code: .staleDeliveryTag) { throw error }
+        let (id, number) = (self.id, self.number)
         try await connection.perform { core in
             guard core.isOpen else {
                 throw AMQPError(.staleDeliveryTag, "\(what): the connection that delivered this message is closed")
@@ -295,6 +332,7 @@ public struct AMQPChannel: Sendable {
         try validateShortString(exchange, "exchange name")
         try validateShortString(routingKey, "routing key")
         try validateProperties(properties)
+        if let error = closedError("basic.publish") { throw error }
         let (id, number) = (self.id, self.number)
         try await connection.performDeferred { core, continuation in
             let channel: ChannelState
@@ -330,6 +368,10 @@ public struct AMQPChannel: Sendable {
             try validateShortString(message.routingKey, "routing key")
             try validateProperties(message.properties)
         }
+        if let error = closedError("basic.publish") {
+            // Each message fails as a single publish would, nothing sent.
+            return messages.map { _ in .failure(error) }
+        }
         let (id, number) = (self.id, self.number)
         let posted = Mutex(true)
         let results = await withCheckedContinuation { (continuation: CheckedContinuation<[Result<Void, AMQPError>], Never>) in
@@ -359,7 +401,8 @@ public struct AMQPChannel: Sendable {
         return results
     }
 
-    /// Closes the channel (`channel.close`). Safe to call more than once.
+    /// Closes the channel (`channel.close`). Safe to call more than once;
+    /// nothing is sent for a channel that is already closed.
     public func close() async {
         _ = try? await perform { core, channel in core.closeChannel(channel) }
     }

@@ -89,11 +89,11 @@ public final class AMQPConnection: Sendable {
     /// Opens a new channel.
     /// - Throws: ``AMQPError`` if the connection is closed or out of channels.
     public func openChannel() async throws -> AMQPChannel {
-        let (id, number) = try await perform { core in
+        let (id, number, lifetime) = try await perform { core in
             let channel = try core.openChannel()
-            return (channel.id, channel.number)
+            return (channel.id, channel.number, channel.lifetime)
         }
-        return AMQPChannel(connection: self, id: id, number: number)
+        return AMQPChannel(connection: self, id: id, number: number, lifetime: lifetime)
     }
 
     /// Closes the connection (`connection.close`, waiting for the broker's

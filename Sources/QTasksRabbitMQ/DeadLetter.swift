@@ -11,13 +11,18 @@ public struct DeadLetter: Sendable {
     /// 1 for the first message of the queue.
     public var position: Int
 
-    /// The task uuid from the body, else the `message_id`.
-    public var uuid: String? {
-        bodyField("uuid") ?? message.properties.messageID
-    }
+    /// The task uuid as the message's format carries it (``TaskIdentity``):
+    /// a QTasks body's `uuid` (else the `message_id`), Celery's `id`
+    /// header, Dramatiq's `message_id`, Taskiq's `task_id`.
+    public var uuid: String? { identity.uuid }
 
-    /// The task name from the body.
-    public var taskName: String? { bodyField("task_name") }
+    /// The task name as the message's format carries it: a QTasks or
+    /// Taskiq body's `task_name`, Celery's `task` header, Dramatiq's
+    /// `actor_name`.
+    public var taskName: String? { identity.taskName }
+
+    /// The message's format, task name and uuid.
+    public var identity: TaskIdentity { TaskIdentity(of: message) }
 
     /// `"ErrorType: message"` from the worker's headers, else RabbitMQ's
     /// reason (`delivery_limit`, `rejected`, `expired`, `maxlen`).
@@ -65,11 +70,6 @@ public struct DeadLetter: Sendable {
             return nil
         }
         return first
-    }
-
-    private func bodyField(_ key: String) -> String? {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(message.body)) as? [String: Any] else { return nil }
-        return object[key] as? String
     }
 
     private static func number(_ value: HeaderValue?) -> Double? {

@@ -120,6 +120,9 @@ public final class RabbitMQBroker: DelayedPublishing, PriorityQueueing {
             let arguments = taskQueueArguments(for: name)
             var deadLetterArguments: AMQPTable = [:]
             if let type = arguments["x-queue-type"] { deadLetterArguments["x-queue-type"] = type }
+            for (companion, companionArguments) in configuration.companionQueues.sorted(by: { $0.key < $1.key }) {
+                try await declare(companion, arguments: companionArguments, on: connection)
+            }
             try await declare(deadLetterQueue, arguments: deadLetterArguments, on: connection)
             try await declare(name, arguments: arguments, on: connection, isTaskQueue: true)
             for binding in configuration.bindings where binding.queue == name {
@@ -756,11 +759,12 @@ public final class RabbitMQBroker: DelayedPublishing, PriorityQueueing {
         try await mapErrors { try await channel.reject(deliveryTag: delivery.token.tag, requeue: requeue) }
     }
 
-    /// False when the delivery's consumer session was replaced or its
-    /// connection is closed: RabbitMQ has requeued it.
+    /// False when the delivery's consumer session was replaced, or its
+    /// channel or connection is closed (the broker closes the channel when
+    /// a delivery outlives its `consumer_timeout`): RabbitMQ has requeued it.
     public func canSettle(_ delivery: Delivery) -> Bool {
         guard let channel = consuming.withLock({ $0.channels[delivery.token.generation] }) else { return false }
-        return channel.connection.isOpen
+        return channel.isOpen
     }
 
     private func channel(for delivery: Delivery) throws -> AMQPChannel {

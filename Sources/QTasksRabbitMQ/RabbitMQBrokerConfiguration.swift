@@ -38,6 +38,15 @@ public struct RabbitMQBrokerConfiguration: Sendable {
     /// producer declares it (Dramatiq: ``dramatiqQueueArguments(for:)``),
     /// so that either may come first.
     public var argumentsByQueue: [String: AMQPTable] = [:]
+    /// Queues declared (durable, with these arguments, by name) before the
+    /// task queues and not consumed: a foreign producer's own dead-letter
+    /// queue that a task queue's `x-dead-letter-routing-key` names
+    /// (Taskiq's `taskiq.dead_letter`: ``declareLikeTaskiq(_:_:)``), so
+    /// that what RabbitMQ dead-letters has somewhere to go before that
+    /// producer ever started, and the producer's own declaration of it is
+    /// equivalent. Default none. One that exists with other arguments is
+    /// used as it is.
+    public var companionQueues: [String: AMQPTable] = [:]
 
     /// The arguments Dramatiq 2.x's `RabbitmqBroker` declares `queue` with
     /// (`dramatiq/brokers/rabbitmq.py`, `_build_queue_arguments`): its
@@ -158,9 +167,11 @@ public struct RabbitMQBrokerConfiguration: Sendable {
 
     /// The policy that gives `queue` its dead-letter route and, for
     /// ``QueueType/quorum``, its delivery limit (``deliveryLimit``), for a
-    /// queue of ``queueType``.
+    /// queue of the type it is declared with (its ``argumentsByQueue``,
+    /// else ``queueArguments``, else ``queueType``).
     public func taskQueuePolicy(for queue: String) -> TaskQueuePolicy {
-        let type = queueArguments["x-queue-type"].flatMap { if case .string(let name) = $0 { QueueType(name: name) } else { nil } }
+        let declared = argumentsByQueue[queue]?["x-queue-type"] ?? queueArguments["x-queue-type"]
+        let type = declared.flatMap { if case .string(let name) = $0 { QueueType(name: name) } else { nil } }
         return TaskQueuePolicy(queue: queue, queueType: type ?? queueType, deliveryLimit: deliveryLimit)
     }
 

@@ -23,15 +23,120 @@ extension RedisResultStore {
         return excess
         """
 
+    /// Writes one task's record if the hash still holds what the writer
+    /// read, with the record's index entries, atomically: a compare-and-set
+    /// per record, so that two processes writing the same task (a sender's
+    /// `sent` and the worker's `started`, or two deliveries of one task)
+    /// never overwrite each other's events.
+    ///
+    /// KEYS: the record, the updated index, the finished index, the
+    /// in-flight set `task_process`. ARGV, in order: `n`, the number of
+    /// fields read; their `n` names; per field `1` and its value as read, or
+    /// `0` and an empty string when it was absent; the time-to-live (ms);
+    /// the index score; the uuid; `1` when finished; the in-flight score
+    /// (priority) or empty when not running; the in-flight member or empty;
+    /// the count of in-flight members to remove, then those; the count of
+    /// hash fields to delete, then those; then the `HSET` pairs. Returns 1
+    /// when written, 0 when the hash changed since it was read (nothing
+    /// written: read again and apply the events to what is there now).
+    static let compareAndSetScript = """
+        local n = tonumber(ARGV[1])
+        local names = {}
+        for i = 1, n do names[i] = ARGV[1 + i] end
+        local current = redis.call('HMGET', KEYS[1], unpack(names))
+        for i = 1, n do
+          local present, expected = ARGV[2 * i + n], ARGV[2 * i + n + 1]
+          local value = current[i]
+          if value then
+            if present ~= '1' or value ~= expected then return 0 end
+          elseif present ~= '0' then return 0 end
+        end
+        local at = 2 + 3 * n
+        local ttl, score, uuid, finished = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
+        local running, member = ARGV[at + 4], ARGV[at + 5]
+        local stale = tonumber(ARGV[at + 6])
+        at = at + 7
+        if stale > 0 then redis.call('ZREM', KEYS[4], unpack(ARGV, at, at + stale - 1)) end
+        at = at + stale
+        local removed = tonumber(ARGV[at])
+        if removed > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, at + 1, at + removed)) end
+        at = at + removed + 1
+        redis.call('HSET', KEYS[1], unpack(ARGV, at, #ARGV))
+        redis.call('PEXPIRE', KEYS[1], ttl)
+        redis.call('ZADD', KEYS[2], score, uuid)
+        if finished == '1' then redis.call('ZADD', KEYS[3], score, uuid) end
+        if running ~= '' then redis.call('ZADD', KEYS[4], running, member) end
+        return 1
+        """
+
+    /// How many times a batch reads again the records another process
+    /// changed between its read and its write, before it gives up with
+    /// `.unavailable` (each round means another writer's write went through:
+    /// only a task written without pause by several processes at once gets
+    /// near it).
+    static let compareAndSetRounds = 50
+
+    /// One task's write, planned from what was read.
+    private struct PlannedWrite {
+        var uuid: String
+        /// The `HMGET` reply's elements, as read (the script compares them).
+        var read: [RedisReply]
+        var record: TaskRecord
+        var json: String
+        var removedFields: [String]
+        var staleMembers: [String]
+    }
+
     /// The write path of ``record(_:)``, on the store's queue: one pipelined
     /// read of every task's record, the events applied in Swift, one
-    /// pipelined write.
+    /// pipelined compare-and-set per record (``compareAndSetScript``);
+    /// the records another process changed in between are read and written
+    /// again, then the batch's index upkeep in one more pipeline.
     func write(uuids: [String], events: [String: [TaskEvent]], session: inout Session) throws {
         let now = Date()
+        var pending = uuids
+        var round = 0
+        while !pending.isEmpty {
+            round += 1
+            guard round <= Self.compareAndSetRounds else {
+                throw ResultStoreError(
+                    .unavailable,
+                    "cannot record task events in Redis at \(endpoint.redactedURL): the records of \(pending.count) tasks (\(pending.prefix(3).joined(separator: ", "))) kept changing under \(Self.compareAndSetRounds) tries")
+            }
+            let plans = try plan(pending, events: events, now: now, session: &session)
+            guard !plans.isEmpty else { return }
+            // The batch's upkeep rides with its first writes: the indexes'
+            // time-to-live, their entries past it, the bound on finished
+            // records.
+            pending = try compareAndSet(plans, upkeep: round == 1 ? upkeep(now: now, finishing: plans.contains { $0.record.isFinished }) : [], session: &session)
+        }
+    }
+
+    /// The index upkeep of a batch written at `now`; with the trim of the
+    /// oldest finished records when it finished tasks.
+    private func upkeep(now: Date, finishing: Bool) -> [[String]] {
+        let ttl = String(ttlMilliseconds)
+        let cutoff = "(" + RedisResultLayout.score(now.addingTimeInterval(-Seconds.double(configuration.timeToLive)))
+        var upkeep: [[String]] = [layout.updatedKey, layout.finishedKey, layout.processKey].map { ["PEXPIRE", $0, ttl] }
+        upkeep.append(["ZREMRANGEBYSCORE", layout.updatedKey, "-inf", cutoff])
+        upkeep.append(["ZREMRANGEBYSCORE", layout.finishedKey, "-inf", cutoff])
+        if finishing {
+            upkeep.append([
+                "EVAL", Self.trimScript, "2", layout.finishedKey, layout.updatedKey,
+                String(max(0, configuration.maxRecords)), layout.prefix,
+            ])
+        }
+        return upkeep
+    }
+
+    /// Reads the records of `uuids` (one pipelined `HMGET` each: our JSON
+    /// record, else the fields a QTasks producer wrote) and applies their
+    /// events.
+    private func plan(
+        _ uuids: [String], events: [String: [TaskEvent]], now: Date, session: inout Session
+    ) throws -> [PlannedWrite] {
         let maxEvents = configuration.maxEventsPerRecord
         let fieldsRead = RedisResultLayout.readFields
-
-        // 1. Read: our JSON record, else the fields a QTasks producer wrote.
         var reads = RedisCommandBuffer(reservingCapacity: uuids.count * 256)
         for uuid in uuids {
             reads.begin(argumentCount: 2 + fieldsRead.count)
@@ -41,26 +146,11 @@ extension RedisResultStore {
         }
         let readReplies = try session.pipeline(reads)
 
-        // 2. Apply the events.
-        // The commands, and the key each is about (for error messages).
-        var commands = RedisCommandBuffer(reservingCapacity: uuids.count * 1500)
-        var commandKeys: [String] = []
-        commandKeys.reserveCapacity(uuids.count * 2 + 10)
-        func add(_ command: [String]) {
-            commands.command(command)
-            commandKeys.append(command[0] == "EVAL" ? layout.finishedKey : command[1])
-        }
-        var updated: [String] = ["ZADD", layout.updatedKey]
-        var finished: [String] = ["ZADD", layout.finishedKey]
-        var running: [String] = ["ZADD", layout.processKey]
-        var notRunning: [String] = ["ZREM", layout.processKey]
-        let ttl = String(ttlMilliseconds)
-        // For the cache, once written: the unfinished records and their text.
-        var written: [(uuid: String, entry: (json: String, record: TaskRecord)?)] = []
-        written.reserveCapacity(uuids.count)
+        var plans: [PlannedWrite] = []
+        plans.reserveCapacity(uuids.count)
         for (uuid, reply) in zip(uuids, readReplies) {
             let key = layout.recordKey(uuid)
-            guard case .array = reply, let values = try? strings(reply, count: fieldsRead.count, to: "HMGET", key: key)
+            guard case .array(let read) = reply, let values = try? strings(reply, count: fieldsRead.count, to: "HMGET", key: key)
             else {
                 // WRONGTYPE: the key is not a hash of ours (someone else's
                 // key under the prefix). Leave it alone rather than fail
@@ -88,75 +178,117 @@ extension RedisResultStore {
             for event in rest { record.apply(event, maxEvents: maxEvents) }
 
             let json = TaskRecordJSON.encode(record)
-            if record.isFinished {
-                written.append((uuid, nil))
-            } else {
-                written.append((uuid, (json, record)))
-            }
-            let fields = RedisResultLayout.fields(of: record, recordJSON: json)
+            var removed: [String] = []
             if let stored {
-                let present = Set(fields.lazy.map(\.0))
+                let present = Set(RedisResultLayout.fields(of: record, recordJSON: "").lazy.map(\.0))
                 let before = Set(RedisResultLayout.fields(of: stored, recordJSON: "").lazy.map(\.0))
-                let removed = RedisResultLayout.Field.optional.filter { before.contains($0) && !present.contains($0) }
-                if !removed.isEmpty { add(["HDEL", key] + removed) }
+                removed = RedisResultLayout.Field.optional.filter { before.contains($0) && !present.contains($0) }
             }
-            commands.begin(argumentCount: 2 + fields.count * 2)
-            commands.argument("HSET")
-            commands.argument(key)
+            // Out of `task_process` unless `process`: its member is removed
+            // whatever was read (atomically with the write, so a stale
+            // member never outlives the record's end), and an older member
+            // (another name or priority) too.
+            var stale: [String] = []
+            let member = RedisResultLayout.processMember(record)
+            if record.status != .process, let member { stale.append(member) }
+            if let previous, let old = RedisResultLayout.processMember(previous), old != member { stale.append(old) }
+            plans.append(
+                PlannedWrite(uuid: uuid, read: read, record: record, json: json, removedFields: removed, staleMembers: stale))
+        }
+        return plans
+    }
+
+    /// Sends one compare-and-set per plan, then the `upkeep` commands, in
+    /// one pipeline. Returns the uuids whose hash changed since it was read
+    /// (not written).
+    private func compareAndSet(_ plans: [PlannedWrite], upkeep: [[String]], session: inout Session) throws -> [String] {
+        let fieldsRead = RedisResultLayout.readFields
+        let ttl = String(ttlMilliseconds)
+        var commands = RedisCommandBuffer(reservingCapacity: plans.count * 3000)
+        for plan in plans {
+            let record = plan.record
+            let fields = RedisResultLayout.fields(of: record, recordJSON: plan.json)
+            let member = RedisResultLayout.processMember(record)
+            let running = record.status == .process && member != nil
+            commands.begin(
+                argumentCount: 3 + 4 + 1 + fieldsRead.count * 3 + 7 + plan.staleMembers.count + 1 + plan.removedFields.count
+                    + fields.count * 2)
+            commands.argument("EVAL")
+            commands.argument(Self.compareAndSetScript)
+            commands.argument("4")
+            commands.argument(layout.recordKey(plan.uuid))
+            commands.argument(layout.updatedKey)
+            commands.argument(layout.finishedKey)
+            commands.argument(layout.processKey)
+            commands.argument(String(fieldsRead.count))
+            for field in fieldsRead { commands.argument(field) }
+            for value in plan.read {
+                if case .string(let bytes) = value {
+                    commands.argument("1")
+                    bytes.withUnsafeBufferPointer { commands.argument(bytes: $0) }
+                } else {
+                    commands.argument("0")
+                    commands.argument("")
+                }
+            }
+            commands.argument(ttl)
+            commands.argument(RedisResultLayout.score(record.updatedAt))
+            commands.argument(plan.uuid)
+            commands.argument(record.isFinished ? "1" : "0")
+            commands.argument(running ? String(record.priority) : "")
+            commands.argument(running ? member ?? "" : "")
+            commands.argument(String(plan.staleMembers.count))
+            for stale in plan.staleMembers { commands.argument(stale) }
+            commands.argument(String(plan.removedFields.count))
+            for field in plan.removedFields { commands.argument(field) }
             for (name, value) in fields {
                 commands.argument(name)
                 commands.argument(value)
             }
-            commandKeys.append(key)
-            add(["PEXPIRE", key, ttl])
-
-            let score = RedisResultLayout.score(record.updatedAt)
-            updated += [score, uuid]
-            if record.isFinished { finished += [score, uuid] }
-            // In `task_process` while `process`. Out otherwise: removed when
-            // it may be there (it was running, or this batch started it and
-            // another worker's write of the same task may have added it).
-            let member = RedisResultLayout.processMember(record)
-            if record.status == .process {
-                if let member { running += [String(record.priority), member] }
-            } else if let member, previous?.status == .process || taskEvents.contains(where: { $0.kind == .started }) {
-                notRunning.append(member)
-            }
-            if let previous, let old = RedisResultLayout.processMember(previous), old != member {
-                notRunning.append(old)
-            }
         }
-        guard commands.count > 0 else { return }
-
-        // 3. Write: the records, the indexes, the in-flight set, the trims.
-        let cutoff = "(" + RedisResultLayout.score(now.addingTimeInterval(-Seconds.double(configuration.timeToLive)))
-        add(updated)
-        if finished.count > 2 { add(finished) }
-        if running.count > 2 { add(running) }
-        if notRunning.count > 2 { add(notRunning) }
-        for index in [layout.updatedKey, layout.finishedKey, layout.processKey] {
-            add(["PEXPIRE", index, ttl])
-        }
-        add(["ZREMRANGEBYSCORE", layout.updatedKey, "-inf", cutoff])
-        add(["ZREMRANGEBYSCORE", layout.finishedKey, "-inf", cutoff])
-        if finished.count > 2 {
-            add([
-                "EVAL", Self.trimScript, "2", layout.finishedKey, layout.updatedKey,
-                String(max(0, configuration.maxRecords)), layout.prefix,
-            ])
-        }
+        for command in upkeep { commands.command(command) }
         let replies: [RedisReply]
         do {
             replies = try session.pipeline(commands, writes: true)
         } catch {
-            for (uuid, _) in written { writtenRecords.remove(uuid) }
+            for plan in plans { writtenRecords.remove(plan.uuid) }
             throw error
         }
-        for (uuid, entry) in written {
-            if let entry { writtenRecords.insert(entry.record, json: entry.json) } else { writtenRecords.remove(uuid) }
+        var conflicts: [String] = []
+        var failure: (any Error)?
+        for (plan, reply) in zip(plans, replies) {
+            switch reply {
+            case .integer(1):
+                if plan.record.isFinished {
+                    writtenRecords.remove(plan.uuid)
+                } else {
+                    writtenRecords.insert(plan.record, json: plan.json)
+                }
+            case .integer(0):
+                conflicts.append(plan.uuid)
+            default:
+                // The key became something else than a hash (WRONGTYPE),
+                // or Redis refused the script: report the first, after
+                // the others' cache entries are settled.
+                writtenRecords.remove(plan.uuid)
+                if failure == nil {
+                    do {
+                        _ = try checked(reply, key: layout.recordKey(plan.uuid))
+                        failure = unexpected(reply, to: "EVAL compare-and-set", key: layout.recordKey(plan.uuid))
+                    } catch {
+                        failure = error
+                    }
+                }
+            }
         }
-        for (key, reply) in zip(commandKeys, replies) {
-            _ = try checked(reply, key: key)
+        for (command, reply) in zip(upkeep, replies.dropFirst(plans.count)) where failure == nil {
+            do {
+                _ = try checked(reply, key: command[0] == "EVAL" ? layout.finishedKey : command[1])
+            } catch {
+                failure = error
+            }
         }
+        if let failure { throw failure }
+        return conflicts
     }
 }

@@ -49,21 +49,28 @@ import QTasksStateRedis
 /// pipelined: one `HMGET` per task (the JSON record, and the fields a QTasks
 /// producer writes before publishing, so that a record it created keeps its
 /// arguments, creation time and priority), then, after applying the events
-/// with ``TaskRecord/apply(_:maxEvents:)`` in Swift, one write: per task
-/// `HSET` of every field (and `HDEL` of fields that no longer apply),
-/// `PEXPIRE`; then for the batch one `ZADD` per index, `ZADD`/`ZREM` on
-/// `task_process`, `PEXPIRE` of the sorted sets, `ZREMRANGEBYSCORE` of index
-/// entries older than the time-to-live and, when the batch finished tasks, a
-/// short Lua script that drops the oldest finished records (hash and index
-/// entries) past ``ResultStoreConfiguration/maxRecords``. No round trip per
-/// event or per task. The JSON record is written and parsed by hand (the
-/// ``TaskRecord`` JSON form, which `Codable` reads too), and a record this
-/// store wrote and reads back unchanged (a task's next events) is not parsed
-/// again: `JSONEncoder` and `JSONDecoder` were most of a batch's time.
+/// with ``TaskRecord/apply(_:maxEvents:)`` in Swift, one write per task: a
+/// short Lua script (`compareAndSetScript`) that checks the hash still
+/// holds what was read and only then does the `HSET` of every field (and
+/// `HDEL` of fields that no longer apply), `PEXPIRE`, the task's `ZADD`s to
+/// the indexes and its `ZADD`/`ZREM` on `task_process`, all at once; and
+/// for the batch `PEXPIRE` of the sorted sets, `ZREMRANGEBYSCORE` of index
+/// entries older than the time-to-live and, when the batch finished tasks,
+/// a short Lua script that drops the oldest finished records (hash and
+/// index entries) past ``ResultStoreConfiguration/maxRecords``. No round
+/// trip per event or per task. The JSON record is written and parsed by
+/// hand (the ``TaskRecord`` JSON form, which `Codable` reads too), and a
+/// record this store wrote and reads back unchanged (a task's next events)
+/// is not parsed again: `JSONEncoder` and `JSONDecoder` were most of a
+/// batch's time.
 ///
-/// Two processes that write the same task at once (only a duplicate
-/// delivery does that) race: the last write wins, which at worst keeps one
-/// duplicate's outcome and events over the other's.
+/// Two processes that write the same task at once (a sender's `sent` event
+/// and the worker's `started`, a few milliseconds apart; two deliveries of
+/// one task) do not overwrite each other: the one whose hash changed
+/// between its read and its write writes nothing, reads that task again
+/// and applies its events to what the other wrote (up to 50 rounds, each
+/// of which means another writer's write went through). Every event of both
+/// ends up in the record.
 ///
 /// Every key has the store's time-to-live (`PEXPIRE`, renewed by each
 /// write), so Redis itself expires records; reads also skip records whose
@@ -80,8 +87,9 @@ import QTasksStateRedis
 /// ``ResultStoreError`` `.unavailable` (naming the URL, password redacted,
 /// and hiredis' error) and is dropped; the next operation connects again, so
 /// the store recovers by itself once Redis is back. An operation that finds
-/// a connection which died while idle retries once on a new one (every
-/// write is idempotent: whole fields and scores). A `qtasks_record` that
+/// a connection which died while idle retries its first round trip once on
+/// a new one (a read, or a write of whole fields and scores; a batch's
+/// compare-and-set comes after its read, so it is never sent twice). A `qtasks_record` that
 /// does not parse is `.corrupt` on reads; a write replaces it, starting from
 /// the hash's QTasks fields.
 public final class RedisResultStore: ResultStore, CustomStringConvertible, @unchecked Sendable {
@@ -420,8 +428,10 @@ public final class RedisResultStore: ResultStore, CustomStringConvertible, @unch
         let deadline: RedisDeadline
 
         /// Sends `commands` in one write and reads their replies (error
-        /// replies are values). Every command the store sends is
-        /// idempotent, so a retry is safe.
+        /// replies are values). Only an operation's first round trip is
+        /// retried (``mayRetry``), and that is always a read or an
+        /// idempotent write (the compare-and-set of a batch comes after its
+        /// read), so a retry is safe.
         ///
         /// - Parameter writes: whether the commands change data (the error
         ///   then says the write may or may not have been applied).

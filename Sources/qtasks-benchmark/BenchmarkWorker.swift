@@ -19,13 +19,15 @@ struct BenchmarkWorker: AsyncParsableCommand {
 
     @Option var url: String
     @Option var queue: String
-    @Option var concurrency: Int
-    @Option var prefetch: Int
+    @Option(help: "Handlers at once (default: the library's WorkerConfiguration default).") var concurrency: Int?
+    @Option(help: "Prefetch (default: the library's WorkerConfiguration default).") var prefetch: Int?
     @Option(help: "Print 'drained' after this many tasks (0: never).") var count: Int = 0
     @Option(help: "State store for noop_state (sqlite:///path).") var stateURL: String?
     @Option(help: "Record task events in this result store; print 'recorded' once --count tasks are in it.")
     var resultStore: String?
     @Option(help: "Time-to-live of the result store's records, in seconds.") var resultTTL: Int = 600
+    @Flag(help: "Print 'progress <finished> <first>/<last>' (CLOCK_MONOTONIC nanoseconds of the first and latest task's end) every 10 ms while tasks finish: the scale row adds up several workers.")
+    var progress = false
 
     func run() async throws {
         LoggingSystem.bootstrap { label in
@@ -34,6 +36,21 @@ struct BenchmarkWorker: AsyncParsableCommand {
             return handler
         }
         let progress = Progress(target: count)
+        if self.progress {
+            // A thread of its own: it only reads the counter.
+            Thread.detachNewThread {
+                var printed = -1
+                while true {
+                    usleep(10_000)
+                    let (finished, first, last) = progress.snapshot()
+                    if finished != printed {
+                        print("progress \(finished) \(first)/\(last)")
+                        fflush(nil)
+                        printed = finished
+                    }
+                }
+            }
+        }
         let app = TaskApp(name: "benchmark")
         try app.register(BenchmarkTasks.noop) { progress.taskFinished() }
 
@@ -67,12 +84,13 @@ struct BenchmarkWorker: AsyncParsableCommand {
             configuration.events = TaskEventRecording(sinks: [RecordedCounter(store: store, progress: progress)])
         }
         configuration.queues = [queue]
-        configuration.concurrency = concurrency
-        configuration.prefetch = prefetch
+        if let concurrency { configuration.concurrency = concurrency }
+        if let prefetch { configuration.prefetch = prefetch }
         configuration.logger.logLevel = .warning
         let worker = Worker(broker: broker, app: app, configuration: configuration)
         print("ready")
         fflush(nil)
+        progress.cpuAtReady = ownCPUSeconds()
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: [.init(service: broker), .init(service: worker)], gracefulShutdownSignals: [.sigterm, .sigint],
@@ -87,23 +105,51 @@ final class Progress: Sendable {
         var first: ContinuousClock.Instant?
         var finished = 0
         var recorded = 0
+        var firstNanoseconds: UInt64 = 0
+        var lastNanoseconds: UInt64 = 0
     }
     private let state = Mutex(State())
     private let target: Int
+    private let readyCPU = Mutex(0.0)
+    /// The process's CPU seconds when it printed `ready`.
+    var cpuAtReady: Double {
+        get { readyCPU.withLock { $0 } }
+        set { readyCPU.withLock { $0 = newValue } }
+    }
 
     init(target: Int) { self.target = target }
 
     func taskFinished() {
         let elapsed: Duration? = state.withLock { state in
             let now = ContinuousClock.now
-            if state.first == nil { state.first = now }
+            let nanoseconds = Self.monotonicNanoseconds()
+            if state.first == nil {
+                state.first = now
+                state.firstNanoseconds = nanoseconds
+            }
+            state.lastNanoseconds = nanoseconds
             state.finished += 1
             return state.finished == target ? now - state.first! : nil
         }
         if let elapsed {
-            print("drained \(elapsed.seconds)")
+            // With this process's CPU since `ready` (getrusage: finer than
+            // /proc's clock ticks).
+            print("drained \(elapsed.seconds) cpu \(ownCPUSeconds() - cpuAtReady)")
             fflush(nil)
         }
+    }
+
+    /// Tasks finished so far, and the system-wide monotonic clock (in
+    /// nanoseconds) at the first and the latest one's end: comparable
+    /// between processes on one machine.
+    func snapshot() -> (finished: Int, first: UInt64, last: UInt64) {
+        state.withLock { ($0.finished, $0.firstNanoseconds, $0.lastNanoseconds) }
+    }
+
+    static func monotonicNanoseconds() -> UInt64 {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
     }
 
     /// `count` more tasks are in the result store with their end state.

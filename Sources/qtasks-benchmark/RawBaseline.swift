@@ -14,12 +14,17 @@ enum RawBaseline {
     }
 
     /// Consumes and acks `count` messages from `queue`; returns the seconds
-    /// from the first delivery to the last ack.
-    static func consumeAndAck(_ configuration: AMQPConfiguration, queue: String, count: Int, prefetch: Int) throws -> Double {
+    /// from the first delivery to the last ack. `ready` runs once the
+    /// connection is open, before `basic.consume` (the point where the
+    /// worker under test prints its `ready` line).
+    static func consumeAndAck(
+        _ configuration: AMQPConfiguration, queue: String, count: Int, prefetch: Int, ready: () -> Void = {}
+    ) throws -> Double {
         let state = try openChannel(configuration)
         defer { amqp_destroy_connection(state) }
         amqp_basic_qos(state, 1, 0, UInt16(prefetch), 0)
         try check(state, "basic.qos")
+        ready()
         let empty = amqp_table_t(num_entries: 0, entries: nil)
         try queue.withCString { name in
             amqp_basic_consume(state, 1, amqp_cstring_bytes(name), amqp_bytes_t(len: 0, bytes: nil), 0, 0, 0, empty)

@@ -9,14 +9,23 @@ final class WorkerProcess: @unchecked Sendable {
     private var iterator: AsyncStream<String>.Iterator
 
     convenience init(
-        url: String, queue: String, concurrency: Int, prefetch: Int, count: Int, stateURL: String? = nil, resultStoreURL: String? = nil
+        url: String, queue: String, concurrency: Int?, prefetch: Int?, count: Int, stateURL: String? = nil,
+        resultStoreURL: String? = nil
     ) throws {
         try self.init(
-            executable: URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).resolvingSymlinksInPath(),
-            arguments: [
-                "worker", "--url", url, "--queue", queue, "--concurrency", "\(concurrency)", "--prefetch", "\(prefetch)",
-                "--count", "\(count)",
-            ] + (stateURL.map { ["--state-url", $0] } ?? []) + (resultStoreURL.map { ["--result-store", $0] } ?? []))
+            benchmarkArguments: ["worker", "--url", url, "--queue", queue, "--count", "\(count)"]
+                + (concurrency.map { ["--concurrency", "\($0)"] } ?? []) + (prefetch.map { ["--prefetch", "\($0)"] } ?? [])
+                + (stateURL.map { ["--state-url", $0] } ?? []) + (resultStoreURL.map { ["--result-store", $0] } ?? []))
+    }
+
+    /// This benchmark executable with `arguments` (a subcommand).
+    convenience init(benchmarkArguments arguments: [String]) throws {
+        try self.init(executable: Self.benchmarkExecutable, arguments: arguments)
+    }
+
+    /// The running benchmark's own executable.
+    static var benchmarkExecutable: URL {
+        URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).resolvingSymlinksInPath()
     }
 
     /// Any child process whose standard output is read by lines (the

@@ -12,6 +12,11 @@ enum Example {
     static let echo = TaskDefinition<JSONValue>(acceptingAnyArguments: "echo", returning: JSONValue.self)
     /// sleep(seconds): waits, cooperatively; returns the seconds slept.
     static let sleep = TaskDefinition("sleep", parameters: ["seconds"], arguments: Double.self, returning: Double.self)
+    /// long_sleep(seconds): as sleep, for tasks longer than the broker's
+    /// consumer_timeout: acknowledged when it starts (at most once).
+    static let longSleep = TaskDefinition(
+        "long_sleep", parameters: ["seconds"], arguments: Double.self, returning: Double.self,
+        options: TaskOptions(acknowledgement: .onStart))
     /// fail(message?): always throws.
     static let fail = TaskDefinition("fail", parameters: ["message"], arguments: String?.self, returning: JSONValue.self)
     /// word_count(text, top?): word statistics of a text.

@@ -30,6 +30,16 @@ enum ExampleTasks {
             return seconds
         }
 
+        // long_sleep(seconds): sleep acknowledged on start, so that it may
+        // outlast the broker's consumer_timeout (docs/reliability.md).
+        try app.register(Example.longSleep) { seconds in
+            guard seconds >= 0, seconds <= 86_400 else {
+                throw ExampleError("seconds must be between 0 and 86400, not \(seconds)")
+            }
+            try await Task.sleep(for: .seconds(seconds))
+            return seconds
+        }
+
         // fail(message): always throws, to see an error result and the
         // dead-letter queue.
         try app.register(Example.fail) { message in

@@ -14,7 +14,7 @@ import ServiceLifecycle
 struct ExampleWorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qtasks-example",
-        abstract: "Runs a worker with the example tasks: add, echo, sleep, fail, word_count, mask_card, work, test_depends, step1, step2 (and always_fail, limited_sleep, give_up, which show retries, time limits and self-cancel).",
+        abstract: "Runs a worker with the example tasks: add, echo, sleep, long_sleep, fail, word_count, mask_card, work, test_depends, step1, step2 (and always_fail, limited_sleep, give_up, which show retries, time limits and self-cancel).",
         discussion: """
             Consumes the given queues from RabbitMQ, runs each task and publishes its result to the \
             message's reply_to queue. SIGINT or SIGTERM stops consuming, lets running tasks finish (up \

@@ -42,6 +42,18 @@ struct ReliabilityOptions: ParsableArguments {
         })
     var taskTimeLimit: Duration?
 
+    @Option(
+        help: """
+            The broker's consumer_timeout in seconds (RabbitMQ's rabbitmq.conf value / 1000; default: 1800, RabbitMQ's default; 0: \
+            the broker has none). A task still unacknowledged near it is stopped and fails with ConsumerTimeoutError (retried per \
+            --max-attempts, then dead-lettered) instead of the broker closing the channel and running it again for ever; \
+            long_sleep is acknowledged on start and exempt.
+            """,
+        transform: SecondsOption.parser("--consumer-timeout must be seconds from 0 (none) to 2592000 (30 days)") {
+            (0...2_592_000).contains($0)
+        })
+    var consumerTimeout: Duration = .seconds(1800)
+
     func validate() throws {
         guard maxAttempts >= 1 else { throw ValidationError("--max-attempts must be at least 1") }
         guard (0...1).contains(retryJitter) else { throw ValidationError("--retry-jitter must be 0...1") }
@@ -65,6 +77,7 @@ struct ReliabilityOptions: ParsableArguments {
             maxAttempts: maxAttempts,
             backoff: Backoff(initial: retryDelay, multiplier: 2, maximum: retryMaxDelay, jitter: retryJitter))
         configuration.taskTimeLimit = taskTimeLimit
+        configuration.consumerTimeout = consumerTimeout == .zero ? nil : consumerTimeout
         configuration.transientRetry.maxRetries = transientRetries
         configuration.deduplicatesTasks = deduplicate
     }

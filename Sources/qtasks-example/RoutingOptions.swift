@@ -38,9 +38,38 @@ struct RoutingOptions: ParsableArguments {
             "Also consume Dramatiq's delay queue <queue>.DQ of each --queue: a message whose eta is still ahead waits in the broker's delay queues (none is held by the worker), then runs from <queue>. The worker declares <queue> and <queue>.DQ with Dramatiq's own arguments (dead-lettering to <queue>.XQ), so the worker or a Dramatiq producer may start first."))
     var dramatiqDelayQueues = false
 
+    @Flag(
+        name: .customLong("taskiq-queues"),
+        help: ArgumentHelp(
+            "Declare each --queue as taskiq-aio-pika 0.6.1 does: a quorum queue dead-lettering to Taskiq's dead-letter queue (declared too), bound to Taskiq's exchange with the queue's name as routing key; so that the worker or a Taskiq producer may start first."))
+    var taskiqQueues = false
+
+    @Option(
+        name: .customLong("taskiq-exchange"),
+        help: ArgumentHelp(
+            "With --taskiq-queues: Taskiq's exchange as NAME[:TYPE] (its Exchange(name=..., type=...)), TYPE direct or topic.",
+            valueName: "name[:type]"))
+    var taskiqExchange = "taskiq:topic"
+
+    @Option(
+        name: .customLong("taskiq-dead-letter-queue"),
+        help: ArgumentHelp(
+            "With --taskiq-queues: Taskiq's dead-letter queue (its dead_letter_queue=Queue(name=...)).",
+            valueName: "queue"))
+    var taskiqDeadLetterQueue = "taskiq.dead_letter"
+
     func validate() throws {
         if let maxPriority, !(1...255).contains(maxPriority) {
             throw ValidationError("--max-priority must be 1...255")
+        }
+        if taskiqQueues {
+            if dramatiqDelayQueues {
+                throw ValidationError("--taskiq-queues and --dramatiq-delay-queues declare the same queues with different arguments: choose one (or run one worker per producer's queues)")
+            }
+            if maxPriority != nil {
+                throw ValidationError("--taskiq-queues declares quorum queues, which refuse --max-priority")
+            }
+            _ = try taskiqDeclaration()
         }
         _ = try parsedQueueConcurrency()
     }
@@ -80,6 +109,27 @@ struct RoutingOptions: ParsableArguments {
                 configuration.argumentsByQueue[queue] = RabbitMQBrokerConfiguration.dramatiqQueueArguments(for: queue)
             }
         }
+        if taskiqQueues {
+            // As taskiq-aio-pika's startup() declares them, so that its
+            // declaration, coming second, is equivalent (docs/interop.md).
+            let declaration = try taskiqDeclaration()
+            for queue in queues { configuration.declareLikeTaskiq(queue, declaration) }
+        }
+    }
+
+    /// `--taskiq-exchange` and `--taskiq-dead-letter-queue`.
+    func taskiqDeclaration() throws -> TaskiqDeclaration {
+        let parts = taskiqExchange.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+        let name = String(parts[0])
+        let typeName = parts.count > 1 ? String(parts[1]) : "topic"
+        guard !name.isEmpty else {
+            throw ValidationError("--taskiq-exchange needs a name (taskiq-aio-pika cannot publish to the default exchange), not '\(taskiqExchange)'")
+        }
+        guard let type = ExchangeType(name: typeName), type == .direct || type == .topic else {
+            throw ValidationError("--taskiq-exchange type must be direct or topic (what taskiq-aio-pika routes by), not '\(typeName)'")
+        }
+        guard !taskiqDeadLetterQueue.isEmpty else { throw ValidationError("--taskiq-dead-letter-queue must not be empty") }
+        return TaskiqDeclaration(exchange: name, exchangeType: type, deadLetterQueue: taskiqDeadLetterQueue)
     }
 
     func apply(to configuration: inout WorkerConfiguration) throws {

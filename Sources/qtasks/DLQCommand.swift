@@ -98,9 +98,12 @@ struct DLQCommand: AsyncParsableCommand {
                 for letter in try await admin.browse(queue, limit: limit, maxBodySize: 1_048_576) {
                     // One line per message whatever the producer put in its
                     // fields: control characters are escaped.
+                    // The name and uuid as the producer's format carries
+                    // them (Celery's headers, Dramatiq's actor_name, ...).
+                    let identity = letter.identity
                     print(
                         [
-                            String(letter.position), letter.uuid ?? "-", letter.taskName ?? "-",
+                            String(letter.position), identity.uuid ?? "-", identity.taskName ?? "-",
                             letter.failedAt.map(DLQCommand.time) ?? "-", letter.attempts.map(String.init) ?? "-",
                             letter.reason,
                         ].map(LogText.sanitized).joined(separator: "\t"))
@@ -209,8 +212,10 @@ struct DLQCommand: AsyncParsableCommand {
     static func describe(_ letter: DeadLetter, bodyLimit: Int? = nil) -> String {
         let p = letter.message.properties
         var lines: [String] = []
-        lines.append("uuid: \(LogText.sanitized(letter.uuid ?? "-"))")
-        lines.append("task: \(LogText.sanitized(letter.taskName ?? "-"))")
+        let identity = letter.identity
+        lines.append("uuid: \(LogText.sanitized(identity.uuid ?? "-"))")
+        lines.append("task: \(LogText.sanitized(identity.taskName ?? "-"))")
+        lines.append("format: \(identity.format)")
         lines.append("reason: \(LogText.sanitized(letter.reason))")
         lines.append("origin queue: \(letter.originQueue ?? "-")")
         lines.append("attempts: \(letter.attempts.map(String.init) ?? "-")")

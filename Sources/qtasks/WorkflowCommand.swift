@@ -137,6 +137,9 @@ struct WorkflowSendCommand: AsyncParsableCommand {
         } catch let error as CocoaError where error.code == .fileReadNoSuchFile || error.code == .fileNoSuchFile {
             printError("qtasks: no such file: \(file)")
             throw ExitStatus.usage
+        } catch let error as DecodingError {
+            printError("qtasks: cannot read the workflow in \(file): \(Self.describe(error))")
+            throw ExitStatus.usage
         } catch {
             printError("qtasks: cannot read the workflow in \(file): \(error)")
             throw ExitStatus.usage
@@ -197,6 +200,31 @@ struct WorkflowSendCommand: AsyncParsableCommand {
         if let failure = ExitStatus.forTask(result.status) {
             printError("qtasks: workflow \(handle.uuid) ended with status \(result.status): \(TerminalText.safe(result.traceback ?? ""))")
             throw failure
+        }
+    }
+}
+
+extension WorkflowSendCommand {
+    /// A decoding error as the field it is about and what is wrong with
+    /// it (`at window: a group's window must be a whole number, not 2.5`),
+    /// without Foundation's "Data was corrupted" wording.
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ codingPath: [any CodingKey]) -> String {
+            var text = ""
+            for key in codingPath {
+                if let index = key.intValue { text += "[\(index)]" } else { text += (text.isEmpty ? "" : ".") + key.stringValue }
+            }
+            return text.isEmpty ? "the top level" : text
+        }
+        switch error {
+        case .dataCorrupted(let context):
+            return context.codingPath.isEmpty ? context.debugDescription : "at \(path(context.codingPath)): \(context.debugDescription)"
+        case .typeMismatch(_, let context), .valueNotFound(_, let context):
+            return "at \(path(context.codingPath)): \(context.debugDescription)"
+        case .keyNotFound(let key, let context):
+            return "at \(path(context.codingPath)): missing \"\(key.stringValue)\""
+        @unknown default:
+            return "\(error)"
         }
     }
 }

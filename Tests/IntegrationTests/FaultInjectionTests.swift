@@ -387,6 +387,55 @@ struct WorkerFaultTests {
         }
     }
 
+    /// `qtasks dlq list` names foreign dead letters as their producers do:
+    /// Celery's `task`/`id` headers, Dramatiq's `actor_name`/`message_id`,
+    /// Taskiq's `task_name`/`task_id` (not the AMQP `message_id` aio-pika
+    /// sets); `show --uuid` finds them by those ids.
+    @Test func dlqListNamesCeleryDramatiqAndTaskiqTasks() async throws {
+        try await TestScope.run("dlq-foreign") { scope in
+            let worker = try await scope.startFaultWorker([])
+            let celeryID = "celery-" + UUID().uuidString.lowercased()
+            let dramatiqID = "dramatiq-" + UUID().uuidString.lowercased()
+            let taskiqID = "taskiq-" + UUID().uuidString.lowercased()
+            let aioPikaID = "aio-pika-" + UUID().uuidString.lowercased()
+            // Tasks no worker knows: each is dead-lettered as it came.
+            try await scope.admin.publish(
+                Array(#"[[2, 3], {}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]"#.utf8), to: scope.queue,
+                properties: AMQPProperties(
+                    contentType: "application/json", contentEncoding: "utf-8",
+                    headers: ["lang": .string("py"), "task": .string("celery.unknown_add"), "id": .string(celeryID),
+                              "root_id": .string(celeryID)],
+                    deliveryMode: AMQPProperties.persistentDeliveryMode, correlationID: celeryID))
+            try await scope.admin.publish(
+                Array(#"{"queue_name": "\#(scope.queue)", "actor_name": "dramatiq_unknown", "args": [1], "kwargs": {}, "options": {}, "message_id": "\#(dramatiqID)", "message_timestamp": 1764460800000}"#.utf8),
+                to: scope.queue, properties: AMQPProperties(deliveryMode: AMQPProperties.persistentDeliveryMode))
+            try await scope.admin.publish(
+                Array(#"{"task_id": "\#(taskiqID)", "task_name": "tasks:taskiq_unknown", "labels": {}, "labels_types": {}, "args": [], "kwargs": {}}"#.utf8),
+                to: scope.queue,
+                properties: AMQPProperties(
+                    headers: ["task_id": .string(taskiqID), "task_name": .string("tasks:taskiq_unknown")],
+                    deliveryMode: AMQPProperties.persistentDeliveryMode, messageID: aioPikaID))
+            try await waitUntil("three dead letters", timeout: 20) {
+                try await scope.admin.queueInfo(scope.deadLetterQueue)?.messageCount == 3
+            }
+            await scope.stopGracefully(worker)
+
+            let list = try await scope.runCLI(["dlq", "list", scope.queue])
+            #expect(list.termination == .exited(0), "\(list)")
+            let lines = list.stdout.split(separator: "\n").map(String.init)
+            for (uuid, name) in [(celeryID, "celery.unknown_add"), (dramatiqID, "dramatiq_unknown"), (taskiqID, "tasks:taskiq_unknown")] {
+                let line = lines.first { $0.contains(uuid) }
+                #expect(line?.split(separator: "\t").dropFirst().prefix(2).map(String.init) == [uuid, name], "\(list)")
+            }
+            #expect(!list.stdout.contains(aioPikaID), "Taskiq's task_id, not aio-pika's message_id")
+
+            let show = try await scope.runCLI(["dlq", "show", scope.queue, "--uuid", taskiqID])
+            #expect(show.termination == .exited(0), "\(show)")
+            #expect(show.stdout.contains("task: tasks:taskiq_unknown"), "\(show)")
+            #expect(show.stdout.contains("format: taskiq"), "\(show)")
+        }
+    }
+
     /// `qtasks dlq`: list (leaves messages), show, replay (back to the
     /// origin queue, attempts reset), purge.
     @Test func dlqCommandListsShowsReplaysAndPurges() async throws {

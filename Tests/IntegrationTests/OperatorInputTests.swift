@@ -122,6 +122,21 @@ struct OperatorInputTests {
         #expect(run.stderr.contains(message), "\(run)")
     }
 
+    /// `--taskiq-queues` declares quorum queues with Taskiq's arguments:
+    /// combinations that cannot hold are refused before anything connects.
+    @Test("Taskiq declarations that cannot hold exit 64 saying why", arguments: [
+        (["--taskiq-queues", "--dramatiq-delay-queues"], "choose one"),
+        (["--taskiq-queues", "--max-priority", "5"], "refuse --max-priority"),
+        (["--taskiq-queues", "--taskiq-exchange", ":topic"], "--taskiq-exchange needs a name"),
+        (["--taskiq-queues", "--taskiq-exchange", "taskiq:fanout"], "must be direct or topic"),
+    ])
+    func impossibleTaskiqDeclarationsExit64(arguments: [String], message: String) async throws {
+        let run = try await ChildProcess.run(
+            IntegrationEnvironment.workerExecutable, arguments + ["--url", IntegrationEnvironment.url], timeout: 30)
+        #expect(run.termination == .exited(64), "\(run)")
+        #expect(run.stderr.contains(message), "\(run)")
+    }
+
     /// The default prefetch, 4 × concurrency, stops at 65535: what is
     /// logged is what the broker got.
     @Test func theDefaultPrefetchLoggedIsTheOneTheBrokerGot() async throws {

@@ -96,7 +96,7 @@ struct QTasksResultInteropTests {
             let brokerConfiguration = try RabbitMQBrokerConfiguration(url: IntegrationEnvironment.url)
             let workerID = "it-\(name)"
             var workerConfiguration = WorkerConfiguration(queues: [queue], concurrency: 4, shutdownGracePeriod: .seconds(5), logger: logger)
-            workerConfiguration.events = TaskEventRecording(sinks: [store], workerID: workerID, flushInterval: .milliseconds(20))
+            workerConfiguration.events = TaskEventRecording(sinks: [store], workerID: workerID)
 
             // A heartbeat that outlives the run, so that QTasks' get_all
             // surely meets our heartbeat keys.

@@ -67,7 +67,12 @@ struct WorkflowCLITests {
         try await TestScope.run("wf-cli-bad") { scope in
             let cases: [(String, String)] = [
                 (#"{"chain": []}"#, "at least one step"),
-                (#"{"group": [{"task": "add"}], "window": 0}"#, "window"),
+                (#"{"group": [{"task": "add"}], "window": 0}"#, "at window: a group's window must be a whole number of at least 1, not 0"),
+                // JSONDecoder says "not valid JSON" for a fraction where it
+                // wants an Int: the field and what it must be instead.
+                (#"{"group": [{"task": "add"}], "window": 2.5}"#, "at window: a group's window must be a whole number, not 2.5"),
+                (#"{"chain": [{"group": [{"task": "add"}], "window": "3"}]}"#, #"at chain[0].window: a group's window must be a whole number, not "3""#),
+                (#"{"group": [{"task": "add", "priority": 1.5}]}"#, "at group[0].priority: a task's priority must be a whole number, not 1.5"),
                 (#"{"tsak": "add"}"#, "\"task\", \"chain\" or \"group\""),
                 ("not json", "cannot read the workflow"),
             ]

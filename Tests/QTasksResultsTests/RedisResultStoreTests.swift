@@ -153,6 +153,71 @@ struct RedisResultStoreTests {
         }
     }
 
+    /// Three processes write the same tasks at once, as a sender (`sent`,
+    /// with the arguments), a worker's `started` and its `succeeded` do a
+    /// few milliseconds apart: each store has its own connection, so their
+    /// read-modify-writes interleave. Every event of every task must be in
+    /// its record, and no finished task left in `task_process`. With the
+    /// plain read-then-write this lost an event (and the arguments with a
+    /// `sent`) in most runs.
+    @Test func concurrentWritersOfOneRecordLoseNoEvent() async throws {
+        try await withStore { sender, prefix in
+            var configuration = ResultStoreConfiguration()
+            configuration.keyPrefix = prefix
+            let starter = try await RedisResultStore.open(url: TestRedis.url, configuration: configuration)
+            let finisher = try await RedisResultStore.open(url: TestRedis.url, configuration: configuration)
+            var uuids: [String] = []
+            do {
+                uuids = try await Self.race(sender, starter, finisher)
+            } catch {
+                await starter.close()
+                await finisher.close()
+                throw error
+            }
+            await starter.close()
+            await finisher.close()
+            var lost: [String] = []
+            for uuid in uuids {
+                let record = try #require(try await sender.record(for: uuid))
+                let kinds = Set(record.events.map(\.kind))
+                if kinds != [.sent, .started, .succeeded] || record.arguments == nil || record.status != .success {
+                    lost.append("\(uuid): \(record.status) \(record.events.map(\.kind)) arguments \(record.arguments.map { "\($0.args)" } ?? "none")")
+                }
+            }
+            #expect(lost.isEmpty, "\(lost.count) of \(uuids.count) records lost events: \(lost.prefix(5))")
+            #expect(try sortedSet("\(prefix):task_process").isEmpty, "finished tasks left in task_process")
+            #expect(try sortedSet("\(prefix):qtasks_index:finished").count == uuids.count)
+        }
+    }
+
+    /// 30 rounds of 10 tasks: each round's `sent` events (with arguments)
+    /// through `sender`, `started` through `starter` and `succeeded`
+    /// through `finisher`, the three batches at once. Returns the uuids.
+    static func race(_ sender: RedisResultStore, _ starter: RedisResultStore, _ finisher: RedisResultStore) async throws
+        -> [String]
+    {
+        var uuids: [String] = []
+        for round in 0..<30 {
+            var sent: [TaskEvent] = []
+            var started: [TaskEvent] = []
+            var finished: [TaskEvent] = []
+            for index in 0..<10 {
+                var script = EventScript(taskName: "add")
+                var event = script.next(.sent)
+                event.arguments = RecordedArguments(args: [.int(Int64(round)), .int(Int64(index))], kwargs: ["k": "v"])
+                sent.append(event)
+                started.append(script.next(.started))
+                finished.append(script.succeeded(.int(Int64(round * 10 + index))))
+                uuids.append(script.uuid)
+            }
+            async let one: Void = sender.record(sent)
+            async let two: Void = starter.record(started)
+            async let three: Void = finisher.record(finished)
+            _ = try await (one, two, three)
+        }
+        return uuids
+    }
+
     @Test func aRecordAQTasksProducerWroteKeepsItsArgumentsTimeAndPriority() async throws {
         try await withStore { store, prefix in
             // What QTasks' AsyncRedisStorage.add writes before publishing

@@ -43,6 +43,26 @@ import Testing
         #expect(WireFormat(detecting: none, body: Self.bytes(#"{"labels": "#)) == .qtasks)
     }
 
+    /// The name and uuid each format carries, as `qtasks dlq list` shows
+    /// them: Celery's headers, Dramatiq's `actor_name`/`message_id`,
+    /// Taskiq's `task_id` (not the AMQP `message_id` aio-pika sets).
+    @Test func identityOfEachFormat() {
+        func identity(_ properties: MessageProperties, _ body: String) -> TaskIdentity {
+            TaskIdentity(of: Message(body: Self.bytes(body), properties: properties))
+        }
+        #expect(identity(Self.celery(task: "billing.add"), "[[1], {}, {}]") == TaskIdentity(format: .celery, taskName: "billing.add", uuid: "c-1"))
+        #expect(
+            identity(MessageProperties(messageID: "amqp-id"), #"{"actor_name": "add", "message_id": "d-1", "queue_name": "q"}"#)
+                == TaskIdentity(format: .dramatiq, taskName: "add", uuid: "d-1"))
+        #expect(
+            identity(MessageProperties(messageID: "aio-pika-id"), #"{"task_id": "t-1", "task_name": "mod:add", "labels": {}}"#)
+                == TaskIdentity(format: .taskiq, taskName: "mod:add", uuid: "t-1"))
+        #expect(identity(MessageProperties(), #"{"uuid": "q-1", "task_name": "add"}"#) == TaskIdentity(format: .qtasks, taskName: "add", uuid: "q-1"))
+        #expect(identity(MessageProperties(messageID: "m-1"), #"{"task_name": "add"}"#).uuid == "m-1")
+        // Not JSON: nothing but the AMQP id.
+        #expect(identity(MessageProperties(messageID: "m-2"), "not json") == TaskIdentity(format: .qtasks, taskName: nil, uuid: "m-2"))
+    }
+
     @Test func aMessageThatFitsNoFormatNamesWhatIsMissing() {
         let message = Message(body: Self.bytes(#"{"name": "add", "args": [1]}"#))
         let error = #expect(throws: TaskInputError.self) {

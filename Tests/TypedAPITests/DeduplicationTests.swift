@@ -1,5 +1,6 @@
 import Foundation
 import QTasks
+import QTasksResultStores
 import QTasksTesting
 import Synchronization
 import Testing
@@ -91,6 +92,86 @@ struct DeduplicationTests {
             try await drained(broker)
             #expect(counter.count("refuse") == 2, "not held back by the first run's mark")
             #expect(broker.messages(in: "default.dlq").count == 2)
+        }
+    }
+
+    static let stubborn = TaskDefinition("dd.stubborn", arguments: Int.self, returning: Int.self, options: TaskOptions(deduplicated: true))
+
+    final class Flag: Sendable {
+        private let value = Mutex(false)
+        func set() { value.withLock { $0 = true } }
+        var isSet: Bool { value.withLock { $0 } }
+    }
+
+    /// The connection is lost while a deduplicated task runs; the worker
+    /// cancels it, but the task (in a call that ignores cancellation) runs
+    /// to its end anyway. Its end must be recorded, though its Swift task is
+    /// cancelled (GRDB refuses a cancelled task's write), so that the
+    /// redelivery does not run it again (#17, broker SIGKILL with
+    /// deduplication on).
+    @Test func aTaskThatEndsAfterItsConnectionWasLostIsRecordedAndNotRunAgain() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("qtasks-dedup-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let opened = try await ResultStores.open(url: "sqlite://\(directory.path)/results.db")
+        let store = try #require(opened as? any WorkflowStore)
+        let counter = Counter()
+        let release = Flag()
+        let app = TaskApp(name: "dedup-lost")
+        try app.register(Self.stubborn) { amount in
+            counter.add("stubborn")
+            // Blocking, as a call into a C library would: cancellation is
+            // not seen.
+            while !release.isSet { usleep(2_000) }
+            return amount * 100
+        }
+        var configuration = WorkerConfiguration(concurrency: 2, shutdownGracePeriod: .seconds(5))
+        configuration.workflowStore = store
+        try await TestWorker.run(app, configuration: configuration) { client, broker in
+            let handle = try await client.send(Self.stubborn, 3)
+            let deadline = ContinuousClock.now + .seconds(10)
+            while counter.count("stubborn") == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+            try #require(counter.count("stubborn") == 1)
+            await broker.failConsumers(with: BrokerError(.connectionLost, "test: connection lost"))
+            release.set()
+            #expect(try await handle.value(timeout: .seconds(10)) == 300)
+            try await drained(broker)
+            #expect(counter.count("stubborn") == 1, "the redelivery is answered from the record, not run again")
+        }
+        await opened.close()
+    }
+
+    /// A copy of a uuid that is running, marked as a later attempt, is
+    /// deferred while the run goes on (the running mark is this consumer
+    /// session's), then answered from its record.
+    @Test func aCopyOfATaskRunningInThisProcessWaitsForItInsteadOfRunningBeside() async throws {
+        let counter = Counter()
+        let release = Flag()
+        let app = TaskApp(name: "dedup-beside")
+        try app.register(Self.stubborn) { amount in
+            counter.add("stubborn")
+            while !release.isSet { try await Task.sleep(for: .milliseconds(2)) }
+            return amount * 100
+        }
+        try await TestWorker.run(app, configuration: configuration(MemoryResultStore())) { client, broker in
+            let handle = try await client.send(Self.stubborn, 4)
+            let deadline = ContinuousClock.now + .seconds(10)
+            while counter.count("stubborn") == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+            try #require(counter.count("stubborn") == 1)
+            let message = TaskMessage(taskName: Self.stubborn.name, args: [4], uuid: handle.uuid)
+            try await broker.publish(
+                Message(body: message.jsonBytes(), properties: MessageProperties(
+                    correlationID: handle.uuid, messageID: handle.uuid, headers: [MessageHeaders.attempt: .int(2)])),
+                to: "default", mandatory: true)
+            // The copy is deferred (held by the broker), not started.
+            let deferred = ContinuousClock.now + .seconds(10)
+            while broker.delayedCount == 0, ContinuousClock.now < deferred { try await Task.sleep(for: .milliseconds(5)) }
+            #expect(broker.delayedCount == 1)
+            #expect(counter.count("stubborn") == 1)
+            release.set()
+            #expect(try await handle.value(timeout: .seconds(10)) == 400)
+            try await drained(broker)
+            #expect(counter.count("stubborn") == 1, "the copy is answered from the record once the run has ended")
         }
     }
 

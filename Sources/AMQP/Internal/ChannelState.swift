@@ -1,4 +1,25 @@
 import CRabbitMQ
+import Synchronization
+
+/// Whether a channel is still open, readable from any thread: the owner
+/// thread records why it closed (the broker's `channel.close`, this
+/// process's, or the connection's end), and every ``AMQPChannel`` value
+/// naming the channel refuses acks, rejects and publishes from then on
+/// without a trip to the owner thread (and never sends a frame for them).
+final class ChannelLifetime: Sendable {
+    private let reason = Mutex<AMQPError?>(nil)
+
+    /// Why the channel closed; nil while it is open.
+    var closeReason: AMQPError? { reason.withLock { $0 } }
+
+    /// Records the first reason; later ones (the connection's end after a
+    /// channel close) do not replace it.
+    func close(_ error: AMQPError) {
+        reason.withLock { current in
+            if current == nil { current = error }
+        }
+    }
+}
 
 /// A message to publish, as `AMQPChannel.publish` received it.
 struct OutgoingMessage {
@@ -38,6 +59,8 @@ final class ChannelState {
     var consumers: [String: ConsumerSink] = [:]
     /// Delivery tags awaiting acknowledgement, and acks to coalesce.
     var acks = AckCoalescer()
+    /// Shared with the ``AMQPChannel`` values that name this channel.
+    let lifetime = ChannelLifetime()
 
     init(id: UInt64, number: amqp_channel_t) {
         self.id = id
@@ -58,8 +81,10 @@ final class ChannelState {
         publishWaiters.removeValue(forKey: id)?.complete(result)
     }
 
-    /// Fails everything still waiting on this channel.
+    /// Fails everything still waiting on this channel; from now on the
+    /// channel counts as closed for every ``AMQPChannel`` naming it.
     func fail(with error: AMQPError) {
+        lifetime.close(error)
         for id in confirms.channelFailed() { completePublish(id, .failure(error)) }
         // Nothing should be left; if a publish was between write and report,
         // it must still not wait for ever.

@@ -193,7 +193,7 @@ extension ConnectionCore {
             }
             if !consumer.noAck { channel.acks.delivered(deliveryTag) }
             let delivery = AMQPDelivery(
-                channel: AMQPChannel(connection: owner, id: channel.id, number: number),
+                channel: AMQPChannel(connection: owner, id: channel.id, number: number, lifetime: channel.lifetime),
                 consumerTag: consumerTag, deliveryTag: deliveryTag, redelivered: redelivered,
                 exchange: exchange, routingKey: routingKey, properties: properties, body: content.body,
                 bodySize: content.bodySize, bodyDiscarded: content.discard)
@@ -215,7 +215,7 @@ extension ConnectionCore {
             // owner is there.
             guard let channel = channels[number], let owner else { return }
             completedGets[number] = AMQPDelivery(
-                channel: AMQPChannel(connection: owner, id: channel.id, number: number),
+                channel: AMQPChannel(connection: owner, id: channel.id, number: number, lifetime: channel.lifetime),
                 consumerTag: "", deliveryTag: deliveryTag, redelivered: redelivered,
                 exchange: exchange, routingKey: routingKey, properties: properties, body: content.body,
                 bodySize: content.bodySize, bodyDiscarded: content.discard)

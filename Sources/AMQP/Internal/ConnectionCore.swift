@@ -18,6 +18,10 @@ final class ConnectionCore {
     private(set) var closedLocally = false
     private(set) var closeError: AMQPError?
     var channels: [amqp_channel_t: ChannelState] = [:]
+    /// Channel numbers never opened again on this connection: channels the
+    /// broker closed for `consumer_timeout`, whose `close-ok` was not sent
+    /// (see ``acknowledgeChannelClose(_:error:answeringCall:)``).
+    var retiredChannelNumbers: Set<amqp_channel_t> = []
     /// Messages whose content frames are still arriving, by channel.
     var incoming = ContentAssemblyStateMachine()
     /// `basic.get` messages whose content is complete, for the waiting call.
@@ -254,9 +258,23 @@ final class ConnectionCore {
     ///   refusal (a 406 for a queue that exists with other arguments, a 404
     ///   of a passive declare) is not a warning twice. A close that nobody
     ///   waits for (a refused publish, a consumer's channel) is a warning.
+    ///
+    /// A close for RabbitMQ's `consumer_timeout` (`406 PRECONDITION_FAILED
+    /// - delivery acknowledgement on channel N timed out`) gets no
+    /// `close-ok`: RabbitMQ (3.10 here, and reported on later 3.x) has
+    /// already dropped the channel when it sends that close, and answers the
+    /// `close-ok` the protocol asks for with `504 CHANNEL_ERROR - expected
+    /// 'channel.open'`, closing the whole connection and every other
+    /// channel's tasks with it. The number is retired instead (never opened
+    /// again on this connection), so a broker that does wait for the
+    /// `close-ok` is not confused by a new channel on it either.
     func acknowledgeChannelClose(_ number: amqp_channel_t, error: AMQPError, answeringCall: Bool = false) {
-        var ok = amqp_channel_close_ok_t(dummy: 0)
-        _ = amqp_send_method(state, number, MethodID.channelCloseOK, &ok)
+        if Self.isConsumerTimeoutClose(error) {
+            retiredChannelNumbers.insert(number)
+        } else {
+            var ok = amqp_channel_close_ok_t(dummy: 0)
+            _ = amqp_send_method(state, number, MethodID.channelCloseOK, &ok)
+        }
         incoming.channelClosed(number)
         if let channel = channels.removeValue(forKey: number) {
             logger.log(
@@ -264,6 +282,12 @@ final class ConnectionCore {
                 metadata: ["channel": "\(number)", "error": "\(error)"])
             channel.fail(with: error)
         }
+    }
+
+    /// Whether `error` is RabbitMQ's channel close for `consumer_timeout`.
+    static func isConsumerTimeoutClose(_ error: AMQPError) -> Bool {
+        guard error.replyCode == 406, let text = error.replyText else { return false }
+        return text.contains("delivery acknowledgement on channel") && text.contains("timed out")
     }
 
     func libraryError(_ status: Int32, during what: String) -> AMQPError {
@@ -310,7 +334,7 @@ final class ConnectionCore {
     func openChannel() throws -> ChannelState {
         guard isOpen else { throw closedError }
         let limit = channelMax == 0 ? 65535 : channelMax
-        guard let number = (1...limit).lazy.map({ amqp_channel_t($0) }).first(where: { channels[$0] == nil }) else {
+        guard let number = (1...limit).lazy.map({ amqp_channel_t($0) }).first(where: { channels[$0] == nil && !retiredChannelNumbers.contains($0) }) else {
             throw AMQPError(.invalidArgument, "all \(limit) channels of this connection are in use")
         }
         _ = amqp_channel_open(state, number)

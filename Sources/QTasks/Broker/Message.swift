@@ -98,13 +98,24 @@ public struct Delivery: Sendable {
     /// rejects the delivery without requeue, and the broker dead-letters the
     /// intact original.
     public var discardedBodySize: Int?
+    /// When this process received the delivery (monotonic): the broker's
+    /// delivery acknowledgement timeout (RabbitMQ's `consumer_timeout`)
+    /// runs from about then, however long the delivery waits in the
+    /// prefetch buffer before its task starts.
+    public var receivedAt: ContinuousClock.Instant
 
-    public init(message: Message, queue: String, redelivered: Bool, token: DeliveryToken, discardedBodySize: Int? = nil) {
+    /// - Parameter receivedAt: when the broker handed it over; default now
+    ///   (a broker makes the value as the delivery arrives).
+    public init(
+        message: Message, queue: String, redelivered: Bool, token: DeliveryToken, discardedBodySize: Int? = nil,
+        receivedAt: ContinuousClock.Instant = .now
+    ) {
         self.message = message
         self.queue = queue
         self.redelivered = redelivered
         self.token = token
         self.discardedBodySize = discardedBodySize
+        self.receivedAt = receivedAt
     }
 }
 

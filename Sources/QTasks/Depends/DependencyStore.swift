@@ -20,6 +20,12 @@ import Synchronization
 final class DependencyStore: Sendable {
     let scope: DependencyScope
     private let logger: Logger
+    /// The task call of a task-scoped store, added to what it logs: kept as
+    /// strings and made metadata only when a teardown fails, since a
+    /// logger's metadata setter is costly with some handlers
+    /// (`StreamLogHandler` re-renders all its metadata on every set) and
+    /// this store exists once per task.
+    private let call: (uuid: String, taskName: String)?
     private let state = Mutex(State())
     private let waiterIDs = Atomic<Int>(0)
 
@@ -62,10 +68,14 @@ final class DependencyStore: Sendable {
         case create
     }
 
-    /// - Parameter logger: where failed teardowns are logged.
-    init(scope: DependencyScope, logger: Logger) {
+    /// - Parameters:
+    ///   - logger: where failed teardowns are logged.
+    ///   - call: the task call of a task-scoped store: its `uuid` and `task`
+    ///     go into the log lines' metadata, as ``TaskContext/logger`` does.
+    init(scope: DependencyScope, logger: Logger, call: (uuid: String, taskName: String)? = nil) {
         self.scope = scope
         self.logger = logger
+        self.call = call
     }
 
     /// Returns the store's instance of `key`, creating it on first use.
@@ -169,7 +179,7 @@ final class DependencyStore: Sendable {
                 // this instance down later, so do it now.
                 let error = DependencyError.unavailable(key.name, "its scope ended while it was being set up")
                 for waiter in waiters { waiter.resume(throwing: error) }
-                _ = await Self.tearDown(setup.map { [$0] } ?? [], outcome: late, logger: logger)
+                _ = await Self.tearDown(setup.map { [$0] } ?? [], outcome: late, logger: logger, call: call)
                 return .failure(error)
             }
             for waiter in waiters { waiter.resume(returning: .created(provision.value)) }
@@ -208,7 +218,7 @@ final class DependencyStore: Sendable {
             }
             return state.setups
         }
-        return await Self.tearDown(setups, outcome: outcome, logger: logger)
+        return await Self.tearDown(setups, outcome: outcome, logger: logger, call: call)
     }
 
     private func removeEdge(from waiter: DependencyKey?, to key: DependencyKey) {
@@ -243,8 +253,11 @@ final class DependencyStore: Sendable {
     /// them. A throwing teardown is logged and the rest still run.
     ///
     /// - Returns: the first error, as ``DependencyError`` `.teardownFailed`.
-    private static func tearDown(_ setups: [Setup], outcome: DependencyOutcome, logger: Logger) async -> DependencyError? {
+    private static func tearDown(
+        _ setups: [Setup], outcome: DependencyOutcome, logger: Logger, call: (uuid: String, taskName: String)?
+    ) async -> DependencyError? {
         guard !setups.isEmpty else { return nil }
+        let logger = call.map { TaskContext.taskLogger(logger, uuid: $0.uuid, taskName: $0.taskName) } ?? logger
         let task = Task {
             var first: DependencyError?
             for setup in setups.reversed() {

@@ -25,6 +25,13 @@ final class EventPump: Sendable {
     }
 
     private let state = Mutex(State())
+    /// Rings when events arrive, so that an idle pump writes them at once:
+    /// a quiet worker's first record of a task (its `process` state, with
+    /// its arguments as JSON) is in the store a moment after the task
+    /// starts, not up to ``TaskEventRecording/flushInterval`` later. A
+    /// Python QTasks client that reads right after `add_task` then meets
+    /// our record sooner (docs/interop.md, "Python QTasks").
+    private let arrivals = PumpWakeUp()
 
     init(sink: any TaskEventSink, recording: TaskEventRecording, logger: Logger, metricsFactory: (any MetricsFactory)?) {
         self.sink = sink
@@ -42,6 +49,10 @@ final class EventPump: Sendable {
     /// `qtasks_event_writes_failed_total{sink}`: batches a sink refused.
     static let failedWritesMetric = "qtasks_event_writes_failed_total"
 
+    /// After a write, how long the pump lets events gather before it
+    /// writes again.
+    static let gatheringTime: Duration = .milliseconds(5)
+
     /// Events dropped since the pump started.
     var droppedTotal: Int { state.withLock { $0.droppedTotal } }
 
@@ -51,6 +62,7 @@ final class EventPump: Sendable {
     /// Appends events; past the capacity the oldest go.
     func append(_ events: [TaskEvent]) {
         insert { $0.append(contentsOf: events) }
+        arrivals.ring()
     }
 
     /// Changes the buffer, then drops the oldest events past the capacity
@@ -106,7 +118,8 @@ final class EventPump: Sendable {
             let batch = take()
             if batch.isEmpty {
                 if stop.isFired { return }
-                try? await Task.sleep(for: recording.flushInterval)
+                // Idle: the next event is written as soon as it comes.
+                await arrivals.wait(atMost: recording.flushInterval)
                 continue
             }
             do {
@@ -114,8 +127,13 @@ final class EventPump: Sendable {
                 if failures > 0 { recovered(after: failures) }
                 failures = 0
                 // A full batch means more is waiting: write it at once.
+                // Otherwise events that come within the next few
+                // milliseconds join one batch (under load that is where
+                // batching happens); later ones are written as they come.
                 if batch.count < recording.maxBatchSize, !stop.isFired {
-                    try? await Task.sleep(for: recording.flushInterval)
+                    let gather = min(recording.flushInterval, Self.gatheringTime)
+                    try? await Task.sleep(for: gather)
+                    await arrivals.wait(atMost: recording.flushInterval - gather)
                 }
             } catch {
                 failures += 1
@@ -178,5 +196,61 @@ final class EventPump: Sendable {
         logger.notice(
             "task events recorded again",
             metadata: ["sink": .string(label), "failed_attempts": .stringConvertible(failures), "dropped_total": .stringConvertible(total)])
+    }
+}
+
+/// A doorbell for one waiter: ``ring()`` ends the current (or next)
+/// ``wait(atMost:)`` early.
+final class PumpWakeUp: Sendable {
+    private struct State {
+        var rung = false
+        var waiter: CheckedContinuation<Void, Never>?
+    }
+
+    private let state = Mutex(State())
+
+    func ring() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard let waiter = state.waiter else {
+                state.rung = true
+                return nil
+            }
+            state.waiter = nil
+            return waiter
+        }
+        waiter?.resume()
+    }
+
+    /// Returns when rung (or rung since the last wait), after `limit`, or
+    /// when the task is cancelled.
+    func wait(atMost limit: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await Task.sleep(for: limit) }
+            group.addTask { await self.waitForRing() }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    private func waitForRing() async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let now = state.withLock { state -> Bool in
+                    if state.rung || Task.isCancelled {
+                        state.rung = false
+                        return true
+                    }
+                    state.waiter = continuation
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+                defer { state.waiter = nil }
+                return state.waiter
+            }
+            waiter?.resume()
+        }
     }
 }

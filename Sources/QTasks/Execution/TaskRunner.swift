@@ -35,6 +35,10 @@ public struct TaskRunner: Sendable {
     /// ``WorkerConfiguration/deduplicatesTasks``: tasks without an
     /// ``TaskOptions/deduplicated`` of their own go through the gate too.
     var deduplicatesTasks = false
+    /// The broker's delivery acknowledgement timeout, when the ``Worker``
+    /// knows one (``WorkerConfiguration/consumerTimeout``): a task still
+    /// running near it is stopped with ``ConsumerTimeoutError``.
+    var consumerTimeout: ConsumerTimeoutBudget?
 
     /// - Parameters:
     ///   - app: the tasks; those registered after this call are not seen.
@@ -144,6 +148,21 @@ public struct TaskRunner: Sendable {
         /// The task runs once per uuid (a workflow step, or
         /// ``TaskOptions/deduplicated``): its success is recorded.
         var deduplicated = false
+        /// The delivery was acknowledged before the handler ran
+        /// (``TaskAcknowledgement/onStart``): it must not be settled again.
+        var acknowledgedOnStart = false
+        /// Not run: the delivery waited (in the prefetch buffer) until its
+        /// consumer-timeout deadline had passed. Requeue it, no attempt spent.
+        var expiredBeforeStart = false
+    }
+
+    /// When a delivery must be settled by, from the broker's
+    /// `consumer_timeout`.
+    struct AcknowledgementDeadline: Sendable {
+        var instant: ContinuousClock.Instant
+        var consumerTimeout: Duration
+        /// `instant` counted from the delivery.
+        var afterDelivery: Duration
     }
 
     /// ``execute(_:)``, telling `span` (the ``Worker``'s span for this
@@ -152,7 +171,14 @@ public struct TaskRunner: Sendable {
     /// The caller runs this inside the span's `ServiceContext`, so that
     /// dependency setup and teardown and the handler's own spans and log
     /// lines are within it.
-    func execute(_ delivery: Delivery, span: (any Span)?) async -> Execution {
+    ///
+    /// `acknowledgeOnStart` acknowledges the delivery, for a task with
+    /// ``TaskAcknowledgement/onStart``: called just before its handler runs;
+    /// when it throws, the handler does not run (`.cancelled`: the broker
+    /// has the delivery back).
+    func execute(
+        _ delivery: Delivery, span: (any Span)?, acknowledgeOnStart: (@Sendable () async throws -> Void)? = nil
+    ) async -> Execution {
         let properties = delivery.message.properties
         var body = delivery.message.body
         var attempt = TaskContext.attempt(from: properties.headers)
@@ -216,8 +242,11 @@ public struct TaskRunner: Sendable {
                 }
             }
         }
-        let callLogger = TaskContext.taskLogger(logger, uuid: envelope.uuid, taskName: envelope.taskName)
-        let dependencies = CallDependencies(call: DependencyStore(scope: .task, logger: callLogger), worker: workerDependencies)
+        // The call's logger (uuid and task metadata) is made only if a
+        // teardown fails: setting a logger's metadata costs a tenth of a
+        // no-op task with StreamLogHandler.
+        let dependencies = CallDependencies(
+            call: DependencyStore(scope: .task, logger: logger, call: (envelope.uuid, envelope.taskName)), worker: workerDependencies)
         var context = TaskContext(
             uuid: envelope.uuid,
             taskName: envelope.taskName,
@@ -251,6 +280,24 @@ public struct TaskRunner: Sendable {
         let ending: DependencyOutcome
         let workflow = envelope.workflow
         let deduplicated = workflow != nil || (options.deduplicated ?? deduplicatesTasks)
+        let acknowledgesOnStart = options.acknowledgement == .onStart && acknowledgeOnStart != nil
+        // Counted from the delivery: the broker's clock started then, not
+        // when a slot freed up for the task.
+        let ackDeadline: AcknowledgementDeadline? =
+            if !acknowledgesOnStart, let budget = consumerTimeout, let timeout = budget.timeout, let after = budget.deadline {
+                AcknowledgementDeadline(instant: delivery.receivedAt + after, consumerTimeout: timeout, afterDelivery: after)
+            } else { nil }
+        if let ackDeadline, ackDeadline.instant <= .now {
+            // Started now, it would be stopped at once and spend an
+            // attempt it never had: back to the queue instead.
+            _ = await dependencies.call.close(.cancelled, reason: "the delivery waited past its consumer_timeout deadline")
+            return Execution(
+                outcome: .cancelled(result(
+                    context, .cancel,
+                    traceback: "CancellationError: not started within \(Seconds.logValue(ackDeadline.afterDelivery)) s of its delivery (consumer_timeout)")),
+                workflow: workflow, expiredBeforeStart: true)
+        }
+        var acknowledged = false
         do {
             if deduplicated, let gate = workflowGate, envelope.taskName != WorkflowContext.startTaskName {
                 // Redelivered, a retry or a replayed dead letter: any
@@ -278,8 +325,20 @@ public struct TaskRunner: Sendable {
                     return Execution(outcome: .failed(result(context, .cancel, traceback: failure.traceback), failure), workflow: workflow, halted: true)
                 }
             }
+            if acknowledgesOnStart, let acknowledgeOnStart {
+                do {
+                    try await acknowledgeOnStart()
+                } catch {
+                    _ = await dependencies.call.close(.cancelled, reason: "the delivery could not be acknowledged on start")
+                    return Execution(
+                        outcome: .cancelled(result(
+                            context, .cancel, traceback: "CancellationError: the delivery could not be acknowledged on start: \(error)")),
+                        workflow: workflow)
+                }
+                acknowledged = true
+            }
             let returning = try await TaskContext.$current.withValue(context) { [context] in
-                try await run(call, context, timeLimit: timeLimit)
+                try await run(call, context, timeLimit: timeLimit, ackDeadline: ackDeadline)
             }
             outcome = .completed(result(context, .success, returning: returning))
             ending = .success
@@ -327,9 +386,13 @@ public struct TaskRunner: Sendable {
         if case .completed = outcome, let teardownError {
             span?.recordError(teardownError)
             let failure = TaskFailure(teardownError)
-            return Execution(outcome: .failed(result(context, .error, traceback: failure.traceback), failure), workflow: workflow)
+            return Execution(
+                outcome: .failed(result(context, .error, traceback: failure.traceback), failure), workflow: workflow,
+                acknowledgedOnStart: acknowledged)
         }
-        return Execution(outcome: outcome, transientRetry: transientRetry, workflow: workflow, deduplicated: deduplicated)
+        return Execution(
+            outcome: outcome, transientRetry: transientRetry, workflow: workflow, deduplicated: deduplicated,
+            acknowledgedOnStart: acknowledged)
     }
 
     /// How long a delivery of a workflow step waits while another delivery
@@ -340,18 +403,37 @@ public struct TaskRunner: Sendable {
     /// broker's delay queues round delays, and clocks differ a little.
     static let earlinessTolerance = 1.0
 
-    /// Runs the handler, within `timeLimit` when there is one.
-    private func run(_ call: PreparedCall, _ context: TaskContext, timeLimit: Duration?) async throws -> JSONValue {
+    /// Runs the handler, within `timeLimit` and before `ackDeadline` when
+    /// there are: the first one to come stops it with its error.
+    private func run(
+        _ call: PreparedCall, _ context: TaskContext, timeLimit: Duration?, ackDeadline: AcknowledgementDeadline?
+    ) async throws -> JSONValue {
         let middleware = self.middleware
-        guard let limit = timeLimit else {
+        if timeLimit == nil, let ackDeadline, let budget = consumerTimeout {
+            // The common case (a consumer timeout, no time limit): the
+            // worker's watchdog, not a timer per task.
+            return try await budget.watchdog.run(
+                until: ackDeadline.instant, margin: budget.effectiveMargin(for: ackDeadline.consumerTimeout),
+                error: ConsumerTimeoutError(
+                    taskName: context.taskName, consumerTimeout: ackDeadline.consumerTimeout, deadline: ackDeadline.afterDelivery)
+            ) { try await middleware.run(context) { try await call.run($0) } }
+        }
+        // A huge limit would overflow the sleep's deadline; a billion seconds is "never".
+        var stop: (instant: ContinuousClock.Instant, error: any Error & Sendable)? = timeLimit.map { limit in
+            (ContinuousClock.now + Seconds.clamped(limit), TaskTimeLimitError(taskName: context.taskName, limit: limit))
+        }
+        if let ackDeadline, stop.map({ ackDeadline.instant < $0.instant }) ?? true {
+            stop = (ackDeadline.instant, ConsumerTimeoutError(
+                taskName: context.taskName, consumerTimeout: ackDeadline.consumerTimeout, deadline: ackDeadline.afterDelivery))
+        }
+        guard let stop else {
             return try await middleware.run(context) { try await call.run($0) }
         }
         return try await withThrowingTaskGroup(of: JSONValue.self) { group in
             group.addTask { try await middleware.run(context) { try await call.run($0) } }
             group.addTask {
-                // A huge limit would overflow the sleep's deadline; a billion seconds is "never".
-                try await Task.sleep(for: Seconds.clamped(limit))
-                throw TaskTimeLimitError(taskName: context.taskName, limit: limit)
+                try await Task.sleep(until: stop.instant, clock: .continuous)
+                throw stop.error
             }
             defer { group.cancelAll() }
             // The first child to finish decides; two children, so never nil.

@@ -22,6 +22,9 @@ public struct TracingTaskMiddleware: TaskMiddleware {
 
     public func process(_ delivery: Delivery, next: (Delivery) async -> TaskReport) async -> TaskReport {
         let tracer = self.tracer ?? InstrumentationSystem.tracer
+        // No tracer bootstrapped: no span to start, end or hand down (its
+        // context would be empty), and no task-locals to bind for it.
+        if tracer is NoOpTracer { return await next(delivery) }
         let span = Self.startSpan(for: delivery, tracer: tracer)
         defer { span.end() }
         return await ServiceContext.withValue(span.context) {

@@ -148,7 +148,8 @@ final class ArgumentReader {
     }
 
     private static func isPresent(_ key: EnvelopeKey, in container: KeyedDecodingContainer<EnvelopeKey>) -> Bool {
-        container.contains(key) && (try? container.decodeNil(forKey: key)) == false
+        // decodeNil throws for an absent key: one lookup, not two.
+        (try? container.decodeNil(forKey: key)) == false
     }
 
     /// "args must be a JSON array, found an object"; or, when what is there

@@ -39,11 +39,19 @@ public struct TaskOptions: Sendable {
     /// ``WorkerConfiguration/workflowStore``; nil uses
     /// ``WorkerConfiguration/deduplicatesTasks``.
     public var deduplicated: Bool?
+    /// When the worker acknowledges the task's delivery. Default
+    /// ``TaskAcknowledgement/afterRun`` (at least once); use
+    /// ``TaskAcknowledgement/onStart`` (at most once) for a task that may
+    /// run longer than the broker's `consumer_timeout`
+    /// (``WorkerConfiguration/consumerTimeout``).
+    public var acknowledgement: TaskAcknowledgement
 
     public init(
         retry: RetryPolicy? = nil, timeLimit: Duration? = nil, queue: String? = nil, recordsArguments: Bool = true,
-        transientRetry: TransientRetryPolicy? = nil, deduplicated: Bool? = nil
+        transientRetry: TransientRetryPolicy? = nil, deduplicated: Bool? = nil,
+        acknowledgement: TaskAcknowledgement = .afterRun
     ) {
+        self.acknowledgement = acknowledgement
         self.deduplicated = deduplicated
         self.retry = retry
         self.transientRetry = transientRetry
@@ -51,4 +59,27 @@ public struct TaskOptions: Sendable {
         self.queue = queue
         self.recordsArguments = recordsArguments
     }
+}
+
+/// When a worker acknowledges a task's delivery to the broker
+/// (``TaskOptions/acknowledgement``).
+public enum TaskAcknowledgement: Sendable, Hashable {
+    /// After the task ran and everything published for it (result, retry,
+    /// dead letter) was confirmed: at least once. A worker that dies
+    /// mid-task loses nothing, the broker delivers the task again. The
+    /// delivery stays unacknowledged while the task runs, so the broker's
+    /// `consumer_timeout` bounds the run: the worker stops the task just
+    /// before it (``ConsumerTimeoutError``). The default.
+    case afterRun
+    /// Just before the handler runs (after the message was read and any
+    /// deduplication check passed): at most once, like Celery's default
+    /// (`acks_late=False`). Nothing stays unacknowledged while the task
+    /// runs, so it may run for longer than the broker's `consumer_timeout`
+    /// (no ``ConsumerTimeoutError``; ``TaskOptions/timeLimit`` still
+    /// applies). Its result, retries and dead letter are published as
+    /// usual, but a worker crash, or a publish that fails, loses the task
+    /// or its result instead of running it again; a task the worker
+    /// cancels (shutdown past its grace period, lost connection) is
+    /// published to its queue again, to run from the start.
+    case onStart
 }

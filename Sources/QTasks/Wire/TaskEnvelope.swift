@@ -43,14 +43,47 @@ struct TaskEnvelope: Decodable {
         decoder: JSONDecoder? = nil
     ) throws(TaskInputError) -> TaskEnvelope {
         var envelope: TaskEnvelope
-        do {
-            envelope = try (decoder ?? makeDecoder(catalog: catalog)).decode(TaskEnvelope.self, from: Data(body))
-        } catch {
-            throw explain(error, body: body)
+        if let fast = fastDecode(body, userInfo: decoder?.userInfo ?? catalog.map { [catalogKey: $0] } ?? [:]) {
+            envelope = fast
+        } else {
+            do {
+                envelope = try (decoder ?? makeDecoder(catalog: catalog)).decode(TaskEnvelope.self, from: Data(body))
+            } catch {
+                throw explain(error, body: body)
+            }
         }
         envelope.uuid = envelope.bodyUUID ?? messageID ?? TaskUUID.make()
         envelope.createdAt = envelope.bodyCreatedAt ?? Date().timeIntervalSince1970
         return envelope
+    }
+
+    /// The body read by ``JSONParser`` and ``JSONValueDecoder`` (a quarter of
+    /// a no-op task's CPU went to `JSONDecoder`), or nil when that path
+    /// cannot be sure to read it as `JSONDecoder` does: then `JSONDecoder`
+    /// reads it, and its value or error is the one used. Bodies with
+    /// invalid UTF-8 or a `\u` escape always go to `JSONDecoder` (the
+    /// parser repairs what `JSONDecoder` refuses); so does every body that
+    /// fails to decode, so that errors are worded as before.
+    private static func fastDecode(_ body: [UInt8], userInfo: [CodingUserInfoKey: Any]) -> TaskEnvelope? {
+        guard JSONDiagnostics.isValidUTF8(body), !hasUnicodeEscape(body), let value = try? JSONParser.parse(body) else {
+            return nil
+        }
+        return try? TaskEnvelope(from: JSONValueDecoder(value, userInfo: userInfo))
+    }
+
+    /// Whether `body` holds a backslash followed by `u`.
+    private static func hasUnicodeEscape(_ body: [UInt8]) -> Bool {
+        body.withUnsafeBufferPointer { bytes in
+            guard let start = bytes.baseAddress else { return false }
+            var index = 0
+            while index < bytes.count - 1 {
+                guard let found = memchr(start + index, 0x5C, bytes.count - 1 - index) else { return false }
+                index = UnsafePointer(found.assumingMemoryBound(to: UInt8.self)) - start
+                if bytes[index + 1] == UInt8(ascii: "u") { return true }
+                index += 2
+            }
+            return false
+        }
     }
 
     private static func explain(_ error: any Error, body: [UInt8]) -> TaskInputError {
@@ -89,7 +122,9 @@ struct TaskEnvelope: Decodable {
         self.taskName = taskName
         self.priority = try Self.priority(in: container, uuid: uuid, taskName: taskName)
         self.bodyCreatedAt = try Self.field(Double.self, .createdAt, in: container, expected: "a number (Unix seconds)", uuid: uuid, taskName: taskName)
-        if container.contains(.workflow), (try? container.decodeNil(forKey: .workflow)) == false {
+        // decodeNil throws for an absent key: one lookup for "present and
+        // not null".
+        if (try? container.decodeNil(forKey: .workflow)) == false {
             do {
                 self.workflow = try container.decode(WorkflowContext.self, forKey: .workflow)
             } catch {
@@ -135,9 +170,10 @@ struct TaskEnvelope: Decodable {
         uuid: String? = nil,
         taskName: String? = nil
     ) throws -> T? {
-        guard container.contains(key), (try? container.decodeNil(forKey: key)) == false else { return nil }
+        // One lookup (absent or null: nil), where contains + decodeNil +
+        // decode made three: this runs for four fields of every task.
         do {
-            return try container.decode(T.self, forKey: key)
+            return try container.decodeIfPresent(T.self, forKey: key)
         } catch {
             let found = DecodingErrorText.kind(of: key, in: container)
             throw TaskInputError(.invalidField, "\(key.stringValue) must be \(expected), found \(found)", uuid: uuid, taskName: taskName)
@@ -149,6 +185,11 @@ struct TaskEnvelope: Decodable {
         uuid: String?,
         taskName: String
     ) throws -> Int {
+        // The usual case, absent or a plain integer, without building a
+        // JSONValue; anything else (2.0, a string, ...) is judged below.
+        do {
+            return try container.decodeIfPresent(Int.self, forKey: .priority) ?? 0
+        } catch {}
         guard let value = try field(JSONValue.self, .priority, in: container, expected: "an integer", uuid: uuid, taskName: taskName) else {
             return 0
         }

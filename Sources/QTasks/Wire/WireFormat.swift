@@ -84,12 +84,75 @@ public enum WireFormat: Sendable, Hashable, CustomStringConvertible {
 
     private static func contains(_ body: [UInt8], _ needle: [UInt8]) -> Bool {
         guard body.count >= needle.count, let first = needle.first else { return false }
-        var index = 0
-        let last = body.count - needle.count
-        while index <= last {
-            if body[index] == first, body[index..<(index + needle.count)].elementsEqual(needle) { return true }
-            index += 1
+        // memchr to each candidate start, memcmp there: this scan runs
+        // twice per key on every delivery, where a bounds-checked loop
+        // over slices cost a percent of a no-op task.
+        return body.withUnsafeBufferPointer { haystack in
+            needle.withUnsafeBufferPointer { key in
+                guard let start = haystack.baseAddress, let keyStart = key.baseAddress else { return false }
+                let last = haystack.count - key.count
+                var index = 0
+                while index <= last {
+                    guard let found = memchr(start + index, Int32(first), last - index + 1) else { return false }
+                    index = UnsafePointer(found.assumingMemoryBound(to: UInt8.self)) - start
+                    if memcmp(start + index, keyStart, key.count) == 0 { return true }
+                    index += 1
+                }
+                return false
+            }
         }
-        return false
+    }
+}
+
+/// A task message's name and uuid as its format carries them (the
+/// ``WireFormat`` rule), read without decoding its arguments: for tools
+/// that list messages (`qtasks dlq list`), whatever producer sent them.
+///
+/// | format | task name | uuid |
+/// |---|---|---|
+/// | ``WireFormat/qtasks`` | body `task_name` | body `uuid`, else `message_id` |
+/// | ``WireFormat/celery`` | header `task` | header `id`, else `correlation_id`, else `message_id` |
+/// | ``WireFormat/dramatiq`` | body `actor_name` | body `message_id` |
+/// | ``WireFormat/taskiq`` | body `task_name` | body `task_id` |
+///
+/// What a message lacks is nil (a body that is no JSON object, a missing
+/// or non-string field); the QTasks and Celery uuids fall back to the
+/// AMQP ids as the worker's do.
+public struct TaskIdentity: Sendable, Hashable {
+    public var format: WireFormat
+    public var taskName: String?
+    public var uuid: String?
+
+    public init(format: WireFormat, taskName: String?, uuid: String?) {
+        self.format = format
+        self.taskName = taskName
+        self.uuid = uuid
+    }
+
+    /// Reads `message`'s format, task name and uuid.
+    public init(of message: Message) {
+        let properties = message.properties
+        let format = WireFormat(detecting: properties, body: message.body)
+        if format == .celery {
+            let name: String? = if case .string(let task)? = properties.headers[CeleryProtocol.taskHeader] { task } else { nil }
+            self.init(format: format, taskName: name, uuid: CeleryProtocol.taskID(properties))
+            return
+        }
+        let fields: [String: JSONValue]
+        if case .object(let object)? = try? JSONDecoder().decode(JSONValue.self, from: Data(message.body)) {
+            fields = object
+        } else {
+            fields = [:]
+        }
+        func string(_ key: String) -> String? {
+            if case .string(let text)? = fields[key], !text.isEmpty { return text }
+            return nil
+        }
+        switch format {
+        case .dramatiq: self.init(format: format, taskName: string("actor_name"), uuid: string("message_id"))
+        case .taskiq: self.init(format: format, taskName: string("task_name"), uuid: string("task_id"))
+        case .qtasks, .celery:
+            self.init(format: format, taskName: string("task_name"), uuid: string("uuid") ?? properties.messageID)
+        }
     }
 }

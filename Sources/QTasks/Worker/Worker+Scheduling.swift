@@ -26,9 +26,13 @@ extension Worker {
     static var roundingMargin: Double { 1.25 }
 
     func deferIfNotDue(_ delivery: Delivery) async -> Bool {
-        guard delivery.discardedBodySize == nil, let delaying = broker as? any DelayedPublishing else { return false }
+        guard delivery.discardedBodySize == nil else { return false }
         let now = Date().timeIntervalSince1970
-        guard let notBefore = InboundTask.notBefore(of: delivery.message, now: now), notBefore > now + 0.05 else {
+        // The cast to DelayedPublishing (a conformance lookup) only for a
+        // message that is not due: this runs for every delivery.
+        guard let notBefore = InboundTask.notBefore(of: delivery.message, now: now), notBefore > now + 0.05,
+              let delaying = broker as? any DelayedPublishing
+        else {
             return false
         }
         var copy = delivery.message

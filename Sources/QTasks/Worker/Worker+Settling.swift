@@ -245,6 +245,14 @@ extension Worker {
     }
 
     func requeue(_ delivery: Delivery, reason: String, metadata: @autoclosure () -> Logger.Metadata = [:]) async {
+        if isAcknowledgedOnStart(delivery) {
+            // The broker forgot the message when the task started: there
+            // is nothing to requeue (at most once).
+            var fields = metadata()
+            fields["reason"] = .string(reason)
+            configuration.logger.error("not requeued: the delivery was acknowledged when its task started (at most once)", metadata: fields)
+            return
+        }
         if await settle(delivery, metadata: metadata(), { try await $0.reject(delivery, requeue: true) }) {
             var fields = metadata()
             fields["reason"] = .string(reason)
@@ -253,20 +261,26 @@ extension Worker {
     }
 
     /// Runs one broker step of settling a delivery; on failure logs it and
-    /// returns false. A delivery of a lost connection cannot be settled any
-    /// more; the broker has requeued it by itself.
+    /// returns false. A delivery of a lost connection or closed channel
+    /// cannot be settled any more; the broker has requeued it by itself.
+    /// A delivery acknowledged when its task started
+    /// (``TaskAcknowledgement/onStart``) is settled already: nothing is
+    /// sent (a second ack of its tag would close the channel).
     func settle(
         _ delivery: Delivery,
         metadata: @autoclosure () -> Logger.Metadata,
         _ step: @escaping @Sendable (any Broker) async throws -> Void
     ) async -> Bool {
+        if isAcknowledgedOnStart(delivery) { return true }
         do {
             try await shielded(step)
             return true
         } catch let error as BrokerError where error.code == .staleDelivery {
+            // Closed for the broker's consumer_timeout: learn its value.
+            noteBrokerClose(error)
             var fields = metadata()
             fields["error"] = .string(LogText.sanitized(String(describing: error)))
-            configuration.logger.warning("delivery belongs to a lost connection; the broker redelivers it", metadata: fields)
+            configuration.logger.warning("delivery belongs to a lost connection or closed channel; the broker redelivers it", metadata: fields)
             return false
         } catch {
             var fields = metadata()

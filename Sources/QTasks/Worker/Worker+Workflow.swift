@@ -6,11 +6,33 @@ import Synchronization
 /// delivery is acknowledged, the worker makes the step's store calls and
 /// publishes what follows it, with confirms.
 extension Worker {
+    /// What became of a workflow step's follow-ups.
+    enum WorkflowContinuation {
+        /// Done (or nothing to do): settle the delivery.
+        case proceed
+        /// A store or broker call failed; the delivery was requeued.
+        case requeued
+        /// The workflow cannot go on (``WorkflowError``: no workflow store,
+        /// a join gone): it ended with this failure, and the step's
+        /// delivery was dead-lettered with it. Settle the delivery, and
+        /// report the step as failed, not succeeded.
+        case refused(TaskFailure)
+    }
+
     /// Continues the workflow a step belongs to. True when the delivery can
     /// be settled now; false when it was requeued (a store or broker call
     /// failed: the same calls are made again on the next delivery).
     func continueWorkflow(_ execution: TaskRunner.Execution, for delivery: Delivery, metadata: @autoclosure () -> Logger.Metadata) async -> Bool {
-        guard let context = execution.workflow, !execution.halted else { return true }
+        if case .requeued = await continueWorkflowStep(execution, for: delivery, metadata: metadata()) { return false }
+        return true
+    }
+
+    /// ``continueWorkflow(_:for:metadata:)``, saying whether the workflow
+    /// was refused.
+    func continueWorkflowStep(
+        _ execution: TaskRunner.Execution, for delivery: Delivery, metadata: @autoclosure () -> Logger.Metadata
+    ) async -> WorkflowContinuation {
+        guard let context = execution.workflow, !execution.halted else { return .proceed }
         let store = configuration.workflowStore
         // A store call that fails (Redis frozen past its timeout) is tried
         // again here before the delivery is requeued: every call is
@@ -37,7 +59,7 @@ extension Worker {
                 case .cancelledByTask(let result):
                     try await plan.stepFailed(status: .cancel, error: "cancelled by the task (step \(result.taskName) \(result.uuid))")
                 case .retry, .cancelled:
-                    return true
+                    return .proceed
                 }
             } catch let error as WorkflowError {
                 return await refuseWorkflow(error.message, context: context, execution: execution, for: delivery, metadata: metadata())
@@ -56,9 +78,25 @@ extension Worker {
                     continue
                 }
                 await requeueAfterFailedPublish(delivery, error: error, metadata: metadata())
-                return false
+                return .requeued
             }
-            return await publishWorkflowMessages(plan.publications, for: delivery, metadata: metadata())
+            return await publishWorkflowMessages(plan.publications, for: delivery, metadata: metadata()) ? .proceed : .requeued
+        }
+    }
+
+    /// The outcome a refused workflow step is reported with: a success
+    /// (dead-lettered with the refusal) becomes `failed` with `failure`
+    /// (status `error`, its traceback); any other outcome stays as it was
+    /// settled (a failure was dead-lettered with its own error already).
+    static func refusedOutcome(_ outcome: TaskOutcome, _ failure: TaskFailure) -> TaskOutcome {
+        switch outcome {
+        case .completed(var result):
+            result.status = .error
+            result.returning = nil
+            result.traceback = failure.traceback
+            return .failed(result, failure)
+        default:
+            return outcome
         }
     }
 
@@ -68,11 +106,11 @@ extension Worker {
 
     /// A workflow that cannot go on: it ends with `message` (its sender
     /// gets the error result), and the step's delivery is dead-lettered
-    /// with it. True when the delivery can be acknowledged.
+    /// with it. `.refused` when the delivery can be acknowledged.
     private func refuseWorkflow(
         _ message: String, context: WorkflowContext, execution: TaskRunner.Execution, for delivery: Delivery,
         metadata: @autoclosure () -> Logger.Metadata
-    ) async -> Bool {
+    ) async -> WorkflowContinuation {
         let store = configuration.workflowStore
         do {
             var fields = metadata()
@@ -80,14 +118,17 @@ extension Worker {
             configuration.logger.error("workflow refused", metadata: fields)
             var failing = WorkflowPlan(context: context, store: store, queue: delivery.queue)
             try? await failing.fail(message)
-            guard await publishWorkflowMessages(failing.publications, for: delivery, metadata: metadata()) else { return false }
+            guard await publishWorkflowMessages(failing.publications, for: delivery, metadata: metadata()) else { return .requeued }
+            let failure = TaskFailure(errorType: "WorkflowError", message: message)
             // A failed step was dead-lettered already; a step that ran
             // (its result could not be carried on) is dead-lettered now.
             if case .completed = execution.outcome {
-                let failure = TaskFailure(errorType: "WorkflowError", message: message)
-                return await deadLetter(delivery, failure: failure, uuid: execution.outcome.result.uuid, attempts: execution.outcome.result.retry + 1, workflowID: context.id, metadata: metadata())
+                guard await deadLetter(
+                    delivery, failure: failure, uuid: execution.outcome.result.uuid, attempts: execution.outcome.result.retry + 1,
+                    workflowID: context.id, metadata: metadata())
+                else { return .requeued }
             }
-            return true
+            return .refused(failure)
         }
     }
 

@@ -31,6 +31,13 @@ import Tracing
 ///   published, delivery acknowledged.
 /// - Cancelled by the worker (shutdown deadline, lost connection): rejected
 ///   with requeue, no result.
+/// - Still running ``WorkerConfiguration/consumerTimeoutMargin`` before the
+///   broker's `consumer_timeout` (``WorkerConfiguration/consumerTimeout``,
+///   counted from the delivery): stopped, and failed with
+///   ``ConsumerTimeoutError`` like any error (retry, then dead letter), so
+///   that the broker never closes the channel under it. A task with
+///   ``TaskOptions/acknowledgement`` `.onStart` is acknowledged before its
+///   handler runs instead (at most once) and is not stopped.
 ///
 /// Connection loss (the delivery stream ends with an error): running tasks
 /// are cancelled (their deliveries belong to the dead connection and are
@@ -83,6 +90,11 @@ public final class Worker: Service, Sendable {
     private let shutdown = ShutdownSignal()
     /// Queues this worker declared for workflow steps it published.
     let workflowQueues = Mutex<Set<String>>([])
+    /// Deliveries acknowledged before their task ran
+    /// (``TaskAcknowledgement/onStart``), until the task is settled.
+    let acknowledgedOnStart = Mutex<Set<DeliveryToken>>([])
+    /// The broker's `consumer_timeout`, configured or learnt.
+    let consumerTimeoutBudget: ConsumerTimeoutBudget
     /// The configuration's middleware, then the initializer's; the
     /// standard middleware goes outside them when `run()` starts.
     private let userMiddleware: [any TaskMiddleware]
@@ -103,6 +115,8 @@ public final class Worker: Service, Sendable {
         self.app = app
         self.configuration = configuration
         self.userMiddleware = configuration.middleware + middleware()
+        self.consumerTimeoutBudget = ConsumerTimeoutBudget(
+            configured: configuration.consumerTimeout, margin: configuration.consumerTimeoutMargin)
     }
 
     /// The whole chain: the standard middleware (unless turned off), then
@@ -217,6 +231,7 @@ public final class Worker: Service, Sendable {
             logger: logger,
             middleware: chain
         )
+        executor.consumerTimeout = consumerTimeoutBudget
         if let store = configuration.workflowStore {
             // This worker process and its consumer session: a running mark
             // of the same runner is a copy running beside, never taken over.
@@ -470,6 +485,7 @@ public final class Worker: Service, Sendable {
                 }
             } catch {
                 streamError = error
+                noteBrokerClose(error)
                 logger.error(
                     "delivery stream failed (connection lost); cancelling running tasks, the broker redelivers them",
                     metadata: ["error": "\(error)", "running": .stringConvertible(running)]
@@ -577,7 +593,11 @@ public final class Worker: Service, Sendable {
     /// applies its outcome to the delivery.
     private func runAndSettle(_ delivery: Delivery, _ runner: TaskRunner) async -> TaskReport {
         let start = ContinuousClock.now
-        let execution = await runner.execute(delivery, span: WorkerSpan.current)
+        var execution = await runner.execute(delivery, span: WorkerSpan.current) { [self] in
+            try await self.acknowledgeOnStart(delivery)
+        }
+        let acknowledgedOnStart = execution.acknowledgedOnStart
+        defer { if acknowledgedOnStart { forgetAcknowledgedOnStart(delivery) } }
         let outcome = execution.outcome
         let result = outcome.result
         func metadata(_ status: String) -> Logger.Metadata {
@@ -606,14 +626,21 @@ public final class Worker: Service, Sendable {
         // (a body dropped unread).
         var rejectToBroker = false
         var retryDelay: Duration?
-        if case .completed(let completed) = outcome, execution.deduplicated, !execution.recorded, execution.workflow == nil,
-           let store = configuration.workflowStore {
+        if case .completed(let completed) = outcome, execution.deduplicated, !execution.recorded,
+           completed.taskName != WorkflowContext.startTaskName, let store = configuration.workflowStore {
             // Recorded first, even when the connection is gone: a
             // redelivery of this uuid is then acknowledged without running
-            // again (its result sent from the record). A store that is
+            // again (its result sent from the record; a workflow step's
+            // follow-ups done again from it, idempotently). A store that is
             // down costs the deduplication of this one task, not a rerun.
+            // Out of this task's cancellation: a lost connection cancels
+            // the running tasks, and a cancelled GRDB access throws before
+            // writing, which left tasks that had run to their end
+            // unrecorded, to run again on their redelivery (#17).
             do {
-                try await store.finishStep(completed.uuid, returning: completed.returning ?? .null)
+                let uuid = completed.uuid, returning = completed.returning ?? .null
+                try await Task { try await store.finishStep(uuid, returning: returning) }.value
+                execution.recorded = true
             } catch {
                 var fields = metadata("success")
                 fields["error"] = .string(LogText.sanitized(String(describing: error)))
@@ -621,16 +648,26 @@ public final class Worker: Service, Sendable {
             }
         }
         if case .cancelled = outcome {
-        } else if !broker.canSettle(delivery) {
-            // The connection was lost while the task ran: the broker has
-            // requeued the delivery, and its redelivery runs the task and
-            // publishes what follows. Publishing now would double it.
+        } else if !execution.acknowledgedOnStart, !broker.canSettle(delivery) {
+            // The connection or the delivery's channel was lost while the
+            // task ran (the broker's consumer_timeout closes the channel):
+            // the broker has requeued the delivery, and its redelivery
+            // runs the task and publishes what follows. Publishing now
+            // would double it.
             configuration.logger.warning(
-                "delivery belongs to a lost connection; nothing published for it, the broker redelivers it",
+                "task ended after its delivery's connection or channel closed; nothing published for it, the broker redelivers it",
                 metadata: metadata(report(settled: false).status))
             return report(settled: false)
         }
         switch outcome {
+        case .cancelled where execution.expiredBeforeStart:
+            await requeue(
+                delivery, reason: "waited past its consumer_timeout deadline before it started (lower the prefetch for long tasks)",
+                metadata: metadata("cancel"))
+            return report(settled: false)
+        case .cancelled where execution.acknowledgedOnStart:
+            await republishCancelled(delivery, metadata: metadata("cancel"))
+            return report(settled: false)
         case .cancelled:
             await requeue(delivery, reason: "cancelled by the worker", metadata: metadata("cancel"))
             return report(settled: false)
@@ -684,13 +721,19 @@ public final class Worker: Service, Sendable {
         }
         // A workflow step's follow-ups (docs/workflows.md): its store calls
         // and the messages of what comes next, confirmed before the ack.
-        guard await continueWorkflow(execution, for: delivery, metadata: metadata(report(settled: false).status)) else {
-            return report(settled: false)
-        }
+        let continuation = await continueWorkflowStep(execution, for: delivery, metadata: metadata(report(settled: false).status))
+        if case .requeued = continuation { return report(settled: false) }
         let status = report(settled: false).status
         let rejecting = rejectToBroker
         let settled = await settle(delivery, metadata: metadata(status)) { broker in
             if rejecting { try await broker.reject(delivery, requeue: false) } else { try await broker.acknowledge(delivery) }
+        }
+        if case .refused(let failure) = continuation {
+            // Refused and dead-lettered: reported (logged, counted,
+            // recorded) as failed with the refusal, never as a success.
+            return TaskReport(
+                delivery: delivery, outcome: Self.refusedOutcome(outcome, failure), isSettled: settled, retryDelay: nil,
+                duration: ContinuousClock.now - start)
         }
         return report(settled: settled, retryDelay: settled ? retryDelay : nil)
     }

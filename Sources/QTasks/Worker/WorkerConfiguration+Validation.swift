@@ -23,7 +23,9 @@ extension WorkerConfiguration {
     ///   ``QueueNaming/longestTaskQueueName`` bytes, no `amq.` prefix);
     /// - ``prefetch``, when set, and each ``queueConcurrency`` value in
     ///   1...65535 (``longestPrefetch``);
-    /// - ``maxMessageBytes`` at least 1.
+    /// - ``maxMessageBytes`` at least 1;
+    /// - ``consumerTimeout``, when set, more than 0, and
+    ///   ``consumerTimeoutMargin`` not negative.
     ///
     /// ``concurrency`` below 1 still counts as 1, and the default prefetch
     /// (4 × concurrency) is at most 65535: ``effectivePrefetch`` says
@@ -47,6 +49,12 @@ extension WorkerConfiguration {
         }
         guard maxMessageBytes >= 1 else {
             throw WorkerConfigurationError("maxMessageBytes must be at least 1, not \(maxMessageBytes)")
+        }
+        if let consumerTimeout, consumerTimeout <= .zero {
+            throw WorkerConfigurationError("consumerTimeout must be more than 0 (nil: the broker has none), not \(consumerTimeout)")
+        }
+        if let consumerTimeoutMargin, consumerTimeoutMargin < .zero {
+            throw WorkerConfigurationError("consumerTimeoutMargin must be 0 or more, not \(consumerTimeoutMargin)")
         }
         if deduplicatesTasks, workflowStore == nil {
             throw WorkerConfigurationError("deduplicatesTasks needs a workflowStore (a result store) to record which uuids ran")

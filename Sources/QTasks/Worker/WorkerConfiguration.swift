@@ -57,6 +57,36 @@ public struct WorkerConfiguration: Sendable {
     /// cooperative: a handler that never awaits anything cancellable ends
     /// only when it returns.
     public var taskTimeLimit: Duration?
+    /// The broker's delivery acknowledgement timeout: RabbitMQ's
+    /// `consumer_timeout` (rabbitmq.conf, in milliseconds; default 30
+    /// minutes since RabbitMQ 3.8.15), after which it closes the consuming
+    /// channel of a delivery still unacknowledged, cancelling every task
+    /// of that channel, and delivers the message again. A task longer than
+    /// that would run again for ever. So the worker stops a task
+    /// ``consumerTimeoutMargin`` before this, counted from its delivery:
+    /// it fails with ``ConsumerTimeoutError`` through the task's retry
+    /// policy and ends in the dead-letter queue, and the broker never
+    /// closes the channel. Tasks with ``TaskOptions/acknowledgement``
+    /// `.onStart` are exempt (their delivery is acknowledged before they
+    /// run).
+    ///
+    /// Set it to the broker's value: AMQP does not tell it, nor does
+    /// RabbitMQ's management API (3.x, 4.x). When the broker closes a
+    /// channel for a shorter timeout than this, its reply names the value
+    /// (`Timeout value used: N ms`) and the worker uses that from then on
+    /// (logged). A queue's own timeout (RabbitMQ 3.12+: the
+    /// `x-consumer-timeout` argument or the `consumer-timeout` policy key)
+    /// is not seen: set the shortest. nil: the broker has none (RabbitMQ
+    /// `{rabbit, [{consumer_timeout, undefined}]}` in advanced.config);
+    /// tasks are not stopped for it. Default 30 minutes (RabbitMQ's default). See
+    /// docs/reliability.md, "Long tasks and consumer_timeout".
+    public var consumerTimeout: Duration? = .seconds(1800)
+    /// How long before ``consumerTimeout`` (from its delivery) the worker
+    /// stops a task, to leave time for its error result, its dead letter
+    /// and the ack. nil (the default): a tenth of the timeout, at least 1 s
+    /// and at most 60 s (30 min → 60 s, 10 s → 1 s). Never more than half
+    /// the timeout.
+    public var consumerTimeoutMargin: Duration? = nil
     /// The retry policy of tasks registered without one
     /// (``TaskOptions/retry``). Default ``RetryPolicy/never``: a failure is
     /// dead-lettered at once.

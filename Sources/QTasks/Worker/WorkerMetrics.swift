@@ -42,6 +42,13 @@ public struct WorkerMetrics: Sendable {
         self.factory = factory
     }
 
+    /// `metrics` sending to `factory`, resolved once (reading
+    /// `MetricsSystem.factory` takes a lock).
+    init(_ metrics: WorkerMetrics, factory: any MetricsFactory) {
+        self.knownTasks = metrics.knownTasks
+        self.factory = factory
+    }
+
     /// The `task` label for a name from a message.
     func taskLabel(_ name: String) -> String {
         knownTasks.contains(name) ? name : Self.unknownTask

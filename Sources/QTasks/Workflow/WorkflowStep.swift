@@ -117,7 +117,7 @@ extension WorkflowStep: Codable {
                 args: try container.decodeIfPresent([JSONValue].self, forKey: .args) ?? [],
                 kwargs: try container.decodeIfPresent([String: JSONValue].self, forKey: .kwargs) ?? [:],
                 queue: try container.decodeIfPresent(String.self, forKey: .queue),
-                priority: try container.decodeIfPresent(Int.self, forKey: .priority),
+                priority: try Self.wholeNumber(container, .priority, "a task's priority"),
                 // Always present on the wire; a tree written by hand (`qtasks
                 // workflow send`) may leave it out: sending draws new ids.
                 uuid: try container.decodeIfPresent(String.self, forKey: .uuid) ?? TaskUUID.make()))
@@ -127,15 +127,36 @@ extension WorkflowStep: Codable {
             }
             self = .chain(steps)
         } else if let members = try container.decodeIfPresent([WorkflowStep].self, forKey: .group) {
-            let window = try container.decodeIfPresent(Int.self, forKey: .window)
+            let window = try Self.wholeNumber(container, .window, "a group's window")
             if let window, window < 1 {
-                throw DecodingError.dataCorruptedError(forKey: .window, in: container, debugDescription: "a group's window must be at least 1")
+                throw DecodingError.dataCorruptedError(
+                    forKey: .window, in: container, debugDescription: "a group's window must be a whole number of at least 1, not \(window)")
             }
             self = .group(id: try container.decodeIfPresent(String.self, forKey: .id) ?? TaskUUID.make(), members: members, window: window)
         } else {
             throw DecodingError.dataCorrupted(.init(
                 codingPath: decoder.codingPath, debugDescription: "a workflow step must have \"task\", \"chain\" or \"group\""))
         }
+    }
+
+    /// An integer field, or nil when absent (or null). Anything but a whole
+    /// number (`2.5`, `"3"`, `true`) is refused with the field and what was
+    /// expected: `JSONDecoder` itself reports a fraction where it wants an
+    /// `Int` as "The given data was not valid JSON", naming neither.
+    private static func wholeNumber(_ container: KeyedDecodingContainer<Key>, _ key: Key, _ what: String) throws -> Int? {
+        guard let value = try container.decodeIfPresent(JSONValue.self, forKey: key) else { return nil }
+        switch value {
+        case .null:
+            return nil
+        case .int(let number):
+            if let number = Int(exactly: number) { return number }
+        case .double(let number):
+            if let number = Int(exactly: number) { return number }
+        default:
+            break
+        }
+        throw DecodingError.dataCorruptedError(
+            forKey: key, in: container, debugDescription: "\(what) must be a whole number, not \(value)")
     }
 
     public func encode(to encoder: any Encoder) throws {
