@@ -369,6 +369,15 @@ public final class RabbitMQBroker: DelayedPublishing, PriorityQueueing {
             session.fail(MessageMapping.brokerError(error))
             return
         }
+        guard error.replyCode != 406 else {
+            // PRECONDITION_FAILED: the broker's consumer_timeout (an
+            // unacknowledged delivery held too long). The worker learns the
+            // timeout from this error at the end of the stream and stops its
+            // next runs in time (Worker+ConsumerTimeout), so this still ends
+            // the session, as before queues had channels of their own.
+            session.fail(MessageMapping.brokerError(error))
+            return
+        }
         // This queue only: its deliveries can no longer be settled (the
         // channel goes), the other queues go on.
         consuming.withLock { _ = $0.channels.removeValue(forKey: generation) }
