@@ -55,7 +55,10 @@ public final class RabbitMQBroker: DelayedPublishing, PriorityQueueing {
         /// The channels deliveries came from, by the generation in their
         /// tokens.
         var channels: [UInt64: AMQPChannel] = [:]
-        var active: [(channel: AMQPChannel, tags: [String])] = []
+        /// The consuming session (``consume(_:)``), until the next one.
+        var session: ConsumerSession?
+        /// Sessions started; the first one throws a refused queue.
+        var sessionsStarted = 0
     }
 
     /// - Parameter configuration: where to connect and how to declare queues.
@@ -193,78 +196,398 @@ public final class RabbitMQBroker: DelayedPublishing, PriorityQueueing {
         try await consume(queues.map { QueueSubscription(queue: $0, prefetch: prefetch) })
     }
 
-    /// Consumes every queue on one channel, each consumer with its own
-    /// prefetch (`basic.qos` before each `basic.consume`).
+    /// Consumes each queue on a channel of its own (on the one consumer
+    /// connection), each consumer with its own prefetch, into one stream.
+    ///
+    /// A queue that cannot be consumed while the connection lives on (a
+    /// refused `basic.consume` such as `404 NOT_FOUND` or `405
+    /// RESOURCE_LOCKED`, a consumer the broker cancelled because its queue
+    /// was deleted, its channel closed by the broker) does not end the
+    /// stream: its channel is closed, so its unsettled deliveries can no
+    /// longer be settled (``canSettle(_:)`` is false, RabbitMQ has
+    /// requeued them, or dropped them with a deleted queue), and it is
+    /// declared (``declareTaskQueue(_:)``) and consumed again on a new
+    /// channel after ``RabbitMQBrokerConfiguration/queueRetryBackoff``,
+    /// on its own, until it can be; one log line when it becomes
+    /// unavailable (and when the broker's reason changes), one when it is
+    /// consumed again. The other queues are served meanwhile.
+    ///
+    /// The stream ends with an error only when the connection is lost, and
+    /// normally after ``stopConsuming()``.
+    ///
+    /// - Throws: ``BrokerError`` when the consumer connection cannot be
+    ///   opened or is lost while the consumers start; on the first call on
+    ///   this broker also when a queue is refused (for example `403
+    ///   ACCESS_REFUSED` without read permission): at start that is a
+    ///   configuration error, to fail fast on. On later calls (consuming
+    ///   again after a lost connection) a refused queue is retried on its
+    ///   own as above, not thrown.
     public func consume(_ subscriptions: [QueueSubscription]) async throws -> AsyncThrowingStream<Delivery, any Error> {
-        // Consuming again (after a lost connection or a cancelled consumer):
-        // close what is left of the earlier session, so its unacknowledged
-        // deliveries return to their queues and its other consumers stop.
-        let earlier = consuming.withLock { state in
-            defer {
-                state.active = []
-                state.channels = [:]
-            }
-            return state.active.map(\.channel)
-        }
-        for channel in earlier { await channel.close() }
+        // Consuming again (after a lost connection): close what is left of
+        // the earlier session, so its unacknowledged deliveries return to
+        // their queues and its consumers and retries stop.
+        await endSession()
+        // A queue named twice is consumed once: a session has one channel
+        // per queue.
+        var seen: Set<String> = []
+        let subscriptions = subscriptions.filter { seen.insert($0.queue).inserted }
         return try await mapErrors {
             let connection = try await consumer.connection()
-            let channel = try await connection.openChannel()
-            let generation = consuming.withLock { state in
-                defer { state.nextGeneration += 1 }
-                return state.nextGeneration
-            }
             let (stream, continuation) = AsyncThrowingStream<Delivery, any Error>.makeStream()
-            let merger = ConsumerMerger(continuation: continuation, consumers: subscriptions.count)
-            var tags: [String] = []
-            var prefetch: Int?
+            let session = ConsumerSession(connection: connection, subscriptions: subscriptions, continuation: continuation)
+            let strict = consuming.withLock { $0.sessionsStarted == 0 }
+            consuming.withLock { $0.session = session }
             for subscription in subscriptions {
-                let queue = subscription.queue
-                // Per consumer (RabbitMQ's reading of global=false): it
-                // applies to the consumers started after it. Not global,
-                // because quorum queues refuse a channel-wide prefetch.
-                if prefetch != subscription.prefetch {
-                    try await channel.setPrefetch(count: min(subscription.prefetch, Int(UInt16.max)))
-                    prefetch = subscription.prefetch
-                }
-                // Deliveries go from the connection's owner thread straight
-                // into the worker's stream: one hop, no forwarding task.
-                let tag = try await channel.consume(queue: queue, maxBodySize: configuration.maxMessageBytes) { event in
-                    switch event {
-                    case .delivery(let delivery):
-                        continuation.yield(
-                            Delivery(
-                                message: Message(
-                                    body: delivery.body, properties: MessageMapping.messageProperties(delivery.properties)),
-                                queue: queue, redelivered: delivery.redelivered,
-                                token: DeliveryToken(generation: generation, tag: delivery.deliveryTag),
-                                discardedBodySize: delivery.bodyDiscarded ? Int(clamping: delivery.bodySize) : nil))
-                    case .ended(let error):
-                        merger.consumerEnded(error.map(MessageMapping.brokerError))
+                do {
+                    try await startConsumer(subscription, in: session)
+                } catch {
+                    guard connection.isOpen, !strict else {
+                        await endSession()
+                        throw error
                     }
+                    queueUnavailable(subscription.queue, in: session, error: error)
                 }
-                tags.append(tag)
             }
-            consuming.withLock { state in
-                state.channels[generation] = channel
-                state.active.append((channel, tags))
-            }
+            consuming.withLock { $0.sessionsStarted += 1 }
             return stream
         }
     }
 
-    public func stopConsuming() async {
-        let active = consuming.withLock { state in
-            defer { state.active = [] }
-            return state.active
+    /// Opens the queue's channel and starts its consumer; the queue's phase
+    /// is then `.consuming`. On failure its channel is closed again.
+    private func startConsumer(_ subscription: QueueSubscription, in session: ConsumerSession) async throws {
+        let queue = subscription.queue
+        let channel = try await session.connection.openChannel()
+        let generation = consuming.withLock { state in
+            defer { state.nextGeneration += 1 }
+            state.channels[state.nextGeneration] = channel
+            return state.nextGeneration
         }
-        for (channel, tags) in active {
-            for tag in tags {
-                do {
-                    try await channel.cancel(consumerTag: tag)
-                } catch {
-                    logger.debug("consumer cancel failed", metadata: ["tag": "\(tag)", "error": "\(error)"])
+        session.state.withLock { $0.queues[queue]?.phase = .starting }
+        do {
+            try await consumeOn(channel, generation: generation, subscription: subscription, in: session)
+        } catch {
+            consuming.withLock { _ = $0.channels.removeValue(forKey: generation) }
+            await channel.close()
+            throw error
+        }
+    }
+
+    /// `basic.qos` and `basic.consume` on the queue's own channel.
+    private func consumeOn(
+        _ channel: AMQPChannel, generation: UInt64, subscription: QueueSubscription, in session: ConsumerSession
+    ) async throws {
+        let queue = subscription.queue
+        // Per consumer (RabbitMQ's reading of global=false): it applies to
+        // the consumers started after it. Not global, because quorum
+        // queues refuse a channel-wide prefetch.
+        try await channel.setPrefetch(count: min(subscription.prefetch, Int(UInt16.max)))
+        // Deliveries go from the connection's owner thread straight into
+        // the worker's stream: one hop, no forwarding task.
+        let continuation = session.continuation
+        let maxBodySize = configuration.maxMessageBytes
+        let tag = try await channel.consume(queue: queue, maxBodySize: maxBodySize) { [weak self] event in
+            switch event {
+            case .delivery(let delivery):
+                session.yielded.add(1, ordering: .relaxed)
+                continuation.yield(
+                    Delivery(
+                        message: Message(body: delivery.body, properties: MessageMapping.messageProperties(delivery.properties)),
+                        queue: queue, redelivered: delivery.redelivered,
+                        token: DeliveryToken(generation: generation, tag: delivery.deliveryTag),
+                        discardedBodySize: delivery.bodyDiscarded ? Int(clamping: delivery.bodySize) : nil))
+            case .ended(let error):
+                self?.consumerEnded(queue, generation: generation, channel: channel, error: error, in: session)
+            }
+        }
+        let (over, stopped, paused) = session.state.withLock { state -> (Bool, Bool, Bool) in
+            guard !state.over, state.queues[queue] != nil else { return (true, true, false) }
+            // Ended already (the broker cancelled it at once): its end
+            // handled the phase.
+            guard case .starting = state.queues[queue]?.phase else { return (false, false, false) }
+            if state.stopping { return (false, true, false) }
+            if state.paused {
+                state.queues[queue]?.phase = .paused(channel: channel, generation: generation)
+                return (false, false, true)
+            }
+            state.queues[queue]?.phase = .consuming(channel: channel, generation: generation, tag: tag)
+            return (false, false, false)
+        }
+        if over {
+            // The session ended while this consumer started (a new one
+            // replaced it): its channel is nobody's.
+            consuming.withLock { _ = $0.channels.removeValue(forKey: generation) }
+            await channel.close()
+            return
+        }
+        // Stopped or paused while starting: this consumer must not outlive it.
+        if stopped || paused {
+            do {
+                try await channel.cancel(consumerTag: tag)
+            } catch {
+                // Its channel or connection is gone: no end will come.
+                if stopped {
+                    session.state.withLock { state in
+                        if case .starting? = state.queues[queue]?.phase { state.queues[queue]?.phase = .ended }
+                    }
+                    session.finishIfStopped()
                 }
+            }
+        }
+    }
+
+    /// A queue's consumer ended: cancelled by this process (stopping,
+    /// pausing), or by the broker with its channel or connection.
+    /// Called on the connection's owner thread: must not block.
+    private func consumerEnded(
+        _ queue: String, generation: UInt64, channel: AMQPChannel, error: AMQPError?, in session: ConsumerSession
+    ) {
+        guard let error else {
+            // Cancelled by this process: stopConsuming() or pause().
+            let stopping = session.state.withLock { state -> Bool in
+                guard state.stopping else { return false }
+                state.queues[queue]?.phase = .ended
+                return true
+            }
+            if stopping { session.finishIfStopped() }
+            return
+        }
+        // Is this consumer still the queue's? One of a channel this process
+        // closed (a replaced session, an earlier attempt) ends unheard.
+        let current = session.state.withLock { state -> Bool in
+            guard !state.over else { return false }
+            switch state.queues[queue]?.phase {
+            case .consuming(_, let live, _)?, .paused(_, let live)?: return live == generation
+            case .starting?: return true
+            default: return false
+            }
+        }
+        guard current else { return }
+        guard error.code == .channelClosed, session.connection.isOpen else {
+            // The connection is lost: every queue with it. The worker
+            // starts a new session.
+            session.fail(MessageMapping.brokerError(error))
+            return
+        }
+        guard error.replyCode != 406 else {
+            // PRECONDITION_FAILED: the broker's consumer_timeout (an
+            // unacknowledged delivery held too long). The worker learns the
+            // timeout from this error at the end of the stream and stops its
+            // next runs in time (Worker+ConsumerTimeout), so this still ends
+            // the session, as before queues had channels of their own.
+            session.fail(MessageMapping.brokerError(error))
+            return
+        }
+        // This queue only: its deliveries can no longer be settled (the
+        // channel goes), the other queues go on.
+        consuming.withLock { _ = $0.channels.removeValue(forKey: generation) }
+        Task { await channel.close() }
+        let stopping = session.state.withLock { state -> Bool in
+            guard state.stopping else { return false }
+            state.queues[queue]?.phase = .ended
+            return true
+        }
+        if stopping {
+            session.finishIfStopped()
+        } else {
+            queueUnavailable(queue, in: session, error: error)
+        }
+    }
+
+    /// Logs that `queue` cannot be consumed (on a change of state or
+    /// reason) and schedules its next attempt.
+    private func queueUnavailable(_ queue: String, in session: ConsumerSession, error: any Error) {
+        let replyCode = (error as? AMQPError)?.replyCode ?? (error as? BrokerError)?.replyCode
+        let (failures, changed) = session.state.withLock { state -> (Int, Bool) in
+            guard var entry = state.queues[queue] else { return (0, false) }
+            entry.failures += 1
+            let changed = entry.failures == 1 || entry.lastReplyCode != replyCode
+            entry.lastReplyCode = replyCode
+            entry.phase = .waiting(retry: nil)
+            state.queues[queue] = entry
+            return (entry.failures, changed)
+        }
+        guard failures > 0 else { return }
+        let delay = configuration.queueRetryBackoff.delay(forRetry: failures)
+        let metadata: Logger.Metadata = [
+            "queue": "\(queue)", "error": "\(MessageMapping.brokerError(error))",
+            "attempt": "\(failures)", "delay_s": "\(Seconds.logValue(delay))",
+        ]
+        if changed {
+            logger.warning(
+                "queue unavailable: consuming it again on its own after a backoff; the other queues are served meanwhile",
+                metadata: metadata)
+        } else {
+            logger.debug("queue still unavailable", metadata: metadata)
+        }
+        let retry = Task { [weak self] in
+            try? await Task.sleep(for: delay)
+            guard !Task.isCancelled, let self else { return }
+            await self.retryQueue(queue, in: session)
+        }
+        let keep = session.state.withLock { state -> Bool in
+            guard !state.over, !state.stopping, case .waiting(nil)? = state.queues[queue]?.phase else { return false }
+            state.queues[queue]?.phase = .waiting(retry: retry)
+            return true
+        }
+        if !keep {
+            retry.cancel()
+            session.state.withLock { state in
+                if case .waiting? = state.queues[queue]?.phase { state.queues[queue]?.phase = .ended }
+            }
+            session.finishIfStopped()
+        }
+    }
+
+    /// One attempt to declare and consume `queue` again.
+    private func retryQueue(_ queue: String, in session: ConsumerSession) async {
+        // Paused (a suspect delivery runs alone): the queue starts with the
+        // others when they resume.
+        while session.state.withLock({ $0.paused && !$0.over && !$0.stopping }) {
+            try? await Task.sleep(for: .milliseconds(200))
+            if Task.isCancelled { return }
+        }
+        let subscription = session.state.withLock { state -> QueueSubscription? in
+            guard !state.over, !state.stopping, let entry = state.queues[queue], case .waiting = entry.phase else { return nil }
+            state.queues[queue]?.phase = .starting
+            return entry.subscription
+        }
+        guard let subscription else { return }
+        guard session.connection.isOpen else {
+            session.fail(BrokerError(.connectionLost, "the consumer connection is closed"))
+            return
+        }
+        do {
+            try await declareTaskQueue(queue)
+            try await startConsumer(subscription, in: session)
+        } catch {
+            guard session.connection.isOpen else {
+                session.fail(BrokerError(.connectionLost, "the consumer connection is closed: \(error)"))
+                return
+            }
+            queueUnavailable(queue, in: session, error: error)
+            return
+        }
+        let failures = session.state.withLock { state -> Int in
+            let failures = state.queues[queue]?.failures ?? 0
+            state.queues[queue]?.failures = 0
+            state.queues[queue]?.lastReplyCode = nil
+            return failures
+        }
+        logger.notice("queue available again: consuming it", metadata: ["queue": "\(queue)", "attempts": "\(failures)"])
+    }
+
+    /// Cancels the consumers (`basic.cancel`) and keeps their channels
+    /// open, so the deliveries in hand can still be settled; the stream
+    /// goes on (a paused queue's end counts for ``stopConsuming()``).
+    ///
+    /// - Returns: how many deliveries the current stream was handed in
+    ///   all, now that no more can come before ``resumeConsuming()``: the
+    ///   worker reads the stream up to that count to find what was
+    ///   buffered. Nil without a session.
+    public func pauseConsuming() async -> Int? {
+        guard let session = consuming.withLock({ $0.session }) else { return nil }
+        let consumers = session.state.withLock { state -> [(String, AMQPChannel, UInt64, String)] in
+            state.paused = true
+            var consumers: [(String, AMQPChannel, UInt64, String)] = []
+            for (name, queue) in state.queues {
+                if case .consuming(let channel, let generation, let tag) = queue.phase {
+                    consumers.append((name, channel, generation, tag))
+                    state.queues[name]?.phase = .paused(channel: channel, generation: generation)
+                }
+            }
+            return consumers
+        }
+        for (_, channel, _, tag) in consumers {
+            // Deliveries sent before the cancel-ok reach the stream before
+            // this returns (AMQPChannel.cancel). A failed cancel is the
+            // channel's end, handled by its consumer's handler.
+            try? await channel.cancel(consumerTag: tag)
+        }
+        return session.yielded.load(ordering: .relaxed)
+    }
+
+    /// Starts again, on their channels, the consumers ``pauseConsuming()``
+    /// cancelled.
+    public func resumeConsuming() async {
+        guard let session = consuming.withLock({ $0.session }) else { return }
+        let paused = session.state.withLock { state -> [(QueueSubscription, AMQPChannel, UInt64)] in
+            guard state.paused, !state.over, !state.stopping else { return [] }
+            state.paused = false
+            var paused: [(QueueSubscription, AMQPChannel, UInt64)] = []
+            for (name, queue) in state.queues {
+                if case .paused(let channel, let generation) = queue.phase {
+                    paused.append((queue.subscription, channel, generation))
+                    state.queues[name]?.phase = .starting
+                }
+            }
+            return paused
+        }
+        for (subscription, channel, generation) in paused {
+            do {
+                try await consumeOn(channel, generation: generation, subscription: subscription, in: session)
+            } catch {
+                guard session.connection.isOpen else {
+                    session.fail(MessageMapping.brokerError(error))
+                    return
+                }
+                consuming.withLock { _ = $0.channels.removeValue(forKey: generation) }
+                await channel.close()
+                queueUnavailable(subscription.queue, in: session, error: error)
+            }
+        }
+    }
+
+    /// Ends the current session, if any: closes its channels (their
+    /// unacknowledged deliveries return to their queues) and cancels its
+    /// retries. Its stream is not finished: it has ended already, or
+    /// nobody reads it any more.
+    private func endSession() async {
+        guard let session = consuming.withLock({ state -> ConsumerSession? in
+            defer {
+                state.session = nil
+                state.channels = [:]
+            }
+            return state.session
+        }) else { return }
+        let (channels, retries) = session.end()
+        for retry in retries { retry.cancel() }
+        for channel in channels { await channel.close() }
+    }
+
+    public func stopConsuming() async {
+        guard let session = consuming.withLock({ $0.session }) else { return }
+        let (consumers, retries) = session.state.withLock { state -> ([(String, AMQPChannel, String)], [Task<Void, Never>]) in
+            state.stopping = true
+            var consumers: [(String, AMQPChannel, String)] = []
+            var retries: [Task<Void, Never>] = []
+            for (name, queue) in state.queues {
+                switch queue.phase {
+                case .consuming(let channel, _, let tag): consumers.append((name, channel, tag))
+                case .waiting(let retry):
+                    if let retry { retries.append(retry) }
+                    state.queues[name]?.phase = .ended
+                case .paused:
+                    state.queues[name]?.phase = .ended
+                case .starting, .ended:
+                    // A starting consumer is cancelled by its starter.
+                    break
+                }
+            }
+            return (consumers, retries)
+        }
+        for retry in retries { retry.cancel() }
+        session.finishIfStopped()
+        for (queue, channel, tag) in consumers {
+            do {
+                try await channel.cancel(consumerTag: tag)
+            } catch {
+                logger.debug("consumer cancel failed", metadata: ["tag": "\(tag)", "error": "\(error)"])
+                // Its channel or connection is gone: it has ended.
+                session.state.withLock { state in
+                    if case .consuming(_, _, tag)? = state.queues[queue]?.phase { state.queues[queue]?.phase = .ended }
+                }
+                session.finishIfStopped()
             }
         }
     }
@@ -534,7 +857,10 @@ public final class RabbitMQBroker: DelayedPublishing, PriorityQueueing {
     }
 
     public func close() async {
+        // The connection first: its end finishes the session's stream
+        // (with an error, as a loss would), then its retries stop.
         await consumer.close()
+        await endSession()
         await publisher.close()
         consuming.withLock { $0 = ConsumingState() }
     }
@@ -544,36 +870,6 @@ public final class RabbitMQBroker: DelayedPublishing, PriorityQueueing {
             return try await body()
         } catch {
             throw MessageMapping.brokerError(error)
-        }
-    }
-}
-
-/// Ends the merged delivery stream once every consumer of it has ended,
-/// with the first error if any ended with one.
-private final class ConsumerMerger: Sendable {
-    private struct State {
-        var remaining: Int
-        var error: (any Error)?
-    }
-    private let state: Mutex<State>
-    private let continuation: AsyncThrowingStream<Delivery, any Error>.Continuation
-
-    init(continuation: AsyncThrowingStream<Delivery, any Error>.Continuation, consumers: Int) {
-        self.continuation = continuation
-        self.state = Mutex(State(remaining: consumers))
-    }
-
-    func consumerEnded(_ error: (any Error)?) {
-        let finish: (done: Bool, error: (any Error)?) = state.withLock { state in
-            state.remaining -= 1
-            if state.error == nil { state.error = error }
-            return (state.remaining == 0, state.error)
-        }
-        if let error = finish.error {
-            // A lost connection ends every consumer on it: report it now.
-            continuation.finish(throwing: error)
-        } else if finish.done {
-            continuation.finish()
         }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import AMQP
+import QTasks
 
 /// How a ``RabbitMQBroker`` connects and declares its queues.
 public struct RabbitMQBrokerConfiguration: Sendable {
@@ -95,6 +96,16 @@ public struct RabbitMQBrokerConfiguration: Sendable {
     /// task queue is declared so now; ignored.
     @available(*, deprecated, message: "every task queue is declared plain now; dead-lettering comes from TaskQueuePolicy")
     public var plainQueues: Set<String> = []
+    /// How long a worker waits before it declares and consumes again one
+    /// of its queues that the broker refused or took away while the
+    /// connection lives on (the queue deleted, `404 NOT_FOUND`, `405
+    /// RESOURCE_LOCKED` by another connection's exclusive queue, the
+    /// consumer's channel closed): each queue has its own consumer channel
+    /// and its own count of failures in a row, so the other queues are
+    /// served meanwhile. Default: 1 s, doubling, at most 15 s, 20 %
+    /// jitter. A lost connection is the worker's
+    /// `WorkerConfiguration.reconnectBackoff` instead.
+    public var queueRetryBackoff: Backoff = Backoff(initial: .seconds(1), multiplier: 2, maximum: .seconds(15), jitter: 0.2)
     /// Exchanges and bindings declared together with their queue (a worker
     /// declares its queues on start and after each reconnect), for routing
     /// by key through a direct or topic exchange. Default none.

@@ -14,8 +14,8 @@ public struct PrivateRabbitMQ: Sendable {
     /// The port of a private node: `QTASKS_PRIVATE_RABBITMQ_PORT` plus
     /// `offset` (deploy/test.sh sets it to its broker's port + 21, so that
     /// two checkouts testing with different ports never share a node), else
-    /// 5693 plus `offset`. Offsets in use: 0 (AMQPTests), 1, 2, 3, 5, 6, 7
-    /// and 9 (IntegrationTests).
+    /// 5693 plus `offset`. Offsets in use: 0 (AMQPTests), 1, 2, 3, 5, 6, 7,
+    /// 9 and 12 (IntegrationTests).
     public static func port(offset: Int) -> Int {
         let base = ProcessInfo.processInfo.environment["QTASKS_PRIVATE_RABBITMQ_PORT"].flatMap(Int.init) ?? 5693
         return base + offset

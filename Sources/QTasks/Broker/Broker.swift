@@ -29,6 +29,13 @@ public protocol Broker: Sendable {
     /// Starts consuming the given queues, each with its own prefetch, into
     /// one stream; otherwise as ``consume(queues:prefetch:)``. The default
     /// implementation calls that with the largest prefetch.
+    ///
+    /// A broker may recover one queue on its own while the connection
+    /// lives on: `RabbitMQBroker` consumes each queue on a channel of its
+    /// own and declares and consumes again, after a backoff, a queue that
+    /// was deleted or refused, without ending the stream; that queue's
+    /// unsettled deliveries can then no longer be settled
+    /// (``canSettle(_:)`` is false), the other queues' still can.
     func consume(_ subscriptions: [QueueSubscription]) async throws -> AsyncThrowingStream<Delivery, any Error>
 
     /// Cancels the consumers started by ``consume(queues:prefetch:)``: no new
@@ -36,6 +43,23 @@ public protocol Broker: Sendable {
     /// has been handed out. Deliveries not yet acknowledged stay owned by
     /// this consumer until acknowledged or rejected.
     func stopConsuming() async
+
+    /// Cancels the consumers of the current ``consume(_:)`` stream for a
+    /// while, without ending the stream or closing anything: the
+    /// deliveries in hand can still be acknowledged or rejected, and no
+    /// new ones arrive until ``resumeConsuming()``. The worker runs a
+    /// suspect delivery alone this way (docs/reliability.md, "Poison
+    /// messages").
+    ///
+    /// - Returns: how many deliveries the current stream was handed in
+    ///   all, once no more can arrive: the ones not yet read from the
+    ///   stream are those it buffers. Nil when this broker cannot pause
+    ///   (the default) or consumes nothing.
+    func pauseConsuming() async -> Int?
+
+    /// Starts again the consumers that ``pauseConsuming()`` cancelled
+    /// (not after ``stopConsuming()``). Default: nothing.
+    func resumeConsuming() async
 
     /// Publishes many messages, pipelined, and returns when every one is
     /// settled (confirmed by the broker, or failed): each one's outcome, in
@@ -83,6 +107,10 @@ public protocol Broker: Sendable {
 
 extension Broker {
     public func canSettle(_ delivery: Delivery) -> Bool { true }
+
+    public func pauseConsuming() async -> Int? { nil }
+
+    public func resumeConsuming() async {}
 
     public func consume(_ subscriptions: [QueueSubscription]) async throws -> AsyncThrowingStream<Delivery, any Error> {
         try await consume(queues: subscriptions.map(\.queue), prefetch: subscriptions.map(\.prefetch).max() ?? 1)

@@ -26,6 +26,10 @@ public final class MemoryBroker: DelayedPublishing {
         var queueLimits: [String: Int] = [:]
         var unackedIn: [String: Int] = [:]
         var active = true
+        /// Paused by ``pauseConsuming()``: gets nothing until resumed.
+        var paused = false
+        /// Deliveries handed to its stream so far.
+        var yielded = 0
         /// Where the next round-robin pass over `queues` starts.
         var cursor = 0
         var continuation: AsyncThrowingStream<Delivery, any Error>.Continuation
@@ -118,6 +122,29 @@ public final class MemoryBroker: DelayedPublishing {
             self?.state.withLock { state in state.consumers[id]?.active = false }
         }
         return stream
+    }
+
+    /// Stops handing deliveries to the newest consumer (the current
+    /// ``consume(_:)`` stream) until ``resumeConsuming()``, as
+    /// `RabbitMQBroker` cancels its consumers: its stream goes on and its
+    /// deliveries can still be settled.
+    ///
+    /// - Returns: how many deliveries its stream was handed in all; nil
+    ///   without an active consumer.
+    public func pauseConsuming() async -> Int? {
+        state.withLock { state in
+            guard let id = state.consumers.keys.filter({ state.consumers[$0]!.active }).max() else { return nil }
+            state.consumers[id]!.paused = true
+            return state.consumers[id]!.yielded
+        }
+    }
+
+    /// Hands deliveries to the paused consumers again.
+    public func resumeConsuming() async {
+        state.withLock { state in
+            for id in state.consumers.keys { state.consumers[id]!.paused = false }
+            Self.dispatch(&state)
+        }
     }
 
     /// Ends every consumer stream after what it already buffered;
@@ -367,7 +394,7 @@ public final class MemoryBroker: DelayedPublishing {
     /// reader and never calls back into the broker.
     private static func dispatch(_ state: inout State) {
         for id in state.consumers.keys.sorted() {
-            guard var consumer = state.consumers[id], consumer.active, !consumer.queues.isEmpty else { continue }
+            guard var consumer = state.consumers[id], consumer.active, !consumer.paused, !consumer.queues.isEmpty else { continue }
             var idlePasses = 0
             while consumer.unacked < consumer.prefetch && idlePasses < consumer.queues.count {
                 let queue = consumer.queues[consumer.cursor % consumer.queues.count]
@@ -386,6 +413,7 @@ public final class MemoryBroker: DelayedPublishing {
                 state.unacked[token] = Unacked(message: entry.message, queue: queue, consumer: id)
                 consumer.unacked += 1
                 consumer.unackedIn[queue, default: 0] += 1
+                consumer.yielded += 1
                 consumer.continuation.yield(Delivery(message: entry.message, queue: queue, redelivered: entry.redelivered, token: token))
             }
             state.consumers[id] = consumer

@@ -37,10 +37,19 @@ public enum MessageHeaders {
     /// own field.
     public static let notBefore = "x-qtasks-not-before"
 
-    /// Headers the broker adds when it dead-letters a message; dropped from
-    /// retry copies and replays so they do not grow without end.
+    /// Integer: on the copy a worker hands back unstarted while it runs a
+    /// suspect delivery alone, the deliveries the original had behind it
+    /// (its quorum queue's `x-delivery-count`, plus this header of its
+    /// own): a fresh message's count starts at 0 again, this keeps a
+    /// suspect a suspect (docs/reliability.md, "Poison messages").
+    public static let priorDeliveries = "x-qtasks-prior-deliveries"
+
+    /// Headers the broker adds when it dead-letters a message (and the
+    /// delivery counts); dropped from retry copies and replays so they do
+    /// not grow without end and a new attempt starts unsuspected.
     public static let brokerDeathHeaders: Set<String> = [
         "x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason",
         "x-last-death-exchange", "x-last-death-queue", "x-last-death-reason", "x-delivery-count",
+        priorDeliveries,
     ]
 }

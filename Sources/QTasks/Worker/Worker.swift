@@ -45,6 +45,18 @@ import Tracing
 /// the worker declares its queues and consumes again, retrying with
 /// ``WorkerConfiguration/reconnectBackoff``, logging each step.
 ///
+/// One queue taken away while the connection lives (deleted, locked by
+/// another connection): a broker that consumes each queue on its own
+/// channel (`RabbitMQBroker`) consumes it again on its own; the stream goes
+/// on, that queue's unsettled deliveries can no longer be settled and
+/// publish nothing (``Broker/canSettle(_:)``), the other queues' run on.
+///
+/// A suspect delivery (its quorum queue's `x-delivery-count` of 1 or more:
+/// an earlier delivery ended unsettled, by a crash or a lost connection)
+/// runs alone, so that a poison message that crashes the process again
+/// spends only its own delivery count
+/// (``WorkerConfiguration/isolatesSuspectDeliveries``).
+///
 /// Graceful shutdown (service-lifecycle's, from a `ServiceGroup`, or
 /// ``triggerGracefulShutdown()``) stops consuming; deliveries received but
 /// not started are rejected with requeue; running tasks get
@@ -241,7 +253,16 @@ public final class Worker: Service, Sendable {
             let deliveries: AsyncThrowingStream<Delivery, any Error>
             do {
                 for queue in configuration.queues {
-                    try await broker.declareTaskQueue(queue)
+                    do {
+                        try await broker.declareTaskQueue(queue)
+                    } catch let error as BrokerError where sessions > 0 && error.code == .refused {
+                        // Consuming again after a loss: one queue the broker
+                        // refuses (deleted and locked by another
+                        // connection's exclusive queue: 405) must not keep
+                        // the others from being served. The broker retries
+                        // it on its own (RabbitMQBroker.consume) and logs it.
+                        logger.debug("queue declaration refused; consuming the others", metadata: ["queue": .string(queue), "error": "\(error)"])
+                    }
                 }
                 deliveries = try await broker.consume(configuration.subscriptions)
             } catch {
@@ -370,8 +391,14 @@ public final class Worker: Service, Sendable {
                 }
             }
 
+            // Read from the stream: beside what the broker says it handed
+            // out, the count of what the stream still buffers.
+            var taken = 0
+            var iterator = deliveries.makeAsyncIterator()
+            let isolating = configuration.isolatesSuspectDeliveries
             do {
-                for try await delivery in deliveries {
+                while let delivery = try await iterator.next() {
+                    taken += 1
                     // A queue's own limit rarely waits here: its prefetch is
                     // that limit, so the broker holds its next delivery back.
                     let queue = delivery.queue
@@ -386,13 +413,67 @@ public final class Worker: Service, Sendable {
                         dropped += 1
                         if dropped == 1 {
                             logger.warning(
-                                "connection lost: buffered deliveries are dropped unstarted, the broker redelivers them",
+                                "consumer channel or connection lost: buffered deliveries are dropped unstarted, the broker redelivers them",
                                 metadata: ["queue": .string(queue)])
                         }
                         continue
                     }
                     if shutdown.isFired {
                         held.append(delivery)
+                        continue
+                    }
+                    if isolating, let count = Self.priorDeliveries(delivery), count > 0,
+                       let handed = await broker.pauseConsuming() {
+                        // A suspect: its last delivery ended unsettled (a
+                        // crash, a lost connection). Alone, with nothing
+                        // else unacknowledged: if it crashes the process
+                        // again, only its own delivery count rises.
+                        logger.notice(
+                            "suspect delivery (delivered before, never settled): running it alone",
+                            metadata: ["queue": .string(queue), "prior_deliveries": .stringConvertible(count)])
+                        while running > 0 {
+                            if collect(await group.next()) { self.cancelStragglers(&group, running: running) }
+                        }
+                        var buffered: [Delivery] = []
+                        while taken < handed, let next = try await iterator.next() {
+                            taken += 1
+                            buffered.append(next)
+                        }
+                        for other in buffered {
+                            if !broker.canSettle(other) {
+                                dropped += 1
+                                continue
+                            }
+                            if shutdown.isFired {
+                                held.append(other)
+                                continue
+                            }
+                            await handBack(other)
+                        }
+                        if !buffered.isEmpty {
+                            logger.info("buffered deliveries handed back while a suspect runs alone", metadata: ["count": .stringConvertible(buffered.count)])
+                        }
+                        if shutdown.isFired {
+                            held.append(delivery)
+                            continue
+                        }
+                        if !broker.canSettle(delivery) {
+                            // Its queue's channel went meanwhile: the
+                            // broker has it back. The other queues go on.
+                            dropped += 1
+                            await broker.resumeConsuming()
+                            continue
+                        }
+                        running += 1
+                        if queueLimit != nil { runningIn[queue, default: 0] += 1 }
+                        group.addTask {
+                            await self.process(delivery, executor, chain)
+                            return .taskFinished(queue: queue)
+                        }
+                        while running > 0 {
+                            if collect(await group.next()) { self.cancelStragglers(&group, running: running) }
+                        }
+                        if !shutdown.isFired { await broker.resumeConsuming() }
                         continue
                     }
                     running += 1
@@ -422,6 +503,56 @@ public final class Worker: Service, Sendable {
             group.cancelAll()
             return streamError
         }
+    }
+
+    /// How many deliveries of this message went before, unsettled: its
+    /// quorum queue's `x-delivery-count` plus the
+    /// ``MessageHeaders/priorDeliveries`` of a handed-back copy. Nil when
+    /// the message carries neither (a classic queue's).
+    package static func priorDeliveries(_ delivery: Delivery) -> Int? {
+        // Any producer can write these headers: bounded, so that no value
+        // can trap (a huge double, an overflowing sum).
+        let bound = 1_000_000
+        func number(_ value: HeaderValue?) -> Int? {
+            switch value {
+            case .int(let value)?: Int(min(max(value, 0), Int64(bound)))
+            case .double(let value)? where value.isFinite: Int(min(max(value, 0), Double(bound)))
+            case .string(let text)?: Int(text).map { min(max($0, 0), bound) }
+            default: nil
+            }
+        }
+        let headers = delivery.message.properties.headers
+        let broker = number(headers["x-delivery-count"])
+        let prior = number(headers[MessageHeaders.priorDeliveries])
+        if broker == nil && prior == nil { return nil }
+        return (broker ?? 0) + (prior ?? 0)
+    }
+
+    /// Gives an unstarted delivery back to its queue without spending its
+    /// delivery count: a fresh copy (the same body and properties; the
+    /// count so far in ``MessageHeaders/priorDeliveries``) published
+    /// confirmed, then the original acknowledged. A requeue would raise
+    /// the count on RabbitMQ 3.x quorum queues. The copy goes to the
+    /// queue's tail. If the publish fails, the original is requeued.
+    private func handBack(_ delivery: Delivery) async {
+        guard delivery.discardedBodySize == nil else {
+            // Its body was dropped unread (too large): no copy can be made.
+            // Requeued, it comes back to be rejected to the broker's
+            // dead-lettering.
+            await requeue(delivery, reason: "its body was not read (too large); requeued while a suspect runs alone")
+            return
+        }
+        var copy = delivery.message
+        let prior = Self.priorDeliveries(delivery) ?? 0
+        copy.properties.headers["x-delivery-count"] = nil
+        copy.properties.headers[MessageHeaders.priorDeliveries] = prior > 0 ? .int(Int64(prior)) : nil
+        do {
+            try await broker.publish(copy, to: delivery.queue, mandatory: true)
+        } catch {
+            await requeue(delivery, reason: "could not be handed back while a suspect runs alone: \(error)")
+            return
+        }
+        _ = await settle(delivery, metadata: ["queue": .string(delivery.queue)]) { try await $0.acknowledge(delivery) }
     }
 
     private func cancelStragglers(_ group: inout TaskGroup<ChildEvent>, running: Int) {

@@ -167,6 +167,21 @@ public struct WorkerConfiguration: Sendable {
     /// result sent to `reply_to`. Costs two store writes per task. Needs
     /// ``workflowStore`` (``validate()`` refuses it without). Default false.
     public var deduplicatesTasks = false
+    /// Runs a suspect delivery alone: one whose earlier delivery ended
+    /// without being settled (a crash of the worker process, a lost
+    /// connection), as a quorum queue's `x-delivery-count` header (or
+    /// ``MessageHeaders/priorDeliveries``) of 1 or more shows. The worker
+    /// stops taking deliveries, lets the running tasks finish, hands back
+    /// what it buffered unstarted (a fresh copy each, confirmed, then the
+    /// original acknowledged: its delivery count is not raised; it goes
+    /// to the tail of its queue), runs the suspect, settles it, and goes
+    /// on. A poison message that crashes the process again then raises
+    /// only its own count, and the queue's delivery limit dead-letters it
+    /// alone. Default true; needs a broker that can pause its consumers
+    /// (``Broker/pauseConsuming()``: `RabbitMQBroker`), else nothing
+    /// changes. Classic queues carry no delivery count: nothing is
+    /// suspected there.
+    public var isolatesSuspectDeliveries = true
 
     /// Whether the worker installs the package's own middleware, outermost
     /// and in this order: ``TracingTaskMiddleware`` (with ``tracer``),
