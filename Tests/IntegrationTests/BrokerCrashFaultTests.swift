@@ -50,6 +50,17 @@ struct BrokerCrashFaultTests {
         let worker = try ChildProcess(IntegrationEnvironment.workerExecutable, arguments, environment: ["QTASKS_EXAMPLE_RUN_LOG": log])
         started(worker)
         try await worker.waitUntilConsuming()
+        if variant == .quorum {
+            // RabbitMQ 3.10 on a single node: a quorum queue declared
+            // moments before a SIGKILL can come back without a leader for
+            // ever ("leader call - leader not known", its Ra server not yet
+            // in the node's Ra metadata store; rabbitmq/rabbitmq-server#10070),
+            // and every basic.consume on it times out. A clean restart
+            // writes that metadata: the crash below then tests the worker,
+            // not that broker bug. The worker reconnects by itself.
+            await node.stop()
+            try await node.start()
+        }
 
         let setup = try await AMQPConnection.connect(node.configuration)
         try await setup.openChannel().declareQueue(replies, durable: true)
