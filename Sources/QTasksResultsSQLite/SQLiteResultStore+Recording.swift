@@ -25,7 +25,7 @@ extension SQLiteResultStore {
         let tasks = Self.group(events)
         guard !tasks.isEmpty else { return }
         let configuration = self.configuration
-        try await write(
+        _ = try await write(
             "record \(events.count) task events in", settled: { [self] count in finishedCount.withLock { $0 = count } }
         ) { [self] db in
             let now = Date().timeIntervalSince1970
