@@ -119,6 +119,18 @@ struct ExampleWorkerCommand: AsyncParsableCommand {
                 "--concurrency must be 1...\(WorkerConfiguration.longestPrefetch) (at most 65535 deliveries of a queue can be unacknowledged at once), not \(concurrency)")
         }
         try reliability.queueTypes.validate(maxPriority: routing.maxPriority)
+        if routing.taskiqQueues {
+            // Taskiq's declaration is quorum and dead-letters to its own
+            // queue: a contradicting flag would be silently overridden.
+            if reliability.queueTypes.queueType.map({ $0.lowercased() != "quorum" }) == true {
+                throw ValidationError(
+                    "--taskiq-queues declares quorum queues (as taskiq-aio-pika does), not --queue-type \(reliability.queueTypes.queueType ?? "")")
+            }
+            if consumedQueues.contains(routing.taskiqDeadLetterQueue) {
+                throw ValidationError(
+                    "--taskiq-dead-letter-queue '\(routing.taskiqDeadLetterQueue)' is also a --queue: a queue cannot be its own dead-letter queue")
+            }
+        }
         _ = try ExampleTracing.isEnabled(flag: tracing)
         if let prefetch, !(1...WorkerConfiguration.longestPrefetch).contains(prefetch) {
             throw ValidationError("--prefetch must be 1...\(WorkerConfiguration.longestPrefetch) (AMQP's limit), not \(prefetch)")

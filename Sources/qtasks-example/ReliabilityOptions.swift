@@ -50,8 +50,8 @@ struct ReliabilityOptions: ParsableArguments {
             start and exempt. Default 0: not set, learnt from the broker's first channel close for it (that close cancels the \
             channel's tasks once); setting it avoids that close and costs about 6 us of CPU per task.
             """,
-        transform: SecondsOption.parser("--consumer-timeout must be seconds from 0 (not set) to 2592000 (30 days)") {
-            (0...2_592_000).contains($0)
+        transform: SecondsOption.parser("--consumer-timeout must be 0 (not set) or seconds from 1 to 2592000 (30 days)") {
+            $0 == 0 || (1...2_592_000).contains($0)
         })
     var consumerTimeout: Duration = .zero
 

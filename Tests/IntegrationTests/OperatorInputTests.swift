@@ -114,6 +114,10 @@ struct OperatorInputTests {
         (["--prefetch", "70000"], "--prefetch must be 1...65535"),
         (["--queue-concurrency", "default=70000"], "N 1...65535"),
         (["--max-message-bytes", "600000000"], "--max-message-bytes must be 1...536870912"),
+        // Under a second, every delivery was past its deadline before it
+        // started and was requeued for ever (break-it run, #17 item 5).
+        (["--consumer-timeout", "0.5"], "--consumer-timeout must be 0 (not set) or seconds from 1"),
+        (["--consumer-timeout", "1e-9"], "--consumer-timeout must be 0 (not set) or seconds from 1"),
     ])
     func outOfRangeNumbersExit64(arguments: [String], message: String) async throws {
         let run = try await ChildProcess.run(
@@ -129,6 +133,8 @@ struct OperatorInputTests {
         (["--taskiq-queues", "--max-priority", "5"], "refuse --max-priority"),
         (["--taskiq-queues", "--taskiq-exchange", ":topic"], "--taskiq-exchange needs a name"),
         (["--taskiq-queues", "--taskiq-exchange", "taskiq:fanout"], "must be direct or topic"),
+        (["--taskiq-queues", "--queue-type", "classic"], "declares quorum queues"),
+        (["--taskiq-queues", "--queue", "t4", "--taskiq-dead-letter-queue", "t4"], "cannot be its own dead-letter queue"),
     ])
     func impossibleTaskiqDeclarationsExit64(arguments: [String], message: String) async throws {
         let run = try await ChildProcess.run(

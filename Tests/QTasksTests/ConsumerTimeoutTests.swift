@@ -77,6 +77,12 @@ import Testing
         var configuration = quietConfiguration()
         configuration.consumerTimeout = .zero
         #expect(throws: WorkerConfigurationError.self) { try configuration.validate() }
+        // Shorter than a second: every delivery would be past its deadline
+        // before it started, requeued for ever.
+        configuration.consumerTimeout = .nanoseconds(1)
+        #expect(throws: WorkerConfigurationError.self) { try configuration.validate() }
+        configuration.consumerTimeout = .milliseconds(100)
+        #expect(throws: Never.self) { try configuration.validate() }
         configuration.consumerTimeout = nil
         #expect(throws: Never.self) { try configuration.validate() }
         configuration.consumerTimeout = .seconds(10)
@@ -106,7 +112,7 @@ import Testing
         #expect(runs.attempts == [1, 2])
         let result = try #require(try results(broker)["c1"]?.first)
         #expect(result.status == .error)
-        #expect(result.traceback?.hasPrefix("ConsumerTimeoutError: task 'long' was still running 0.7 s after its delivery; RabbitMQ's consumer_timeout is 1 s") == true)
+        #expect(result.traceback?.hasPrefix("ConsumerTimeoutError: task 'long' had not finished 0.7 s after its delivery (its wait in the worker's prefetch buffer included); RabbitMQ's consumer_timeout is 1 s") == true)
         let deadLetter = try #require(broker.messages(in: "default.dlq").first)
         #expect(deadLetter.properties.headers[MessageHeaders.errorType] == .string("ConsumerTimeoutError"))
         #expect(deadLetter.properties.headers[MessageHeaders.attempts] == .int(2))

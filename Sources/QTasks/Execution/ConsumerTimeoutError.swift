@@ -18,7 +18,7 @@ import Synchronization
 /// (at most once), or a longer timeout for its queue (docs/reliability.md,
 /// "Long tasks and consumer_timeout").
 ///
-/// In the result: `"ConsumerTimeoutError: task 'report' was still running
+/// In the result: `"ConsumerTimeoutError: task 'report' had not finished
 /// 1740 s after its delivery; RabbitMQ's consumer_timeout is 1800 s, ..."`.
 public struct ConsumerTimeoutError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The task that ran too long.
@@ -36,7 +36,7 @@ public struct ConsumerTimeoutError: Error, Sendable, Hashable, CustomStringConve
     }
 
     public var description: String {
-        "task '\(taskName)' was still running \(secondsText(deadline)) after its delivery; RabbitMQ's consumer_timeout is "
+        "task '\(taskName)' had not finished \(secondsText(deadline)) after its delivery (its wait in the worker's prefetch buffer included); RabbitMQ's consumer_timeout is "
             + "\(secondsText(consumerTimeout)), after which the broker closes the channel and runs the task again: "
             + "stopped by the worker instead (a longer task needs TaskOptions(acknowledgement: .onStart) or a longer consumer timeout for its queue)"
     }

@@ -280,7 +280,7 @@ extension Worker {
             noteBrokerClose(error)
             var fields = metadata()
             fields["error"] = .string(LogText.sanitized(String(describing: error)))
-            configuration.logger.warning("delivery belongs to a lost connection or closed channel; the broker redelivers it", metadata: fields)
+            configuration.logger.warning("delivery belongs to a lost connection or a closed channel: the broker has it back (or it went with its deleted queue); nothing settled", metadata: fields)
             return false
         } catch {
             var fields = metadata()

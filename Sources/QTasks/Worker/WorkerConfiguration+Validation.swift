@@ -24,7 +24,7 @@ extension WorkerConfiguration {
     /// - ``prefetch``, when set, and each ``queueConcurrency`` value in
     ///   1...65535 (``longestPrefetch``);
     /// - ``maxMessageBytes`` at least 1;
-    /// - ``consumerTimeout``, when set, more than 0, and
+    /// - ``consumerTimeout``, when set, at least 0.1 second, and
     ///   ``consumerTimeoutMargin`` not negative.
     ///
     /// ``concurrency`` below 1 still counts as 1, and the default prefetch
@@ -50,8 +50,14 @@ extension WorkerConfiguration {
         guard maxMessageBytes >= 1 else {
             throw WorkerConfigurationError("maxMessageBytes must be at least 1, not \(maxMessageBytes)")
         }
-        if let consumerTimeout, consumerTimeout <= .zero {
-            throw WorkerConfigurationError("consumerTimeout must be more than 0 (nil: the broker has none), not \(consumerTimeout)")
+        if let consumerTimeout, consumerTimeout < .milliseconds(100) {
+            // Shorter, every delivery would be past its deadline before it
+            // started, and requeued for ever. (RabbitMQ checks its timeout
+            // once per channel tick, 60 s by default: real values are
+            // minutes; tests on the in-memory broker use fractions of a
+            // second.)
+            throw WorkerConfigurationError(
+                "consumerTimeout must be at least 0.1 second (RabbitMQ's consumer_timeout; nil: not set), not \(consumerTimeout)")
         }
         if let consumerTimeoutMargin, consumerTimeoutMargin < .zero {
             throw WorkerConfigurationError("consumerTimeoutMargin must be 0 or more, not \(consumerTimeoutMargin)")
