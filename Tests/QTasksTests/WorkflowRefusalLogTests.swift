@@ -88,4 +88,16 @@ import Testing
         #expect(task.priority == 3)
         #expect(decodingError(#"{"group": [{"task": "a"}], "window": null}"#) == nil)
     }
+
+    /// A step with two kinds used to keep one and drop the other in
+    /// silence (break-it run: a chain beside a task ran the task without
+    /// arguments; a group beside a chain never ran).
+    @Test func aStepHasOneKind() {
+        #expect(decodingError(#"{"chain": [{"task": "add", "args": [1, 2]}], "task": "add"}"#)
+            == #": a workflow step has one of "task", "chain" or "group", not "task" and "chain""#)
+        #expect(decodingError(#"{"group": [{"task": "a"}], "chain": [{"task": "b"}]}"#)
+            == #": a workflow step has one of "task", "chain" or "group", not "chain" and "group""#)
+        #expect(decodingError(#"{"chain": [{"task": "a", "group": []}]}"#)
+            == #"chain/[0]: a workflow step has one of "task", "chain" or "group", not "task" and "group""#)
+    }
 }

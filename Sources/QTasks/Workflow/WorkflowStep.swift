@@ -111,6 +111,14 @@ extension WorkflowStep: Codable {
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: Key.self)
+        // One kind per step: with two, one of them would be dropped in
+        // silence (a chain beside a task, a group beside a chain).
+        let kinds = [Key.task, .chain, .group].filter { container.contains($0) }
+        if kinds.count > 1 {
+            throw DecodingError.dataCorrupted(.init(
+                codingPath: decoder.codingPath,
+                debugDescription: "a workflow step has one of \"task\", \"chain\" or \"group\", not \(kinds.map { "\"\($0.stringValue)\"" }.joined(separator: " and "))"))
+        }
         if let name = try container.decodeIfPresent(String.self, forKey: .task) {
             self = .task(WorkflowTask(
                 taskName: name,
