@@ -349,6 +349,50 @@ public struct AMQPChannel: Sendable {
         }
     }
 
+    /// Publishes a message (`basic.publish`) without waiting: hands it to
+    /// the connection's owner thread and returns, and `onSettled` runs on
+    /// that thread once the outcome is known (in confirm mode, the broker's
+    /// confirm; without confirms, the write). No Swift task waits and no
+    /// continuation is resumed per message: the cheap path for a caller that
+    /// acts on the confirm from the owner thread itself (the worker's
+    /// "result confirmed, then ack" step).
+    ///
+    /// `onSettled` is called exactly once, unless this method throws; it
+    /// must be quick and must not block (it holds up the connection's
+    /// frames), and it may post work to other connections.
+    ///
+    /// - Parameters: as ``publish(_:exchange:routingKey:mandatory:properties:)``.
+    /// - Throws: ``AMQPError`` `.invalidArgument` for an over-long name or
+    ///   property, `.channelClosed` or `.connectionClosed` when the channel
+    ///   is already known to be closed; then nothing was sent and
+    ///   `onSettled` is not called. Later failures (nack, return, a close)
+    ///   go to `onSettled` as the errors
+    ///   ``publish(_:exchange:routingKey:mandatory:properties:)`` throws.
+    public func publish(
+        _ body: [UInt8], exchange: String = "", routingKey: String, mandatory: Bool = false,
+        properties: AMQPProperties = AMQPProperties(),
+        onSettled: @escaping @Sendable (Result<Void, AMQPError>) -> Void
+    ) throws {
+        try validateShortString(exchange, "exchange name")
+        try validateShortString(routingKey, "routing key")
+        try validateProperties(properties)
+        if let error = closedError("basic.publish") { throw error }
+        let (id, number) = (self.id, self.number)
+        let message = OutgoingMessage(
+            exchange: exchange, routingKey: routingKey, mandatory: mandatory, properties: properties, body: body)
+        let posted = connection.mailbox.post { core in
+            let channel: ChannelState
+            do {
+                channel = try core.channel(id, number: number)
+            } catch {
+                onSettled(.failure(error as? AMQPError ?? AMQPError(.channelClosed, "\(error)")))
+                return
+            }
+            core.publish(message, on: channel, waiter: .callback(onSettled))
+        }
+        if !posted { throw AMQPError(.connectionClosed, "the connection is closed") }
+    }
+
     /// Publishes many messages in order, handed to the connection's owner
     /// thread at once, and returns when the broker has settled every one:
     /// pipelined within the confirm window (``enableConfirms(window:)``),

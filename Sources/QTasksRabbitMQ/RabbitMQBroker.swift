@@ -637,6 +637,82 @@ public final class RabbitMQBroker: DelayedPublishing, PriorityQueueing {
         }
     }
 
+    /// Publishes on the shared publishing channel and acknowledges
+    /// `delivery` from the publishing connection's owner thread when the
+    /// confirm arrives: the ack is handed to the consuming connection there
+    /// (`AMQPChannel.enqueueAck`), so no Swift task waits for the confirm
+    /// and none is resumed by it. Returns once the publish is handed over.
+    ///
+    /// Unlike ``publish(_:to:mandatory:)``, a publish failed by its
+    /// channel's close is not sent again here: the failure goes to
+    /// `completion`, whose caller sends it again the slow way if it wants.
+    /// A broker refusal naming a size limit is learnt as there.
+    public func publish(
+        _ message: Message, to queue: String, mandatory: Bool, thenAcknowledge delivery: Delivery,
+        completion: @escaping @Sendable (ConfirmedAcknowledgement) -> Void
+    ) async {
+        let size = message.body.count
+        let channel: AMQPChannel
+        do {
+            channel = try await mapErrors { try await publisher.channel() }
+        } catch {
+            completion(.publishFailed(error))
+            return
+        }
+        if let limit = knownMessageLimit(on: channel), size > limit {
+            completion(.publishFailed(MessageMapping.tooLarge(size: size, limit: limit, replyText: nil)))
+            return
+        }
+        let consumerChannel: AMQPChannel
+        do {
+            consumerChannel = try self.channel(for: delivery)
+        } catch {
+            // Gone already: publishing would double what its redelivery
+            // publishes.
+            completion(.acknowledgementFailed(error))
+            return
+        }
+        let tag = delivery.token.tag
+        do {
+            try channel.publish(
+                message.body, exchange: "", routingKey: queue, mandatory: mandatory,
+                properties: MessageMapping.amqpProperties(message.properties)
+            ) { [self] result in
+                switch result {
+                case .success:
+                    do {
+                        try consumerChannel.enqueueAck(deliveryTag: tag)
+                        completion(.acknowledged)
+                    } catch {
+                        completion(.acknowledgementFailed(MessageMapping.brokerError(error)))
+                    }
+                case .failure(let error):
+                    completion(.publishFailed(publishFailure(error, size: size, on: channel)))
+                }
+            }
+        } catch let error as AMQPError {
+            completion(.publishFailed(publishFailure(error, size: size, on: channel)))
+        } catch {
+            completion(.publishFailed(error))
+        }
+    }
+
+    /// What a failed publish on `channel` teaches (a closed channel to
+    /// forget, a size limit), and its error as the broker reports it.
+    private func publishFailure(_ error: AMQPError, size: Int, on channel: AMQPChannel) -> any Error {
+        if error.code == .channelClosed {
+            let publisher = self.publisher
+            Task { await publisher.invalidate(channel) }
+        }
+        if let refusal = MessageMapping.OversizeRefusal(error) {
+            learnMessageLimit(refusal.limit, on: channel)
+            if refusal.refuses(bodySize: size) {
+                return MessageMapping.tooLarge(size: size, limit: refusal.limit, replyText: error.replyText)
+            }
+        }
+        return MessageMapping.brokerError(error)
+    }
+
     /// How many times a publish failed by its channel's close (another
     /// message's fault, as far as the broker's reply tells) is sent again
     /// on a new channel.

@@ -1,5 +1,6 @@
 import AMQP
 import Foundation
+import Synchronization
 import Testing
 
 /// The AMQP layer against a real RabbitMQ.
@@ -218,6 +219,58 @@ struct AMQPConnectionTests {
             await #expect(throws: AMQPError.self) {
                 let outcomes = try await channel.publish(batch: [AMQPOutgoingMessage([1], routingKey: queue)])
                 if case .failure(let error) = outcomes.first { throw error }
+            }
+        }
+    }
+
+    /// The publish that reports on the owner thread: each message's
+    /// callback runs once, after its confirm (routed) or its return
+    /// (unroutable), and a channel that closes fails the ones unconfirmed.
+    @Test func aPublishWithACallbackIsSettledOnceByItsConfirmOrReturn() async throws {
+        try await withChannel { connection, channel in
+            let queue = TestBroker.uniqueQueue()
+            let missing = TestBroker.uniqueQueue("missing")
+            try await channel.declareQueue(queue, durable: false, autoDelete: false)
+            try await channel.enableConfirms(window: 16)
+            let outcomes = Mutex<[Int: [Result<Void, AMQPError>]]>([:])
+            let (settled, settle) = AsyncStream.makeStream(of: Int.self)
+            for index in 0..<200 {
+                try channel.publish(Array("\(index)".utf8), routingKey: index % 5 == 2 ? missing : queue, mandatory: true) { result in
+                    outcomes.withLock { $0[index, default: []].append(result) }
+                    settle.yield(index)
+                }
+            }
+            var count = 0
+            for await _ in settled {
+                count += 1
+                if count == 200 { break }
+            }
+            let seen = outcomes.withLock { $0 }
+            #expect(seen.count == 200)
+            for (index, results) in seen {
+                #expect(results.count == 1, "message \(index) settled \(results.count) times")
+                switch results.first {
+                case .success?: #expect(index % 5 != 2, "message \(index) should have been returned")
+                case .failure(let error)?:
+                    #expect(index % 5 == 2, "message \(index): \(error)")
+                    #expect(error.code == .publishReturned && error.replyCode == 312)
+                case nil: break
+                }
+            }
+            // Confirmed means in the queue: the routable 160 are there.
+            let info = try await channel.declareQueue(queue, passive: true)
+            #expect(info.messageCount == 160)
+            try await channel.deleteQueue(queue)
+            // On a channel known to be closed: refused at once, no callback.
+            await channel.close()
+            #expect(throws: AMQPError.self) {
+                try channel.publish([1], routingKey: queue) { _ in Issue.record("called for a refused publish") }
+            }
+            // On a closed connection, the same.
+            let other = try await connection.openChannel()
+            await connection.close()
+            #expect(throws: AMQPError.self) {
+                try other.publish([1], routingKey: queue) { _ in Issue.record("called for a refused publish") }
             }
         }
     }

@@ -94,15 +94,19 @@ final class ChannelState {
     }
 }
 
-/// Who waits for a publish: one caller, or one message of a batch.
+/// Who waits for a publish: one caller, one message of a batch, or a
+/// callback run on the owner thread (no Swift continuation to resume).
 enum PublishWaiter {
     case single(CheckedContinuation<Void, any Error>)
     case batch(PublishBatch, index: Int)
+    case callback(@Sendable (Result<Void, AMQPError>) -> Void)
 
     func complete(_ result: Result<Void, any Error>) {
         switch self {
         case .single(let continuation): continuation.resume(with: result)
         case .batch(let batch, let index): batch.complete(index, result)
+        case .callback(let callback):
+            callback(result.mapError { $0 as? AMQPError ?? AMQPError(.connectionClosed, "\($0)") })
         }
     }
 }

@@ -83,6 +83,26 @@ public protocol Broker: Sendable {
     /// Acknowledges a delivery: the broker forgets the message.
     func acknowledge(_ delivery: Delivery) async throws
 
+    /// Publishes `message` to `queue` and, once the broker has taken
+    /// responsibility for it (as ``publish(_:to:mandatory:)``), acknowledges
+    /// `delivery`; returns as soon as the publish is handed over, without
+    /// waiting for either. `completion` says how it ended: it is called
+    /// exactly once, on a thread of the broker's choosing (RabbitMQ: the
+    /// publishing connection's own thread), and must be quick.
+    ///
+    /// The worker settles a task that has nothing but its result to send
+    /// this way, so that its concurrency slot is not held for a confirm's
+    /// round trip: at-least-once holds as before (the ack never goes before
+    /// the confirm). On a failed publish nothing is acknowledged, and the
+    /// caller decides what becomes of the delivery.
+    ///
+    /// The default implementation runs ``publish(_:to:mandatory:)`` then
+    /// ``acknowledge(_:)`` in a task of its own.
+    func publish(
+        _ message: Message, to queue: String, mandatory: Bool, thenAcknowledge delivery: Delivery,
+        completion: @escaping @Sendable (ConfirmedAcknowledgement) -> Void
+    ) async
+
     /// Rejects a delivery. With `requeue` the message goes back to its queue
     /// (and is delivered again, possibly to another worker); without it the
     /// broker drops it or dead-letters it by its queue's policy.
@@ -108,6 +128,26 @@ public protocol Broker: Sendable {
 extension Broker {
     public func canSettle(_ delivery: Delivery) -> Bool { true }
 
+    public func publish(
+        _ message: Message, to queue: String, mandatory: Bool, thenAcknowledge delivery: Delivery,
+        completion: @escaping @Sendable (ConfirmedAcknowledgement) -> Void
+    ) async {
+        Task {
+            do {
+                try await publish(message, to: queue, mandatory: mandatory)
+            } catch {
+                completion(.publishFailed(error))
+                return
+            }
+            do {
+                try await acknowledge(delivery)
+                completion(.acknowledged)
+            } catch {
+                completion(.acknowledgementFailed(error))
+            }
+        }
+    }
+
     public func pauseConsuming() async -> Int? { nil }
 
     public func resumeConsuming() async {}
@@ -115,6 +155,22 @@ extension Broker {
     public func consume(_ subscriptions: [QueueSubscription]) async throws -> AsyncThrowingStream<Delivery, any Error> {
         try await consume(queues: subscriptions.map(\.queue), prefetch: subscriptions.map(\.prefetch).max() ?? 1)
     }
+}
+
+/// How ``Broker/publish(_:to:mandatory:thenAcknowledge:completion:)``
+/// ended.
+public enum ConfirmedAcknowledgement: Sendable {
+    /// The broker confirmed the message and the acknowledgement of the
+    /// delivery was handed over.
+    case acknowledged
+    /// The message was not confirmed (refused, returned as unroutable, the
+    /// channel or connection closed): nothing was acknowledged. The error
+    /// is what ``Broker/publish(_:to:mandatory:)`` would have thrown.
+    case publishFailed(any Error)
+    /// The message was confirmed, but the delivery could no longer be
+    /// acknowledged (its channel or connection is gone: the broker has
+    /// requeued it).
+    case acknowledgementFailed(any Error)
 }
 
 /// A private queue on which a ``TaskClient`` receives results.

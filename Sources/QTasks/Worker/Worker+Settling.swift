@@ -17,23 +17,23 @@ extension Worker {
         case tooLarge(ResultTooLargeError)
     }
 
-    /// Publishes the result to `reply_to` in the request's format
-    /// (``ResultReply``), unless it is too large: then nothing is
-    /// published and the caller settles the delivery as failed
-    /// (``settleOversizeResult(_:_:for:metadata:)``).
-    func publishResult(
-        _ result: TaskResult, failure: TaskFailure? = nil, for delivery: Delivery,
-        metadata: @autoclosure () -> Logger.Metadata
-    ) async -> ResultPublication {
+    /// The reply a result needs, before anything is published.
+    enum PreparedReply {
+        /// Nothing to publish: no `reply_to`, or a workflow's start.
+        case none
+        /// Over ``WorkerConfiguration/maxResultBytes``: not to be sent.
+        case tooLarge(ResultTooLargeError)
+        /// The reply, trace context included, and the queue it goes to.
+        case reply(Message, replyTo: String)
+    }
+
+    /// The result's reply to `reply_to` in the request's format
+    /// (``ResultReply``), or why there is none to send.
+    func prepareReply(_ result: TaskResult, failure: TaskFailure? = nil, for delivery: Delivery) -> PreparedReply {
         let limit = configuration.maxResultBytes
-        // Persistent when the task was: a durable reply queue (one that a
-        // producer declared itself to outlive its connection) then keeps
-        // the result across a broker restart. RabbitMQ does not write a
-        // persistent message in a non-durable queue (the usual exclusive
-        // reply queue) to disk, so this costs nothing there.
         // A workflow's starting message: the workflow's result goes to its
         // sender when the workflow ends (WorkflowPlan), not this step's.
-        if result.taskName == WorkflowContext.startTaskName, failure == nil { return .published }
+        if result.taskName == WorkflowContext.startTaskName, failure == nil { return .none }
         guard var reply = ResultReply.message(for: result, failure: failure, request: delivery.message.properties),
             let replyTo = delivery.message.properties.replyTo
         else {
@@ -43,7 +43,7 @@ extension Worker {
                 let size = result.jsonBytes().count
                 if size > limit { return .tooLarge(ResultTooLargeError(size: size, limit: .worker(limit))) }
             }
-            return .published
+            return .none
         }
         let size = reply.body.count
         // Checked before publishing: a broker that refuses a message as
@@ -51,17 +51,40 @@ extension Worker {
         if let limit, size > limit { return .tooLarge(ResultTooLargeError(size: size, limit: .worker(limit))) }
         // So that the producer can continue the task's trace.
         injectTraceContext(into: &reply)
+        return .reply(reply, replyTo: replyTo)
+    }
+
+    /// Publishes the result to `reply_to` in the request's format
+    /// (``ResultReply``), unless it is too large: then nothing is
+    /// published and the caller settles the delivery as failed
+    /// (``settleOversizeResult(_:_:for:metadata:beforeAck:)``).
+    func publishResult(
+        _ result: TaskResult, failure: TaskFailure? = nil, for delivery: Delivery,
+        metadata: @escaping @Sendable () -> Logger.Metadata
+    ) async -> ResultPublication {
+        // Persistent when the task was: a durable reply queue (one that a
+        // producer declared itself to outlive its connection) then keeps
+        // the result across a broker restart. RabbitMQ does not write a
+        // persistent message in a non-durable queue (the usual exclusive
+        // reply queue) to disk, so this costs nothing there.
+        let reply: Message, replyTo: String
+        switch prepareReply(result, failure: failure, for: delivery) {
+        case .none: return .published
+        case .tooLarge(let error): return .tooLarge(error)
+        case .reply(let message, let queue): (reply, replyTo) = (message, queue)
+        }
+        let size = reply.body.count
         // Mandatory, so that a reply_to naming no queue (a typo, a client
         // long gone) is seen and logged instead of vanishing; the task itself
-        // ran, so its delivery is still acknowledged.
+        // ran, so its delivery is still acknowledged. The log metadata is
+        // built only when something is logged.
         let logger = configuration.logger
-        let fields = metadata()
         let refused = Mutex<BrokerError?>(nil)
-        let published = await publish(for: delivery, metadata: fields) { [reply] broker in
+        let published = await publish(for: delivery, metadata: metadata()) { [reply] broker in
             do {
                 try await broker.publish(reply, to: replyTo, mandatory: true)
             } catch let error as BrokerError where error.code == .unroutable {
-                var fields = fields
+                var fields = metadata()
                 fields["reply_to"] = .string(LogText.sanitized(replyTo))
                 logger.warning("result dropped: no queue named by its reply_to", metadata: fields)
             } catch let error as BrokerError where error.code == .messageTooLarge {
@@ -85,7 +108,7 @@ extension Worker {
         metadata: @autoclosure () -> Logger.Metadata
     ) async -> Bool {
         let fields = metadata()
-        switch await publishResult(result, failure: failure, for: delivery, metadata: fields) {
+        switch await publishResult(result, failure: failure, for: delivery, metadata: { fields }) {
         case .published: return true
         case .requeued: return false
         case .tooLarge(let error):
@@ -301,6 +324,67 @@ extension Worker {
             try await Task { try await step(broker) }.value
         } else {
             try await step(broker)
+        }
+    }
+}
+
+extension Worker {
+    /// Settles a task that has nothing to send but its result: publishes
+    /// `reply` and returns at once; the broker acknowledges the delivery
+    /// when it confirms the reply (RabbitMQ: on the publishing connection's
+    /// thread), so the task's concurrency slot is not held for the
+    /// confirm's round trip. The ack still never goes before the confirm.
+    ///
+    /// A publish that fails is settled the slow way, in a task of its own:
+    /// published again (``publishResult(_:failure:for:metadata:)``: a
+    /// missing reply queue is logged and the delivery acked, a failure
+    /// requeues it, a broker refusal as too large fails the task as
+    /// ``ResultTooLargeError``). A session ends only once every one of
+    /// these is settled (``settlementsInFlight``).
+    func publishResultThenAcknowledge(
+        _ reply: Message, to replyTo: String, outcome: TaskOutcome, for delivery: Delivery,
+        metadata: @escaping @Sendable () -> Logger.Metadata
+    ) async {
+        let inFlight = settlementsInFlight
+        inFlight.enter()
+        await broker.publish(reply, to: replyTo, mandatory: true, thenAcknowledge: delivery) { [self] settled in
+            switch settled {
+            case .acknowledged:
+                inFlight.leave()
+            case .acknowledgementFailed(let error):
+                // The channel or connection went between the task's end
+                // and the confirm: the broker has the delivery back.
+                noteBrokerClose(error)
+                var fields = metadata()
+                fields["error"] = .string(LogText.sanitized(String(describing: error)))
+                configuration.logger.warning(
+                    "result sent, but its delivery's channel or connection closed before the ack: the broker redelivers it",
+                    metadata: fields)
+                inFlight.leave()
+            case .publishFailed:
+                Task {
+                    await self.settleAfterFailedResultPublish(outcome, for: delivery, metadata: metadata)
+                    inFlight.leave()
+                }
+            }
+        }
+    }
+
+    /// The slow way, after the fast one's publish failed.
+    private func settleAfterFailedResultPublish(
+        _ outcome: TaskOutcome, for delivery: Delivery, metadata: @escaping @Sendable () -> Logger.Metadata
+    ) async {
+        guard broker.canSettle(delivery) else {
+            // Its connection or channel is gone: the redelivery publishes.
+            return
+        }
+        switch await publishResult(outcome.result, for: delivery, metadata: metadata) {
+        case .requeued:
+            return
+        case .tooLarge(let error):
+            _ = await settleOversizeResult(outcome, error, for: delivery, metadata: { _ in metadata() })
+        case .published:
+            _ = await settle(delivery, metadata: metadata()) { try await $0.acknowledge(delivery) }
         }
     }
 }

@@ -93,6 +93,9 @@ public final class Worker: Service, Sendable {
     /// Deliveries acknowledged before their task ran
     /// (``TaskAcknowledgement/onStart``), until the task is settled.
     let acknowledgedOnStart = Mutex<Set<DeliveryToken>>([])
+    /// Deliveries still being settled after their task's slot was freed
+    /// (``publishResultThenAcknowledge(_:to:outcome:for:metadata:)``).
+    let settlementsInFlight = SettlementsInFlight()
     /// The broker's `consumer_timeout`, configured or learnt.
     let consumerTimeoutBudget: ConsumerTimeoutBudget
     /// The configuration's middleware, then the initializer's; the
@@ -499,6 +502,10 @@ public final class Worker: Service, Sendable {
             while running > 0 {
                 if collect(await group.next()) { self.cancelStragglers(&group, running: running) }
             }
+            // Results published whose acks wait for their confirms: each
+            // ends (acked, or handed back) within a confirm's round trip,
+            // or at once when the connection is gone.
+            await settlementsInFlight.waitUntilNone()
             // Only the shutdown watcher is left.
             group.cancelAll()
             return streamError
@@ -600,7 +607,7 @@ public final class Worker: Service, Sendable {
         defer { if acknowledgedOnStart { forgetAcknowledgedOnStart(delivery) } }
         let outcome = execution.outcome
         let result = outcome.result
-        func metadata(_ status: String) -> Logger.Metadata {
+        let metadata: @Sendable (String) -> Logger.Metadata = { status in
             LoggingTaskMiddleware.metadata(result, queue: delivery.queue, status: status, elapsed: ContinuousClock.now - start)
         }
         func report(settled: Bool, retryDelay: Duration? = nil) -> TaskReport {
@@ -673,7 +680,24 @@ public final class Worker: Service, Sendable {
             return report(settled: false)
         case .completed, .cancelledByTask:
             let status = if case .completed = outcome { "success" } else { "cancel" }
-            switch await publishResult(result, for: delivery, metadata: metadata(status)) {
+            if !execution.acknowledgedOnStart, !execution.deduplicated, execution.workflow == nil,
+               Self.followUps(for: delivery, outcome: outcome).isEmpty {
+                // Nothing but the result to send: its delivery is acked
+                // when the broker confirms it, without holding this slot.
+                switch prepareReply(result, for: delivery) {
+                case .reply(let reply, let replyTo):
+                    let elapsed = ContinuousClock.now - start
+                    await publishResultThenAcknowledge(reply, to: replyTo, outcome: outcome, for: delivery) {
+                        LoggingTaskMiddleware.metadata(result, queue: delivery.queue, status: status, elapsed: elapsed)
+                    }
+                    return report(settled: true)
+                case .tooLarge(let error):
+                    return await oversize(error)
+                case .none:
+                    break
+                }
+            }
+            switch await publishResult(result, for: delivery, metadata: { metadata(status) }) {
             case .requeued: return report(settled: false)
             case .tooLarge(let error): return await oversize(error)
             case .published: break
@@ -689,7 +713,7 @@ public final class Worker: Service, Sendable {
             else { return report(settled: false) }
             retryDelay = applied
         case .failed(_, let failure), .rejected(_, let failure):
-            switch await publishResult(result, failure: failure, for: delivery, metadata: metadata("error")) {
+            switch await publishResult(result, failure: failure, for: delivery, metadata: { metadata("error") }) {
             case .requeued: return report(settled: false)
             case .tooLarge(let error) where delivery.discardedBodySize == nil: return await oversize(error)
             case .tooLarge, .published: break
