@@ -160,6 +160,7 @@ struct RunBenchmark: AsyncParsableCommand {
                 let result = try await drainWithResults(url: url, amqp: amqp)
                 rows.add("results", result.rate)
                 rows.add("results-cpu", result.cpuPerTask)
+                if let broker = result.brokerCPUPerTask { rows.add("results-broker-cpu", broker) }
                 rows.add("peak", result.peakMiB)
             }
             if selected.contains("scale") {
@@ -203,6 +204,7 @@ struct RunBenchmark: AsyncParsableCommand {
                 let result = try await drain(url: url, amqp: amqp, task: "noop_state", stateURL: "sqlite://\(database)")
                 rows.add("state", result.rate)
                 rows.add("state-cpu", result.cpuPerTask)
+                if let broker = result.brokerCPUPerTask { rows.add("state-broker-cpu", broker) }
             }
             // Rows 10 (SQLite) and 11 in turn, their order swapped every
             // other repetition: neither always runs first.
@@ -530,15 +532,21 @@ struct RunBenchmark: AsyncParsableCommand {
         defer { worker.stop(grace: 60) }
         _ = try await worker.waitFor("ready")
         let cpuBefore = threadsCPUSeconds(worker.pid)
+        let brokerBefore = brokerPID.map(processCPUSeconds)
         let seconds = try await counter.seconds(timeout: .seconds(600))
         let cpu = threadsCPUSeconds(worker.pid) - cpuBefore
+        // Over the same span: the task's delivery and ack, the result's
+        // publish, confirm and delivery to the counting consumer.
+        var brokerCPU: Double?
+        if let brokerPID, let brokerBefore { brokerCPU = processCPUSeconds(brokerPID) - brokerBefore }
         let peak = worker.memory().peak
         worker.stop(grace: 60)
         try await channel.deleteQueue(replies)
         await connection.close()
         try await deleteQueues(queue, amqp: amqp)
         return DrainResult(
-            rate: Double(count) / seconds, cpuPerTask: cpu / Double(count) * 1e6, peakMiB: peak)
+            rate: Double(count) / seconds, cpuPerTask: cpu / Double(count) * 1e6, peakMiB: peak,
+            brokerCPUPerTask: brokerCPU.map { $0 / Double(count) * 1e6 })
     }
 
     private func roundTrips(url: String) async throws -> (p50: Double, p90: Double, p99: Double, rate: Double, idleMemory: Double) {
@@ -638,6 +646,7 @@ struct Rows {
         line("2 broker CPU per task", "us", "drain-broker-cpu", against: median("baseline-broker-cpu"))
         line("3 drain, results confirmed before ack", "tasks/s", "results", ratio: true, target: ">= 0.40 x best baseline")
         cost("3", "results", ", results")
+        line("3 broker CPU per task, results", "us", "results-broker-cpu", against: median("baseline-broker-cpu"))
         line("4 RPC round trip p50", "ms", "p50", target: "<= 1.0 ms")
         line("4 RPC round trip p90", "ms", "p90")
         line("4 RPC round trip p99", "ms", "p99", target: "<= 5 ms")
@@ -649,6 +658,7 @@ struct Rows {
         cost("7", "depends", ", + dependency")
         line("7 drain, one SQLite State update", "tasks/s", "state", ratio: true)
         cost("7", "state", ", State update")
+        line("7 broker CPU per task, State update", "us", "state-broker-cpu", against: median("baseline-broker-cpu"))
         let publishBaseline = median("publish-baseline")
         line("8 baseline: C publish, confirms", "msg/s", "publish-baseline")
         line("9 enqueue, batch send (no reply_to)", "tasks/s", "batch", target: ">= 0.70 x row 8 (ratio vs row 8)", against: publishBaseline)
