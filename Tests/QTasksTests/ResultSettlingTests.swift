@@ -63,6 +63,24 @@ import Testing
         await broker.close()
     }
 
+    /// A confirm that never comes (a broker blocking publishes for a
+    /// resource alarm) does not hold the shutdown for ever: the run ends
+    /// after the grace period (5 s at least), the delivery unacked, and
+    /// closing the connection hands it back.
+    @Test func aConfirmThatNeverComesDoesNotHoldTheShutdownForEver() async throws {
+        let broker = ConfirmHoldingBroker()
+        let worker = Worker(broker: broker, app: try makeApp(), configuration: quietConfiguration(shutdownGracePeriod: .seconds(1)))
+        try await broker.inner.declareTaskQueue("default")
+        try await send(1, to: broker.inner)
+        let running = Task { try await worker.run() }
+        #expect(await eventually { broker.heldCount == 1 })
+        worker.triggerGracefulShutdown()
+        try await running.value
+        #expect(broker.inner.unackedCount == 1, "never acked without its confirm")
+        await broker.close()
+        #expect(broker.inner.readyCount(in: "default") == 1, "back in its queue")
+    }
+
     @Test func aResultWhosePublishFailsIsSentAgainTheSlowWayThenAcked() async throws {
         let broker = ConfirmHoldingBroker()
         broker.failNext = BrokerError(.nacked, "test: nack")

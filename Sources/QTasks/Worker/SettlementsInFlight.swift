@@ -9,7 +9,8 @@ import Synchronization
 final class SettlementsInFlight: Sendable {
     private struct State {
         var count = 0
-        var waiters: [CheckedContinuation<Void, Never>] = []
+        var nextWaiter = 0
+        var waiters: [Int: CheckedContinuation<Bool, Never>] = [:]
     }
 
     private let state = Mutex(State())
@@ -21,24 +22,36 @@ final class SettlementsInFlight: Sendable {
     }
 
     func leave() {
-        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+        let waiters = state.withLock { state -> [CheckedContinuation<Bool, Never>] in
             state.count -= 1
             guard state.count == 0 else { return [] }
-            defer { state.waiters = [] }
-            return state.waiters
+            defer { state.waiters = [:] }
+            return Array(state.waiters.values)
         }
-        for waiter in waiters { waiter.resume() }
+        for waiter in waiters { waiter.resume(returning: true) }
     }
 
-    /// Returns once nothing is in flight.
-    func waitUntilNone() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+    /// Returns true once nothing is in flight, false if something still is
+    /// after `timeout` (a broker that blocked publishing for a resource
+    /// alarm holds confirms back for as long as the alarm lasts).
+    func waitUntilNone(timeout: Duration) async -> Bool {
+        let (id, done): (Int, Bool) = state.withLock { state in
+            defer { state.nextWaiter += 1 }
+            return (state.nextWaiter, state.count == 0)
+        }
+        if done { return true }
+        let timer = Task { [self] in
+            try? await Task.sleep(for: timeout)
+            state.withLock { $0.waiters.removeValue(forKey: id) }?.resume(returning: false)
+        }
+        defer { timer.cancel() }
+        return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
             let now = state.withLock { state -> Bool in
                 if state.count == 0 { return true }
-                state.waiters.append(continuation)
+                state.waiters[id] = continuation
                 return false
             }
-            if now { continuation.resume() }
+            if now { continuation.resume(returning: true) }
         }
     }
 }

@@ -504,8 +504,16 @@ public final class Worker: Service, Sendable {
             }
             // Results published whose acks wait for their confirms: each
             // ends (acked, or handed back) within a confirm's round trip,
-            // or at once when the connection is gone.
-            await settlementsInFlight.waitUntilNone()
+            // or at once when the connection is gone. Not for ever: a
+            // broker blocking publishes (a resource alarm) holds confirms
+            // back; those deliveries then return to their queue when the
+            // connection closes, and run again.
+            let wait = configuration.shutdownGracePeriod.map(Seconds.clamped) ?? .seconds(60)
+            if await !settlementsInFlight.waitUntilNone(timeout: max(wait, .seconds(5))) {
+                logger.warning(
+                    "results published but not confirmed in time: their deliveries go back to their queues and run again",
+                    metadata: ["count": .stringConvertible(settlementsInFlight.count)])
+            }
             // Only the shutdown watcher is left.
             group.cancelAll()
             return streamError
