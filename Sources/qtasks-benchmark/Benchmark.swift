@@ -12,7 +12,7 @@ struct Benchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qtasks-benchmark",
         abstract: "Measures the worker against a bare rabbitmq-c loop on the same broker.",
-        subcommands: [RunBenchmark.self, BenchmarkWorker.self, BareConsumer.self, Prefill.self],
+        subcommands: [RunBenchmark.self, BenchmarkWorker.self, BareConsumer.self, LayerConsumer.self, Prefill.self],
         defaultSubcommand: RunBenchmark.self)
 }
 
@@ -74,7 +74,7 @@ struct RunBenchmark: AsyncParsableCommand {
     var enqueueInFlight: Int = 2048
     @Option(help: "Prefix of the queues the benchmark declares and deletes.")
     var queuePrefix: String = "qtasks-benchmark"
-    static let allRows = "baseline,drain,results,rpc,enqueue,publish-baseline,batch,depends,state,store-sqlite,dashboard-sqlite,store-redis"
+    static let allRows = "baseline,amqp-layer,drain,results,rpc,enqueue,publish-baseline,batch,depends,state,store-sqlite,dashboard-sqlite,store-redis"
     /// Rows that run only when asked for by name.
     static let optionalRows = "scale"
     @Option(help: "Rows to run, comma-separated (default: every row but \(optionalRows)): \(allRows),\(optionalRows).")
@@ -146,6 +146,13 @@ struct RunBenchmark: AsyncParsableCommand {
                 rows.add("baseline", result.rate)
                 rows.add("baseline-cpu", result.cpuPerTask)
                 if let broker = result.brokerCPUPerTask { rows.add("baseline-broker-cpu", broker) }
+            }
+            if selected.contains("amqp-layer") {
+                step("the AMQP layer alone in its own process")
+                let result = try await layerDrain(url: url, amqp: amqp, count: count)
+                rows.add("amqp-layer", result.rate)
+                rows.add("amqp-layer-cpu", result.cpuPerTask)
+                if let broker = result.brokerCPUPerTask { rows.add("amqp-layer-broker-cpu", broker) }
             }
             if selected.contains("drain") {
                 step("drain")
@@ -317,6 +324,22 @@ struct RunBenchmark: AsyncParsableCommand {
         defer { child.stop() }
         var result = try await measure(child, count: count)
         result.peakMiB = child.memory().peak
+        child.stop()
+        try await deleteQueues(queue, amqp: amqp)
+        return result
+    }
+
+    /// Row 1b (`amqp-layer`): the AMQP layer alone (``LayerConsumer``), at
+    /// the worker's prefetch, on a queue filled as the worker's is.
+    private func layerDrain(url: String, amqp: AMQPConfiguration, count: Int) async throws -> DrainResult {
+        let queue = try await fillDrainQueue(task: "noop", url: url, amqp: amqp, count: count)
+        let layerPrefetch = prefetch ?? WorkerConfiguration(concurrency: concurrency ?? WorkerConfiguration().concurrency).effectivePrefetch
+        let child = try WorkerProcess(
+            benchmarkArguments: [
+                "layer-consume", "--url", url, "--queue", queue, "--prefetch", "\(layerPrefetch)", "--count", "\(count)",
+            ])
+        defer { child.stop() }
+        let result = try await measure(child, count: count)
         child.stop()
         try await deleteQueues(queue, amqp: amqp)
         return result
@@ -641,6 +664,9 @@ struct Rows {
         line("1 baseline: rabbitmq-c consume+ack", "msg/s", "baseline", ratio: true)
         line("1 bare loop CPU per message", "us", "baseline-cpu", against: baselineCPU)
         line("1 broker CPU per message", "us", "baseline-broker-cpu")
+        line("1b AMQP layer alone: consume+ack", "msg/s", "amqp-layer", ratio: true)
+        line("1b AMQP layer CPU per message", "us", "amqp-layer-cpu", against: baselineCPU)
+        line("1b broker CPU per message", "us", "amqp-layer-broker-cpu", against: median("baseline-broker-cpu"))
         line("2 drain, no reply_to", "tasks/s", "drain", ratio: true, target: ">= 0.70 x best baseline")
         cost("2", "drain", target: "<= 12 us (ratio vs row 1's CPU)")
         line("2 broker CPU per task", "us", "drain-broker-cpu", against: median("baseline-broker-cpu"))

@@ -12,7 +12,7 @@ struct BenchmarkSmokeTests {
         let plot = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix).svg")
         defer { try? FileManager.default.removeItem(at: plot) }
         // Every row, the opt-in scale row too (two worker processes).
-        let rows = "baseline,drain,results,rpc,enqueue,publish-baseline,batch,depends,state,store-sqlite,dashboard-sqlite,scale"
+        let rows = "baseline,amqp-layer,drain,results,rpc,enqueue,publish-baseline,batch,depends,state,store-sqlite,dashboard-sqlite,scale"
             + (IntegrationRedis.enabled ? ",store-redis" : "")
         let benchmark = try ChildProcess(
             executable,
@@ -26,7 +26,8 @@ struct BenchmarkSmokeTests {
         let output = benchmark.standardOutputText
         #expect(termination == .exited(0), "stderr: \(String(decoding: benchmark.standardError, as: UTF8.self).suffix(2000))")
         let expected = [
-            "1 baseline: rabbitmq-c consume+ack", "1 bare loop CPU per message", "2 drain, no reply_to", "2 worker CPU per task",
+            "1 baseline: rabbitmq-c consume+ack", "1 bare loop CPU per message",
+            "1b AMQP layer alone: consume+ack", "1b AMQP layer CPU per message", "2 drain, no reply_to", "2 worker CPU per task",
             "3 drain, results confirmed before ack", "3 worker CPU per task",
             "4 RPC round trip p50", "4 RPC round trip p90", "4 RPC round trip p99", "4 RPC throughput",
             "5 enqueue, Swift client + confirms", "6 worker RSS idle", "6 worker RSS peak under load",
