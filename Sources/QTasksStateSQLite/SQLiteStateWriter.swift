@@ -99,7 +99,7 @@ final class SQLiteStateWriter: Sendable {
     ) async throws -> T {
         let write = Write(state: state, ttlMilliseconds: ttlMilliseconds, always: always, change: change)
         return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { continuation in
+            try await withUnsafeThrowingContinuation { continuation in
                 write.continuation = continuation
                 stage(write)
             }
@@ -185,37 +185,50 @@ final class SQLiteStateWriter: Sendable {
     /// One transaction for `batch`. Returns the error that failed it as a
     /// whole (already a `StateError` when it came from SQLite), or nil when
     /// it committed (each write then holds its own outcome).
+    ///
+    /// `BEGIN IMMEDIATE` and `COMMIT` are cached statements, like the
+    /// writes' own: GRDB's `inTransaction` prepares both anew each time,
+    /// which cost more than a small batch's writes.
     private func run(_ batch: [any StagedWrite], _ db: Database) -> (any Error)? {
         do {
-            try db.inTransaction(.immediate) {
-                // The clock is read under the lock: the wait for it may have
-                // been long.
-                let now = TimeToLive.nowMilliseconds()
-                let sweep = lastSweep.withLock { last in
-                    guard now - last >= Self.sweepInterval else { return false }
-                    last = now
-                    return true
-                }
-                if sweep {
-                    try db.execute(sql: "DELETE FROM qtasks_state WHERE expires_at <= ?", arguments: [now])
-                }
-                var context = try BatchContext(db: db, path: path, now: now)
-                for write in batch {
-                    try write.apply(&context)
-                }
-                return .commit
+            try db.cachedStatement(sql: "BEGIN IMMEDIATE").execute()
+        } catch {
+            return batchError(error, batch)
+        }
+        do {
+            // The clock is read under the lock: the wait for it may have
+            // been long.
+            let now = TimeToLive.nowMilliseconds()
+            let sweep = lastSweep.withLock { last in
+                guard now - last >= Self.sweepInterval else { return false }
+                last = now
+                return true
             }
+            if sweep {
+                try db.execute(sql: "DELETE FROM qtasks_state WHERE expires_at <= ?", arguments: [now])
+            }
+            var context = try BatchContext(db: db, path: path, now: now)
+            for write in batch {
+                try write.apply(&context)
+            }
+            try db.cachedStatement(sql: "COMMIT").execute()
             return nil
         } catch {
-            if let error = error as? DatabaseError {
-                return SQLiteStateStore.stateError(
-                    error, path: path,
-                    doing: batch.count == 1
-                        ? "write state \(batch[0].state) to"
-                        : "write \(batch.count) states (one transaction) to")
+            // SQLite may have rolled back already (a full disk, an I/O
+            // error); a COMMIT that failed leaves the transaction open.
+            if db.isInsideTransaction {
+                try? db.execute(sql: "ROLLBACK")
             }
-            return error
+            return batchError(error, batch)
         }
+    }
+
+    private func batchError(_ error: any Error, _ batch: [any StagedWrite]) -> any Error {
+        guard let error = error as? DatabaseError else { return error }
+        return SQLiteStateStore.stateError(
+            error, path: path,
+            doing: batch.count == 1
+                ? "write state \(batch[0].state) to" : "write \(batch.count) states (one transaction) to")
     }
 }
 
@@ -258,7 +271,7 @@ private final class Write<T: Sendable>: StagedWrite, @unchecked Sendable {
     let always: Bool
     let change: @Sendable (inout [String: JSONValue]) throws -> T
     var phase = WritePhase.new
-    var continuation: CheckedContinuation<T, any Error>?
+    var continuation: UnsafeContinuation<T, any Error>?
     private var outcome: Result<T, any Error>?
 
     init(

@@ -50,7 +50,9 @@ do {
                 return last
             }
         }
-        return try await group.reduce(0) { max($0, $1) }
+        var highest: Int64 = 0
+        for try await last in group { highest = max(highest, last) }
+        return highest
     }
     let elapsed = clock.now - start
     let milliseconds = elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
