@@ -53,7 +53,8 @@ import Glibc
 /// survives a crash or kill of the process; a power loss or OS crash may
 /// lose the last commits since the WAL was last synced (the database stays
 /// consistent). `?synchronous=full` syncs on every commit and also survives
-/// those, at the cost of an fsync per write.
+/// those, at the cost of an fsync per transaction (one per batch of
+/// writes, see group commit).
 ///
 /// Expiry: `expires_at` is compared with the wall clock on every read; an
 /// expired row reads as empty and is replaced by the next write to it. Rows
@@ -61,8 +62,8 @@ import Glibc
 /// opening and then at most once a minute per process.
 ///
 /// GRDB runs every statement on its own dispatch queues, off Swift's
-/// cooperative pool: one job per transaction (not per write) on its writer
-/// queue. Statements are prepared once per connection (GRDB's statement
+/// cooperative pool: one job on its writer queue runs transactions while
+/// writes keep arriving (not one job per write). Statements are prepared once per connection (GRDB's statement
 /// cache) and documents parsed with the package's JSON parser.
 public final class SQLiteStateStore: StateStore, CustomStringConvertible {
     /// SQLite's `PRAGMA synchronous` level for the store's connections.
