@@ -73,7 +73,8 @@ public protocol StateStore: Sendable {
     ///
     /// How: memory, under the actor's isolation; SQLite, inside one
     /// `BEGIN IMMEDIATE` transaction (other processes wait for the write lock,
-    /// up to the busy timeout); Redis, an optimistic `WATCH`/`HGETALL`, then
+    /// up to the busy timeout), which may also hold the store's other writes
+    /// waiting at that moment (group commit, each applied in order); Redis, an optimistic `WATCH`/`HGETALL`, then
     /// `MULTI`/`HDEL`/`HSET`/`PEXPIRE`/`EXEC`, retried from the read when
     /// another client changed the state in between.
     ///

@@ -26,7 +26,7 @@ import Glibc
 ///
 /// Concurrency: the database is in WAL mode (readers never block the
 /// writer); every write, `update` and `delete` included, is a read-modify-
-/// write of the row inside one `BEGIN IMMEDIATE` transaction, so writers of
+/// write of the row inside a `BEGIN IMMEDIATE` transaction, so writers of
 /// all processes are serialized by SQLite's write lock and none loses an
 /// update. A writer that finds the lock taken waits up to
 /// `StateStoreConfiguration.timeout` (busy timeout), then fails with
@@ -34,11 +34,27 @@ import Glibc
 /// the same file; keep it on a local disk (WAL needs shared memory, so no
 /// network file systems).
 ///
+/// Group commit: the writes of one store (one process) that wait while a
+/// transaction runs are applied together in the next one, in the order they
+/// were made, each still a read-modify-write of its row that sees the
+/// earlier writes of the batch; every caller returns only after that
+/// transaction's `COMMIT`. So a returned write is committed, as without
+/// batching, and concurrent tasks share the cost of a transaction. A write
+/// whose own change fails (a `modify` closure throwing, a non-finite number,
+/// a stored document that is not JSON) fails alone and the rest of its batch
+/// commits; a failed transaction (the lock still busy after the busy
+/// timeout, a disk error) fails every write of the batch with the same
+/// `StateError`, and none of them is written. A caller cancelled while its
+/// write still waits for a transaction gets a `CancellationError` and its
+/// write is not made; once the write is in a transaction, it is committed
+/// and the call returns normally.
+///
 /// Durability: with `synchronous=NORMAL` (the default) a committed write
 /// survives a crash or kill of the process; a power loss or OS crash may
 /// lose the last commits since the WAL was last synced (the database stays
 /// consistent). `?synchronous=full` syncs on every commit and also survives
-/// those, at the cost of an fsync per write.
+/// those, at the cost of an fsync per transaction (one per batch of
+/// writes, see group commit).
 ///
 /// Expiry: `expires_at` is compared with the wall clock on every read; an
 /// expired row reads as empty and is replaced by the next write to it. Rows
@@ -46,7 +62,9 @@ import Glibc
 /// opening and then at most once a minute per process.
 ///
 /// GRDB runs every statement on its own dispatch queues, off Swift's
-/// cooperative pool.
+/// cooperative pool: one job on its writer queue runs transactions while
+/// writes keep arriving (not one job per write). Statements are prepared once per connection (GRDB's statement
+/// cache) and documents parsed with the package's JSON parser.
 public final class SQLiteStateStore: StateStore, CustomStringConvertible {
     /// SQLite's `PRAGMA synchronous` level for the store's connections.
     public enum Synchronous: String, Sendable {
@@ -59,14 +77,14 @@ public final class SQLiteStateStore: StateStore, CustomStringConvertible {
     /// The database file's path.
     public let path: String
     private let pool: DatabasePool
-    /// Wall-clock ms of this process's last sweep of expired rows (0: none yet).
-    private let lastSweep = Mutex<Int64>(0)
+    /// Stages every write and commits them in groups.
+    let writer: SQLiteStateWriter
     private let isClosed = Mutex(false)
-    private static let sweepInterval: Int64 = 60_000
 
     private init(path: String, pool: DatabasePool) {
         self.path = path
         self.pool = pool
+        writer = SQLiteStateWriter(pool: pool, path: path)
     }
 
     public var description: String { "SQLiteStateStore(\(path))" }
@@ -101,9 +119,20 @@ public final class SQLiteStateStore: StateStore, CustomStringConvertible {
         path: String, synchronous: Synchronous = .normal,
         configuration: StateStoreConfiguration = StateStoreConfiguration()
     ) async throws -> SQLiteStateStore {
-        var grdb = Configuration()
         // GRDB takes a TimeInterval: the C boundary of SQLite's busy timeout.
-        grdb.busyMode = .timeout(Seconds.double(configuration.timeout))
+        try await open(
+            path: path, synchronous: synchronous, configuration: configuration,
+            busyMode: .timeout(Seconds.double(configuration.timeout)))
+    }
+
+    /// ``open(path:synchronous:configuration:)`` with GRDB's busy mode
+    /// given: tests pass a callback to decide when a writer gives up.
+    static func open(
+        path: String, synchronous: Synchronous, configuration: StateStoreConfiguration,
+        busyMode: Database.BusyMode
+    ) async throws -> SQLiteStateStore {
+        var grdb = Configuration()
+        grdb.busyMode = busyMode
         grdb.label = "QTasksState.SQLite"
         let pragma = "PRAGMA synchronous = \(synchronous.rawValue)"
         grdb.prepareDatabase { db in try db.execute(sql: pragma) }
@@ -176,7 +205,9 @@ public final class SQLiteStateStore: StateStore, CustomStringConvertible {
         let path = self.path
         do {
             return try await pool.read { db in
-                try Self.liveRow(db, state, path: path, now: TimeToLive.nowMilliseconds())?.document ?? [:]
+                try Self.liveRow(
+                    try db.cachedStatement(sql: Self.selectSQL), state, path: path, now: TimeToLive.nowMilliseconds()
+                )?.document ?? [:]
             }
         } catch {
             throw Self.stateError(error, path: path, doing: "read state \(state) from")
@@ -266,92 +297,60 @@ public final class SQLiteStateStore: StateStore, CustomStringConvertible {
 
     // MARK: - Internals
 
-    private struct Row {
-        var document: [String: JSONValue]
-        var expiresAt: Int64?
-    }
-
     private func checkOpen() throws(StateError) {
         if isClosed.withLock({ $0 }) {
             throw StateError(.closed, "the SQLite State store at \(path) is closed")
         }
     }
 
-    /// The row of `state`, unless missing or expired at `now`.
-    private static func liveRow(_ db: Database, _ state: StateID, path: String, now: Int64) throws -> Row? {
-        guard
-            let row = try GRDB.Row.fetchOne(
-                db, sql: "SELECT document, expires_at FROM qtasks_state WHERE namespace = ? AND key = ?",
-                arguments: [state.namespace, state.key ?? ""])
-        else { return nil }
-        let expiresAt: Int64? = row["expires_at"]
+    static let selectSQL = "SELECT document, expires_at FROM qtasks_state WHERE namespace = ? AND key = ?"
+
+    /// The row of `state`, unless missing or expired at `now`, read with
+    /// `select` (a statement of ``selectSQL``).
+    static func liveRow(_ select: Statement, _ state: StateID, path: String, now: Int64) throws -> StoredRow? {
+        guard let row = try GRDB.Row.fetchOne(select, arguments: [state.namespace, state.key ?? ""]) else {
+            return nil
+        }
+        let expiresAt: Int64? = row[1]
         if let expiresAt, expiresAt <= now { return nil }
-        let text: String = row["document"]
-        let document = try StateJSON.document(from: text, what: "state \(state) in SQLite file \(path)")
-        return Row(document: document, expiresAt: expiresAt)
+        let text: String = row[0]
+        return StoredRow(document: try document(from: text, of: state, path: path), expiresAt: expiresAt)
     }
 
-    /// The one write path: in a `BEGIN IMMEDIATE` transaction, reads the live
-    /// document, applies `change`, and writes the row back (deleting it when
-    /// empty) if it changed or `always`.
+    /// Parses a stored document with the package's JSON parser (several
+    /// times cheaper than `JSONDecoder`, which `StateJSON` uses).
+    ///
+    /// - Throws: `corrupted` when the text is not a JSON object.
+    static func document(from text: String, of state: StateID, path: String) throws(StateError) -> [String: JSONValue] {
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(text.utf8)
+        } catch {
+            throw StateError(
+                .corrupted, "state \(state) in SQLite file \(path) is not JSON: \(String(text.prefix(80))) (\(error))")
+        }
+        guard case .object(let document) = value else {
+            throw StateError(.corrupted, "state \(state) in SQLite file \(path) is a JSON \(value.kindName), not an object")
+        }
+        return document
+    }
+
+    /// The one write path: stages the write with the store's writer, which
+    /// applies it in a `BEGIN IMMEDIATE` transaction (shared with the other
+    /// writes waiting at that moment): reads the live document, applies
+    /// `change`, and writes the row back (deleting it when empty) if it
+    /// changed or `always`.
     private func write<T: Sendable>(
-        _ state: StateID, ttl: Duration?, always: Bool, _ change: @Sendable (inout [String: JSONValue]) throws -> T
+        _ state: StateID, ttl: Duration?, always: Bool, _ change: @escaping @Sendable (inout [String: JSONValue]) throws -> T
     ) async throws -> T {
         try checkOpen()
         try state.validate()
         let ttlMilliseconds = try ttl.map { ttl throws(StateError) in try TimeToLive.milliseconds(ttl, for: state) }
-        let path = self.path
-        let now = TimeToLive.nowMilliseconds()
-        let sweep = lastSweep.withLock { last in
-            guard now - last >= Self.sweepInterval else { return false }
-            last = now
-            return true
-        }
-        do {
-            return try await pool.writeWithoutTransaction { db in
-                var result: T?
-                try db.inTransaction(.immediate) {
-                    // The clock is read again under the lock: the wait for it
-                    // may have been long.
-                    let now = TimeToLive.nowMilliseconds()
-                    if sweep {
-                        try db.execute(sql: "DELETE FROM qtasks_state WHERE expires_at <= ?", arguments: [now])
-                    }
-                    let current = try Self.liveRow(db, state, path: path, now: now)
-                    var document = current?.document ?? [:]
-                    result = try change(&document)
-                    guard always || document != current?.document ?? [:] else { return .commit }
-                    if document.isEmpty {
-                        try db.execute(
-                            sql: "DELETE FROM qtasks_state WHERE namespace = ? AND key = ?",
-                            arguments: [state.namespace, state.key ?? ""])
-                    } else {
-                        let expiresAt = ttlMilliseconds.map { now + $0 } ?? current?.expiresAt
-                        try db.execute(
-                            sql: """
-                                INSERT INTO qtasks_state (namespace, key, document, expires_at) VALUES (?, ?, ?, ?)
-                                ON CONFLICT (namespace, key) DO UPDATE
-                                    SET document = excluded.document, expires_at = excluded.expires_at
-                                """,
-                            arguments: [
-                                state.namespace, state.key ?? "", try StateJSON.text(of: document, in: state),
-                                expiresAt,
-                            ])
-                    }
-                    return .commit
-                }
-                return result!
-            }
-        } catch let error as StateError {
-            throw error
-        } catch let error as DatabaseError {
-            throw Self.stateError(error, path: path, doing: "write state \(state) to")
-        }
-        // Anything else came from `change`: rethrown unchanged.
+        return try await writer.write(state, ttlMilliseconds: ttlMilliseconds, always: always, change)
     }
 
     /// Maps a GRDB error to a `StateError`; other errors pass through.
-    private static func stateError(_ error: any Error, path: String, doing: String) -> any Error {
+    static func stateError(_ error: any Error, path: String, doing: String) -> any Error {
         guard let error = error as? DatabaseError else { return error }
         let text = "cannot \(doing) SQLite file \(path): \(error.message ?? "\(error.resultCode)")"
         switch error.resultCode {

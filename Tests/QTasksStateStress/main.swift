@@ -6,7 +6,10 @@
 //   START_AT  Unix time in seconds to start at, so that two processes
 //             started one after the other overlap.
 // With QTASKS_STRESS_OPEN_AT_START=1 it waits for START_AT before opening
-// the store, so that several processes open a fresh file at once.
+// the store, so that several processes open a fresh file at once. With
+// QTASKS_STRESS_CONCURRENCY=N it runs the COUNT increments from N tasks at
+// once (a worker's concurrent handlers: the SQLite store commits them in
+// groups).
 // Prints one line: "incremented COUNT times in MS ms, last value N".
 // Exit status 0 on success, 1 on a State error (printed to stderr), 2 on
 // bad usage.
@@ -35,9 +38,21 @@ do {
     if !openAtStart { try await waitForStart() }
     let clock = ContinuousClock()
     let start = clock.now
-    var last: Int64 = 0
-    for _ in 0..<count {
-        last = try await state.increment(arguments[4])
+    let concurrency = max(1, Int(ProcessInfo.processInfo.environment["QTASKS_STRESS_CONCURRENCY"] ?? "") ?? 1)
+    let field = arguments[4]
+    // The highest value this process saw: its last one when serial.
+    let last = try await withThrowingTaskGroup(of: Int64.self) { group in
+        for task in 0..<concurrency {
+            let share = count / concurrency + (task < count % concurrency ? 1 : 0)
+            group.addTask {
+                var last: Int64 = 0
+                for _ in 0..<share { last = try await state.increment(field) }
+                return last
+            }
+        }
+        var highest: Int64 = 0
+        for try await last in group { highest = max(highest, last) }
+        return highest
     }
     let elapsed = clock.now - start
     let milliseconds = elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000

@@ -54,6 +54,31 @@ struct CrossProcessTests {
         await store.close()
     }
 
+    /// Two processes each running 1,000 increments of one counter from 8
+    /// tasks at once: the SQLite store commits each process's waiting
+    /// writes in one transaction (group commit), and still no increment of
+    /// either process is lost.
+    @Test func twoProcessesWithConcurrentTasksLoseNoIncrementOnSQLite() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let url = "sqlite://\(directory.path)/state.db"
+        let startAt = String(Date().timeIntervalSince1970 + 1.5)
+        let workers = (0..<2).map { _ in
+            ChildProcess(
+                Self.helperPath, [url, "Concurrent", "counter", "count", String(Self.incrementsPerProcess), startAt],
+                environment: ["QTASKS_STRESS_CONCURRENCY": "8"])
+        }
+        for worker in workers { try worker.run() }
+        for (index, worker) in workers.enumerated() {
+            let status = await worker.wait(timeout: .seconds(120))
+            #expect(status == 0, "process \(index): \(worker.text)")
+        }
+        let store = try await StateStores.open(url: url)
+        let final = try await AnyState(namespace: "Concurrent", key: "counter", store: store).get("count", as: Int.self)
+        #expect(final == 2 * Self.incrementsPerProcess)
+        await store.close()
+    }
+
     /// Several worker processes starting together on a fresh SQLite file:
     /// opening switches the file to WAL mode, which SQLite refuses with
     /// SQLITE_BUSY (without waiting) while another process does the same.
