@@ -74,7 +74,7 @@ struct RunBenchmark: AsyncParsableCommand {
     var enqueueInFlight: Int = 2048
     @Option(help: "Prefix of the queues the benchmark declares and deletes.")
     var queuePrefix: String = "qtasks-benchmark"
-    static let allRows = "baseline,amqp-layer,drain,results,rpc,enqueue,publish-baseline,batch,depends,state,store-sqlite,dashboard-sqlite,store-redis"
+    static let allRows = "baseline,amqp-layer,drain,results,rpc,enqueue,publish-baseline,batch,depends,state,state-redis,store-sqlite,dashboard-sqlite,store-redis"
     /// Rows that run only when asked for by name.
     static let optionalRows = "scale"
     @Option(help: "Rows to run, comma-separated (default: every row but \(optionalRows)): \(allRows),\(optionalRows).")
@@ -212,6 +212,13 @@ struct RunBenchmark: AsyncParsableCommand {
                 rows.add("state", result.rate)
                 rows.add("state-cpu", result.cpuPerTask)
                 if let broker = result.brokerCPUPerTask { rows.add("state-broker-cpu", broker) }
+            }
+            if selected.contains("state-redis") {
+                step("drain with a State update on Redis")
+                // Under the benchmark's namespace, expiring after 10 minutes.
+                let result = try await drain(url: url, amqp: amqp, task: "noop_state", stateURL: redisURL, stateTTL: 600)
+                rows.add("state-redis", result.rate)
+                rows.add("state-redis-cpu", result.cpuPerTask)
             }
             // Rows 10 (SQLite) and 11 in turn, their order swapped every
             // other repetition: neither always runs first.
@@ -395,8 +402,8 @@ struct RunBenchmark: AsyncParsableCommand {
     /// the prefill and before the worker; its CPU is read when the worker
     /// is ready and when the last record is written.
     private func drain(
-        url: String, amqp: AMQPConfiguration, task: String, stateURL: String? = nil, resultStoreURL: String? = nil,
-        dashboard: Bool = false
+        url: String, amqp: AMQPConfiguration, task: String, stateURL: String? = nil, stateTTL: Int? = nil,
+        resultStoreURL: String? = nil, dashboard: Bool = false
     ) async throws -> DrainResult {
         let queue = try await fillDrainQueue(task: task, url: url, amqp: amqp, count: count)
         var load: DashboardLoad?
@@ -406,7 +413,7 @@ struct RunBenchmark: AsyncParsableCommand {
         defer { load?.stop() }
         let worker = try WorkerProcess(
             url: url, queue: queue, concurrency: concurrency, prefetch: prefetch, count: count, stateURL: stateURL,
-            resultStoreURL: resultStoreURL)
+            stateTTL: stateTTL, resultStoreURL: resultStoreURL)
         defer { worker.stop(grace: 60) }
         var dashboardCPUBefore = 0.0
         let wallBefore = ContinuousClock.now
@@ -685,6 +692,8 @@ struct Rows {
         line("7 drain, one SQLite State update", "tasks/s", "state", ratio: true)
         cost("7", "state", ", State update")
         line("7 broker CPU per task, State update", "us", "state-broker-cpu", against: median("baseline-broker-cpu"))
+        line("7 drain, one Redis State update", "tasks/s", "state-redis", ratio: true)
+        cost("7", "state-redis", ", Redis State")
         let publishBaseline = median("publish-baseline")
         line("8 baseline: C publish, confirms", "msg/s", "publish-baseline")
         line("9 enqueue, batch send (no reply_to)", "tasks/s", "batch", target: ">= 0.70 x row 8 (ratio vs row 8)", against: publishBaseline)

@@ -22,7 +22,8 @@ struct BenchmarkWorker: AsyncParsableCommand {
     @Option(help: "Handlers at once (default: the library's WorkerConfiguration default).") var concurrency: Int?
     @Option(help: "Prefetch (default: the library's WorkerConfiguration default).") var prefetch: Int?
     @Option(help: "Print 'drained' after this many tasks (0: never).") var count: Int = 0
-    @Option(help: "State store for noop_state (sqlite:///path).") var stateURL: String?
+    @Option(help: "State store for noop_state (sqlite:///path, redis://host:port/db).") var stateURL: String?
+    @Option(help: "Time-to-live of noop_state's states, in seconds (none by default).") var stateTTL: Int?
     @Option(help: "Record task events in this result store; print 'recorded' once --count tasks are in it.")
     var resultStore: String?
     @Option(help: "Time-to-live of the result store's records, in seconds.") var resultTTL: Int = 600
@@ -68,8 +69,9 @@ struct BenchmarkWorker: AsyncParsableCommand {
         // One State update per task (its own key: a workflow step).
         if let stateURL {
             let store = try await StateStores.open(url: stateURL)
+            let ttl = stateTTL.map { Duration.seconds($0) }
             try app.register(BenchmarkTasks.noopState) { (context: TaskContext) in
-                try await store.update(["step": 1, "done": true], in: StateID(namespace: "benchmark", key: context.uuid), ttl: nil)
+                try await store.update(["step": 1, "done": true], in: StateID(namespace: "benchmark", key: context.uuid), ttl: ttl)
                 progress.taskFinished()
             }
         }

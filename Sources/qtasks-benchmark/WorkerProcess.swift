@@ -10,12 +10,13 @@ final class WorkerProcess: @unchecked Sendable {
 
     convenience init(
         url: String, queue: String, concurrency: Int?, prefetch: Int?, count: Int, stateURL: String? = nil,
-        resultStoreURL: String? = nil
+        stateTTL: Int? = nil, resultStoreURL: String? = nil
     ) throws {
         try self.init(
             benchmarkArguments: ["worker", "--url", url, "--queue", queue, "--count", "\(count)"]
                 + (concurrency.map { ["--concurrency", "\($0)"] } ?? []) + (prefetch.map { ["--prefetch", "\($0)"] } ?? [])
-                + (stateURL.map { ["--state-url", $0] } ?? []) + (resultStoreURL.map { ["--result-store", $0] } ?? []))
+                + (stateURL.map { ["--state-url", $0] } ?? []) + (stateTTL.map { ["--state-ttl", "\($0)"] } ?? [])
+                + (resultStoreURL.map { ["--result-store", $0] } ?? []))
     }
 
     /// This benchmark executable with `arguments` (a subcommand).

@@ -13,7 +13,7 @@ struct BenchmarkSmokeTests {
         defer { try? FileManager.default.removeItem(at: plot) }
         // Every row, the opt-in scale row too (two worker processes).
         let rows = "baseline,amqp-layer,drain,results,rpc,enqueue,publish-baseline,batch,depends,state,store-sqlite,dashboard-sqlite,scale"
-            + (IntegrationRedis.enabled ? ",store-redis" : "")
+            + (IntegrationRedis.enabled ? ",store-redis,state-redis" : "")
         let benchmark = try ChildProcess(
             executable,
             [
@@ -35,7 +35,9 @@ struct BenchmarkSmokeTests {
             "8 baseline: C publish, confirms", "9 enqueue, batch send (no reply_to)",
             "10 drain + SQLite result store", "10 worker CPU per task, SQLite store", "11 drain + SQLite store + dashboard",
             "12 drain, 2 worker processes", "12 CPU per task, 2 workers (sum)",
-        ] + (IntegrationRedis.enabled ? ["10 drain + Redis result store", "10 worker CPU per task, Redis store"] : [])
+        ] + (IntegrationRedis.enabled
+            ? ["10 drain + Redis result store", "10 worker CPU per task, Redis store", "7 drain, one Redis State update", "7 worker CPU per task, Redis State"]
+            : [])
         for row in expected {
             let line = output.split(separator: "\n").first { $0.hasPrefix(row) }
             #expect(line != nil, "missing row '\(row)' in:\n\(output)")
