@@ -56,12 +56,12 @@ import Testing
 
     @Test func clientRoundTrip() async throws {
         try await TestWorker.run(makeApp(), configuration: quietConfiguration()) { client, _ in
-            let positional = try await client.send("add", 2, 3).result(timeout: .seconds(10))
+            let positional = try await client.send("add", 2, 3).result(timeout: .seconds(30))
             #expect(positional.returning == 5)
-            let keyword = try await client.send("add", kwargs: ["a": 4, "b": 5]).result(timeout: .seconds(10))
+            let keyword = try await client.send("add", kwargs: ["a": 4, "b": 5]).result(timeout: .seconds(30))
             #expect(keyword.returning == 9)
             let handle = try await client.send("fail")
-            let failed = try await handle.result(timeout: .seconds(10))
+            let failed = try await handle.result(timeout: .seconds(30))
             #expect(failed.status == .error)
             #expect(failed.traceback == "Boom: it went boom")
             #expect(failed.uuid == handle.uuid)
@@ -72,7 +72,7 @@ import Testing
     @Test func russianTextRoundTripsUnchanged() async throws {
         let text = "Привет, мир! Ёжик в тумане / «кавычки» — 😀"
         try await TestWorker.run(makeApp(), configuration: quietConfiguration()) { client, broker in
-            let result = try await client.send("echo_text", text).result(timeout: .seconds(10))
+            let result = try await client.send("echo_text", text).result(timeout: .seconds(30))
             #expect(result.returning == .string(text))
             let body = TaskMessage(taskName: "echo_text", args: [.string(text)]).jsonBytes()
             try await publishRaw(body, to: broker, correlationID: "ru")
@@ -130,7 +130,7 @@ import Testing
             #expect(await eventually { broker.unackedCount == 0 })
             #expect(broker.readyCount(in: "default") == 0)
 
-            let next = try await client.send("add", 20, 22).result(timeout: .seconds(10))
+            let next = try await client.send("add", 20, 22).result(timeout: .seconds(30))
             #expect(next.returning == 42)
         }
     }
@@ -190,8 +190,8 @@ import Testing
             #expect(broker.queueNames.contains("a.dlq") && broker.queueNames.contains("b.dlq"))
             let first = try await client.send("add", 1, 2, queue: "a")
             let second = try await client.send("add", 3, 4, queue: "b")
-            #expect(try await first.result(timeout: .seconds(10)).returning == 3)
-            #expect(try await second.result(timeout: .seconds(10)).returning == 7)
+            #expect(try await first.result(timeout: .seconds(30)).returning == 3)
+            #expect(try await second.result(timeout: .seconds(30)).returning == 7)
         }
     }
 }

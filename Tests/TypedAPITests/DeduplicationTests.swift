@@ -59,7 +59,7 @@ struct DeduplicationTests {
         let store = MemoryResultStore()
         try await TestWorker.run(try app(counter), configuration: configuration(store)) { client, broker in
             let handle = try await client.send(Self.charge, 7)
-            #expect(try await handle.value(timeout: .seconds(5)) == 700)
+            #expect(try await handle.value(timeout: .seconds(30)) == 700)
             let replies = try await broker.makeReplyQueue()
             try await publishAgain(Self.charge.name, [7], uuid: handle.uuid, replyTo: replies.name, on: broker)
             var iterator = replies.messages.makeAsyncIterator()
@@ -75,7 +75,7 @@ struct DeduplicationTests {
             let counter = Counter()
             try await TestWorker.run(try app(counter), configuration: configuration(MemoryResultStore(), all: all)) { client, broker in
                 let handle = try await client.send(Self.plain, 1)
-                _ = try await handle.value(timeout: .seconds(5))
+                _ = try await handle.value(timeout: .seconds(30))
                 try await publishAgain(Self.plain.name, [1], uuid: handle.uuid, replyTo: nil, on: broker)
                 try await drained(broker)
                 #expect(counter.count("plain") == (all ? 1 : 2), "deduplicatesTasks \(all)")
@@ -87,7 +87,7 @@ struct DeduplicationTests {
         let counter = Counter()
         try await TestWorker.run(try app(counter), configuration: configuration(MemoryResultStore())) { client, broker in
             let handle = try await client.send(Self.refuse, 1)
-            await #expect(throws: TaskFailedError.self) { _ = try await handle.value(timeout: .seconds(5)) }
+            await #expect(throws: TaskFailedError.self) { _ = try await handle.value(timeout: .seconds(30)) }
             try await publishAgain(Self.refuse.name, [1], uuid: handle.uuid, replyTo: nil, on: broker)
             try await drained(broker)
             #expect(counter.count("refuse") == 2, "not held back by the first run's mark")
@@ -134,7 +134,7 @@ struct DeduplicationTests {
             try #require(counter.count("stubborn") == 1)
             await broker.failConsumers(with: BrokerError(.connectionLost, "test: connection lost"))
             release.set()
-            #expect(try await handle.value(timeout: .seconds(10)) == 300)
+            #expect(try await handle.value(timeout: .seconds(30)) == 300)
             try await drained(broker)
             #expect(counter.count("stubborn") == 1, "the redelivery is answered from the record, not run again")
         }
@@ -169,7 +169,7 @@ struct DeduplicationTests {
             #expect(broker.delayedCount == 1)
             #expect(counter.count("stubborn") == 1)
             release.set()
-            #expect(try await handle.value(timeout: .seconds(10)) == 400)
+            #expect(try await handle.value(timeout: .seconds(30)) == 400)
             try await drained(broker)
             #expect(counter.count("stubborn") == 1, "the copy is answered from the record once the run has ended")
         }

@@ -80,7 +80,7 @@ struct WorkflowMemoryTests {
         try await TestWorker.run(try makeApp(probe), configuration: configuration(MemoryResultStore())) { client, _ in
             // (2 + 2) * 4 + 1
             let chain = try Workflow.task(Flow.add, 2, 2).then(Flow.mul, 4).then(Flow.add, 1)
-            #expect(try await client.send(chain).value(timeout: .seconds(10)) == 17)
+            #expect(try await client.send(chain).value(timeout: .seconds(30)) == 17)
         }
     }
 
@@ -88,7 +88,7 @@ struct WorkflowMemoryTests {
         let probe = Probe()
         try await TestWorker.run(try makeApp(probe), configuration: configuration(nil)) { client, _ in
             let chain = try Workflow.task(Flow.add, 1, 2).then(Flow.double)
-            #expect(try await client.send(chain).value(timeout: .seconds(10)) == 6)
+            #expect(try await client.send(chain).value(timeout: .seconds(30)) == 6)
         }
     }
 
@@ -96,7 +96,7 @@ struct WorkflowMemoryTests {
         let probe = Probe()
         try await TestWorker.run(try makeApp(probe), configuration: configuration(MemoryResultStore())) { client, _ in
             let group = Workflow.group(try (0..<20).map { try Workflow.task(Flow.add, $0, 100) })
-            #expect(try await client.send(group).value(timeout: .seconds(10)) == (0..<20).map { $0 + 100 })
+            #expect(try await client.send(group).value(timeout: .seconds(30)) == (0..<20).map { $0 + 100 })
         }
     }
 
@@ -104,7 +104,7 @@ struct WorkflowMemoryTests {
         let probe = Probe()
         try await TestWorker.run(try makeApp(probe), configuration: configuration(MemoryResultStore())) { client, _ in
             let chord = try Workflow.chord(try (1...100).map { try Workflow.task(Flow.double, $0) }, then: Flow.sum)
-            #expect(try await client.send(chord).value(timeout: .seconds(10)) == 2 * 5050)
+            #expect(try await client.send(chord).value(timeout: .seconds(30)) == 2 * 5050)
             #expect(probe.calls("sum") == 1)
             #expect(probe.calls("double") == 100)
         }
@@ -129,7 +129,7 @@ struct WorkflowMemoryTests {
                 try Workflow.step(Flow.mul, 10),
             ])
             let flow = try Workflow.task(Flow.add, 1, 2).then(members).then(Flow.sum)
-            #expect(try await client.send(flow).value(timeout: .seconds(10)) == 37)
+            #expect(try await client.send(flow).value(timeout: .seconds(30)) == 37)
         }
     }
 
@@ -139,7 +139,7 @@ struct WorkflowMemoryTests {
         try await TestWorker.run(try makeApp(probe), configuration: configuration(store)) { client, broker in
             let chord = try Workflow.chord(try [1, 13, 3].map { try Workflow.task(Flow.unlucky, $0) }, then: Flow.sum)
             let handle = try await client.send(chord)
-            let error = await #expect(throws: TaskFailedError.self) { _ = try await handle.value(timeout: .seconds(10)) }
+            let error = await #expect(throws: TaskFailedError.self) { _ = try await handle.value(timeout: .seconds(30)) }
             #expect(error?.message.contains("13 is unlucky") == true)
             #expect(probe.calls("sum") == 0)
             let record = try await store.workflowRecord(for: handle.uuid)
@@ -156,7 +156,7 @@ struct WorkflowMemoryTests {
         try await TestWorker.run(try makeApp(probe), configuration: configuration(MemoryResultStore())) { client, _ in
             let map = try Workflow.map(Flow.unlucky, over: [1, 13, 3, 4, 5, 6], maxConcurrent: 1)
             let handle = try await client.send(map)
-            await #expect(throws: TaskFailedError.self) { _ = try await handle.value(timeout: .seconds(10)) }
+            await #expect(throws: TaskFailedError.self) { _ = try await handle.value(timeout: .seconds(30)) }
             #expect(probe.calls("unlucky") == 2, "members after the failed one were never started")
         }
     }
@@ -166,8 +166,8 @@ struct WorkflowMemoryTests {
         try await TestWorker.run(try makeApp(probe), configuration: configuration(MemoryResultStore())) { client, _ in
             let header = Workflow.group(try [1, 13, 3].map { try Workflow.task(Flow.unlucky, $0) }).settled()
             let flow = try header.then(Flow.tally)
-            #expect(try await client.send(flow, policy: .allSettled).value(timeout: .seconds(10)) == "2 ok, 1 failed")
-            let outcomes = try await client.send(header, policy: .allSettled).value(timeout: .seconds(10))
+            #expect(try await client.send(flow, policy: .allSettled).value(timeout: .seconds(30)) == "2 ok, 1 failed")
+            let outcomes = try await client.send(header, policy: .allSettled).value(timeout: .seconds(30))
             #expect(outcomes.map(\.status) == [.success, .error, .success])
             #expect(outcomes[1].error?.contains("13 is unlucky") == true)
             #expect(outcomes[2].returning == 3)
@@ -180,7 +180,7 @@ struct WorkflowMemoryTests {
         try await TestWorker.run(try makeApp(probe), configuration: configuration(store)) { client, _ in
             let chord = try Workflow.chord(try [1, 13, 3].map { try Workflow.task(Flow.unlucky, $0) }, then: Flow.sum)
             let handle = try await client.send(chord, policy: .continueOnFailure)
-            #expect(try await handle.value(timeout: .seconds(10)) == 4)
+            #expect(try await handle.value(timeout: .seconds(30)) == 4)
             let record = try await store.workflowRecord(for: handle.uuid)
             #expect(record?.status == .success)
         }
@@ -191,7 +191,7 @@ struct WorkflowMemoryTests {
         try await TestWorker.run(try makeApp(probe), configuration: configuration(nil)) { client, broker in
             let group = Workflow.group([try Workflow.task(Flow.add, 1, 1)])
             let handle = try await client.send(group)
-            let error = await #expect(throws: TaskFailedError.self) { _ = try await handle.value(timeout: .seconds(10)) }
+            let error = await #expect(throws: TaskFailedError.self) { _ = try await handle.value(timeout: .seconds(30)) }
             #expect(error?.message.contains("no workflow store") == true)
             #expect(try await waitFor { broker.messages(in: "default.dlq") }.count == 1)
             #expect(probe.calls("add") == 0)
@@ -242,7 +242,7 @@ struct WorkflowMemoryTests {
             // add(1, 1) = 2 → fragile(2) fails → (after the replay) double(2) = 4
             let chain = try Workflow.task(Flow.add, 1, 1).then(Flow.fragile).then(Flow.double)
             let handle = try await client.send(chain)
-            await #expect(throws: TaskFailedError.self) { _ = try await handle.value(timeout: .seconds(10)) }
+            await #expect(throws: TaskFailedError.self) { _ = try await handle.value(timeout: .seconds(30)) }
             #expect(try await store.workflowRecord(for: handle.uuid)?.status == .error)
             let dead = try await waitFor { broker.messages(in: "default.dlq") }
             #expect(dead.first?.properties.headers[MessageHeaders.workflow] == .string(handle.uuid))
@@ -262,7 +262,7 @@ struct WorkflowMemoryTests {
         try await TestWorker.run(try makeApp(probe), configuration: configuration(store, concurrency: 1)) { client, broker in
             let chord = try Workflow.chord(try [1, 2, 3, 4].map { try Workflow.task(Flow.fragile, $0) }, then: Flow.sum)
             let handle = try await client.send(chord)
-            await #expect(throws: TaskFailedError.self) { _ = try await handle.value(timeout: .seconds(10)) }
+            await #expect(throws: TaskFailedError.self) { _ = try await handle.value(timeout: .seconds(30)) }
             // fragile(2) failed; with one task at a time, the members
             // picked up after it were dead-lettered unrun. (The members are
             // published together: which ran before fragile(2) varies.)
@@ -312,7 +312,7 @@ struct WorkflowMemoryTests {
                 .task(WorkflowTask(taskName: Flow.add.name, args: [1, 2])), .task(WorkflowTask(taskName: "no.such.task")),
             ]))
             let handle = try await client.send(chain)
-            let error = await #expect(throws: TaskFailedError.self) { _ = try await handle.value(timeout: .seconds(10)) }
+            let error = await #expect(throws: TaskFailedError.self) { _ = try await handle.value(timeout: .seconds(30)) }
             #expect(error?.message.contains("unknown task 'no.such.task'") == true, "\(String(describing: error))")
             #expect(try await store.workflowRecord(for: handle.uuid)?.status == .error)
             #expect(try await waitFor { broker.messages(in: "default.dlq") }.count == 1)
@@ -326,7 +326,7 @@ struct WorkflowMemoryTests {
                 .task(WorkflowTask(taskName: Flow.double.name, args: [2])),
                 .task(WorkflowTask(taskName: Flow.double.name, args: ["two"])),
             ], window: nil))
-            let outcomes = try await client.send(members, policy: .allSettled).value(timeout: .seconds(10))
+            let outcomes = try await client.send(members, policy: .allSettled).value(timeout: .seconds(30))
             #expect(outcomes.map(\.status) == [.success, .error])
             #expect(outcomes[1].error?.contains("TaskInputError") == true)
         }
@@ -341,7 +341,7 @@ struct WorkflowMemoryTests {
         configuration.events = TaskEventRecording(sinks: [store])
         try await TestWorker.run(try makeApp(probe), configuration: configuration) { client, _ in
             let chain = try Workflow.task(Flow.collect, Array(0..<100)).then(Flow.sum)
-            let error = await #expect(throws: TaskFailedError.self) { _ = try await client.send(chain).value(timeout: .seconds(10)) }
+            let error = await #expect(throws: TaskFailedError.self) { _ = try await client.send(chain).value(timeout: .seconds(30)) }
             #expect(error?.message.contains("ResultTooLargeError") == true, "\(String(describing: error))")
             #expect(probe.calls("sum") == 0)
         }
@@ -421,7 +421,7 @@ struct WorkflowMemoryTests {
         configuration.workflowStore = FlakyStore()
         try await TestWorker.run(try makeApp(probe), configuration: configuration) { client, _ in
             let chain = try Workflow.task(Flow.add, 1, 2).then(Flow.double)
-            #expect(try await client.send(chain).value(timeout: .seconds(10)) == 6)
+            #expect(try await client.send(chain).value(timeout: .seconds(30)) == 6)
             #expect(probe.calls("add") == 1, "the failed store call was tried again, not the task")
         }
     }
