@@ -77,7 +77,13 @@ import Testing
         try app.register("fast") { () async throws -> Int in
             fast.enter()
             defer { fast.leave() }
-            try await Task.sleep(for: .milliseconds(20))
+            // Held until three ran at once (10 s at most): the slots the
+            // worker gives `fast` show however slowly a loaded machine
+            // sends the tasks (a fixed 20 ms needed them sent faster).
+            let deadline = ContinuousClock.now + .seconds(10)
+            while fast.maximum < 3, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(5))
+            }
             return 1
         }
         var configuration = quietConfiguration(queues: ["slow", "fast"], concurrency: 6)

@@ -141,6 +141,14 @@ import Testing
         try app.register("slow") { () async throws -> Int in
             probe.enter()
             defer { probe.leave() }
+            // Held until three ran at once (10 s at most): the limit is
+            // reached however slowly a loaded machine sends the tasks (a
+            // fixed 30 ms needed them sent faster), and a fourth slot, if
+            // the worker gave one, would show.
+            let deadline = ContinuousClock.now + .seconds(10)
+            while probe.maximum < 3, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(5))
+            }
             try await Task.sleep(for: .milliseconds(30))
             return 1
         }

@@ -36,6 +36,10 @@ struct WorkflowMemoryTests {
         func leave() { state.withLock { $0.running -= 1 } }
         var peak: Int { state.withLock { $0.peak } }
         let broken = Mutex(true)
+        /// Set by a test to let `wf.slow` runs of 1,000 and up end.
+        let released = Mutex(false)
+        /// Set by a test to hold `wf.slow` runs until two ran at once.
+        let wantsOverlap = Mutex(false)
     }
 
     func makeApp(_ probe: Probe) throws -> TaskApp {
@@ -62,8 +66,24 @@ struct WorkflowMemoryTests {
         try app.register(Flow.slow) { value in
             probe.enter()
             defer { probe.leave() }
-            // 1,000 and up: slow enough for a second delivery to overlap.
-            try await Task.sleep(for: .milliseconds(value >= 1000 ? 300 : 5))
+            if value >= 1000 {
+                // 1,000 and up: running until the test releases it (60 s at
+                // most), so that a second delivery overlaps it however slow
+                // the machine (a fixed 0.3 s assumed the second came sooner).
+                let deadline = ContinuousClock.now + .seconds(60)
+                while !probe.released.withLock({ $0 }), ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+            } else {
+                // Held until two ran at once (10 s at most) when the test
+                // asks: whether the bound lets two run shows however slowly
+                // a loaded machine hands the steps over.
+                let deadline = ContinuousClock.now + .seconds(10)
+                while probe.wantsOverlap.withLock({ $0 }), probe.peak < 2, ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+                try await Task.sleep(for: .milliseconds(5))
+            }
             return value
         }
         return app
@@ -112,6 +132,7 @@ struct WorkflowMemoryTests {
 
     @Test func aMapRunsAtMostItsBoundAtOnce() async throws {
         let probe = Probe()
+        probe.wantsOverlap.withLock { $0 = true }
         try await TestWorker.run(try makeApp(probe), configuration: configuration(MemoryResultStore(), concurrency: 32)) { client, _ in
             let map = try Workflow.map(Flow.slow, over: Array(0..<200), maxConcurrent: 5)
             #expect(try await client.send(map).value(timeout: .seconds(30)) == Array(0..<200))
@@ -294,6 +315,7 @@ struct WorkflowMemoryTests {
                 try await broker.publish(Message(body: step.jsonBytes()), to: "default", mandatory: true)
             }
             try await waitFor { broker.delayedCount == 1 ? [true] : [] }
+            probe.released.withLock { $0 = true }
             try await waitFor { broker.delayedCount == 0 && broker.unackedCount == 0 && broker.readyCount(in: "default") == 0 ? [true] : [] }
             #expect(probe.peak == 1, "never two runs of the step at once")
             #expect(try await store.beginStep(step.uuid, join: nil, runner: "a", takingOver: false) == .finished(1000))
@@ -430,7 +452,7 @@ struct WorkflowMemoryTests {
     /// has no notification for dead letters).
     @discardableResult
     func waitFor<T>(_ read: () async throws -> [T]) async throws -> [T] {
-        let deadline = ContinuousClock.now + .seconds(20)
+        let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
             let values = try await read()
             if !values.isEmpty { return values }
