@@ -46,7 +46,7 @@ struct DeduplicationTests {
     }
 
     func drained(_ broker: MemoryBroker) async throws {
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
             if broker.readyCount(in: "default") == 0, broker.unackedCount == 0, broker.delayedCount == 0 { return }
             try await Task.sleep(for: .milliseconds(10))
@@ -129,7 +129,7 @@ struct DeduplicationTests {
         configuration.workflowStore = store
         try await TestWorker.run(app, configuration: configuration) { client, broker in
             let handle = try await client.send(Self.stubborn, 3)
-            let deadline = ContinuousClock.now + .seconds(10)
+            let deadline = ContinuousClock.now + .seconds(30)
             while counter.count("stubborn") == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
             try #require(counter.count("stubborn") == 1)
             await broker.failConsumers(with: BrokerError(.connectionLost, "test: connection lost"))
@@ -155,7 +155,7 @@ struct DeduplicationTests {
         }
         try await TestWorker.run(app, configuration: configuration(MemoryResultStore())) { client, broker in
             let handle = try await client.send(Self.stubborn, 4)
-            let deadline = ContinuousClock.now + .seconds(10)
+            let deadline = ContinuousClock.now + .seconds(30)
             while counter.count("stubborn") == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
             try #require(counter.count("stubborn") == 1)
             let message = TaskMessage(taskName: Self.stubborn.name, args: [4], uuid: handle.uuid)
@@ -164,7 +164,7 @@ struct DeduplicationTests {
                     correlationID: handle.uuid, messageID: handle.uuid, headers: [MessageHeaders.attempt: .int(2)])),
                 to: "default", mandatory: true)
             // The copy is deferred (held by the broker), not started.
-            let deferred = ContinuousClock.now + .seconds(10)
+            let deferred = ContinuousClock.now + .seconds(30)
             while broker.delayedCount == 0, ContinuousClock.now < deferred { try await Task.sleep(for: .milliseconds(5)) }
             #expect(broker.delayedCount == 1)
             #expect(counter.count("stubborn") == 1)
