@@ -491,6 +491,7 @@ struct AMQPConnectFailureTests {
         await #expect {
             _ = try await AMQPConnection.connect(configuration)
         } throws: { ($0 as? AMQPError)?.code == .connectionFailed }
-        #expect(ContinuousClock.now - start < .seconds(5))
+        // Ended by the 1 s timeout, not a hang; loose for a loaded machine.
+        #expect(ContinuousClock.now - start < .seconds(15))
     }
 }

@@ -120,7 +120,7 @@ struct CeleryInstructionTests {
             #expect(out["group"]?["value"] == [0, 2, 4, 6], "\(out)")
 
             // Only the failing task is dead-lettered (not the expired one).
-            try await waitUntil("one dead letter", timeout: 10) {
+            try await waitUntil("one dead letter", timeout: 30) {
                 try await scope.admin.queueInfo(scope.deadLetterQueue)?.messageCount == 1
             }
             await scope.admin.deleteExchange(scope.queue)
@@ -155,7 +155,7 @@ struct CeleryInstructionTests {
             }
             // Each one dead-lettered with that message.
             var reasons: [String] = []
-            try await waitUntil("\(expected.count) dead letters", timeout: 10) {
+            try await waitUntil("\(expected.count) dead letters", timeout: 30) {
                 while let dead = try await scope.admin.get(scope.deadLetterQueue) {
                     reasons.append(dead.properties.headers?["x-qtasks-error-message"]?.text ?? "")
                 }

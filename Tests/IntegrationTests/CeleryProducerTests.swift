@@ -63,7 +63,7 @@ struct CeleryProducerTests {
             #expect(out["bad_args"]?["message"] == "add() takes 2 arguments but 3 were given", "\(out)")
 
             // Failures are dead-lettered as usual, still Celery messages.
-            try await waitUntil("3 dead letters", timeout: 10) {
+            try await waitUntil("3 dead letters", timeout: 30) {
                 try await scope.admin.queueInfo(scope.deadLetterQueue)?.messageCount == 3
             }
             let dead = try #require(try await scope.admin.get(scope.deadLetterQueue))

@@ -64,7 +64,7 @@ struct EventPublisherTests {
             await #expect(throws: BrokerError.self) { try await publisher.record(events) }
             try await publisher.record([])
             let again = event(.failed, uuid: uuid)
-            try await waitUntil("a publish to succeed after the exchange was deleted", timeout: 10) {
+            try await waitUntil("a publish to succeed after the exchange was deleted", timeout: 30) {
                 (try? await publisher.record([again])) != nil
             }
             try await bind(admin, queue: queue, exchange: exchange, pattern: "task.failed.#")

@@ -358,7 +358,7 @@ struct WorkerFaultTests {
             let reply = try await scope.nextReply(timeout: 15, "the timeout result")
             #expect(reply.status == "error")
             #expect(reply.traceback == "TaskTimeLimitError: task 'limited_sleep' exceeded its time limit of 1 s")
-            try await waitUntil("the resource's teardown", timeout: 5) {
+            try await waitUntil("the resource's teardown", timeout: 30) {
                 worker.standardOutputText.contains("limited_sleep resource released: error(")
             }
             let output = worker.standardOutputText

@@ -56,7 +56,7 @@ struct FleetTests {
             let elapsed = ContinuousClock.now - start
             // A worker logs a task's outcome after settling it, so the last
             // result can reach us a moment before its log line is written.
-            try? await waitUntil("every phase 1 log line", timeout: 10) {
+            try? await waitUntil("every phase 1 log line", timeout: 30) {
                 workers.map { succeededUUIDs(in: $0).count }.reduce(0, +) >= Self.tasks
             }
             let logged = workers.map(succeededUUIDs(in:))

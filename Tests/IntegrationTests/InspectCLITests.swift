@@ -13,7 +13,7 @@ struct InspectCLITests {
         let run = try await scope.runCLI(["send", "add", "2", "3", "--count", String(count), "--queue", scope.queue, "--wait", "0"])
         #expect(run.termination == .exited(0), "\(run)")
         #expect(run.stdout.contains("sent \(count) tasks in "), "\(run)")
-        try await waitUntil("\(count) messages in \(scope.queue)", timeout: 10) {
+        try await waitUntil("\(count) messages in \(scope.queue)", timeout: 30) {
             try await scope.admin.queueInfo(scope.queue)?.messageCount == UInt32(count)
         }
     }
@@ -52,7 +52,7 @@ struct InspectCLITests {
             // One failed task in the dead-letter queue.
             let failed = try await scope.runCLI(["send", "fail", "boom", "--queue", scope.queue, "--wait", "20"])
             #expect(failed.termination == .exited(1), "\(failed)")
-            try await waitUntil("the failed task in \(scope.deadLetterQueue)", timeout: 10) {
+            try await waitUntil("the failed task in \(scope.deadLetterQueue)", timeout: 30) {
                 try await scope.admin.queueInfo(scope.deadLetterQueue)?.messageCount == 1
             }
             let json = try await scope.runCLI(["inspect", scope.queue, "--json"])

@@ -74,7 +74,7 @@ struct RoutingTests {
             var fastHandles: [TaskHandle<JSONValue>] = []
             for _ in 0..<6 { fastHandles.append(try await client.send("work", args: [50], queue: fast)) }
             for handle in fastHandles {
-                #expect(try await handle.result(timeout: .seconds(10)).status == .success)
+                #expect(try await handle.result(timeout: .seconds(30)).status == .success)
             }
             let fastDone = ContinuousClock.now - start
             var slowResults: [TaskResult] = []

@@ -156,7 +156,7 @@ struct SchedulerTests {
             let scheduler = try scope.spawn(
                 Self.schedulerExecutable,
                 ["--url", IntegrationEnvironment.url, "--state", directory.sqliteURL, "--cron", "*/5 * * * *:add:\(scope.queue)"])
-            try await waitUntil("the scheduler to start", timeout: 10) {
+            try await waitUntil("the scheduler to start", timeout: 30) {
                 if let ended = scheduler.exitStatus { throw ChildProcessError("ended early (\(ended)):\n\(scheduler.stderrTail())") }
                 return scheduler.standardErrorText.contains("scheduler started")
             }

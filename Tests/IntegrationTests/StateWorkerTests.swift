@@ -36,7 +36,7 @@ struct StateWorkerTests {
             let second = try await scope.startWorker(on: scope.queue, environment: ["QTASKS_STATE_URL": url])
             let step2 = try await scope.call("step2", on: scope.queue)
             step2.expectDocumented(uuid: nil, taskName: "step2", status: "success", returning: "ok")
-            try await waitUntil("step2's line on the second worker's stdout", timeout: 10) {
+            try await waitUntil("step2's line on the second worker's stdout", timeout: 30) {
                 second.standardOutputText.contains(Self.seedLine)
             }
             #expect(second.standardOutputText == Self.seedLine + "\n", "exactly the seed's line:\n\(second.standardOutputText)")
@@ -72,7 +72,7 @@ struct StateWorkerTests {
 
             let step2 = try await scope.call("step2", args: #"["\#(user)"]"#, on: otherQueue)
             step2.expectDocumented(uuid: nil, taskName: "step2", status: "success", returning: "ok")
-            try await waitUntil("step2's line on the second worker's stdout", timeout: 10) {
+            try await waitUntil("step2's line on the second worker's stdout", timeout: 30) {
                 second.standardOutputText.contains(Self.seedLine)
             }
             #expect(second.standardOutputText == Self.seedLine + "\n", "exactly the seed's line:\n\(second.standardOutputText)")

@@ -13,7 +13,7 @@ struct TestDependsTests {
             for call in 1...2 {
                 let reply = try await scope.call("test_depends", on: scope.queue)
                 reply.expectDocumented(uuid: nil, taskName: "test_depends", status: "success", returning: .null)
-                try await waitUntil("'close...' of call \(call) on the worker's stdout", timeout: 10) {
+                try await waitUntil("'close...' of call \(call) on the worker's stdout", timeout: 30) {
                     worker.standardOutputText.components(separatedBy: "close...").count - 1 == call
                 }
             }

@@ -53,7 +53,7 @@ struct TraceContextTests {
     /// settling, so it may come a moment after the result.
     func outcomeLine(of worker: ChildProcess, uuid: String) async throws -> [String: Any] {
         var line: [String: Any]?
-        try await waitUntil("the worker's log line for \(uuid)", timeout: 10) {
+        try await waitUntil("the worker's log line for \(uuid)", timeout: 30) {
             line = worker.standardErrorText.split(separator: "\n").lazy
                 .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
                 .first { $0["uuid"] as? String == uuid && $0["status"] as? String == "success" }

@@ -2,6 +2,7 @@ import AMQP
 import Foundation
 import QTasks
 import QTasksRabbitMQ
+import QTasksResultStores
 import Testing
 
 /// The worker process killed or stopped while tasks run.
@@ -17,7 +18,7 @@ struct WorkerLifecycleTests {
             try await scope.publishTask(#"{"uuid": "\#(uuid)", "task_name": "sleep", "args": [3]}"#, correlationID: uuid)
 
             // Running: delivered to the only consumer, nothing ready.
-            try await waitUntil("the sleep task to be delivered to the worker", timeout: 10) {
+            try await waitUntil("the sleep task to be delivered to the worker", timeout: 30) {
                 let info = try await scope.admin.queueInfo(scope.queue)
                 return info?.messageCount == 0 && info?.consumerCount == 1
             }
@@ -44,36 +45,54 @@ struct WorkerLifecycleTests {
 
     /// SIGTERM while five `sleep 2` run (concurrency 5): they finish, their
     /// results arrive, they are acknowledged, and the process exits 0.
+    ///
+    /// The worker records task events in a SQLite result store: the test
+    /// sends SIGTERM once all five have started there (a fixed 0.5 s after
+    /// their delivery was a guess a loaded machine could miss: a delivery
+    /// not started by SIGTERM is requeued, and its result never comes).
     @Test func sigtermLetsInFlightTasksFinishAndExitsZero() async throws {
+        let store = try TestResultStore.sqlite()
+        defer { store.remove() }
         try await TestScope.run("sigterm") { scope in
-            let worker = try await scope.startWorker(concurrency: 5, prefetch: 5, shutdownGrace: 30)
+            let worker = try await scope.startWorker(
+                on: scope.queue, concurrency: 5,
+                arguments: ["--prefetch", "5", "--shutdown-grace", "30"] + store.arguments)
             let uuids = (0..<5).map { _ in UUID().uuidString.lowercased() }
             for uuid in uuids {
                 try await scope.publishTask(#"{"uuid": "\#(uuid)", "task_name": "sleep", "args": [2]}"#, correlationID: uuid)
             }
-            try await waitUntil("all five tasks to be delivered", timeout: 10) {
-                try await scope.admin.queueInfo(scope.queue)?.messageCount == 0
+            let records = try await ResultStores.open(url: store.url)
+            var started: [Date] = []
+            try await waitUntil("all five tasks to start", timeout: 60) {
+                started = []
+                for uuid in uuids {
+                    guard let record = try await records.record(for: uuid),
+                        let event = record.events.first(where: { $0.kind == .started })
+                    else { return false }
+                    started.append(event.timestamp)
+                }
+                return true
             }
-            // The broker has sent them; nothing outside the worker can see
-            // when it has read them off its socket and started them, so give
-            // it a moment (each runs 2 s). Deliveries not started by SIGTERM
-            // would be requeued, and this test would fail on their results.
-            try await Task.sleep(for: .milliseconds(500))
-            let signalled = ContinuousClock.now
+            await records.close()
+            // The first of them ends 2 s after it started: the stop waits
+            // at least until then (measured from the tasks' own start, not
+            // from the test's pace).
+            let firstEnd = (started.min() ?? Date()).addingTimeInterval(2)
+            let signalledAt = Date()
             worker.signal(SIGTERM)
 
             var results: [String: ResultMessage] = [:]
             for _ in uuids {
-                let reply = try await scope.nextReply(timeout: 15, "the results of the in-flight tasks")
+                let reply = try await scope.nextReply(timeout: 60, "the results of the in-flight tasks")
                 results[reply.correlationID ?? "?"] = reply
             }
             #expect(Set(results.keys) == Set(uuids))
             for (uuid, reply) in results {
                 reply.expectDocumented(uuid: uuid, taskName: "sleep", status: "success", returning: 2)
             }
-            let ended = await worker.waitForExit(timeout: 20)
+            let ended = await worker.waitForExit(timeout: 30)
             #expect(ended == .exited(0), "\(worker.stderrTail())")
-            #expect(ContinuousClock.now - signalled > .milliseconds(500), "it waited for the tasks")
+            #expect(Date() >= firstEnd, "it waited for the tasks (signalled \(firstEnd.timeIntervalSince(signalledAt)) s before the first could end)")
             // Acknowledged: an unacknowledged delivery would be back in the
             // queue now that the worker's connection is closed.
             let info = try await scope.admin.queueInfo(scope.queue)

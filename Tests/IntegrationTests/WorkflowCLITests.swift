@@ -34,7 +34,7 @@ struct WorkflowCLITests {
             #expect(lines.first?.hasPrefix("workflow \(id)  success") == true, "\(shown)")
             #expect(lines.contains { $0.hasPrefix("group (2 members)  2/2 ended, 0 failed, complete") }, "\(shown)")
             // Each step's status comes from its record (the worker writes them a moment after the ack).
-            try await waitUntil("every step's record", timeout: 10) {
+            try await waitUntil("every step's record", timeout: 30) {
                 let again = try await scope.runStoreCLI(["workflow", id], store: store).stdout
                 let steps = again.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
                 return steps.filter { $0.hasPrefix("add  success  ") || $0.hasPrefix("echo  success  ") }.count == 3

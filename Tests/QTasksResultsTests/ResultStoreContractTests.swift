@@ -265,16 +265,18 @@ struct ResultStoreContractTests {
     func heartbeatsListLiveWorkersUntilTheyExpireOrLeave(_ backend: ResultBackend) async throws {
         try await withResultStore(backend) { store in
             let now = Date()
-            func beat(_ id: String, ttl: Double, online: Bool = true) -> WorkerHeartbeat {
+            func beat(_ id: String, ttl: Double, online: Bool = true, sentAt: Date = now) -> WorkerHeartbeat {
                 WorkerHeartbeat(
                     workerID: id, host: "h", pid: 42, queues: ["default", "other"], concurrency: 10, inFlight: 2,
-                    processed: 100, failed: 3, retried: 1, startedAt: now.addingTimeInterval(-60), sentAt: now,
-                    expiresAt: now.addingTimeInterval(ttl), isOnline: online)
+                    processed: 100, failed: 3, retried: 1, startedAt: now.addingTimeInterval(-60), sentAt: sentAt,
+                    expiresAt: sentAt.addingTimeInterval(ttl), isOnline: online)
             }
-            try await store.recordHeartbeat(beat("w1", ttl: 60))
-            try await store.recordHeartbeat(beat("w2", ttl: 60))
-            // Lives long enough to be listed on a loaded machine, then expires.
-            try await store.recordHeartbeat(beat("w3", ttl: 4))
+            // Ten minutes: listed however long a loaded machine takes to
+            // get to the listing (a 4 s time-to-live from `now` failed
+            // there once, at load average 15).
+            try await store.recordHeartbeat(beat("w1", ttl: 600))
+            try await store.recordHeartbeat(beat("w2", ttl: 600))
+            try await store.recordHeartbeat(beat("w3", ttl: 600))
             let workers = try await store.liveWorkers()
             #expect(workers.map(\.workerID) == ["w1", "w2", "w3"])
             let first = try #require(workers.first)
@@ -282,6 +284,10 @@ struct ResultStoreContractTests {
             #expect(first.processed == 100 && first.failed == 3 && first.inFlight == 2 && first.retried == 1)
             #expect(abs(first.startedAt.timeIntervalSince(now.addingTimeInterval(-60))) < 0.001)
 
+            // w3's next heartbeat has a short life and w2 leaves. The expiry
+            // is short, the wait for it long: no deadline the machine's
+            // speed decides.
+            try await store.recordHeartbeat(beat("w3", ttl: 1, sentAt: Date()))
             try await store.recordHeartbeat(beat("w2", ttl: 0, online: false))
             let expired = try await eventually(timeout: .seconds(30)) {
                 try await store.liveWorkers().map(\.workerID) == ["w1"]
@@ -307,7 +313,7 @@ struct ResultStoreContractTests {
             #expect(missing.message.contains("no record"))
 
             let finish = script.succeeded(9)
-            async let value = store.value(of: definition, uuid: script.uuid, timeout: .seconds(10))
+            async let value = store.value(of: definition, uuid: script.uuid, timeout: .seconds(30))
             try await store.record([finish])
             #expect(try await value == 9)
         }

@@ -146,8 +146,10 @@ struct EventScript {
 }
 
 /// Waits until `condition` holds, checking every 50 ms, for at most
-/// `timeout`; false when it never did.
-func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async rethrows -> Bool {
+/// `timeout`; false when it never did. The default is long (it costs nothing
+/// when the condition holds): a starved machine (load average 15 on 2
+/// cores) may need seconds for a millisecond step.
+func eventually(timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async rethrows -> Bool {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if try await condition() { return true }

@@ -91,15 +91,15 @@ struct WorkerRecordingTests {
         let app = try makeApp()
         try await TestWorker.run(app, configuration: recordingConfiguration([store])) { client, _ in
             let add = try await client.send(Tasks.add, 2, 3)
-            #expect(try await add.value(timeout: .seconds(5)) == 5)
+            #expect(try await add.value(timeout: .seconds(30)) == 5)
             let flaky = try await client.send(Tasks.flaky, "hi")
-            #expect(try await flaky.value(timeout: .seconds(5)) == "HI")
+            #expect(try await flaky.value(timeout: .seconds(30)) == "HI")
             let boom = try await client.send(Tasks.boom)
-            await #expect(throws: TaskFailedError.self) { _ = try await boom.value(timeout: .seconds(5)) }
+            await #expect(throws: TaskFailedError.self) { _ = try await boom.value(timeout: .seconds(30)) }
             let giveUp = try await client.send(Tasks.giveUp)
-            await #expect(throws: TaskFailedError.self) { _ = try await giveUp.value(timeout: .seconds(5)) }
+            await #expect(throws: TaskFailedError.self) { _ = try await giveUp.value(timeout: .seconds(30)) }
 
-            let sum = try await store.value(of: Tasks.add, uuid: add.uuid, timeout: .seconds(5))
+            let sum = try await store.value(of: Tasks.add, uuid: add.uuid, timeout: .seconds(30))
             #expect(sum == 5)
             let added = try #require(try await store.record(for: add.uuid))
             #expect(added.arguments == RecordedArguments(args: [2, 3], kwargs: [:]))
@@ -108,7 +108,7 @@ struct WorkerRecordingTests {
             #expect(added.events.map(\.kind) == [.received, .started, .succeeded])
             #expect(added.duration != nil)
 
-            let retried = try await store.waitForRecord(of: flaky.uuid, timeout: .seconds(5))
+            let retried = try await store.waitForRecord(of: flaky.uuid, timeout: .seconds(30))
             #expect(retried.status == .success)
             #expect(retried.result == "HI")
             #expect(retried.attempt == 2)
@@ -116,14 +116,14 @@ struct WorkerRecordingTests {
             #expect(retried.events[2].retryDelay == .milliseconds(10))
             #expect(retried.events[2].failure?.message == "it went boom")
 
-            let failed = try await store.waitForRecord(of: boom.uuid, timeout: .seconds(5))
+            let failed = try await store.waitForRecord(of: boom.uuid, timeout: .seconds(30))
             #expect(failed.status == .error)
             #expect(failed.deadLetterQueue == "default.dlq")
             #expect(failed.failure?.type == "Boom")
             #expect(failed.failure?.traceback.contains("it went boom") == true)
             #expect(failed.events.map(\.kind) == [.received, .started, .failed, .deadLettered])
 
-            let cancelled = try await store.waitForRecord(of: giveUp.uuid, timeout: .seconds(5))
+            let cancelled = try await store.waitForRecord(of: giveUp.uuid, timeout: .seconds(30))
             #expect(cancelled.status == .cancel)
 
             let failures = try await store.records(matching: TaskRecordQuery(statuses: [.error]))
@@ -135,8 +135,8 @@ struct WorkerRecordingTests {
         let store = MemoryResultStore()
         try await TestWorker.run(try makeApp(), configuration: recordingConfiguration([store])) { client, _ in
             let handle = try await client.send("no_such_task", args: [1])
-            await #expect(throws: TaskFailedError.self) { _ = try await handle.value(timeout: .seconds(5)) }
-            let record = try await store.waitForRecord(of: handle.uuid, timeout: .seconds(5))
+            await #expect(throws: TaskFailedError.self) { _ = try await handle.value(timeout: .seconds(30)) }
+            let record = try await store.waitForRecord(of: handle.uuid, timeout: .seconds(30))
             #expect(record.taskName == "no_such_task")
             #expect(record.status == .error)
             #expect(record.deadLetterQueue == "default.dlq")
@@ -150,13 +150,13 @@ struct WorkerRecordingTests {
         let configuration = recordingConfiguration([store]) { $0.maxArgumentBytes = 64 }
         try await TestWorker.run(try makeApp(), configuration: configuration) { client, _ in
             let login = try await client.send(Tasks.login, "ann", "hunter2")
-            #expect(try await login.value(timeout: .seconds(5)))
+            #expect(try await login.value(timeout: .seconds(30)))
             let echo = try await client.send(Tasks.echo, String(repeating: "x", count: 1000))
-            #expect(try await echo.value(timeout: .seconds(5)) == 1000)
+            #expect(try await echo.value(timeout: .seconds(30)) == 1000)
 
-            let secret = try await store.waitForRecord(of: login.uuid, timeout: .seconds(5))
+            let secret = try await store.waitForRecord(of: login.uuid, timeout: .seconds(30))
             #expect(secret.arguments == .omitted)
-            let large = try await store.waitForRecord(of: echo.uuid, timeout: .seconds(5))
+            let large = try await store.waitForRecord(of: echo.uuid, timeout: .seconds(30))
             #expect(large.arguments?.truncated == true)
             #expect((large.arguments?.text?.utf8.count ?? 0) <= 64)
         }
@@ -170,11 +170,11 @@ struct WorkerRecordingTests {
         let store = MemoryResultStore()
         try await TestWorker.run(try makeApp(), configuration: recordingConfiguration([store])) { client, _ in
             let positional = try await client.send("login", args: [4_111_111_111_111_112, "hunter2"])
-            await #expect(throws: TaskFailedError.self) { _ = try await positional.value(timeout: .seconds(5)) }
+            await #expect(throws: TaskFailedError.self) { _ = try await positional.value(timeout: .seconds(30)) }
             let byName = try await client.send("login", args: ["ann", 9_876_543_210])
-            await #expect(throws: TaskFailedError.self) { _ = try await byName.value(timeout: .seconds(5)) }
+            await #expect(throws: TaskFailedError.self) { _ = try await byName.value(timeout: .seconds(30)) }
             for uuid in [positional.uuid, byName.uuid] {
-                let record = try await store.waitForRecord(of: uuid, timeout: .seconds(5))
+                let record = try await store.waitForRecord(of: uuid, timeout: .seconds(30))
                 #expect(record.status == .error)
                 let failure = try #require(record.failure)
                 #expect(failure.message.contains("expected String, found number"))
@@ -185,8 +185,8 @@ struct WorkerRecordingTests {
             }
             // A task whose arguments are not secret still quotes what it found.
             let echo = try await client.send("echo", args: [12345])
-            await #expect(throws: TaskFailedError.self) { _ = try await echo.value(timeout: .seconds(5)) }
-            let record = try await store.waitForRecord(of: echo.uuid, timeout: .seconds(5))
+            await #expect(throws: TaskFailedError.self) { _ = try await echo.value(timeout: .seconds(30)) }
+            let record = try await store.waitForRecord(of: echo.uuid, timeout: .seconds(30))
             #expect(record.failure?.message.contains("found number 12345") == true)
         }
     }
@@ -197,8 +197,8 @@ struct WorkerRecordingTests {
         configuration.tracer = W3CTracer()
         try await TestWorker.run(try makeApp(), configuration: configuration) { client, _ in
             let handle = try await client.send(Tasks.add, 1, 1)
-            _ = try await handle.value(timeout: .seconds(5))
-            let record = try await store.waitForRecord(of: handle.uuid, timeout: .seconds(5))
+            _ = try await handle.value(timeout: .seconds(30))
+            let record = try await store.waitForRecord(of: handle.uuid, timeout: .seconds(30))
             let traceID = try #require(record.traceID)
             #expect(traceID.count == 32)
             let isHex = traceID.allSatisfy { $0.isHexDigit }
@@ -221,7 +221,7 @@ struct WorkerRecordingTests {
             var handles: [TaskHandle<Int>] = []
             for index in 0..<20 { handles.append(try await client.send(Tasks.add, index, 1)) }
             for (index, handle) in handles.enumerated() {
-                #expect(try await handle.value(timeout: .seconds(5)) == index + 1)
+                #expect(try await handle.value(timeout: .seconds(30)) == index + 1)
             }
             // Every task settled while the sink refused every batch. (A
             // result is published before its delivery is acknowledged, so
@@ -246,23 +246,37 @@ struct WorkerRecordingTests {
     @Test func pastItsCapacityTheBufferDropsTheOldestAndCountsThem() async throws {
         let sink = ControlledSink()
         sink.mode.withLock { $0 = .failing }
+        // A second sink that works: the worker appends a task's events to
+        // every sink's buffer in one call, the failing one first, so once
+        // this one has a task's end, the failing buffer has it too.
+        let witness = MemoryResultStore()
         let metrics = TestMetrics()
-        var configuration = recordingConfiguration([sink]) { $0.bufferCapacity = 9 }
+        var configuration = recordingConfiguration([sink, witness]) { $0.bufferCapacity = 9 }
         configuration.metricsFactory = metrics
         var uuids: [String] = []
         try await TestWorker.run(try makeApp(), configuration: configuration) { client, _ in
             for index in 0..<10 {
                 let handle = try await client.send(Tasks.add, index, 0)
-                _ = try await handle.value(timeout: .seconds(5))
+                _ = try await handle.value(timeout: .seconds(30))
                 uuids.append(handle.uuid)
+                // The client has the result before the worker appends the
+                // task's `succeeded` (after the ack): on a loaded machine the
+                // next task's `received` came first once, and the newest 9
+                // events were not the last 3 tasks'. Each task's events are
+                // in before the next is sent.
+                let ended = try await eventually(timeout: .seconds(30)) {
+                    try await witness.record(for: handle.uuid)?.status == .success
+                }
+                #expect(ended)
             }
             // 30 events into a buffer of 9: 21 dropped, the newest 9 kept.
-            let dropped = await eventually {
+            let dropped = await eventually(timeout: .seconds(30)) {
                 (try? metrics.expectCounter("qtasks_events_dropped_total", [("sink", "ControlledSink")]).totalValue) == 21
             }
             #expect(dropped)
             sink.mode.withLock { $0 = .working }
-            let written = await eventually { sink.events.withLock { $0.count } == 9 }
+            // The pump retries after a pause that doubles up to 5 s.
+            let written = await eventually(timeout: .seconds(30)) { sink.events.withLock { $0.count } == 9 }
             #expect(written)
             #expect(uuids.suffix(3).allSatisfy { sink.kinds(of: $0) == [.received, .started, .succeeded] })
             #expect(uuids.prefix(7).allSatisfy { sink.kinds(of: $0).isEmpty })
@@ -284,10 +298,10 @@ struct WorkerRecordingTests {
             group.addTask { try await worker.run() }
             try await TaskClient.withClient(broker: broker) { client in
                 let first = try await client.send(Tasks.add, 1, 2)
-                #expect(try await first.value(timeout: .seconds(5)) == 3)
+                #expect(try await first.value(timeout: .seconds(30)) == 3)
                 sink.mode.withLock { $0 = .hanging }
                 let second = try await client.send(Tasks.add, 2, 2)
-                #expect(try await second.value(timeout: .seconds(5)) == 4)
+                #expect(try await second.value(timeout: .seconds(30)) == 4)
             }
             stopping = ContinuousClock.now
             worker.triggerGracefulShutdown()
@@ -307,7 +321,7 @@ struct WorkerRecordingTests {
         configuration.queues = ["default", "other"]
         configuration.concurrency = 4
         try await TestWorker.run(try makeApp(), configuration: configuration) { client, _ in
-            _ = try await client.send(Tasks.add, 1, 1).value(timeout: .seconds(5))
+            _ = try await client.send(Tasks.add, 1, 1).value(timeout: .seconds(30))
             let listed = try await eventually {
                 try await store.liveWorkers().first.map { $0.processed == 1 } ?? false
             }
@@ -339,10 +353,10 @@ struct ClientStoredResultTests {
                 try await client.sendWithoutReply(Tasks.boom)
             }
             try await TaskClient.withClient(broker: broker, resultStore: store) { client in
-                let sum = try await client.storedValue(of: Tasks.add, uuid: sent.uuid, timeout: .seconds(5))
+                let sum = try await client.storedValue(of: Tasks.add, uuid: sent.uuid, timeout: .seconds(30))
                 #expect(sum == 42)
                 let error = await #expect(throws: TaskFailedError.self) {
-                    _ = try await client.storedValue(of: Tasks.boom, uuid: failed.uuid, timeout: .seconds(5))
+                    _ = try await client.storedValue(of: Tasks.boom, uuid: failed.uuid, timeout: .seconds(30))
                 }
                 #expect(error?.message == "it went boom")
                 let record = try await client.storedRecord(of: sent.uuid)

@@ -37,7 +37,7 @@ final class SpawnedRedis: @unchecked Sendable {
         let server = ChildProcess(binary, arguments)
         try server.run()
         self.server = server
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(30)
         while !TCPPort.isOpen(host: "127.0.0.1", port: port) {
             guard ContinuousClock.now < deadline else {
                 throw SpawnError(message: "redis-server on port \(port) did not start: \(server.text)")

@@ -1,6 +1,7 @@
 import Foundation
 import QTasks
 import QTasksState
+import TestSupport
 import Testing
 
 /// The State contract (docs/state.md), one suite run against every backend:
@@ -168,19 +169,33 @@ struct StateContractTests {
         try await withStore(backend) { store in
             let namespace = uniqueNamespace()
             let shortLived = AnyState(namespace: namespace, key: "short", store: store, ttl: .milliseconds(200))
-            let longLived = AnyState(namespace: namespace, key: "long", store: store, ttl: .seconds(60))
-            let keepsExpiry = AnyState(namespace: namespace, key: "keeps", store: store)
+            let longLived = AnyState(namespace: namespace, key: "long", store: store, ttl: .seconds(600))
             try await shortLived.update(["a": 1, "b": 2])
             try await longLived.set("a", to: 1)
-            // 3 s, so that a loaded machine cannot let it expire between
-            // these two writes.
-            try await store.set("a", to: 1, in: keepsExpiry.id, ttl: .seconds(3))
-            try await keepsExpiry.set("b", to: 2)  // no ttl: still expires with the first write's
-            try await Task.sleep(for: .milliseconds(3_400))
+            // A write without ttl keeps the expiry of the write before it:
+            // that can be checked only when it lands before that expiry.
+            // Measured, not assumed: on a machine too slow for 3 s between
+            // two writes (a fixed 3 s failed there), again with a longer
+            // time-to-live on a new state.
+            let ttls: [Duration] = [.seconds(3), .seconds(20), .seconds(120)]
+            var keepsExpiry = AnyState(namespace: namespace, key: "keeps", store: store)
+            var ttl = Duration.zero
+            for (attempt, candidate) in ttls.enumerated() {
+                keepsExpiry = AnyState(namespace: namespace, key: "keeps-\(attempt)", store: store)
+                ttl = candidate
+                let start = ContinuousClock.now
+                try await store.set("a", to: 1, in: keepsExpiry.id, ttl: ttl)
+                try await keepsExpiry.set("b", to: 2)  // no ttl: still expires with the first write's
+                if ContinuousClock.now - start < ttl - .milliseconds(500) || attempt == ttls.count - 1 { break }
+                try await keepsExpiry.clear()
+            }
+            let expired = try await awaitCondition(timeout: ttl + .seconds(30)) {
+                try await keepsExpiry.getAll() == [:]
+            }
+            #expect(expired, "a write without ttl kept the state from expiring")
 
             #expect(try await shortLived.getAll() == [:])
             #expect(try await shortLived.get("a") == nil)
-            #expect(try await keepsExpiry.getAll() == [:])
             #expect(try await longLived.getAll() == ["a": 1])
 
             // Written again, without ttl: only the new field, and no expiry.

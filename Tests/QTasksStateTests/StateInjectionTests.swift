@@ -47,17 +47,17 @@ struct StateInjectionTests {
         let app = TaskApp()
         try Self.registerSteps(on: app, stateStore: .stateStore(store), printed: printed)
         try await TestWorker.run(app, configuration: Self.quiet) { client, _ in
-            let first = try await client.send("step1").result(timeout: .seconds(10))
+            let first = try await client.send("step1").result(timeout: .seconds(30))
             #expect(first.status == .success && first.returning == "ok", "\(first.traceback ?? "")")
             #expect(
                 try await store.getAll(in: StateID(namespace: "MyState"))
                     == ["state": "await_phone", "step": 1, "prompt": "Введите телефон"])
-            let second = try await client.send("step2").result(timeout: .seconds(10))
+            let second = try await client.send("step2").result(timeout: .seconds(30))
             #expect(second.status == .success && second.returning == "ok", "\(second.traceback ?? "")")
             #expect(printed.withLock { $0 } == [["state": "await_phone", "step": 1, "prompt": "Введите телефон"]])
             #expect(try await store.getAll(in: StateID(namespace: "MyState")) == [:], "step2 cleared it")
             // A second step2 finds nothing: "error", as in the seed.
-            let again = try await client.send("step2").result(timeout: .seconds(10))
+            let again = try await client.send("step2").result(timeout: .seconds(30))
             #expect(again.returning == "error")
             #expect(store.closes == 0, "open while the worker runs")
         }
@@ -72,7 +72,7 @@ struct StateInjectionTests {
             try await context.state(MyState.self, from: stateStore).set("touched", to: true)
         }
         try await TestWorker.run(app, configuration: Self.quiet) { client, _ in
-            let result = try await client.send("touch").result(timeout: .seconds(10))
+            let result = try await client.send("touch").result(timeout: .seconds(30))
             #expect(result.status == .success, "\(result.traceback ?? "")")
         }
         #expect(store.closes == 0)
@@ -85,11 +85,11 @@ struct StateInjectionTests {
         let app = TaskApp()
         try Self.registerSteps(on: app, stateStore: .stateStore(store), printed: printed)
         try await TestWorker.run(app, configuration: Self.quiet) { client, _ in
-            let first = try await client.send("step1", "alice").result(timeout: .seconds(10))
+            let first = try await client.send("step1", "alice").result(timeout: .seconds(30))
             #expect(first.returning == "ok", "\(first.traceback ?? "")")
-            #expect(try await client.send("step2", kwargs: ["user": "bob"]).result(timeout: .seconds(10)).returning == "error")
+            #expect(try await client.send("step2", kwargs: ["user": "bob"]).result(timeout: .seconds(30)).returning == "error")
             #expect(try await store.getAll(in: StateID(namespace: "MyState", key: "alice"))["step"] == 1)
-            #expect(try await client.send("step2", kwargs: ["user": "alice"]).result(timeout: .seconds(10)).returning == "ok")
+            #expect(try await client.send("step2", kwargs: ["user": "alice"]).result(timeout: .seconds(30)).returning == "ok")
             #expect(try await store.getAll(in: StateID(namespace: "MyState", key: "alice")) == [:])
         }
     }
@@ -116,7 +116,7 @@ struct StateInjectionTests {
                 seen.insert(result.returning)
             }
             #expect(seen.count == tasks, "every increment saw the others")
-            #expect(try await client.send("read").result(timeout: .seconds(10)).returning == .int(Int64(tasks)))
+            #expect(try await client.send("read").result(timeout: .seconds(30)).returning == .int(Int64(tasks)))
         }
     }
 
@@ -138,14 +138,14 @@ struct StateInjectionTests {
         var configuration = Self.quiet
         configuration.transientRetry = .disabled
         try await TestWorker.run(app, configuration: configuration) { client, _ in
-            let failed = try await client.send("step1").result(timeout: .seconds(10))
+            let failed = try await client.send("step1").result(timeout: .seconds(30))
             #expect(failed.status == .error)
             let traceback = failed.traceback ?? ""
             #expect(traceback.contains("dependency 'state store' failed"), "\(traceback)")
             #expect(traceback.contains("state.db"), "the cause names the file: \(traceback)")
 
             try FileManager.default.createDirectory(atPath: missing, withIntermediateDirectories: false)
-            let recovered = try await client.send("step1").result(timeout: .seconds(10))
+            let recovered = try await client.send("step1").result(timeout: .seconds(30))
             #expect(recovered.status == .success && recovered.returning == "ok", "\(recovered.traceback ?? "")")
         }
         // Written to the file, and the file closed: another store reads it.
@@ -162,7 +162,7 @@ struct StateInjectionTests {
             return "ok"
         }
         try await TestWorker.run(app, configuration: Self.quiet) { client, _ in
-            let result = try await client.send("step1", "").result(timeout: .seconds(10))
+            let result = try await client.send("step1", "").result(timeout: .seconds(30))
             #expect(result.status == .error)
             #expect(result.traceback?.contains("must not be empty") == true, "\(result.traceback ?? "")")
         }
@@ -191,7 +191,7 @@ struct StateInjectionTests {
             try await context.resolve(visits)
         }
         try await TestWorker.run(app, configuration: Self.quiet) { client, _ in
-            let result = try await client.send("visit").result(timeout: .seconds(10))
+            let result = try await client.send("visit").result(timeout: .seconds(30))
             #expect(result.returning == 1, "\(result.traceback ?? "")")
         }
     }

@@ -13,9 +13,9 @@ struct StateListingContractTests {
         names.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
     }
 
-    /// Waits (polling, up to 10 s) until `state` reads as empty.
+    /// Waits (polling, up to 30 s) until `state` reads as empty.
     private func awaitExpiry(of state: StateID, in store: any StateStore) async throws {
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(30)
         while try await store.getAll(in: state) != [:] {
             try #require(ContinuousClock.now < deadline, "state \(state) never expired")
             try await Task.sleep(for: .milliseconds(20))

@@ -116,7 +116,7 @@ import Testing
         }
         try await TestWorker.run(app, configuration: quietConfiguration()) { client, _ in
             for _ in 0..<3 {
-                let result = try await client.send("work").result(timeout: .seconds(10))
+                let result = try await client.send("work").result(timeout: .seconds(30))
                 #expect(result.status == .success)
             }
         }
@@ -137,7 +137,7 @@ import Testing
         var configuration = quietConfiguration()
         configuration.taskTimeLimit = .milliseconds(200)
         let result = try await TestWorker.run(app, configuration: configuration) { client, broker in
-            let result = try await client.send("slow").result(timeout: .seconds(10))
+            let result = try await client.send("slow").result(timeout: .seconds(30))
             #expect(await eventually { broker.readyCount(in: "default.dlq") == 1 })
             return result
         }

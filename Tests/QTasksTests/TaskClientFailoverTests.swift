@@ -31,12 +31,12 @@ import Testing
         let lost = await #expect(throws: TaskClientError.self) { try await before.result(timeout: .seconds(5)) }
         #expect(lost?.code == .replyQueueLost)
         try await broker.answerEveryTask()
-        #expect(try await retried.result(timeout: .seconds(5)).returning == "late done")
+        #expect(try await retried.result(timeout: .seconds(30)).returning == "late done")
         // And later sends use the new queue too.
         let after = try await client.send("after")
         #expect(broker.publishAttempts.last?.properties.replyTo == second)
         try await broker.answerEveryTask()
-        #expect(try await after.result(timeout: .seconds(5)).returning == "after done")
+        #expect(try await after.result(timeout: .seconds(30)).returning == "after done")
         await client.close()
         await broker.close()
     }
@@ -53,7 +53,7 @@ import Testing
             let lost = await #expect(throws: TaskClientError.self) { try await before.result(timeout: .seconds(5)) }
             #expect(lost?.code == .replyQueueLost)
             try await broker.answerEveryTask()
-            #expect(try await retried.result(timeout: .seconds(5)).returning == "late done")
+            #expect(try await retried.result(timeout: .seconds(30)).returning == "late done")
             await client.close()
             await broker.close()
         }
@@ -69,8 +69,8 @@ import Testing
         broker.failNextPublishes([.connectionLost])
         let retried = try await client.send("late")
         try await broker.answerEveryTask()
-        #expect(try await before.result(timeout: .seconds(5)).returning == "early done")
-        #expect(try await retried.result(timeout: .seconds(5)).returning == "late done")
+        #expect(try await before.result(timeout: .seconds(30)).returning == "early done")
+        #expect(try await retried.result(timeout: .seconds(30)).returning == "late done")
         #expect(broker.replyQueuesMade == 2)
         await client.close()
         await broker.close()
@@ -100,7 +100,7 @@ import Testing
         let handle = try await client.send("x")
         #expect(broker.publishAttempts.count == 3)
         try await broker.answerEveryTask()
-        #expect(try await handle.result(timeout: .seconds(5)).returning == "x done")
+        #expect(try await handle.result(timeout: .seconds(30)).returning == "x done")
         await client.close()
         await broker.close()
     }
@@ -145,7 +145,7 @@ import Testing
         broker.endReplyQueue(lostQueue)
         try await broker.answerEveryTask()
         for handle in handles {
-            #expect(try await handle.result(timeout: .seconds(5)).returning == .string("\(handle.taskName) done"))
+            #expect(try await handle.result(timeout: .seconds(30)).returning == .string("\(handle.taskName) done"))
         }
         let lost = await #expect(throws: TaskClientError.self) { try await first.result(timeout: .seconds(5)) }
         #expect(lost?.code == .replyQueueLost)
@@ -170,7 +170,7 @@ import Testing
         #expect(broker.publishAttempts.last?.properties.replyTo != lostQueue)
         #expect(broker.publishAttempts.count == 2, "the late task published once, through the new queue")
         try await broker.answerEveryTask(queue: "other")
-        #expect(try await handle.result(timeout: .seconds(5)).returning == "late done")
+        #expect(try await handle.result(timeout: .seconds(30)).returning == "late done")
         let lost = await #expect(throws: TaskClientError.self) { try await before.result(timeout: .seconds(5)) }
         #expect(lost?.code == .replyQueueLost)
         await client.close()

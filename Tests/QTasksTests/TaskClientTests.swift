@@ -14,7 +14,8 @@ import Testing
         #expect(error?.code == .timeout)
         #expect(error?.uuid == handle.uuid)
         #expect(error?.message.contains("nobody_runs_this") == true)
-        #expect(ContinuousClock.now - start < .seconds(5))
+        // Ended by the 0.1 s timeout, not a hang; loose for a loaded machine.
+        #expect(ContinuousClock.now - start < .seconds(30))
         await client.close()
         await broker.close()
     }
@@ -48,7 +49,7 @@ import Testing
             let handle = try await client.send("one")
             #expect(await eventually { broker.unackedCount == 0 && broker.readyCount(in: "default") == 0 })
             try await Task.sleep(for: .milliseconds(20))
-            #expect(try await handle.result(timeout: .seconds(5)).returning == 1)
+            #expect(try await handle.result(timeout: .seconds(30)).returning == 1)
             // And again: the handle keeps it.
             #expect(try await handle.result(timeout: .milliseconds(1)).returning == 1)
         }

@@ -57,7 +57,9 @@ extension TaskOutcome {
 }
 
 /// Polls `condition` until it holds or `timeout` passes; returns whether it held.
-func eventually(timeout: Duration = .seconds(10), _ condition: () -> Bool) async -> Bool {
+/// The default is long (it costs nothing when the condition holds): a starved
+/// machine (load average 15 on 2 cores) may need seconds for a millisecond step.
+func eventually(timeout: Duration = .seconds(30), _ condition: () -> Bool) async -> Bool {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if condition() { return true }

@@ -44,7 +44,7 @@ import Tracing
         let (uuid, queue, resultHeaders) = try await TestWorker.run(app, configuration: configuration(tracer)) { client, _ in
             let handle = try await client.send("add", 2, 3)
             #expect(handle.resultHeaders == nil)
-            #expect(try await handle.result(timeout: .seconds(5)).returning == 5)
+            #expect(try await handle.result(timeout: .seconds(30)).returning == 5)
             return (handle.uuid, handle.queue, handle.resultHeaders)
         }
         let send = try #require(await finishedSpan(tracer, named: "send add"))
@@ -216,7 +216,7 @@ import Tracing
             return 1
         }
         try await TestWorker.run(app, configuration: configuration(tracer, logger: logger)) { client, _ in
-            _ = try await client.send("probe").result(timeout: .seconds(5))
+            _ = try await client.send("probe").result(timeout: .seconds(30))
         }
         let run = try #require(await finishedSpan(tracer, named: "run probe"))
         #expect(seen.withLock { $0 } == run.spanID)
@@ -237,7 +237,7 @@ import Tracing
 
         let traceparent = HeaderValue.string("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
         try await TestWorker.run(app, configuration: configuration(nil), broker: broker) { client, broker in
-            #expect(try await client.send("add", 2, 3).result(timeout: .seconds(5)).returning == 5)
+            #expect(try await client.send("add", 2, 3).result(timeout: .seconds(30)).returning == 5)
             try await publish(#"{"task_name": "fail"}"#, to: broker, headers: ["traceparent": traceparent])
             #expect(await eventually { broker.readyCount(in: "default.dlq") == 1 })
         }

@@ -99,7 +99,7 @@ import Testing
         }
         let broker = MemoryBroker()
         try await TestWorker.run(app, configuration: Self.configuration(), broker: broker) { client, broker in
-            let result = try await client.send("step1").result(timeout: .seconds(10))
+            let result = try await client.send("step1").result(timeout: .seconds(30))
             #expect(result.status == .success, "\(result.traceback ?? "")")
             #expect(result.returning == "store")
             #expect(result.retry == 3, "transient retries are attempts: the result counts them")
@@ -117,7 +117,7 @@ import Testing
         }
         let broker = MemoryBroker()
         try await TestWorker.run(app, configuration: Self.configuration(), broker: broker) { client, broker in
-            let result = try await client.send("broken").result(timeout: .seconds(10))
+            let result = try await client.send("broken").result(timeout: .seconds(30))
             #expect(result.status == .error && result.traceback == "Broken: broken")
             #expect(await eventually { broker.readyCount(in: "default.dlq") == 1 })
         }
@@ -133,7 +133,7 @@ import Testing
         }
         let broker = MemoryBroker()
         try await TestWorker.run(app, configuration: Self.configuration(), broker: broker) { client, broker in
-            let result = try await client.send("step1").result(timeout: .seconds(10))
+            let result = try await client.send("step1").result(timeout: .seconds(30))
             #expect(result.status == .error)
             let traceback = result.traceback ?? ""
             #expect(traceback.hasPrefix("ResultStoreError: cannot read Redis at redis://127.0.0.1:1/0: Connection refused"), "\(traceback)")
@@ -173,7 +173,7 @@ import Testing
             }
         }
         try await TestWorker.run(app, configuration: Self.configuration()) { client, broker in
-            let result = try await client.send("work").result(timeout: .seconds(10))
+            let result = try await client.send("work").result(timeout: .seconds(30))
             #expect(result.status == .success, "\(result.traceback ?? "")")
             #expect(result.returning == 5)
             #expect(broker.readyCount(in: "default.dlq") == 0)
@@ -195,9 +195,9 @@ import Testing
             throw StoreDown()
         }
         try await TestWorker.run(app, configuration: Self.configuration(transient: .disabled)) { client, broker in
-            let first = try await client.send("step1").result(timeout: .seconds(10))
+            let first = try await client.send("step1").result(timeout: .seconds(30))
             #expect(first.status == .error && first.traceback == "StoreDown: store down")
-            let second = try await client.send("step2").result(timeout: .seconds(10))
+            let second = try await client.send("step2").result(timeout: .seconds(30))
             #expect(second.status == .error && second.retry == 2)
             #expect(await eventually { broker.readyCount(in: "default.dlq") == 2 })
         }

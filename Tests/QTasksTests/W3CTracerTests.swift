@@ -74,7 +74,7 @@ import Tracing
         try app.register("add") { (a: Int, b: Int) in a + b }
         let headers = try await TestWorker.run(app, configuration: configuration) { client, _ in
             let handle = try await client.send("add", 2, 3)
-            _ = try await handle.result(timeout: .seconds(5))
+            _ = try await handle.result(timeout: .seconds(30))
             return handle.resultHeaders
         }
         #expect(await eventually { ended.withLock { $0.count } == 2 })

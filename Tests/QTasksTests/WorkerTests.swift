@@ -56,12 +56,12 @@ import Testing
 
     @Test func clientRoundTrip() async throws {
         try await TestWorker.run(makeApp(), configuration: quietConfiguration()) { client, _ in
-            let positional = try await client.send("add", 2, 3).result(timeout: .seconds(10))
+            let positional = try await client.send("add", 2, 3).result(timeout: .seconds(30))
             #expect(positional.returning == 5)
-            let keyword = try await client.send("add", kwargs: ["a": 4, "b": 5]).result(timeout: .seconds(10))
+            let keyword = try await client.send("add", kwargs: ["a": 4, "b": 5]).result(timeout: .seconds(30))
             #expect(keyword.returning == 9)
             let handle = try await client.send("fail")
-            let failed = try await handle.result(timeout: .seconds(10))
+            let failed = try await handle.result(timeout: .seconds(30))
             #expect(failed.status == .error)
             #expect(failed.traceback == "Boom: it went boom")
             #expect(failed.uuid == handle.uuid)
@@ -72,7 +72,7 @@ import Testing
     @Test func russianTextRoundTripsUnchanged() async throws {
         let text = "Привет, мир! Ёжик в тумане / «кавычки» — 😀"
         try await TestWorker.run(makeApp(), configuration: quietConfiguration()) { client, broker in
-            let result = try await client.send("echo_text", text).result(timeout: .seconds(10))
+            let result = try await client.send("echo_text", text).result(timeout: .seconds(30))
             #expect(result.returning == .string(text))
             let body = TaskMessage(taskName: "echo_text", args: [.string(text)]).jsonBytes()
             try await publishRaw(body, to: broker, correlationID: "ru")
@@ -130,7 +130,7 @@ import Testing
             #expect(await eventually { broker.unackedCount == 0 })
             #expect(broker.readyCount(in: "default") == 0)
 
-            let next = try await client.send("add", 20, 22).result(timeout: .seconds(10))
+            let next = try await client.send("add", 20, 22).result(timeout: .seconds(30))
             #expect(next.returning == 42)
         }
     }
@@ -141,6 +141,14 @@ import Testing
         try app.register("slow") { () async throws -> Int in
             probe.enter()
             defer { probe.leave() }
+            // Held until three ran at once (10 s at most): the limit is
+            // reached however slowly a loaded machine sends the tasks (a
+            // fixed 30 ms needed them sent faster), and a fourth slot, if
+            // the worker gave one, would show.
+            let deadline = ContinuousClock.now + .seconds(10)
+            while probe.maximum < 3, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(5))
+            }
             try await Task.sleep(for: .milliseconds(30))
             return 1
         }
@@ -190,8 +198,8 @@ import Testing
             #expect(broker.queueNames.contains("a.dlq") && broker.queueNames.contains("b.dlq"))
             let first = try await client.send("add", 1, 2, queue: "a")
             let second = try await client.send("add", 3, 4, queue: "b")
-            #expect(try await first.result(timeout: .seconds(10)).returning == 3)
-            #expect(try await second.result(timeout: .seconds(10)).returning == 7)
+            #expect(try await first.result(timeout: .seconds(30)).returning == 3)
+            #expect(try await second.result(timeout: .seconds(30)).returning == 7)
         }
     }
 }

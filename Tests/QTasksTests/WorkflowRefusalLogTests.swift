@@ -40,7 +40,7 @@ import Testing
         let broker = MemoryBroker()
         try await TestWorker.run(app, configuration: configuration, broker: broker) { client, broker in
             let handle = try await client.send(Workflow.group([try Workflow.task(Self.add, 1, 1)]))
-            await #expect(throws: TaskFailedError.self) { _ = try await handle.value(timeout: .seconds(10)) }
+            await #expect(throws: TaskFailedError.self) { _ = try await handle.value(timeout: .seconds(30)) }
             #expect(await eventually { broker.readyCount(in: "default.dlq") == 1 })
             #expect(await eventually { lines.all.contains { $0.contains("task failed, dead-lettered") } })
         }

@@ -36,7 +36,8 @@ public final class PrivateRedis: @unchecked Sendable {
     public var redactedURL: String { "redis://\(password == nil ? "" : ":***@")127.0.0.1:\(port)/0" }
 
     /// Starts the server (again, on the same port and data) and waits until
-    /// it accepts connections (at most 10 s).
+    /// it accepts connections (at most 60 s: a loaded machine may be slow
+    /// to start it, and a server that starts returns at once).
     public func start() async throws {
         guard let binary = Self.binary else { throw PrivateRedisError("redis-server is not installed") }
         let arguments = [
@@ -53,7 +54,7 @@ public final class PrivateRedis: @unchecked Sendable {
         case .success(let pid): self.pid = pid
         case .failure(let error): throw PrivateRedisError("cannot start redis-server: \(error)")
         }
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(60)
         while !TCPPort.isOpen(host: "127.0.0.1", port: port, timeout: 0.2) {
             guard ContinuousClock.now < deadline else { throw PrivateRedisError("redis-server on port \(port) did not start") }
             try await Task.sleep(for: .milliseconds(20))

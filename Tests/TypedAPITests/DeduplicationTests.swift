@@ -46,7 +46,7 @@ struct DeduplicationTests {
     }
 
     func drained(_ broker: MemoryBroker) async throws {
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
             if broker.readyCount(in: "default") == 0, broker.unackedCount == 0, broker.delayedCount == 0 { return }
             try await Task.sleep(for: .milliseconds(10))
@@ -59,7 +59,7 @@ struct DeduplicationTests {
         let store = MemoryResultStore()
         try await TestWorker.run(try app(counter), configuration: configuration(store)) { client, broker in
             let handle = try await client.send(Self.charge, 7)
-            #expect(try await handle.value(timeout: .seconds(5)) == 700)
+            #expect(try await handle.value(timeout: .seconds(30)) == 700)
             let replies = try await broker.makeReplyQueue()
             try await publishAgain(Self.charge.name, [7], uuid: handle.uuid, replyTo: replies.name, on: broker)
             var iterator = replies.messages.makeAsyncIterator()
@@ -75,7 +75,7 @@ struct DeduplicationTests {
             let counter = Counter()
             try await TestWorker.run(try app(counter), configuration: configuration(MemoryResultStore(), all: all)) { client, broker in
                 let handle = try await client.send(Self.plain, 1)
-                _ = try await handle.value(timeout: .seconds(5))
+                _ = try await handle.value(timeout: .seconds(30))
                 try await publishAgain(Self.plain.name, [1], uuid: handle.uuid, replyTo: nil, on: broker)
                 try await drained(broker)
                 #expect(counter.count("plain") == (all ? 1 : 2), "deduplicatesTasks \(all)")
@@ -87,7 +87,7 @@ struct DeduplicationTests {
         let counter = Counter()
         try await TestWorker.run(try app(counter), configuration: configuration(MemoryResultStore())) { client, broker in
             let handle = try await client.send(Self.refuse, 1)
-            await #expect(throws: TaskFailedError.self) { _ = try await handle.value(timeout: .seconds(5)) }
+            await #expect(throws: TaskFailedError.self) { _ = try await handle.value(timeout: .seconds(30)) }
             try await publishAgain(Self.refuse.name, [1], uuid: handle.uuid, replyTo: nil, on: broker)
             try await drained(broker)
             #expect(counter.count("refuse") == 2, "not held back by the first run's mark")
@@ -129,12 +129,12 @@ struct DeduplicationTests {
         configuration.workflowStore = store
         try await TestWorker.run(app, configuration: configuration) { client, broker in
             let handle = try await client.send(Self.stubborn, 3)
-            let deadline = ContinuousClock.now + .seconds(10)
+            let deadline = ContinuousClock.now + .seconds(30)
             while counter.count("stubborn") == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
             try #require(counter.count("stubborn") == 1)
             await broker.failConsumers(with: BrokerError(.connectionLost, "test: connection lost"))
             release.set()
-            #expect(try await handle.value(timeout: .seconds(10)) == 300)
+            #expect(try await handle.value(timeout: .seconds(30)) == 300)
             try await drained(broker)
             #expect(counter.count("stubborn") == 1, "the redelivery is answered from the record, not run again")
         }
@@ -155,7 +155,7 @@ struct DeduplicationTests {
         }
         try await TestWorker.run(app, configuration: configuration(MemoryResultStore())) { client, broker in
             let handle = try await client.send(Self.stubborn, 4)
-            let deadline = ContinuousClock.now + .seconds(10)
+            let deadline = ContinuousClock.now + .seconds(30)
             while counter.count("stubborn") == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
             try #require(counter.count("stubborn") == 1)
             let message = TaskMessage(taskName: Self.stubborn.name, args: [4], uuid: handle.uuid)
@@ -164,12 +164,12 @@ struct DeduplicationTests {
                     correlationID: handle.uuid, messageID: handle.uuid, headers: [MessageHeaders.attempt: .int(2)])),
                 to: "default", mandatory: true)
             // The copy is deferred (held by the broker), not started.
-            let deferred = ContinuousClock.now + .seconds(10)
+            let deferred = ContinuousClock.now + .seconds(30)
             while broker.delayedCount == 0, ContinuousClock.now < deferred { try await Task.sleep(for: .milliseconds(5)) }
             #expect(broker.delayedCount == 1)
             #expect(counter.count("stubborn") == 1)
             release.set()
-            #expect(try await handle.value(timeout: .seconds(10)) == 400)
+            #expect(try await handle.value(timeout: .seconds(30)) == 400)
             try await drained(broker)
             #expect(counter.count("stubborn") == 1, "the copy is answered from the record once the run has ended")
         }

@@ -24,10 +24,10 @@ struct MetricsMiddlewareTests {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await worker.run() }
             try await TaskClient.withClient(broker: broker) { client in
-                _ = try await client.send(Tasks.add, 1, 2).value(timeout: .seconds(5))
-                _ = try await client.send(Tasks.order, "fig", 1).value(timeout: .seconds(5))
-                _ = try? await client.send(Tasks.order, "none", 1).value(timeout: .seconds(5))
-                _ = try await client.send("nope", args: []).result(timeout: .seconds(5))
+                _ = try await client.send(Tasks.add, 1, 2).value(timeout: .seconds(30))
+                _ = try await client.send(Tasks.order, "fig", 1).value(timeout: .seconds(30))
+                _ = try? await client.send(Tasks.order, "none", 1).value(timeout: .seconds(30))
+                _ = try await client.send("nope", args: []).result(timeout: .seconds(30))
             }
             worker.triggerGracefulShutdown()
             try await group.waitForAll()

@@ -84,7 +84,7 @@ struct MiddlewareTests {
         var configuration = WorkerConfiguration(shutdownGracePeriod: .seconds(5))
         configuration.middleware = [Tracing(name: "A", log: log), Tracing(name: "B", log: log)]
         try await TestWorker.run(app, configuration: configuration) { client, _ in
-            let sum = try await client.send(Tasks.add, 1, 2).value(timeout: .seconds(5))
+            let sum = try await client.send(Tasks.add, 1, 2).value(timeout: .seconds(30))
             #expect(sum == 3)
         }
         let entries = await log.values
@@ -110,7 +110,7 @@ struct MiddlewareTests {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await worker.run() }
             try await TaskClient.withClient(broker: broker) { client in
-                let answer = try await client.send(Tasks.ping).value(timeout: .seconds(5))
+                let answer = try await client.send(Tasks.ping).value(timeout: .seconds(30))
                 #expect(answer == "pong")
             }
             worker.triggerGracefulShutdown()
@@ -135,7 +135,7 @@ struct MiddlewareTests {
         configuration.middleware = [CacheAndTenant()]
         try await TestWorker.run(app, configuration: configuration) { _, broker in
             try await TaskClient.withClient(broker: broker, middleware: [TenantAndRouting()]) { client in
-                let sum = try await client.send(Tasks.add, 2, 2).value(timeout: .seconds(5))
+                let sum = try await client.send(Tasks.add, 2, 2).value(timeout: .seconds(30))
                 #expect(sum == 4)
             }
             // A cached answer: the handler does not run, the task succeeds
@@ -147,14 +147,14 @@ struct MiddlewareTests {
                 }
             }
             try await TaskClient.withClient(broker: broker, middleware: [Cached()]) { client in
-                let result = try await client.send(Tasks.add, 20, 20).result(timeout: .seconds(5))
+                let result = try await client.send(Tasks.add, 20, 20).result(timeout: .seconds(30))
                 #expect(result.status == .success)
                 #expect(result.returning == "40")
             }
             // No tenant: refused as if the handler had thrown.
             try await TaskClient.withClient(broker: broker) { client in
                 let error = await #expect(throws: TaskFailedError.self) {
-                    _ = try await client.send(Tasks.add, 1, 1).value(timeout: .seconds(5))
+                    _ = try await client.send(Tasks.add, 1, 1).value(timeout: .seconds(30))
                 }
                 #expect(error?.errorType == "NoTenant")
                 #expect(error?.message == "the message names no tenant")
@@ -169,9 +169,9 @@ struct MiddlewareTests {
         var configuration = WorkerConfiguration(shutdownGracePeriod: .seconds(5))
         configuration.middleware = [Transaction(log: log)]
         try await TestWorker.run(app, configuration: configuration) { client, _ in
-            _ = try await client.send(Tasks.order, "pear", 2).value(timeout: .seconds(5))
+            _ = try await client.send(Tasks.order, "pear", 2).value(timeout: .seconds(30))
             await #expect(throws: TaskFailedError.self) {
-                _ = try await client.send(Tasks.order, "none", 2).value(timeout: .seconds(5))
+                _ = try await client.send(Tasks.order, "none", 2).value(timeout: .seconds(30))
             }
         }
         #expect(await log.values == ["begin order", "commit", "begin order", "rollback"])
@@ -189,7 +189,7 @@ struct MiddlewareTests {
             try await TaskClient.withClient(broker: broker, middleware: [TenantAndRouting()]) { client in
                 let handle = try await client.send(Tasks.order, "fig", 1)
                 #expect(handle.queue == "orders")
-                #expect(try await handle.value(timeout: .seconds(5)).sku == "acme/orders/fig")
+                #expect(try await handle.value(timeout: .seconds(30)).sku == "acme/orders/fig")
             }
         }
     }

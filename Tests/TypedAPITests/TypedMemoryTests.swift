@@ -8,11 +8,11 @@ import Testing
 struct TypedMemoryTests {
     @Test func aTypedSendGivesItsTypedResult() async throws {
         try await TestWorker.run(try makeApp()) { client, _ in
-            let sum: Int = try await client.send(Tasks.add, 2, 3).value(timeout: .seconds(5))
+            let sum: Int = try await client.send(Tasks.add, 2, 3).value(timeout: .seconds(30))
             #expect(sum == 5)
-            let receipt = try await client.send(Tasks.order, "apple", 4).value(timeout: .seconds(5))
+            let receipt = try await client.send(Tasks.order, "apple", 4).value(timeout: .seconds(30))
             #expect(receipt == Receipt(sku: "apple", quantity: 4, total: 10))
-            #expect(try await client.send(Tasks.ping).value(timeout: .seconds(5)) == "pong")
+            #expect(try await client.send(Tasks.ping).value(timeout: .seconds(30)) == "pong")
         }
     }
 
@@ -20,7 +20,7 @@ struct TypedMemoryTests {
         try await TestWorker.run(try makeApp()) { client, _ in
             let handle = try await client.send(Tasks.order, "none", 1)
             let error = await #expect(throws: TaskFailedError.self) {
-                _ = try await handle.value(timeout: .seconds(5))
+                _ = try await handle.value(timeout: .seconds(30))
             }
             #expect(error?.code == .failed)
             #expect(error?.errorType == "OutOfStock")
@@ -34,7 +34,7 @@ struct TypedMemoryTests {
     @Test func aTaskWithoutResultGivesNoResult() async throws {
         let remembered = Recorder<String>()
         try await TestWorker.run(try makeApp(remembered: remembered)) { client, _ in
-            let value = try await client.send(Tasks.remember, "milk").value(timeout: .seconds(5))
+            let value = try await client.send(Tasks.remember, "milk").value(timeout: .seconds(30))
             #expect(value == NoResult())
             #expect(await remembered.values == ["milk"])
         }
@@ -44,7 +44,7 @@ struct TypedMemoryTests {
         try await TestWorker.run(try makeApp()) { client, _ in
             let handle = try await client.send(Tasks.addAsText, 2, 3)
             let error = await #expect(throws: TaskFailedError.self) {
-                _ = try await handle.value(timeout: .seconds(5))
+                _ = try await handle.value(timeout: .seconds(30))
             }
             #expect(error?.code == .unexpectedResult)
             // The raw result is still there to read.
@@ -57,7 +57,7 @@ struct TypedMemoryTests {
             // By name, as a producer in another language would send it.
             let handle = try await client.send("add", args: [2, "three"])
             let error = await #expect(throws: TaskFailedError.self) {
-                _ = try await handle.value(timeout: .seconds(5))
+                _ = try await handle.value(timeout: .seconds(30))
             }
             #expect(error?.errorType == "TaskInputError")
             #expect(error?.message.contains("add()") == true)
@@ -71,7 +71,7 @@ struct TypedMemoryTests {
             #expect(handles.count == 300)
             #expect(Set(handles.map(\.uuid)).count == 300)
             for (index, handle) in handles.enumerated() {
-                #expect(try await handle.value(timeout: .seconds(10)) == index + 1000)
+                #expect(try await handle.value(timeout: .seconds(30)) == index + 1000)
             }
             let sent = try await client.sendWithoutReply(Tasks.add, batch: [(1, 1), (2, 2)])
             #expect(sent.map(\.taskName) == ["add", "add"])
@@ -100,7 +100,7 @@ struct TypedMemoryTests {
         let broker = MemoryBroker()
         try await TestWorker.run(try makeApp(), broker: broker) { _, broker in
             try await TaskClient.withClient(broker: broker) { client in
-                sums.append(try await client.send(Tasks.add, 2, 3).value(timeout: .seconds(5)))
+                sums.append(try await client.send(Tasks.add, 2, 3).value(timeout: .seconds(30)))
             }
         }
         #expect(sums == [5])
@@ -127,13 +127,13 @@ struct TypedMemoryTests {
         try await TestWorker.run(app, configuration: configuration) { client, _ in
             let handle = try await client.send(report)
             #expect(handle.queue == "reports")
-            #expect(try await handle.value(timeout: .seconds(5)) == "reports")
+            #expect(try await handle.value(timeout: .seconds(30)) == "reports")
         }
     }
 
     @Test func aTypedDefinitionWithoutArgumentsRefusesArguments() async throws {
         try await TestWorker.run(try makeApp()) { client, _ in
-            let result = try await client.send("ping", args: [1]).result(timeout: .seconds(5))
+            let result = try await client.send("ping", args: [1]).result(timeout: .seconds(30))
             #expect(result.status == .error)
             #expect(result.traceback?.hasPrefix("TaskInputError") == true)
         }

@@ -36,6 +36,10 @@ struct WorkflowMemoryTests {
         func leave() { state.withLock { $0.running -= 1 } }
         var peak: Int { state.withLock { $0.peak } }
         let broken = Mutex(true)
+        /// Set by a test to let `wf.slow` runs of 1,000 and up end.
+        let released = Mutex(false)
+        /// Set by a test to hold `wf.slow` runs until two ran at once.
+        let wantsOverlap = Mutex(false)
     }
 
     func makeApp(_ probe: Probe) throws -> TaskApp {
@@ -62,8 +66,24 @@ struct WorkflowMemoryTests {
         try app.register(Flow.slow) { value in
             probe.enter()
             defer { probe.leave() }
-            // 1,000 and up: slow enough for a second delivery to overlap.
-            try await Task.sleep(for: .milliseconds(value >= 1000 ? 300 : 5))
+            if value >= 1000 {
+                // 1,000 and up: running until the test releases it (60 s at
+                // most), so that a second delivery overlaps it however slow
+                // the machine (a fixed 0.3 s assumed the second came sooner).
+                let deadline = ContinuousClock.now + .seconds(60)
+                while !probe.released.withLock({ $0 }), ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+            } else {
+                // Held until two ran at once (10 s at most) when the test
+                // asks: whether the bound lets two run shows however slowly
+                // a loaded machine hands the steps over.
+                let deadline = ContinuousClock.now + .seconds(10)
+                while probe.wantsOverlap.withLock({ $0 }), probe.peak < 2, ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+                try await Task.sleep(for: .milliseconds(5))
+            }
             return value
         }
         return app
@@ -80,7 +100,7 @@ struct WorkflowMemoryTests {
         try await TestWorker.run(try makeApp(probe), configuration: configuration(MemoryResultStore())) { client, _ in
             // (2 + 2) * 4 + 1
             let chain = try Workflow.task(Flow.add, 2, 2).then(Flow.mul, 4).then(Flow.add, 1)
-            #expect(try await client.send(chain).value(timeout: .seconds(10)) == 17)
+            #expect(try await client.send(chain).value(timeout: .seconds(30)) == 17)
         }
     }
 
@@ -88,7 +108,7 @@ struct WorkflowMemoryTests {
         let probe = Probe()
         try await TestWorker.run(try makeApp(probe), configuration: configuration(nil)) { client, _ in
             let chain = try Workflow.task(Flow.add, 1, 2).then(Flow.double)
-            #expect(try await client.send(chain).value(timeout: .seconds(10)) == 6)
+            #expect(try await client.send(chain).value(timeout: .seconds(30)) == 6)
         }
     }
 
@@ -96,7 +116,7 @@ struct WorkflowMemoryTests {
         let probe = Probe()
         try await TestWorker.run(try makeApp(probe), configuration: configuration(MemoryResultStore())) { client, _ in
             let group = Workflow.group(try (0..<20).map { try Workflow.task(Flow.add, $0, 100) })
-            #expect(try await client.send(group).value(timeout: .seconds(10)) == (0..<20).map { $0 + 100 })
+            #expect(try await client.send(group).value(timeout: .seconds(30)) == (0..<20).map { $0 + 100 })
         }
     }
 
@@ -104,7 +124,7 @@ struct WorkflowMemoryTests {
         let probe = Probe()
         try await TestWorker.run(try makeApp(probe), configuration: configuration(MemoryResultStore())) { client, _ in
             let chord = try Workflow.chord(try (1...100).map { try Workflow.task(Flow.double, $0) }, then: Flow.sum)
-            #expect(try await client.send(chord).value(timeout: .seconds(10)) == 2 * 5050)
+            #expect(try await client.send(chord).value(timeout: .seconds(30)) == 2 * 5050)
             #expect(probe.calls("sum") == 1)
             #expect(probe.calls("double") == 100)
         }
@@ -112,6 +132,7 @@ struct WorkflowMemoryTests {
 
     @Test func aMapRunsAtMostItsBoundAtOnce() async throws {
         let probe = Probe()
+        probe.wantsOverlap.withLock { $0 = true }
         try await TestWorker.run(try makeApp(probe), configuration: configuration(MemoryResultStore(), concurrency: 32)) { client, _ in
             let map = try Workflow.map(Flow.slow, over: Array(0..<200), maxConcurrent: 5)
             #expect(try await client.send(map).value(timeout: .seconds(30)) == Array(0..<200))
@@ -129,7 +150,7 @@ struct WorkflowMemoryTests {
                 try Workflow.step(Flow.mul, 10),
             ])
             let flow = try Workflow.task(Flow.add, 1, 2).then(members).then(Flow.sum)
-            #expect(try await client.send(flow).value(timeout: .seconds(10)) == 37)
+            #expect(try await client.send(flow).value(timeout: .seconds(30)) == 37)
         }
     }
 
@@ -139,7 +160,7 @@ struct WorkflowMemoryTests {
         try await TestWorker.run(try makeApp(probe), configuration: configuration(store)) { client, broker in
             let chord = try Workflow.chord(try [1, 13, 3].map { try Workflow.task(Flow.unlucky, $0) }, then: Flow.sum)
             let handle = try await client.send(chord)
-            let error = await #expect(throws: TaskFailedError.self) { _ = try await handle.value(timeout: .seconds(10)) }
+            let error = await #expect(throws: TaskFailedError.self) { _ = try await handle.value(timeout: .seconds(30)) }
             #expect(error?.message.contains("13 is unlucky") == true)
             #expect(probe.calls("sum") == 0)
             let record = try await store.workflowRecord(for: handle.uuid)
@@ -156,7 +177,7 @@ struct WorkflowMemoryTests {
         try await TestWorker.run(try makeApp(probe), configuration: configuration(MemoryResultStore())) { client, _ in
             let map = try Workflow.map(Flow.unlucky, over: [1, 13, 3, 4, 5, 6], maxConcurrent: 1)
             let handle = try await client.send(map)
-            await #expect(throws: TaskFailedError.self) { _ = try await handle.value(timeout: .seconds(10)) }
+            await #expect(throws: TaskFailedError.self) { _ = try await handle.value(timeout: .seconds(30)) }
             #expect(probe.calls("unlucky") == 2, "members after the failed one were never started")
         }
     }
@@ -166,8 +187,8 @@ struct WorkflowMemoryTests {
         try await TestWorker.run(try makeApp(probe), configuration: configuration(MemoryResultStore())) { client, _ in
             let header = Workflow.group(try [1, 13, 3].map { try Workflow.task(Flow.unlucky, $0) }).settled()
             let flow = try header.then(Flow.tally)
-            #expect(try await client.send(flow, policy: .allSettled).value(timeout: .seconds(10)) == "2 ok, 1 failed")
-            let outcomes = try await client.send(header, policy: .allSettled).value(timeout: .seconds(10))
+            #expect(try await client.send(flow, policy: .allSettled).value(timeout: .seconds(30)) == "2 ok, 1 failed")
+            let outcomes = try await client.send(header, policy: .allSettled).value(timeout: .seconds(30))
             #expect(outcomes.map(\.status) == [.success, .error, .success])
             #expect(outcomes[1].error?.contains("13 is unlucky") == true)
             #expect(outcomes[2].returning == 3)
@@ -180,7 +201,7 @@ struct WorkflowMemoryTests {
         try await TestWorker.run(try makeApp(probe), configuration: configuration(store)) { client, _ in
             let chord = try Workflow.chord(try [1, 13, 3].map { try Workflow.task(Flow.unlucky, $0) }, then: Flow.sum)
             let handle = try await client.send(chord, policy: .continueOnFailure)
-            #expect(try await handle.value(timeout: .seconds(10)) == 4)
+            #expect(try await handle.value(timeout: .seconds(30)) == 4)
             let record = try await store.workflowRecord(for: handle.uuid)
             #expect(record?.status == .success)
         }
@@ -191,7 +212,7 @@ struct WorkflowMemoryTests {
         try await TestWorker.run(try makeApp(probe), configuration: configuration(nil)) { client, broker in
             let group = Workflow.group([try Workflow.task(Flow.add, 1, 1)])
             let handle = try await client.send(group)
-            let error = await #expect(throws: TaskFailedError.self) { _ = try await handle.value(timeout: .seconds(10)) }
+            let error = await #expect(throws: TaskFailedError.self) { _ = try await handle.value(timeout: .seconds(30)) }
             #expect(error?.message.contains("no workflow store") == true)
             #expect(try await waitFor { broker.messages(in: "default.dlq") }.count == 1)
             #expect(probe.calls("add") == 0)
@@ -242,7 +263,7 @@ struct WorkflowMemoryTests {
             // add(1, 1) = 2 → fragile(2) fails → (after the replay) double(2) = 4
             let chain = try Workflow.task(Flow.add, 1, 1).then(Flow.fragile).then(Flow.double)
             let handle = try await client.send(chain)
-            await #expect(throws: TaskFailedError.self) { _ = try await handle.value(timeout: .seconds(10)) }
+            await #expect(throws: TaskFailedError.self) { _ = try await handle.value(timeout: .seconds(30)) }
             #expect(try await store.workflowRecord(for: handle.uuid)?.status == .error)
             let dead = try await waitFor { broker.messages(in: "default.dlq") }
             #expect(dead.first?.properties.headers[MessageHeaders.workflow] == .string(handle.uuid))
@@ -262,7 +283,7 @@ struct WorkflowMemoryTests {
         try await TestWorker.run(try makeApp(probe), configuration: configuration(store, concurrency: 1)) { client, broker in
             let chord = try Workflow.chord(try [1, 2, 3, 4].map { try Workflow.task(Flow.fragile, $0) }, then: Flow.sum)
             let handle = try await client.send(chord)
-            await #expect(throws: TaskFailedError.self) { _ = try await handle.value(timeout: .seconds(10)) }
+            await #expect(throws: TaskFailedError.self) { _ = try await handle.value(timeout: .seconds(30)) }
             // fragile(2) failed; with one task at a time, the members
             // picked up after it were dead-lettered unrun. (The members are
             // published together: which ran before fragile(2) varies.)
@@ -294,6 +315,7 @@ struct WorkflowMemoryTests {
                 try await broker.publish(Message(body: step.jsonBytes()), to: "default", mandatory: true)
             }
             try await waitFor { broker.delayedCount == 1 ? [true] : [] }
+            probe.released.withLock { $0 = true }
             try await waitFor { broker.delayedCount == 0 && broker.unackedCount == 0 && broker.readyCount(in: "default") == 0 ? [true] : [] }
             #expect(probe.peak == 1, "never two runs of the step at once")
             #expect(try await store.beginStep(step.uuid, join: nil, runner: "a", takingOver: false) == .finished(1000))
@@ -312,7 +334,7 @@ struct WorkflowMemoryTests {
                 .task(WorkflowTask(taskName: Flow.add.name, args: [1, 2])), .task(WorkflowTask(taskName: "no.such.task")),
             ]))
             let handle = try await client.send(chain)
-            let error = await #expect(throws: TaskFailedError.self) { _ = try await handle.value(timeout: .seconds(10)) }
+            let error = await #expect(throws: TaskFailedError.self) { _ = try await handle.value(timeout: .seconds(30)) }
             #expect(error?.message.contains("unknown task 'no.such.task'") == true, "\(String(describing: error))")
             #expect(try await store.workflowRecord(for: handle.uuid)?.status == .error)
             #expect(try await waitFor { broker.messages(in: "default.dlq") }.count == 1)
@@ -326,7 +348,7 @@ struct WorkflowMemoryTests {
                 .task(WorkflowTask(taskName: Flow.double.name, args: [2])),
                 .task(WorkflowTask(taskName: Flow.double.name, args: ["two"])),
             ], window: nil))
-            let outcomes = try await client.send(members, policy: .allSettled).value(timeout: .seconds(10))
+            let outcomes = try await client.send(members, policy: .allSettled).value(timeout: .seconds(30))
             #expect(outcomes.map(\.status) == [.success, .error])
             #expect(outcomes[1].error?.contains("TaskInputError") == true)
         }
@@ -341,7 +363,7 @@ struct WorkflowMemoryTests {
         configuration.events = TaskEventRecording(sinks: [store])
         try await TestWorker.run(try makeApp(probe), configuration: configuration) { client, _ in
             let chain = try Workflow.task(Flow.collect, Array(0..<100)).then(Flow.sum)
-            let error = await #expect(throws: TaskFailedError.self) { _ = try await client.send(chain).value(timeout: .seconds(10)) }
+            let error = await #expect(throws: TaskFailedError.self) { _ = try await client.send(chain).value(timeout: .seconds(30)) }
             #expect(error?.message.contains("ResultTooLargeError") == true, "\(String(describing: error))")
             #expect(probe.calls("sum") == 0)
         }
@@ -421,7 +443,7 @@ struct WorkflowMemoryTests {
         configuration.workflowStore = FlakyStore()
         try await TestWorker.run(try makeApp(probe), configuration: configuration) { client, _ in
             let chain = try Workflow.task(Flow.add, 1, 2).then(Flow.double)
-            #expect(try await client.send(chain).value(timeout: .seconds(10)) == 6)
+            #expect(try await client.send(chain).value(timeout: .seconds(30)) == 6)
             #expect(probe.calls("add") == 1, "the failed store call was tried again, not the task")
         }
     }
@@ -430,7 +452,7 @@ struct WorkflowMemoryTests {
     /// has no notification for dead letters).
     @discardableResult
     func waitFor<T>(_ read: () async throws -> [T]) async throws -> [T] {
-        let deadline = ContinuousClock.now + .seconds(20)
+        let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
             let values = try await read()
             if !values.isEmpty { return values }

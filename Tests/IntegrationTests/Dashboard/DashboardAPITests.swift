@@ -25,7 +25,7 @@ struct DashboardAPITests {
             let message = "boom-\(UUID().uuidString.prefix(8))"
             let failed = try await scope.runCLI(["send", "fail", message, "--queue", scope.queue, "--wait", "20"] + store.arguments)
             let uuid = try #require(try ResultMessage(body: Array(failed.stdout.utf8), correlationID: nil, contentType: nil).uuid)
-            try await waitUntil("the failed task's dead letter", timeout: 10) {
+            try await waitUntil("the failed task's dead letter", timeout: 30) {
                 try await scope.admin.queueInfo(scope.deadLetterQueue)?.messageCount == 1
             }
 
@@ -96,7 +96,7 @@ struct DashboardAPITests {
             }
             // It fails again (fail always does) and is dead-lettered again; a
             // uuid that is not there is a 404.
-            try await waitUntil("the replayed task's dead letter", timeout: 10) {
+            try await waitUntil("the replayed task's dead letter", timeout: 30) {
                 try await scope.admin.queueInfo(scope.deadLetterQueue)?.messageCount == 1
             }
             let absent = try await HTTP.request(
@@ -134,17 +134,29 @@ struct DashboardAPITests {
         try await TestScope.run("dash-live") { scope in
             _ = try await scope.startWorker(on: scope.queue, arguments: store.arguments + ["--heartbeat-interval", "1"])
             let dashboard = try await scope.startDashboard(["--queue", scope.queue] + store.arguments)
-            let reader = Task { try await LiveStream.read(dashboard.baseURL + "/api/live", for: 6) }
+            // The stream is read for as long as the steps below take, and
+            // judged by how long that was: a fixed 6 s window ended before
+            // the tasks were sent when a loaded machine was slow to start
+            // the `send` process.
+            let reader = LiveStream.Reader(dashboard.baseURL + "/api/live")
+            defer { _ = reader.stop() }
             // Let the stream start, then send tasks during it.
-            try await Task.sleep(for: .seconds(1))
-            let sent = try await scope.runCLI(["send", "add", "1", "1", "--queue", scope.queue, "--count", "20", "--wait", "20"] + store.arguments)
+            _ = try await eventually("the stream's first update", timeout: 30) { reader.updates.isEmpty ? nil : true }
+            let sent = try await scope.runCLI(["send", "add", "1", "1", "--queue", scope.queue, "--count", "20", "--wait", "60"] + store.arguments)
             #expect(sent.termination == .exited(0), "\(sent)")
-            let updates = try await reader.value
-            // 6 s at one update a second: about 6, never dozens.
-            #expect(updates.count >= 3 && updates.count <= 8, "\(updates.count) updates")
-            let recent = updates.flatMap { $0["recent"]?.arrayValue ?? [] }
-            #expect(recent.contains { $0["queue"]?.stringValue == scope.queue && $0["task_name"]?.stringValue == "add" },
-                    "the new tasks in the updates")
+            func hasTheNewTasks(_ updates: [JSONValue]) -> Bool {
+                updates.flatMap { $0["recent"]?.arrayValue ?? [] }.contains {
+                    $0["queue"]?.stringValue == scope.queue && $0["task_name"]?.stringValue == "add"
+                }
+            }
+            _ = try await eventually("the new tasks in the updates", timeout: 30) { hasTheNewTasks(reader.updates) ? true : nil }
+            // At least 6 s of stream for the rate.
+            while reader.elapsed < 6 { try await Task.sleep(for: .milliseconds(100)) }
+            let seconds = reader.stop()
+            let updates = reader.updates
+            // One update a second: about `seconds`, never dozens.
+            #expect(updates.count >= 3 && Double(updates.count) <= seconds + 2, "\(updates.count) updates in \(seconds) s")
+            #expect(hasTheNewTasks(updates), "the new tasks in the updates")
             #expect(updates.allSatisfy { $0["last_hour"]?["succeeded"] != nil && $0["workers"]?["online"] != nil })
         }
     }
@@ -161,7 +173,7 @@ struct DashboardAPITests {
             for index in 0..<5 {
                 _ = try await scope.runCLI(["send", "fail", "f\(index)", "--queue", scope.queue, "--wait", "20"] + store.arguments)
             }
-            try await waitUntil("five dead letters", timeout: 10) {
+            try await waitUntil("five dead letters", timeout: 30) {
                 try await scope.admin.queueInfo(scope.deadLetterQueue)?.messageCount == 5
             }
             let dashboard = try await scope.startDashboard(["--queue", scope.queue] + store.arguments)
@@ -216,11 +228,16 @@ struct DashboardAPITests {
     /// A worker that stops heartbeating (stopped with SIGSTOP) turns stale
     /// after two intervals, then disappears when its heartbeat expires; it
     /// comes back when it runs again.
+    ///
+    /// The interval is 3 s: the worker is stale from 6 s to 9 s after its
+    /// last heartbeat, a window each poll must fall into. With a 1 s
+    /// interval the window was 1 s, and one slow poll on a loaded machine
+    /// could step over it.
     @Test func aSilentWorkerTurnsStaleThenDisappears() async throws {
         let store = try TestResultStore.sqlite()
         defer { store.remove() }
         try await TestScope.run("dash-stale") { scope in
-            let worker = try await scope.startWorker(on: scope.queue, arguments: store.arguments + ["--heartbeat-interval", "1"])
+            let worker = try await scope.startWorker(on: scope.queue, arguments: store.arguments + ["--heartbeat-interval", "3"])
             let dashboard = try await scope.startDashboard(["--queue", scope.queue] + store.arguments)
             func status() async throws -> String? {
                 let answer = try await HTTP.request(dashboard.baseURL + "/api/workers")
@@ -230,12 +247,12 @@ struct DashboardAPITests {
             _ = try await eventually("the worker online") { try await status() == "online" ? true : nil }
             worker.signal(SIGSTOP)
             defer { worker.signal(SIGCONT) }
-            _ = try await eventually("the worker stale", timeout: 10) { try await status() == "stale" ? true : nil }
-            _ = try await eventually("the worker gone", timeout: 10) { try await status() == "gone" ? true : nil }
+            _ = try await eventually("the worker stale", timeout: 30) { try await status() == "stale" ? true : nil }
+            _ = try await eventually("the worker gone", timeout: 30) { try await status() == "gone" ? true : nil }
             let overview = try await HTTP.request(dashboard.baseURL + "/api/overview")
             #expect(overview.json?["workers"]?["online"]?.intValue == 0, "\(overview)")
             worker.signal(SIGCONT)
-            _ = try await eventually("the worker back online", timeout: 10) { try await status() == "online" ? true : nil }
+            _ = try await eventually("the worker back online", timeout: 30) { try await status() == "online" ? true : nil }
         }
     }
 
@@ -303,6 +320,50 @@ enum LiveStream {
         task.cancel()
         session.invalidateAndCancel()
         let text = String(decoding: delegate.data.withLock { $0 }, as: UTF8.self)
+        return text.components(separatedBy: "\n\n").compactMap { block -> JSONValue? in
+            let lines = block.split(separator: "\n")
+            guard lines.contains("event: update"), let data = lines.first(where: { $0.hasPrefix("data: ") }) else { return nil }
+            return try? JSONDecoder().decode(JSONValue.self, from: Data(data.dropFirst(6).utf8))
+        }
+    }
+
+    /// Reads a stream from its creation until ``stop()``; ``updates`` so
+    /// far can be read meanwhile.
+    final class Reader: Sendable {
+        private let delegate = Collector()
+        private let session: URLSession
+        private let started = ContinuousClock.now
+        private let stopped = Mutex<ContinuousClock.Instant?>(nil)
+
+        init(_ url: String) {
+            session = URLSession(configuration: .ephemeral, delegate: delegate, delegateQueue: nil)
+            session.dataTask(with: URL(string: url)!).resume()
+        }
+
+        /// Seconds since the reader started (until it stopped).
+        var elapsed: Double {
+            let end = stopped.withLock { $0 } ?? .now
+            let duration = end - started
+            return Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        }
+
+        /// Stops reading (again: nothing more); the seconds it read for.
+        func stop() -> Double {
+            let first = stopped.withLock { stopped -> Bool in
+                guard stopped == nil else { return false }
+                stopped = .now
+                return true
+            }
+            if first { session.invalidateAndCancel() }
+            return elapsed
+        }
+
+        /// The `update` events so far.
+        var updates: [JSONValue] { LiveStream.updates(in: delegate.data.withLock { $0 }) }
+    }
+
+    static func updates(in data: Data) -> [JSONValue] {
+        let text = String(decoding: data, as: UTF8.self)
         return text.components(separatedBy: "\n\n").compactMap { block -> JSONValue? in
             let lines = block.split(separator: "\n")
             guard lines.contains("event: update"), let data = lines.first(where: { $0.hasPrefix("data: ") }) else { return nil }

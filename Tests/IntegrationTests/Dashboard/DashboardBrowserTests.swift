@@ -31,7 +31,7 @@ struct DashboardBrowserTests {
             let message = "card declined \(UUID().uuidString.prefix(6))"
             let failed = try await scope.runCLI(["send", "fail", message, "--queue", scope.queue, "--wait", "20"] + store.arguments)
             let uuid = try #require(try ResultMessage(body: Array(failed.stdout.utf8), correlationID: nil, contentType: nil).uuid)
-            try await waitUntil("the dead letter", timeout: 10) {
+            try await waitUntil("the dead letter", timeout: 30) {
                 try await scope.admin.queueInfo(scope.deadLetterQueue)?.messageCount == 1
             }
             let dashboard = try await scope.startDashboard(["--queue", scope.queue] + store.arguments)
@@ -96,7 +96,7 @@ struct DashboardBrowserTests {
                     try await Self.waitUntilReady(browser)
                     return try await browser.findElements(css: "#events tr[data-kind=started]").count >= 2
                 }
-                try await waitUntil("the second dead letter", timeout: 10) {
+                try await waitUntil("the second dead letter", timeout: 30) {
                     try await scope.admin.queueInfo(scope.deadLetterQueue)?.messageCount == 1
                 }
 
@@ -110,7 +110,7 @@ struct DashboardBrowserTests {
                 try await browser.findElement(css: "button[data-action=purge]").click()
                 _ = try await browser.waitForDialog()
                 try await browser.acceptDialog()
-                try await waitUntil("the purge", timeout: 10) {
+                try await waitUntil("the purge", timeout: 30) {
                     try await scope.admin.queueInfo(scope.deadLetterQueue)?.messageCount == 0
                 }
             }
