@@ -1,12 +1,13 @@
 import Foundation
 
 /// A task message decoded for running: the header fields plus the
-/// arguments already decoded into the handler's parameter types, all in one
-/// `JSONDecoder` pass over the body.
+/// arguments already decoded into the handler's parameter types.
 ///
-/// The handler is looked up by `task_name` inside `init(from:)` (the
-/// catalog travels in `userInfo`), so the arguments are decoded straight
-/// from the parsed body with no intermediate `JSONValue` tree.
+/// Two paths: the worker's own parser (``JSONParser``) and the values it
+/// read, for the bodies it is sure to read as `JSONDecoder` does; and
+/// `JSONDecoder` through `init(from:)` for the rest and for every error
+/// (the handler is looked up by `task_name` inside `init(from:)`, the
+/// catalog travelling in `userInfo`).
 struct TaskEnvelope: Decodable {
     /// The body's `uuid`, nil when absent.
     var bodyUUID: String?
@@ -35,15 +36,18 @@ struct TaskEnvelope: Decodable {
     /// Decodes a body, filling `uuid` from `messageID` or a new UUID and
     /// `createdAt` with now when the body has none.
     ///
+    /// - Parameter fastPath: false reads the body with `JSONDecoder` only
+    ///   (for tests that compare the two paths).
     /// - Throws: ``TaskInputError`` saying what is wrong with the body.
     static func decode(
         _ body: [UInt8],
         catalog: TaskCatalog?,
         messageID: String?,
-        decoder: JSONDecoder? = nil
+        decoder: JSONDecoder? = nil,
+        fastPath: Bool = true
     ) throws(TaskInputError) -> TaskEnvelope {
         var envelope: TaskEnvelope
-        if let fast = fastDecode(body, userInfo: decoder?.userInfo ?? catalog.map { [catalogKey: $0] } ?? [:]) {
+        if fastPath, let fast = fastDecode(body, catalog: catalog) {
             envelope = fast
         } else {
             do {
@@ -57,18 +61,81 @@ struct TaskEnvelope: Decodable {
         return envelope
     }
 
-    /// The body read by ``JSONParser`` and ``JSONValueDecoder`` (a quarter of
-    /// a no-op task's CPU went to `JSONDecoder`), or nil when that path
-    /// cannot be sure to read it as `JSONDecoder` does: then `JSONDecoder`
-    /// reads it, and its value or error is the one used. Bodies with
-    /// invalid UTF-8 or a `\u` escape always go to `JSONDecoder` (the
-    /// parser repairs what `JSONDecoder` refuses); so does every body that
-    /// fails to decode, so that errors are worded as before.
-    private static func fastDecode(_ body: [UInt8], userInfo: [CodingUserInfoKey: Any]) -> TaskEnvelope? {
-        guard JSONDiagnostics.isValidUTF8(body), !hasUnicodeEscape(body), let value = try? JSONParser.parse(body) else {
+    /// The body read by ``JSONParser`` and taken from its values directly,
+    /// with no `Decoder` and no Codable containers for the envelope or the
+    /// arguments (a quarter of a no-op task's CPU went to `JSONDecoder`, and
+    /// then half of what was left to those containers); or nil when that
+    /// path cannot be sure to read it as `JSONDecoder` does: then
+    /// `JSONDecoder` reads it, and its value or error is the one used.
+    /// Bodies with invalid UTF-8 or a `\u` escape always go to
+    /// `JSONDecoder` (the parser repairs what `JSONDecoder` refuses); so
+    /// does every body that fails to decode, so that errors are worded as
+    /// before.
+    private static func fastDecode(_ body: [UInt8], catalog: TaskCatalog?) -> TaskEnvelope? {
+        guard JSONDiagnostics.isValidUTF8(body), !hasUnicodeEscape(body), case .object(let fields)? = try? JSONParser.parse(body) else {
             return nil
         }
-        return try? TaskEnvelope(from: JSONValueDecoder(value, userInfo: userInfo))
+        return try? TaskEnvelope(fields: fields, catalog: catalog, bodySize: body.count)
+    }
+
+    /// ``init(from:)`` over a parsed body, agreeing with it on every body it
+    /// accepts; anything else throws (`JSONValueDecoder.Unsupported` or an
+    /// error of the arguments) for `JSONDecoder` to decide. The fields are
+    /// read as ``JSONValueDecoder`` read them before.
+    private init(fields: [String: JSONValue], catalog: TaskCatalog?, bodySize: Int) throws {
+        func string(_ key: EnvelopeKey) throws -> String? {
+            switch fields[key.rawValue] {
+            case nil, .null?: return nil
+            case .string(let text)?: return text
+            default: throw JSONValueDecoder.Unsupported()
+            }
+        }
+        bodyUUID = try string(.uuid)
+        guard let taskName = try string(.taskName) else { throw JSONValueDecoder.Unsupported() }
+        self.taskName = taskName
+        switch fields[EnvelopeKey.priority.rawValue] {
+        case nil, .null?: priority = 0
+        case .int(let number)?:
+            guard let exact = Int(exactly: number) else { throw JSONValueDecoder.Unsupported() }
+            priority = exact
+        case .double(let number)?:
+            guard let exact = Int(exactly: number) else { throw JSONValueDecoder.Unsupported() }
+            priority = exact
+        default: throw JSONValueDecoder.Unsupported()
+        }
+        switch fields[EnvelopeKey.createdAt.rawValue] {
+        case nil, .null?: bodyCreatedAt = nil
+        case .some(let value): bodyCreatedAt = try JSONValueDecoder.double(value)
+        }
+        switch fields[EnvelopeKey.workflow.rawValue] {
+        case nil, .null?: workflow = nil
+        case .some(let value):
+            let userInfo: [CodingUserInfoKey: Any] = catalog.map { [Self.catalogKey: $0] } ?? [:]
+            workflow = try JSONValueDecoder.decode(WorkflowContext.self, from: value, codingPath: [], userInfo: userInfo)
+        }
+        if taskName == WorkflowContext.startTaskName {
+            guard workflow?.start != nil else { throw JSONValueDecoder.Unsupported() }
+            call = PreparedCall(arguments: TaskArguments(args: [], kwargs: [:]), run: { _ in .null })
+            return
+        }
+        var parsed = ParsedArguments(args: [], kwargs: [:], catalog: catalog, bodySize: bodySize)
+        switch fields[EnvelopeKey.args.rawValue] {
+        case nil, .null?: break
+        case .array(let values)?: parsed.args = values
+        default: throw JSONValueDecoder.Unsupported()
+        }
+        switch fields[EnvelopeKey.kwargs.rawValue] {
+        case nil, .null?: break
+        case .object(let values)?: parsed.kwargs = values
+        default: throw JSONValueDecoder.Unsupported()
+        }
+        guard let catalog else {
+            // Raw arguments, for TaskMessage.
+            call = PreparedCall(arguments: TaskArguments(args: parsed.args, kwargs: parsed.kwargs), run: { _ in .null })
+            return
+        }
+        guard let task = catalog.tasks[taskName] else { throw JSONValueDecoder.Unsupported() }
+        call = try task.prepare(.values(parsed))
     }
 
     /// Whether `body` holds a backslash followed by `u`.
@@ -152,7 +219,7 @@ struct TaskEnvelope: Decodable {
             throw TaskInputError(.unknownTask, "unknown task '\(taskName)'", uuid: uuid, taskName: taskName)
         }
         do {
-            call = try task.prepare(container)
+            call = try task.prepare(.container(container))
         } catch let error as TaskInputError {
             throw error.reading(uuid: uuid, taskName: taskName)
         } catch {
