@@ -38,6 +38,30 @@ package struct JSONParser {
         }
     }
 
+    /// The members of a whole JSON text that is an object, handed to
+    /// `member` in order as they are read (a repeated key each time),
+    /// without building the object: for a reader that wants a few known
+    /// keys (the worker's task envelope), a dictionary of them costs more
+    /// than the parse.
+    ///
+    /// - Returns: false, having called `member` for none, when the text is
+    ///   valid JSON of another kind.
+    /// - Throws: ``Failure`` as ``parse(_:)`` does, or what `member` throws.
+    package static func members(of text: [UInt8], _ member: (String, JSONValue) throws -> Void) throws -> Bool {
+        try text.withUnsafeBufferPointer { buffer in
+            var parser = JSONParser(buffer)
+            parser.skipWhitespace()
+            guard parser.index < buffer.count, buffer[parser.index] == UInt8(ascii: "{") else {
+                _ = try parser.document()
+                return false
+            }
+            try parser.objectMembers(member)
+            parser.skipWhitespace()
+            guard parser.index == buffer.count else { throw parser.fail("text after the JSON value") }
+            return true
+        }
+    }
+
     private mutating func document() throws -> JSONValue {
         let value = try self.value()
         skipWhitespace()
@@ -88,14 +112,26 @@ package struct JSONParser {
     }
 
     private mutating func object() throws -> JSONValue {
+        // Room for a task body's fields, so that the usual objects are
+        // built without growing (from empty, a dictionary of four members
+        // was allocated three times).
+        var members: [String: JSONValue] = [:]
+        try objectMembers { key, value in
+            if members.isEmpty { members.reserveCapacity(4) }
+            members[key] = value
+        }
+        return .object(members)
+    }
+
+    /// Reads an object from its `{`, handing over each member.
+    private mutating func objectMembers(_ member: (String, JSONValue) throws -> Void) throws {
         try enter()
         index += 1  // {
-        var members: [String: JSONValue] = [:]
         skipWhitespace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
             index += 1
             depth -= 1
-            return .object(members)
+            return
         }
         while true {
             skipWhitespace()
@@ -104,7 +140,7 @@ package struct JSONParser {
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw fail("expected ':'") }
             index += 1
-            members[key] = try value()
+            try member(key, try value())
             skipWhitespace()
             guard index < bytes.count else { throw fail("unexpected end of JSON") }
             if bytes[index] == UInt8(ascii: ",") {
@@ -112,7 +148,7 @@ package struct JSONParser {
             } else if bytes[index] == UInt8(ascii: "}") {
                 index += 1
                 depth -= 1
-                return .object(members)
+                return
             } else {
                 throw fail("expected ',' or '}'")
             }

@@ -72,28 +72,55 @@ struct TaskEnvelope: Decodable {
     /// does every body that fails to decode, so that errors are worded as
     /// before.
     private static func fastDecode(_ body: [UInt8], catalog: TaskCatalog?) -> TaskEnvelope? {
-        guard JSONDiagnostics.isValidUTF8(body), !hasUnicodeEscape(body), case .object(let fields)? = try? JSONParser.parse(body) else {
-            return nil
+        guard JSONDiagnostics.isValidUTF8(body), !hasUnicodeEscape(body) else { return nil }
+        // The envelope's fields as the parser reads them, the last of a
+        // repeated key winning (as in a parsed object); no dictionary of
+        // the body is built.
+        var fields = Fields()
+        let isObject = try? JSONParser.members(of: body) { key, value in
+            switch key {
+            case "uuid": fields.uuid = value
+            case "task_name": fields.taskName = value
+            case "priority": fields.priority = value
+            case "args": fields.args = value
+            case "kwargs": fields.kwargs = value
+            case "created_at": fields.createdAt = value
+            case "workflow": fields.workflow = value
+            default: break
+            }
         }
+        guard isObject == true else { return nil }
         return try? TaskEnvelope(fields: fields, catalog: catalog, bodySize: body.count)
+    }
+
+    /// The body's fields that the envelope reads (``EnvelopeKey``), nil when
+    /// absent.
+    private struct Fields {
+        var uuid: JSONValue?
+        var taskName: JSONValue?
+        var priority: JSONValue?
+        var args: JSONValue?
+        var kwargs: JSONValue?
+        var createdAt: JSONValue?
+        var workflow: JSONValue?
     }
 
     /// ``init(from:)`` over a parsed body, agreeing with it on every body it
     /// accepts; anything else throws (`JSONValueDecoder.Unsupported` or an
     /// error of the arguments) for `JSONDecoder` to decide. The fields are
     /// read as ``JSONValueDecoder`` read them before.
-    private init(fields: [String: JSONValue], catalog: TaskCatalog?, bodySize: Int) throws {
-        func string(_ key: EnvelopeKey) throws -> String? {
-            switch fields[key.rawValue] {
+    private init(fields: Fields, catalog: TaskCatalog?, bodySize: Int) throws {
+        func string(_ value: JSONValue?) throws -> String? {
+            switch value {
             case nil, .null?: return nil
             case .string(let text)?: return text
             default: throw JSONValueDecoder.Unsupported()
             }
         }
-        bodyUUID = try string(.uuid)
-        guard let taskName = try string(.taskName) else { throw JSONValueDecoder.Unsupported() }
+        bodyUUID = try string(fields.uuid)
+        guard let taskName = try string(fields.taskName) else { throw JSONValueDecoder.Unsupported() }
         self.taskName = taskName
-        switch fields[EnvelopeKey.priority.rawValue] {
+        switch fields.priority {
         case nil, .null?: priority = 0
         case .int(let number)?:
             guard let exact = Int(exactly: number) else { throw JSONValueDecoder.Unsupported() }
@@ -103,11 +130,11 @@ struct TaskEnvelope: Decodable {
             priority = exact
         default: throw JSONValueDecoder.Unsupported()
         }
-        switch fields[EnvelopeKey.createdAt.rawValue] {
+        switch fields.createdAt {
         case nil, .null?: bodyCreatedAt = nil
         case .some(let value): bodyCreatedAt = try JSONValueDecoder.double(value)
         }
-        switch fields[EnvelopeKey.workflow.rawValue] {
+        switch fields.workflow {
         case nil, .null?: workflow = nil
         case .some(let value):
             let userInfo: [CodingUserInfoKey: Any] = catalog.map { [Self.catalogKey: $0] } ?? [:]
@@ -119,12 +146,12 @@ struct TaskEnvelope: Decodable {
             return
         }
         var parsed = ParsedArguments(args: [], kwargs: [:], catalog: catalog, bodySize: bodySize)
-        switch fields[EnvelopeKey.args.rawValue] {
+        switch fields.args {
         case nil, .null?: break
         case .array(let values)?: parsed.args = values
         default: throw JSONValueDecoder.Unsupported()
         }
-        switch fields[EnvelopeKey.kwargs.rawValue] {
+        switch fields.kwargs {
         case nil, .null?: break
         case .object(let values)?: parsed.kwargs = values
         default: throw JSONValueDecoder.Unsupported()
