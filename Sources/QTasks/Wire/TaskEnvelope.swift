@@ -19,6 +19,10 @@ struct TaskEnvelope: Decodable {
     /// Set when the task is a step of a workflow (docs/workflows.md).
     var workflow: WorkflowContext?
 
+    /// The registered task's options (nil without a catalog, and for the
+    /// worker's own workflow start).
+    var options: TaskOptions?
+
     /// The uuid with its fallbacks filled in by ``decode(_:catalog:messageID:decoder:)``.
     var uuid: String = ""
     var createdAt: Double = 0
@@ -36,15 +40,19 @@ struct TaskEnvelope: Decodable {
     /// Decodes a body, filling `uuid` from `messageID` or a new UUID and
     /// `createdAt` with now when the body has none.
     ///
-    /// - Parameter fastPath: false reads the body with `JSONDecoder` only
-    ///   (for tests that compare the two paths).
+    /// - Parameters:
+    ///   - fastPath: false reads the body with `JSONDecoder` only (for
+    ///     tests that compare the two paths).
+    ///   - now: the time to take for a missing `created_at`, Unix seconds
+    ///     (nil: read the clock).
     /// - Throws: ``TaskInputError`` saying what is wrong with the body.
     static func decode(
         _ body: [UInt8],
         catalog: TaskCatalog?,
         messageID: String?,
         decoder: JSONDecoder? = nil,
-        fastPath: Bool = true
+        fastPath: Bool = true,
+        now: Double? = nil
     ) throws(TaskInputError) -> TaskEnvelope {
         var envelope: TaskEnvelope
         if fastPath, let fast = fastDecode(body, catalog: catalog) {
@@ -57,7 +65,7 @@ struct TaskEnvelope: Decodable {
             }
         }
         envelope.uuid = envelope.bodyUUID ?? messageID ?? TaskUUID.make()
-        envelope.createdAt = envelope.bodyCreatedAt ?? Date().timeIntervalSince1970
+        envelope.createdAt = envelope.bodyCreatedAt ?? now ?? Date().timeIntervalSince1970
         return envelope
     }
 
@@ -163,6 +171,7 @@ struct TaskEnvelope: Decodable {
         }
         guard let task = catalog.tasks[taskName] else { throw JSONValueDecoder.Unsupported() }
         call = try task.prepare(.values(parsed))
+        options = task.options
     }
 
     /// Whether `body` holds a backslash followed by `u`.
@@ -247,6 +256,7 @@ struct TaskEnvelope: Decodable {
         }
         do {
             call = try task.prepare(.container(container))
+            options = task.options
         } catch let error as TaskInputError {
             throw error.reading(uuid: uuid, taskName: taskName)
         } catch {
