@@ -12,76 +12,29 @@ public struct TaskContext: Sendable {
     @TaskLocal public static var current: TaskContext?
 
     /// The task's uuid (from the body, else the AMQP `message_id`, else new).
-    public var uuid: String { storage.uuid }
+    public let uuid: String
     /// The registered name the message asked for (`task_name`).
-    public var taskName: String { storage.taskName }
+    public let taskName: String
     /// 1 for the first run; from the `x-qtasks-attempt` header when present.
-    public var attempt: Int { storage.attempt }
+    public let attempt: Int
     /// The queue the message was consumed from.
-    public var queue: String { storage.queue }
+    public let queue: String
     /// True when the broker delivered this message before without an
     /// acknowledgement (a worker died or lost its connection mid-task).
-    public var redelivered: Bool { storage.redelivered }
+    public let redelivered: Bool
     /// The QTasks priority from the body (0 when absent).
-    public var priority: Int { storage.priority }
+    public let priority: Int
     /// When the task was created (body `created_at`, else the time the
     /// worker read it), Unix seconds.
-    public var createdAt: Double { storage.createdAt }
+    public let createdAt: Double
     /// The arguments as received, as JSON values.
-    public var arguments: TaskArguments { storage.arguments }
+    public let arguments: TaskArguments
     /// The AMQP properties of the message.
-    public var properties: MessageProperties { storage.properties }
-    private var baseLogger: Logger { storage.baseLogger }
+    public let properties: MessageProperties
+    private let baseLogger: Logger
     /// The scopes ``resolve(_:)`` uses; set by the ``TaskRunner``, nil for a
     /// context made by hand.
-    var dependencies: CallDependencies? {
-        get { storage.dependencies }
-        set {
-            let old = storage
-            storage = Storage(
-                uuid: old.uuid, taskName: old.taskName, attempt: old.attempt, queue: old.queue, redelivered: old.redelivered,
-                priority: old.priority, createdAt: old.createdAt, arguments: old.arguments, properties: old.properties,
-                baseLogger: old.baseLogger, dependencies: newValue)
-        }
-    }
-
-    /// The fields, in one shared object: a context is copied several times
-    /// per task (into the task-local, the middleware, the handler's
-    /// closure), and as a struct of a dozen strings, collections and
-    /// existentials every copy retained each of them (2 % of a no-op
-    /// task's CPU); now it retains one.
-    private var storage: Storage
-
-    private final class Storage: Sendable {
-        let uuid: String
-        let taskName: String
-        let attempt: Int
-        let queue: String
-        let redelivered: Bool
-        let priority: Int
-        let createdAt: Double
-        let arguments: TaskArguments
-        let properties: MessageProperties
-        let baseLogger: Logger
-        let dependencies: CallDependencies?
-
-        init(
-            uuid: String, taskName: String, attempt: Int, queue: String, redelivered: Bool, priority: Int, createdAt: Double,
-            arguments: TaskArguments, properties: MessageProperties, baseLogger: Logger, dependencies: CallDependencies?
-        ) {
-            self.uuid = uuid
-            self.taskName = taskName
-            self.attempt = attempt
-            self.queue = queue
-            self.redelivered = redelivered
-            self.priority = priority
-            self.createdAt = createdAt
-            self.arguments = arguments
-            self.properties = properties
-            self.baseLogger = baseLogger
-            self.dependencies = dependencies
-        }
-    }
+    var dependencies: CallDependencies?
 
     /// - Parameters:
     ///   - attempt: nil reads it from the `x-qtasks-attempt` header, else 1.
@@ -98,30 +51,16 @@ public struct TaskContext: Sendable {
         properties: MessageProperties = MessageProperties(),
         logger: Logger = Logger(label: "qtasks.task")
     ) {
-        self.init(
-            uuid: uuid, taskName: taskName, attempt: attempt, queue: queue, redelivered: redelivered, priority: priority,
-            createdAt: createdAt, arguments: arguments, properties: properties, logger: logger, dependencies: nil)
-    }
-
-    /// The context of a task call the ``TaskRunner`` runs, with its
-    /// dependency scopes.
-    init(
-        uuid: String,
-        taskName: String,
-        attempt: Int?,
-        queue: String,
-        redelivered: Bool,
-        priority: Int,
-        createdAt: Double,
-        arguments: TaskArguments,
-        properties: MessageProperties,
-        logger: Logger,
-        dependencies: CallDependencies?
-    ) {
-        storage = Storage(
-            uuid: uuid, taskName: taskName, attempt: attempt ?? Self.attempt(from: properties.headers), queue: queue,
-            redelivered: redelivered, priority: priority, createdAt: createdAt, arguments: arguments, properties: properties,
-            baseLogger: logger, dependencies: dependencies)
+        self.uuid = uuid
+        self.taskName = taskName
+        self.attempt = attempt ?? Self.attempt(from: properties.headers)
+        self.queue = queue
+        self.redelivered = redelivered
+        self.priority = priority
+        self.createdAt = createdAt
+        self.arguments = arguments
+        self.properties = properties
+        self.baseLogger = logger
     }
 
     /// A logger with `uuid` and `task` metadata.

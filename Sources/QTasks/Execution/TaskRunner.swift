@@ -247,7 +247,7 @@ public struct TaskRunner: Sendable {
         // no-op task with StreamLogHandler.
         let dependencies = CallDependencies(
             call: DependencyStore(scope: .task, logger: logger, call: (envelope.uuid, envelope.taskName)), worker: workerDependencies)
-        let context = TaskContext(
+        var context = TaskContext(
             uuid: envelope.uuid,
             taskName: envelope.taskName,
             attempt: attempt,
@@ -257,9 +257,9 @@ public struct TaskRunner: Sendable {
             createdAt: envelope.createdAt,
             arguments: envelope.call.arguments ?? TaskArguments(body: body),
             properties: properties,
-            logger: logger,
-            dependencies: dependencies
+            logger: logger
         )
+        context.dependencies = dependencies
         if let expiresAt = inbound.expiresAt, now > expiresAt {
             // Celery revokes an expired task without running it
             // (celery.worker.request.Request.revoked): a `cancel` result,
