@@ -133,6 +133,58 @@ import Testing
         }
     }
 
+    /// What the strict parse leaves to `JSONDecoder`: invalid UTF-8 (in a
+    /// string, a key, or outside strings) and `\u` escapes; plain non-ASCII
+    /// UTF-8 stays on the fast path. Either way, both paths agree.
+    @Test func invalidUTF8AndUnicodeEscapesReadAlike() async throws {
+        let catalog = try Self.app().catalog()
+        let bodies: [[UInt8]] = [
+            Array(#"{"task_name": "pair", "args": [1, "caf"#.utf8) + [0xC3] + Array(#""]}"#.utf8),
+            Array(#"{"task_name": "pair", "args": [1, "l"], "k"#.utf8) + [0xFF] + Array(#"": 1}"#.utf8),
+            Array(#"{"task_name": "pair", "args": [1, "l"]} "#.utf8) + [0xE2, 0x82],
+            Array(#"{"task_name": "pair", "args": [1, "caf\u00e9"]}"#.utf8),
+            Array(#"{"task_name": "pair", "args": [1, "\ud83d\ude00"]}"#.utf8),
+            Array(#"{"task_name": "pair", "args": [1, "\\u00e9"]}"#.utf8),
+            Array(#"{"task_name": "pair", "args": [1, "café ☕ 😀"]}"#.utf8),
+        ]
+        for bytes in bodies {
+            let text = String(decoding: bytes, as: UTF8.self)
+            for catalog in [catalog, nil] {
+                let fast = Result { () throws(TaskInputError) in try TaskEnvelope.decode(bytes, catalog: catalog, messageID: "m") }
+                let slow = Result { () throws(TaskInputError) in
+                    try TaskEnvelope.decode(bytes, catalog: catalog, messageID: "m", fastPath: false)
+                }
+                switch (fast, slow) {
+                case (.failure(let a), .failure(let b)):
+                    #expect(a == b, "\(text)")
+                case (.success(let a), .success(let b)):
+                    let fastArguments = a.call.arguments ?? TaskArguments(body: bytes)
+                    let slowArguments = b.call.arguments ?? TaskArguments(body: bytes)
+                    #expect(fastArguments.args == slowArguments.args, "\(text)")
+                    #expect(a.taskName == b.taskName, "\(text)")
+                default:
+                    Issue.record("the paths disagree on \(text)")
+                }
+            }
+        }
+    }
+
+    @Test func theStrictParseRefusesWhatItWouldRepair() throws {
+        func members(_ bytes: [UInt8], strict: Bool) -> [String: JSONValue]? {
+            var found: [String: JSONValue] = [:]
+            guard (try? JSONParser.members(of: bytes, strict: strict) { found[$0] = $1 }) == true else { return nil }
+            return found
+        }
+        let invalid = Array(#"{"a": "x"#.utf8) + [0xC3] + Array(#""}"#.utf8)
+        #expect(members(invalid, strict: true) == nil)
+        #expect(members(invalid, strict: false) == ["a": .string("x\u{FFFD}")])
+        let escaped = Array(#"{"a": "\u00e9"}"#.utf8)
+        #expect(members(escaped, strict: true) == nil)
+        #expect(members(escaped, strict: false) == ["a": "é"])
+        #expect(members(Array(#"{"a": "é\n", "b": [1]}"#.utf8), strict: true) == ["a": "é\n", "b": [1]])
+        #expect(members(Array("[1]".utf8), strict: true) == nil)
+    }
+
     @Test func errorsAreWordedAsPythonWordsThem() async throws {
         let catalog = try Self.app().catalog()
         func message(_ body: String) async -> String? {

@@ -80,12 +80,12 @@ struct TaskEnvelope: Decodable {
     /// does every body that fails to decode, so that errors are worded as
     /// before.
     private static func fastDecode(_ body: [UInt8], catalog: TaskCatalog?) -> TaskEnvelope? {
-        guard JSONDiagnostics.isValidUTF8(body), !hasUnicodeEscape(body) else { return nil }
         // The envelope's fields as the parser reads them, the last of a
         // repeated key winning (as in a parsed object); no dictionary of
-        // the body is built.
+        // the body is built. Strict: invalid UTF-8 and \u escapes fail
+        // here, for JSONDecoder to read.
         var fields = Fields()
-        let isObject = try? JSONParser.members(of: body) { key, value in
+        let isObject = try? JSONParser.members(of: body, strict: true) { key, value in
             switch key {
             case "uuid": fields.uuid = value
             case "task_name": fields.taskName = value
@@ -172,21 +172,6 @@ struct TaskEnvelope: Decodable {
         guard let task = catalog.tasks[taskName] else { throw JSONValueDecoder.Unsupported() }
         call = try task.prepare(.values(parsed))
         options = task.options
-    }
-
-    /// Whether `body` holds a backslash followed by `u`.
-    private static func hasUnicodeEscape(_ body: [UInt8]) -> Bool {
-        body.withUnsafeBufferPointer { bytes in
-            guard let start = bytes.baseAddress else { return false }
-            var index = 0
-            while index < bytes.count - 1 {
-                guard let found = memchr(start + index, 0x5C, bytes.count - 1 - index) else { return false }
-                index = UnsafePointer(found.assumingMemoryBound(to: UInt8.self)) - start
-                if bytes[index + 1] == UInt8(ascii: "u") { return true }
-                index += 2
-            }
-            return false
-        }
     }
 
     private static func explain(_ error: any Error, body: [UInt8]) -> TaskInputError {
