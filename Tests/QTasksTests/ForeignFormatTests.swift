@@ -43,6 +43,27 @@ import Testing
         #expect(WireFormat(detecting: none, body: Self.bytes(#"{"labels": "#)) == .qtasks)
     }
 
+    /// The scan that decides whether a body needs parsing to tell its
+    /// format: the same answer as a plain search for either key, at every
+    /// position, the ends and near-misses included.
+    @Test func foreignKeyScanFindsTheKeysAnywhere() {
+        func naive(_ body: [UInt8]) -> Bool {
+            for key in [Array(#""actor_name""#.utf8), Array(#""labels""#.utf8)] where body.count >= key.count {
+                for start in 0...(body.count - key.count) where Array(body[start..<start + key.count]) == key { return true }
+            }
+            return false
+        }
+        let bodies = [
+            "", "\"", #""labels""#, #""actor_name""#, #""labels"#, #""actor_nam""#, #"x"labels""#, #"{"a": "actor_name"}"#,
+            #"{"task_name": "t", "args": []}"#, #"{"x": 1, "labels"#, #"{"x": 1, "actor_name"#, #"{"x": 1, "actor_name""#,
+            #""la""labels""#, #"""actor_name": 1}"#, #"{"lab": 1, "label": 2, "labels_types": 3}"#, #"{"y": "a", "l": "l"}"#,
+        ]
+        for body in bodies {
+            let bytes = Array(body.utf8)
+            #expect(WireFormat.mayBeForeign(bytes) == naive(bytes), "\(body)")
+        }
+    }
+
     /// The name and uuid each format carries, as `qtasks dlq list` shows
     /// them: Celery's headers, Dramatiq's `actor_name`/`message_id`,
     /// Taskiq's `task_id` (not the AMQP `message_id` aio-pika sets).

@@ -3,15 +3,23 @@ import Synchronization
 
 /// A task's arguments exactly as the message carried them, as JSON values.
 ///
-/// For tasks with typed parameters the values are decoded from the body
-/// only on first access (the typed decoding does not build them); for tasks
-/// that take only the context they come decoded already.
+/// The worker's parser reads them with the rest of the body, once; when a
+/// body goes to `JSONDecoder` instead (a `\u` escape, invalid UTF-8, a
+/// value that parser does not decide), a typed task's arguments are parsed
+/// from the body only on first access.
 public struct TaskArguments: Sendable {
     private let storage: Storage
 
     /// Arguments given as values.
     public init(args: [JSONValue], kwargs: [String: JSONValue]) {
-        storage = .decoded(args, kwargs)
+        storage = .decoded(args, kwargs, sourceSize: nil)
+    }
+
+    /// Arguments already read from a task message body of `sourceSize`
+    /// bytes (the worker parsed the body once, for the envelope and the
+    /// arguments alike).
+    init(args: [JSONValue], kwargs: [String: JSONValue], sourceSize: Int) {
+        storage = .decoded(args, kwargs, sourceSize: sourceSize)
     }
 
     /// Arguments to be read from a task message body on first access.
@@ -22,7 +30,7 @@ public struct TaskArguments: Sendable {
     /// Positional arguments (`args`); empty when absent.
     public var args: [JSONValue] {
         switch storage {
-        case .decoded(let args, _): return args
+        case .decoded(let args, _, _): return args
         case .lazy(let body): return body.values.args
         }
     }
@@ -30,24 +38,24 @@ public struct TaskArguments: Sendable {
     /// Keyword arguments (`kwargs`); empty when absent.
     public var kwargs: [String: JSONValue] {
         switch storage {
-        case .decoded(_, let kwargs): return kwargs
+        case .decoded(_, let kwargs, _): return kwargs
         case .lazy(let body): return body.values.kwargs
         }
     }
 
-    /// The size of the message body the arguments are read from, in bytes;
+    /// The size of the message body the arguments were read from, in bytes;
     /// nil for arguments given as values. Their JSON text is never much
     /// longer than the body that carried it (JSONValue writes no escape a
     /// valid body did not already have).
     var bodySize: Int? {
         switch storage {
-        case .decoded: return nil
+        case .decoded(_, _, let size): return size
         case .lazy(let body): return body.size
         }
     }
 
     private enum Storage: Sendable {
-        case decoded([JSONValue], [String: JSONValue])
+        case decoded([JSONValue], [String: JSONValue], sourceSize: Int?)
         case lazy(LazyBody)
     }
 

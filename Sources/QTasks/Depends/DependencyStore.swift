@@ -221,6 +221,22 @@ final class DependencyStore: Sendable {
         return await Self.tearDown(setups, outcome: outcome, logger: logger, call: call)
     }
 
+    /// ``close(_:reason:)`` for a store that nothing was set up in and
+    /// nothing is being created in (most task calls resolve nothing): done
+    /// at once under the lock, with no suspension and no teardown task.
+    ///
+    /// - Returns: false, having changed nothing, when the store has
+    ///   something to tear down or wait for: call ``close(_:reason:)``.
+    func closeIfUnused(_ outcome: DependencyOutcome, reason: String) -> Bool {
+        state.withLock { state in
+            guard state.creating.isEmpty, state.setups.isEmpty, state.drained == nil else { return false }
+            state.closedReason = state.closedReason ?? reason
+            state.drained = outcome
+            state.ready = [:]
+            return true
+        }
+    }
+
     private func removeEdge(from waiter: DependencyKey?, to key: DependencyKey) {
         guard let waiter else { return }
         state.withLock { state in

@@ -209,8 +209,9 @@ public struct TaskRunner: Sendable {
             attempt = retries < Int.max ? retries + 1 : retries
         }
         let envelope: TaskEnvelope
+        let now = Date().timeIntervalSince1970
         do {
-            envelope = try TaskEnvelope.decode(body, catalog: catalog, messageID: properties.messageID, decoder: decoder)
+            envelope = try TaskEnvelope.decode(body, catalog: catalog, messageID: properties.messageID, decoder: decoder, now: now)
         } catch {
             // An unknown task or wrong arguments in a workflow step: the
             // workflow learns that the step failed (docs/workflows.md).
@@ -218,7 +219,6 @@ public struct TaskRunner: Sendable {
                 outcome: rejection(error, properties: properties, attempt: attempt, span: span),
                 workflow: WorkflowContext.peek(in: body))
         }
-        let now = Date().timeIntervalSince1970
         if let notBefore = inbound.notBefore, notBefore > now + Self.earlinessTolerance {
             // The worker defers such a message through the broker before
             // it gets here (Worker+Scheduling); only a broker that cannot
@@ -270,7 +270,7 @@ public struct TaskRunner: Sendable {
                 context, .cancel, traceback: CeleryResult.revokedPrefix + "expired at \(ISOTime.text(expiresAt))")))
         }
         let call = envelope.call
-        let options = catalog.tasks[envelope.taskName]?.options ?? TaskOptions()
+        let options = envelope.options ?? TaskOptions()
         // The producer's limit for this message wins, as Celery's
         // `time_limit` option does over the task's own.
         let timeLimit: Duration? = if let sent = inbound.timeLimit { sent }
@@ -379,10 +379,15 @@ public struct TaskRunner: Sendable {
                 ending = .error(error)
             }
         }
-        // Teardowns see the task's context too (TaskContext.current).
-        let teardownError = await TaskContext.$current.withValue(context) {
-            await dependencies.call.close(ending, reason: "the task call has ended")
-        }
+        // Teardowns see the task's context too (TaskContext.current); a
+        // call that resolved nothing has none to run, and is closed without
+        // binding the context again.
+        let teardownError: DependencyError? =
+            if dependencies.call.closeIfUnused(ending, reason: Self.callEnded) { nil } else {
+                await TaskContext.$current.withValue(context) {
+                    await dependencies.call.close(ending, reason: Self.callEnded)
+                }
+            }
         if case .completed = outcome, let teardownError {
             span?.recordError(teardownError)
             let failure = TaskFailure(teardownError)
@@ -394,6 +399,8 @@ public struct TaskRunner: Sendable {
             outcome: outcome, transientRetry: transientRetry, workflow: workflow, deduplicated: deduplicated,
             acknowledgedOnStart: acknowledged)
     }
+
+    private static let callEnded = "the task call has ended"
 
     /// How long a delivery of a workflow step waits while another delivery
     /// of the same step runs.

@@ -18,9 +18,13 @@ package struct JSONParser {
     private var index = 0
     private var depth = 0
     private static let maxDepth = 512
+    /// Refuse, rather than repair or decode, invalid UTF-8 and `\u`
+    /// escapes (``members(of:strict:_:)``).
+    private let strict: Bool
 
-    private init(_ bytes: UnsafeBufferPointer<UInt8>) {
+    private init(_ bytes: UnsafeBufferPointer<UInt8>, strict: Bool = false) {
         self.bytes = bytes
+        self.strict = strict
     }
 
     /// The value of a whole JSON text.
@@ -35,6 +39,38 @@ package struct JSONParser {
         return try Array(text).withUnsafeBufferPointer { buffer in
             var parser = JSONParser(buffer)
             return try parser.document()
+        }
+    }
+
+    /// The members of a whole JSON text that is an object, handed to
+    /// `member` in order as they are read (a repeated key each time),
+    /// without building the object: for a reader that wants a few known
+    /// keys (the worker's task envelope), a dictionary of them costs more
+    /// than the parse.
+    ///
+    /// - Parameter strict: also fail on invalid UTF-8 (anywhere: outside
+    ///   strings any byte over 0x7F is a syntax error anyway) and on any
+    ///   `\u` escape, instead of repairing and decoding them: the
+    ///   worker's task envelope leaves such bodies to `JSONDecoder`, and
+    ///   checking here saves it two passes over every body (one of them
+    ///   building a `String` of the whole body).
+    /// - Returns: false, having called `member` for none, when the text is
+    ///   valid JSON of another kind.
+    /// - Throws: ``Failure`` as ``parse(_:)`` does, or what `member` throws.
+    package static func members(
+        of text: [UInt8], strict: Bool = false, _ member: (String, JSONValue) throws -> Void
+    ) throws -> Bool {
+        try text.withUnsafeBufferPointer { buffer in
+            var parser = JSONParser(buffer, strict: strict)
+            parser.skipWhitespace()
+            guard parser.index < buffer.count, buffer[parser.index] == UInt8(ascii: "{") else {
+                _ = try parser.document()
+                return false
+            }
+            try parser.objectMembers(member)
+            parser.skipWhitespace()
+            guard parser.index == buffer.count else { throw parser.fail("text after the JSON value") }
+            return true
         }
     }
 
@@ -88,14 +124,26 @@ package struct JSONParser {
     }
 
     private mutating func object() throws -> JSONValue {
+        // Room for a task body's fields, so that the usual objects are
+        // built without growing (from empty, a dictionary of four members
+        // was allocated three times).
+        var members: [String: JSONValue] = [:]
+        try objectMembers { key, value in
+            if members.isEmpty { members.reserveCapacity(4) }
+            members[key] = value
+        }
+        return .object(members)
+    }
+
+    /// Reads an object from its `{`, handing over each member.
+    private mutating func objectMembers(_ member: (String, JSONValue) throws -> Void) throws {
         try enter()
         index += 1  // {
-        var members: [String: JSONValue] = [:]
         skipWhitespace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
             index += 1
             depth -= 1
-            return .object(members)
+            return
         }
         while true {
             skipWhitespace()
@@ -104,7 +152,7 @@ package struct JSONParser {
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw fail("expected ':'") }
             index += 1
-            members[key] = try value()
+            try member(key, try value())
             skipWhitespace()
             guard index < bytes.count else { throw fail("unexpected end of JSON") }
             if bytes[index] == UInt8(ascii: ",") {
@@ -112,7 +160,7 @@ package struct JSONParser {
             } else if bytes[index] == UInt8(ascii: "}") {
                 index += 1
                 depth -= 1
-                return .object(members)
+                return
             } else {
                 throw fail("expected ',' or '}'")
             }
@@ -176,15 +224,18 @@ package struct JSONParser {
         index += 1  // opening quote
         let start = index
         // Fast path: no escapes.
+        var bits: UInt8 = 0  // any byte over 0x7F sets the high bit
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
-                let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+                let utf8 = UnsafeBufferPointer(rebasing: bytes[start..<index])
+                let text = bits < 0x80 ? String(decoding: utf8, as: UTF8.self) : try makeString(utf8)
                 index += 1
                 return text
             }
             if byte == UInt8(ascii: "\\") { break }
             if byte < 0x20 { throw fail("control character in a string") }
+            bits |= byte
             index += 1
         }
         var scratch = Array(UnsafeBufferPointer(rebasing: bytes[start..<index]))
@@ -193,7 +244,7 @@ package struct JSONParser {
             switch byte {
             case UInt8(ascii: "\""):
                 index += 1
-                return String(decoding: scratch, as: UTF8.self)
+                return try scratch.withUnsafeBufferPointer { try makeString($0) }
             case UInt8(ascii: "\\"):
                 index += 1
                 guard index < bytes.count else { throw fail("unexpected end of JSON") }
@@ -209,6 +260,7 @@ package struct JSONParser {
                 case UInt8(ascii: "r"): scratch.append(0x0D)
                 case UInt8(ascii: "t"): scratch.append(0x09)
                 case UInt8(ascii: "u"):
+                    if strict { throw fail("\\u escape (strict)") }
                     var scalar = try hex4()
                     if (0xD800..<0xDC00).contains(scalar) {
                         // A high surrogate: its low half must follow.
@@ -234,6 +286,15 @@ package struct JSONParser {
             }
         }
         throw fail("unterminated string")
+    }
+
+    /// A string's bytes as a `String`: repaired as `String(decoding:as:)`
+    /// does, or, strict, refused when they are not valid UTF-8 (ASCII
+    /// needs no check: the caller skips this for it).
+    private func makeString(_ utf8: UnsafeBufferPointer<UInt8>) throws -> String {
+        guard strict else { return String(decoding: utf8, as: UTF8.self) }
+        guard let text = String(validating: utf8, as: UTF8.self) else { throw fail("invalid UTF-8 (strict)") }
+        return text
     }
 
     private mutating func hex4() throws -> UInt32 {

@@ -1,8 +1,42 @@
+/// Where a task's arguments are read from: the body's top-level container
+/// (the `JSONDecoder` path, whose errors are the ones shown), or the values
+/// ``JSONParser`` already read (the worker's fast path, which only has to
+/// agree with that path on success: any failure there falls back to it).
+enum ArgumentSource {
+    case container(KeyedDecodingContainer<EnvelopeKey>)
+    case values(ParsedArguments)
+}
+
+/// `args` and `kwargs` as ``JSONParser`` read them (absent or null: empty),
+/// and what the decoders of the parameter types see.
+struct ParsedArguments {
+    var args: [JSONValue]
+    var kwargs: [String: JSONValue]
+    /// The catalog, for the `userInfo` of the `Decoder` that user types
+    /// read (the same as `JSONDecoder`'s on the other path).
+    var catalog: TaskCatalog?
+    /// The body's size in bytes (``TaskArguments``).
+    var bodySize: Int
+
+    /// The arguments as the handler's context shows them.
+    var taskArguments: TaskArguments {
+        TaskArguments(args: args, kwargs: kwargs, sourceSize: bodySize)
+    }
+}
+
 /// Reads a task's arguments, one parameter at a time, from the body's `args`
 /// and `kwargs`, with Python's call semantics: positional first, then by
 /// name; an omitted `Optional` parameter is nil; too many positional
 /// arguments, unknown or duplicate keyword arguments and missing ones are
 /// errors worded like Python's.
+///
+/// Two sources (``ArgumentSource``): Codable containers from `JSONDecoder`,
+/// or the parsed values, read without any container (opening `args` and
+/// `kwargs` through containers was half of a task's decoding). On the
+/// values, every failure is `JSONValueDecoder.Unsupported` or the same
+/// ``TaskInputError`` as on containers; the caller then reads the body
+/// again through `JSONDecoder`, whose error is the one shown, worded as it
+/// always was.
 ///
 /// A class because parameter-pack expansion calls ``next(_:)`` once per
 /// parameter and each call advances the shared position.
@@ -12,6 +46,8 @@ final class ArgumentReader {
     private var positional: UnkeyedDecodingContainer?
     private let positionalCount: Int
     private let keywords: KeyedDecodingContainer<ArgumentKey>?
+    /// The fast path's values (nil: read from the containers above).
+    private let values: ParsedArguments?
     private var position = 0
     /// The task's arguments are secret (``TaskOptions/recordsArguments``
     /// false): errors name the kind of a wrong value, never the value, since
@@ -23,42 +59,78 @@ final class ArgumentReader {
     /// type errors (as in Python).
     ///
     /// - Throws: ``TaskInputError``.
-    init(
+    convenience init(
         taskName: String,
         parameterNames names: [String]?,
         parameterCount count: Int,
         container: KeyedDecodingContainer<EnvelopeKey>,
         secretArguments: Bool = false
     ) throws {
+        try self.init(
+            taskName: taskName, parameterNames: names, parameterCount: count, source: .container(container),
+            secretArguments: secretArguments)
+    }
+
+    /// The same, from either source.
+    ///
+    /// - Throws: ``TaskInputError``; for parsed values, also
+    ///   `JSONValueDecoder.Unsupported`.
+    init(
+        taskName: String,
+        parameterNames names: [String]?,
+        parameterCount count: Int,
+        source: ArgumentSource,
+        secretArguments: Bool = false
+    ) throws {
         self.taskName = taskName
         self.names = names
         self.secretArguments = secretArguments
-        if Self.isPresent(.args, in: container) {
-            do {
-                positional = try container.nestedUnkeyedContainer(forKey: .args)
-            } catch {
-                throw Self.fieldError(.args, "a JSON array", in: container)
-            }
-        }
-        positionalCount = positional?.count ?? 0
-        if Self.isPresent(.kwargs, in: container) {
-            do {
-                keywords = try container.nestedContainer(keyedBy: ArgumentKey.self, forKey: .kwargs)
-            } catch {
-                throw Self.fieldError(.kwargs, "a JSON object", in: container)
-            }
-        } else {
+        switch source {
+        case .values(let parsed):
+            values = parsed
+            positional = nil
             keywords = nil
+            positionalCount = parsed.args.count
+            try Self.checkArity(taskName, names: names, count: count, given: positionalCount, keywords: parsed.kwargs.keys)
+            return
+        case .container(let container):
+            values = nil
+            if Self.isPresent(.args, in: container) {
+                do {
+                    positional = try container.nestedUnkeyedContainer(forKey: .args)
+                } catch {
+                    throw Self.fieldError(.args, "a JSON array", in: container)
+                }
+            }
+            positionalCount = positional?.count ?? 0
+            if Self.isPresent(.kwargs, in: container) {
+                do {
+                    keywords = try container.nestedContainer(keyedBy: ArgumentKey.self, forKey: .kwargs)
+                } catch {
+                    throw Self.fieldError(.kwargs, "a JSON object", in: container)
+                }
+            } else {
+                keywords = nil
+            }
+            try Self.checkArity(
+                taskName, names: names, count: count, given: positionalCount, keywords: (keywords?.allKeys ?? []).lazy.map(\.stringValue))
         }
+    }
 
+    /// Too many positional arguments, then the keyword arguments in sorted
+    /// order (so that the error names the same key every time): unknown,
+    /// or given positionally too.
+    private static func checkArity(
+        _ taskName: String, names: [String]?, count: Int, given positionalCount: Int, keywords: some Collection<String>
+    ) throws {
         if positionalCount > count {
             throw TaskInputError(
                 .invalidArguments,
                 "\(taskName)() takes \(count) argument\(count == 1 ? "" : "s") but \(positionalCount) \(positionalCount == 1 ? "was" : "were") given"
             )
         }
-        // Sorted so that the error names the same key every time.
-        for key in (keywords?.allKeys ?? []).map(\.stringValue).sorted() {
+        guard !keywords.isEmpty else { return }
+        for key in keywords.sorted() {
             guard let index = names?.firstIndex(of: key) else {
                 throw TaskInputError(.invalidArguments, "\(taskName)() got an unexpected keyword argument '\(key)'")
             }
@@ -66,6 +138,12 @@ final class ArgumentReader {
                 throw TaskInputError(.invalidArguments, "\(taskName)() got multiple values for argument '\(key)'")
             }
         }
+    }
+
+    /// Whether a call given `args` and `kwargs` (parsed) fits a handler of
+    /// no parameters: then it needs no reader at all.
+    static func fitsNoParameters(_ parsed: ParsedArguments) -> Bool {
+        parsed.args.isEmpty && parsed.kwargs.isEmpty
     }
 
     /// Decodes the next parameter.
@@ -76,6 +154,9 @@ final class ArgumentReader {
         let index = position
         position += 1
         let name = names?[index]
+        if let values {
+            return try next(Value.self, index: index, name: name, from: values)
+        }
         if index < positionalCount, var container = positional {
             defer { positional = container }
             do {
@@ -100,6 +181,26 @@ final class ArgumentReader {
         let label = name.map { "'\($0)' (position \(index + 1))" } ?? "at position \(index + 1)"
         throw TaskInputError(.invalidArguments, "\(taskName)() missing argument \(label) of type \(DecodingErrorText.typeName(Value.self))")
     }
+
+    /// ``next(_:)`` on the parsed values: each value through
+    /// ``JSONValueDecoder``, as the containers over them did; any error is
+    /// left to the `JSONDecoder` path to word.
+    private func next<Value: Decodable>(_ type: Value.Type, index: Int, name: String?, from values: ParsedArguments) throws -> Value {
+        let value: JSONValue
+        if index < values.args.count {
+            value = values.args[index]
+        } else if let name, let keyword = values.kwargs[name] {
+            value = keyword
+        } else if let optional = Value.self as? any OptionalParameter.Type {
+            return optional.omitted as! Value
+        } else {
+            throw JSONValueDecoder.Unsupported()
+        }
+        return try JSONValueDecoder.decode(Value.self, from: value, codingPath: [], userInfo: userInfo)
+    }
+
+    /// What `JSONDecoder` gives the decoders of parameter types: the catalog.
+    private lazy var userInfo: [CodingUserInfoKey: Any] = values?.catalog.map { [TaskEnvelope.catalogKey: $0] } ?? [:]
 
     private func mismatch(
         _ type: Any.Type,

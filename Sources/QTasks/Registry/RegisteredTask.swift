@@ -7,8 +7,10 @@ struct RegisteredTask: Sendable {
     var parameterCount: Int
     /// Retry policy and time limit given at registration.
     var options: TaskOptions = TaskOptions()
-    /// Decodes `args`/`kwargs` from the body's top-level container.
+    /// Decodes `args`/`kwargs` from the body's top-level container or from
+    /// the values the parser read (``ArgumentSource``).
     /// Throws ``TaskInputError`` (or a `DecodingError`, which the caller
-    /// words as an argument error).
-    var prepare: @Sendable (KeyedDecodingContainer<EnvelopeKey>) throws -> PreparedCall
+    /// words as an argument error; from parsed values, any error means
+    /// "read it through `JSONDecoder`").
+    var prepare: @Sendable (ArgumentSource) throws -> PreparedCall
 }

@@ -156,18 +156,19 @@ public final class TaskApp: Sendable {
         bind: @escaping Binder
     ) throws {
         if acceptsAnyArguments {
-            // Only the context: any arguments, handed over raw.
-            try add(name, parameters: parameters, options: options, count: 0, acceptsAnyArguments: true) { container in
-                let arguments = try ArgumentReader.raw(from: container)
-                return PreparedCall(arguments: arguments, run: try bind(nil))
+            // Only the context: any arguments, handed over raw. Binding no
+            // parameters reads nothing: done once, not per task.
+            let run = try bind(nil)
+            try add(name, parameters: parameters, options: options, count: 0, acceptsAnyArguments: true) { source in
+                switch source {
+                case .container(let container):
+                    return PreparedCall(arguments: try ArgumentReader.raw(from: container), run: run)
+                case .values(let parsed):
+                    return PreparedCall(arguments: parsed.taskArguments, run: run)
+                }
             }
         } else {
-            try add(name, parameters: parameters, options: options, count: count, acceptsAnyArguments: false) { container in
-                let reader = try ArgumentReader(
-                    taskName: name, parameterNames: parameters, parameterCount: count, container: container,
-                    secretArguments: !options.recordsArguments)
-                return PreparedCall(arguments: nil, run: try bind(reader))
-            }
+            try addTyped(name, parameters: parameters, options: options, count: count) { try bind($0) }
         }
     }
 
@@ -180,18 +181,30 @@ public final class TaskApp: Sendable {
     /// Adds a task whose handler takes exactly `count` arguments, the
     /// context-only form included (typed definitions: no arguments means
     /// none, not any).
+    ///
+    /// `bind` gets nil, and is called once at registration, when there are
+    /// no parameters: a call without arguments then costs no reader and no
+    /// binding per task.
     func addTyped(
         _ name: String,
         parameters: [String]?,
         options: TaskOptions,
         count: Int,
-        bind: @escaping @Sendable (ArgumentReader) throws -> @Sendable (TaskContext) async throws -> JSONValue
+        bind: @escaping @Sendable (ArgumentReader?) throws -> @Sendable (TaskContext) async throws -> JSONValue
     ) throws {
-        try add(name, parameters: parameters, options: options, count: count, acceptsAnyArguments: false) { container in
+        let secret = !options.recordsArguments
+        let unbound = count == 0 ? try bind(nil) : nil
+        try add(name, parameters: parameters, options: options, count: count, acceptsAnyArguments: false) { source in
+            if case .values(let parsed) = source, let unbound, ArgumentReader.fitsNoParameters(parsed) {
+                return PreparedCall(arguments: parsed.taskArguments, run: unbound)
+            }
             let reader = try ArgumentReader(
-                taskName: name, parameterNames: parameters, parameterCount: count, container: container,
-                secretArguments: !options.recordsArguments)
-            return PreparedCall(arguments: nil, run: try bind(reader))
+                taskName: name, parameterNames: parameters, parameterCount: count, source: source, secretArguments: secret)
+            let run = try bind(reader)
+            if case .values(let parsed) = source {
+                return PreparedCall(arguments: parsed.taskArguments, run: run)
+            }
+            return PreparedCall(arguments: nil, run: run)
         }
     }
 
@@ -206,7 +219,7 @@ public final class TaskApp: Sendable {
         options: TaskOptions,
         count: Int,
         acceptsAnyArguments: Bool,
-        prepare: @escaping @Sendable (KeyedDecodingContainer<EnvelopeKey>) throws -> PreparedCall
+        prepare: @escaping @Sendable (ArgumentSource) throws -> PreparedCall
     ) throws {
         if let parameters {
             if parameters.count != count && !acceptsAnyArguments {

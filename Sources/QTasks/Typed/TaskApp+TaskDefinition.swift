@@ -78,7 +78,7 @@ extension TaskApp {
             task.name, parameters: task.parameterNames, options: task.options,
             count: Self.count(repeat (each Argument).self)
         ) { reader in
-            let values = (repeat try reader.next((each Argument).self))
+            let values = (repeat try reader!.next((each Argument).self))
             return { context in try JSONValue(encoding: try await handler(context, repeat each values)) }
         }
     }

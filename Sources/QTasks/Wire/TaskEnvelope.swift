@@ -1,12 +1,13 @@
 import Foundation
 
 /// A task message decoded for running: the header fields plus the
-/// arguments already decoded into the handler's parameter types, all in one
-/// `JSONDecoder` pass over the body.
+/// arguments already decoded into the handler's parameter types.
 ///
-/// The handler is looked up by `task_name` inside `init(from:)` (the
-/// catalog travels in `userInfo`), so the arguments are decoded straight
-/// from the parsed body with no intermediate `JSONValue` tree.
+/// Two paths: the worker's own parser (``JSONParser``) and the values it
+/// read, for the bodies it is sure to read as `JSONDecoder` does; and
+/// `JSONDecoder` through `init(from:)` for the rest and for every error
+/// (the handler is looked up by `task_name` inside `init(from:)`, the
+/// catalog travelling in `userInfo`).
 struct TaskEnvelope: Decodable {
     /// The body's `uuid`, nil when absent.
     var bodyUUID: String?
@@ -17,6 +18,10 @@ struct TaskEnvelope: Decodable {
     var call: PreparedCall
     /// Set when the task is a step of a workflow (docs/workflows.md).
     var workflow: WorkflowContext?
+
+    /// The registered task's options (nil without a catalog, and for the
+    /// worker's own workflow start).
+    var options: TaskOptions?
 
     /// The uuid with its fallbacks filled in by ``decode(_:catalog:messageID:decoder:)``.
     var uuid: String = ""
@@ -35,15 +40,22 @@ struct TaskEnvelope: Decodable {
     /// Decodes a body, filling `uuid` from `messageID` or a new UUID and
     /// `createdAt` with now when the body has none.
     ///
+    /// - Parameters:
+    ///   - fastPath: false reads the body with `JSONDecoder` only (for
+    ///     tests that compare the two paths).
+    ///   - now: the time to take for a missing `created_at`, Unix seconds
+    ///     (nil: read the clock).
     /// - Throws: ``TaskInputError`` saying what is wrong with the body.
     static func decode(
         _ body: [UInt8],
         catalog: TaskCatalog?,
         messageID: String?,
-        decoder: JSONDecoder? = nil
+        decoder: JSONDecoder? = nil,
+        fastPath: Bool = true,
+        now: Double? = nil
     ) throws(TaskInputError) -> TaskEnvelope {
         var envelope: TaskEnvelope
-        if let fast = fastDecode(body, userInfo: decoder?.userInfo ?? catalog.map { [catalogKey: $0] } ?? [:]) {
+        if fastPath, let fast = fastDecode(body, catalog: catalog) {
             envelope = fast
         } else {
             do {
@@ -53,37 +65,113 @@ struct TaskEnvelope: Decodable {
             }
         }
         envelope.uuid = envelope.bodyUUID ?? messageID ?? TaskUUID.make()
-        envelope.createdAt = envelope.bodyCreatedAt ?? Date().timeIntervalSince1970
+        envelope.createdAt = envelope.bodyCreatedAt ?? now ?? Date().timeIntervalSince1970
         return envelope
     }
 
-    /// The body read by ``JSONParser`` and ``JSONValueDecoder`` (a quarter of
-    /// a no-op task's CPU went to `JSONDecoder`), or nil when that path
-    /// cannot be sure to read it as `JSONDecoder` does: then `JSONDecoder`
-    /// reads it, and its value or error is the one used. Bodies with
-    /// invalid UTF-8 or a `\u` escape always go to `JSONDecoder` (the
-    /// parser repairs what `JSONDecoder` refuses); so does every body that
-    /// fails to decode, so that errors are worded as before.
-    private static func fastDecode(_ body: [UInt8], userInfo: [CodingUserInfoKey: Any]) -> TaskEnvelope? {
-        guard JSONDiagnostics.isValidUTF8(body), !hasUnicodeEscape(body), let value = try? JSONParser.parse(body) else {
-            return nil
+    /// The body read by ``JSONParser`` and taken from its values directly,
+    /// with no `Decoder` and no Codable containers for the envelope or the
+    /// arguments (a quarter of a no-op task's CPU went to `JSONDecoder`, and
+    /// then half of what was left to those containers); or nil when that
+    /// path cannot be sure to read it as `JSONDecoder` does: then
+    /// `JSONDecoder` reads it, and its value or error is the one used.
+    /// Bodies with invalid UTF-8 or a `\u` escape always go to
+    /// `JSONDecoder` (the parser repairs what `JSONDecoder` refuses); so
+    /// does every body that fails to decode, so that errors are worded as
+    /// before.
+    private static func fastDecode(_ body: [UInt8], catalog: TaskCatalog?) -> TaskEnvelope? {
+        // The envelope's fields as the parser reads them, the last of a
+        // repeated key winning (as in a parsed object); no dictionary of
+        // the body is built. Strict: invalid UTF-8 and \u escapes fail
+        // here, for JSONDecoder to read.
+        var fields = Fields()
+        let isObject = try? JSONParser.members(of: body, strict: true) { key, value in
+            switch key {
+            case "uuid": fields.uuid = value
+            case "task_name": fields.taskName = value
+            case "priority": fields.priority = value
+            case "args": fields.args = value
+            case "kwargs": fields.kwargs = value
+            case "created_at": fields.createdAt = value
+            case "workflow": fields.workflow = value
+            default: break
+            }
         }
-        return try? TaskEnvelope(from: JSONValueDecoder(value, userInfo: userInfo))
+        guard isObject == true else { return nil }
+        return try? TaskEnvelope(fields: fields, catalog: catalog, bodySize: body.count)
     }
 
-    /// Whether `body` holds a backslash followed by `u`.
-    private static func hasUnicodeEscape(_ body: [UInt8]) -> Bool {
-        body.withUnsafeBufferPointer { bytes in
-            guard let start = bytes.baseAddress else { return false }
-            var index = 0
-            while index < bytes.count - 1 {
-                guard let found = memchr(start + index, 0x5C, bytes.count - 1 - index) else { return false }
-                index = UnsafePointer(found.assumingMemoryBound(to: UInt8.self)) - start
-                if bytes[index + 1] == UInt8(ascii: "u") { return true }
-                index += 2
+    /// The body's fields that the envelope reads (``EnvelopeKey``), nil when
+    /// absent.
+    private struct Fields {
+        var uuid: JSONValue?
+        var taskName: JSONValue?
+        var priority: JSONValue?
+        var args: JSONValue?
+        var kwargs: JSONValue?
+        var createdAt: JSONValue?
+        var workflow: JSONValue?
+    }
+
+    /// ``init(from:)`` over a parsed body, agreeing with it on every body it
+    /// accepts; anything else throws (`JSONValueDecoder.Unsupported` or an
+    /// error of the arguments) for `JSONDecoder` to decide. The fields are
+    /// read as ``JSONValueDecoder`` read them before.
+    private init(fields: Fields, catalog: TaskCatalog?, bodySize: Int) throws {
+        func string(_ value: JSONValue?) throws -> String? {
+            switch value {
+            case nil, .null?: return nil
+            case .string(let text)?: return text
+            default: throw JSONValueDecoder.Unsupported()
             }
-            return false
         }
+        bodyUUID = try string(fields.uuid)
+        guard let taskName = try string(fields.taskName) else { throw JSONValueDecoder.Unsupported() }
+        self.taskName = taskName
+        switch fields.priority {
+        case nil, .null?: priority = 0
+        case .int(let number)?:
+            guard let exact = Int(exactly: number) else { throw JSONValueDecoder.Unsupported() }
+            priority = exact
+        case .double(let number)?:
+            guard let exact = Int(exactly: number) else { throw JSONValueDecoder.Unsupported() }
+            priority = exact
+        default: throw JSONValueDecoder.Unsupported()
+        }
+        switch fields.createdAt {
+        case nil, .null?: bodyCreatedAt = nil
+        case .some(let value): bodyCreatedAt = try JSONValueDecoder.double(value)
+        }
+        switch fields.workflow {
+        case nil, .null?: workflow = nil
+        case .some(let value):
+            let userInfo: [CodingUserInfoKey: Any] = catalog.map { [Self.catalogKey: $0] } ?? [:]
+            workflow = try JSONValueDecoder.decode(WorkflowContext.self, from: value, codingPath: [], userInfo: userInfo)
+        }
+        if taskName == WorkflowContext.startTaskName {
+            guard workflow?.start != nil else { throw JSONValueDecoder.Unsupported() }
+            call = PreparedCall(arguments: TaskArguments(args: [], kwargs: [:]), run: { _ in .null })
+            return
+        }
+        var parsed = ParsedArguments(args: [], kwargs: [:], catalog: catalog, bodySize: bodySize)
+        switch fields.args {
+        case nil, .null?: break
+        case .array(let values)?: parsed.args = values
+        default: throw JSONValueDecoder.Unsupported()
+        }
+        switch fields.kwargs {
+        case nil, .null?: break
+        case .object(let values)?: parsed.kwargs = values
+        default: throw JSONValueDecoder.Unsupported()
+        }
+        guard let catalog else {
+            // Raw arguments, for TaskMessage.
+            call = PreparedCall(arguments: TaskArguments(args: parsed.args, kwargs: parsed.kwargs), run: { _ in .null })
+            return
+        }
+        guard let task = catalog.tasks[taskName] else { throw JSONValueDecoder.Unsupported() }
+        call = try task.prepare(.values(parsed))
+        options = task.options
     }
 
     private static func explain(_ error: any Error, body: [UInt8]) -> TaskInputError {
@@ -152,7 +240,8 @@ struct TaskEnvelope: Decodable {
             throw TaskInputError(.unknownTask, "unknown task '\(taskName)'", uuid: uuid, taskName: taskName)
         }
         do {
-            call = try task.prepare(container)
+            call = try task.prepare(.container(container))
+            options = task.options
         } catch let error as TaskInputError {
             throw error.reading(uuid: uuid, taskName: taskName)
         } catch {
