@@ -688,8 +688,8 @@ public final class Worker: Service, Sendable {
             return report(settled: false)
         case .completed, .cancelledByTask:
             let status = if case .completed = outcome { "success" } else { "cancel" }
-            if !execution.acknowledgedOnStart, !execution.deduplicated, execution.workflow == nil,
-               Self.followUps(for: delivery, outcome: outcome).isEmpty {
+            if delivery.message.properties.replyTo?.isEmpty == false, !execution.acknowledgedOnStart,
+               !execution.deduplicated, execution.workflow == nil, Self.followUps(for: delivery, outcome: outcome).isEmpty {
                 // Nothing but the result to send: its delivery is acked
                 // when the broker confirms it, without holding this slot.
                 switch prepareReply(result, for: delivery) {
