@@ -19,6 +19,10 @@ package final class RedisConnection {
     }
 
     private let context: UnsafeMutablePointer<redisContext>
+    /// When the current call's time is up (set with the socket timeouts):
+    /// a read or write interrupted by a signal is retried with only the
+    /// time left (``readReply(hasEffects:)``).
+    private var deadline: ContinuousClock.Instant?
 
     private init(context: UnsafeMutablePointer<redisContext>) {
         self.context = context
@@ -38,6 +42,7 @@ package final class RedisConnection {
             throw Failure(message: "cannot allocate a hiredis context", mayHaveApplied: false)
         }
         let connection = RedisConnection(context: context)
+        connection.deadline = .now + timeout
         if context.pointee.err != 0 {
             throw Failure(message: connection.errorText, mayHaveApplied: false)
         }
@@ -50,6 +55,7 @@ package final class RedisConnection {
     /// Sets the socket read and write timeout from now on (each `read(2)`
     /// and `write(2)` hiredis makes waits at most this long).
     package func setTimeout(_ timeout: Duration) throws(Failure) {
+        deadline = .now + timeout
         guard redisSetTimeout(context, Self.socketTime(timeout)) == REDIS_OK else {
             throw Failure(message: "cannot set socket timeouts: \(errorText)", mayHaveApplied: false)
         }
@@ -80,10 +86,7 @@ package final class RedisConnection {
         var replies: [RedisReply] = []
         replies.reserveCapacity(commands.count)
         for _ in commands {
-            var raw: UnsafeMutableRawPointer?
-            guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
-                throw Failure(message: errorText, mayHaveApplied: hasEffects)
-            }
+            let raw = try readReply(hasEffects: hasEffects)
             let reply = Self.copy(raw.assumingMemoryBound(to: redisReply.self))
             freeReplyObject(raw)
             replies.append(reply)
@@ -109,15 +112,60 @@ package final class RedisConnection {
         var replies: [RedisReply] = []
         replies.reserveCapacity(commands.count)
         for _ in 0..<commands.count {
-            var raw: UnsafeMutableRawPointer?
-            guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
-                throw Failure(message: errorText, mayHaveApplied: hasEffects)
-            }
+            let raw = try readReply(hasEffects: hasEffects)
             let reply = Self.copy(raw.assumingMemoryBound(to: redisReply.self))
             freeReplyObject(raw)
             replies.append(reply)
         }
         return replies
+    }
+
+    /// The next reply: what `redisGetReply` does (write out what is
+    /// buffered, then read until a whole reply is there), but within the
+    /// call's deadline. hiredis retries a read or write that a signal
+    /// interrupted (`EINTR`: the process stopped and continued, a frozen
+    /// cgroup thawed) with the whole socket timeout each time, so repeated
+    /// stops kept a call waiting far past its timeout; here a retry gets
+    /// only the time left, and none is left after the deadline.
+    private func readReply(hasEffects: Bool) throws(Failure) -> UnsafeMutableRawPointer {
+        var raw: UnsafeMutableRawPointer?
+        guard redisGetReplyFromReader(context, &raw) == REDIS_OK else {
+            throw Failure(message: errorText, mayHaveApplied: hasEffects)
+        }
+        if let raw { return raw }
+        var done: Int32 = 0
+        var first = true
+        while done == 0 {
+            try keepDeadline(retrying: !first, hasEffects: hasEffects)
+            first = false
+            guard redisBufferWrite(context, &done) == REDIS_OK else {
+                throw Failure(message: errorText, mayHaveApplied: hasEffects)
+            }
+        }
+        first = true
+        while raw == nil {
+            try keepDeadline(retrying: !first, hasEffects: hasEffects)
+            first = false
+            guard redisBufferRead(context) == REDIS_OK, redisGetReplyFromReader(context, &raw) == REDIS_OK else {
+                throw Failure(message: errorText, mayHaveApplied: hasEffects)
+            }
+        }
+        return raw!
+    }
+
+    /// Before each read or write: fails once the deadline passed; before a
+    /// second or later one, gives the socket only the time left (a
+    /// `setsockopt` pair: a reply in one read costs nothing more).
+    private func keepDeadline(retrying: Bool, hasEffects: Bool) throws(Failure) {
+        guard let deadline else { return }
+        let left = deadline - .now
+        guard left >= .milliseconds(1) else {
+            throw Failure(message: "no reply within the timeout", mayHaveApplied: hasEffects)
+        }
+        guard retrying else { return }
+        guard redisSetTimeout(context, Self.socketTime(left)) == REDIS_OK else {
+            throw Failure(message: "cannot set socket timeouts: \(errorText)", mayHaveApplied: hasEffects)
+        }
     }
 
     /// Appends one command to hiredis' output buffer (binary safe, through
