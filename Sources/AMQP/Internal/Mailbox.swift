@@ -63,7 +63,19 @@ final class Mailbox: Sendable {
 
     /// Queues a command; false when the owner thread has already stopped.
     func post(_ command: @escaping Command) -> Bool {
-        enqueue(command, lazily: false)
+        let mustWake: Bool? = state.withLock { state in
+            if state.closed { return nil }
+            state.commands.append(command)
+            if state.wakePending { return false }
+            state.wakePending = true
+            return true
+        }
+        guard let mustWake else { return false }
+        if mustWake {
+            var one: UInt8 = 1
+            _ = write(writeFD, &one, 1)
+        }
+        return true
     }
 
     /// Queues a command that may wait up to ``lazyWakeInterval`` ms: the
@@ -71,16 +83,12 @@ final class Mailbox: Sendable {
     /// command in its last round) or when ``lazyWakeThreshold`` commands
     /// wait. False when the owner thread has already stopped.
     func postLazily(_ command: @escaping Command) -> Bool {
-        enqueue(command, lazily: true)
-    }
-
-    private func enqueue(_ command: @escaping Command, lazily: Bool) -> Bool {
         let mustWake: Bool? = state.withLock { state in
             if state.closed { return nil }
             state.commands.append(command)
-            if lazily { state.lazyPosted = true }
+            state.lazyPosted = true
             if state.wakePending { return false }
-            if lazily && state.lazySleep && state.commands.count < Self.lazyWakeThreshold { return false }
+            if state.lazySleep && state.commands.count < Self.lazyWakeThreshold { return false }
             state.wakePending = true
             return true
         }
