@@ -262,10 +262,7 @@ public struct AMQPChannel: Sendable {
     /// Hands a `basic.ack` to the owner thread and returns at once, without
     /// waiting for it to be written: the cheap path for a consumer that acks
     /// every message. If the connection fails before the ack is written, the
-    /// broker redelivers the message (at-least-once still holds). While acks
-    /// keep coming, one may wait up to a millisecond for the next wake-up
-    /// of the owner thread, so that acks of tasks ending close together go
-    /// out as one `basic.ack` with `multiple` (16 waiting wake it at once).
+    /// broker redelivers the message (at-least-once still holds).
     ///
     /// - Throws: ``AMQPError`` `.staleDeliveryTag` when the channel or the
     ///   connection is already known to be closed (with the broker's reply,
@@ -275,9 +272,7 @@ public struct AMQPChannel: Sendable {
     public func enqueueAck(deliveryTag: UInt64) throws {
         if let error = closedError("basic.ack", code: .staleDeliveryTag) { throw error }
         let (id, number) = (self.id, self.number)
-        // Lazily: acks of tasks that end close together then share one
-        // wake-up of the owner thread and one frame (`Mailbox.postLazily`).
-        let posted = connection.mailbox.postLazily { core in
+        let posted = connection.mailbox.post { core in
             guard core.isOpen, let channel = try? core.channel(id, number: number) else { return }
             core.enqueueAck(deliveryTag, on: channel)
         }

@@ -229,7 +229,7 @@ private final class OwnerThread: Sendable {
             if mailbox.hasCommands || core.hasBufferedFrames { continue }
             fds[0].revents = 0
             fds[1].revents = 0
-            let ready = poll(&fds, 2, mailbox.sleepTimeout(idle: idleMilliseconds))
+            let ready = poll(&fds, 2, idleMilliseconds)
             if ready > 0 && fds[1].revents != 0 {
                 mailbox.drainWakeups()
             }

@@ -275,42 +275,6 @@ struct AMQPConnectionTests {
         }
     }
 
-    /// Acks handed over with `enqueueAck` may wait for the owner thread's
-    /// next wake-up (`Mailbox.postLazily`), but none is left behind: with a
-    /// prefetch of 5 (fewer acks than the wake threshold ever wait) and a
-    /// millisecond of work per message, so that each ack comes while the
-    /// owner thread sleeps, the broker sends the next messages only once
-    /// the acks before them were written. All 300 arrive, and none is back
-    /// in the queue when the channel closes.
-    @Test func lazilyEnqueuedAcksAreWrittenWithoutAWakeUpOfTheirOwn() async throws {
-        try await withChannel { connection, channel in
-            let queue = TestBroker.uniqueQueue()
-            try await channel.declareQueue(queue, durable: false, autoDelete: false)
-            try await channel.enableConfirms()
-            _ = try await channel.publish(batch: (0..<300).map { AMQPOutgoingMessage([UInt8($0 % 256)], routingKey: queue) })
-            let consuming = try await connection.openChannel()
-            try await consuming.setPrefetch(count: 5)
-            let consumer = try await consuming.consume(queue: queue)
-            let start = ContinuousClock.now
-            var received = 0
-            for try await delivery in consumer {
-                // A millisecond of work per message: the owner thread has
-                // gone back to sleep when the ack comes.
-                try await Task.sleep(for: .milliseconds(1))
-                try delivery.channel.enqueueAck(deliveryTag: delivery.deliveryTag)
-                received += 1
-                if received == 300 { break }
-                if ContinuousClock.now - start > .seconds(30) { break }
-            }
-            #expect(received == 300, "acks waited for the idle timeout: \(received) of 300 in 30 s")
-            await consuming.close()
-            // Every ack reached the broker: nothing went back to the queue.
-            let info = try await channel.declareQueue(queue, passive: true)
-            #expect(info.messageCount == 0)
-            try await channel.deleteQueue(queue)
-        }
-    }
-
     @Test func missingQueueClosesTheChannelWith404() async throws {
         try await withChannel { connection, channel in
             let missing = TestBroker.uniqueQueue("missing")

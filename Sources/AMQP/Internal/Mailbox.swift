@@ -19,23 +19,7 @@ final class Mailbox: Sendable {
         /// write syscall until the owner has taken the commands.
         var wakePending = false
         var closed = false
-        /// True while the owner sleeps a short while (``lazyWakeInterval``)
-        /// because lazy commands came in its last round: lazy posts then
-        /// skip the wake-up and are taken when that sleep ends.
-        var lazySleep = false
-        /// Whether the commands taken last held a lazy one.
-        var tookLazy = false
-        var lazyPosted = false
     }
-
-    /// How long the owner sleeps, at most, while lazy commands (acks) keep
-    /// coming: acks of tasks ending close together go out in one frame
-    /// (`basic.ack` with `multiple`) and one wake-up, instead of one each.
-    static let lazyWakeInterval: Int32 = 1
-    /// Lazy commands queued before the owner is woken all the same: a
-    /// burst of acks must not wait, the broker's prefetch window waits
-    /// for them.
-    static let lazyWakeThreshold = 16
 
     private let state = Mutex(State())
     /// The end the owner thread polls.
@@ -78,39 +62,6 @@ final class Mailbox: Sendable {
         return true
     }
 
-    /// Queues a command that may wait up to ``lazyWakeInterval`` ms: the
-    /// owner is woken only when it sleeps for longer (it had no lazy
-    /// command in its last round) or when ``lazyWakeThreshold`` commands
-    /// wait. False when the owner thread has already stopped.
-    func postLazily(_ command: @escaping Command) -> Bool {
-        let mustWake: Bool? = state.withLock { state in
-            if state.closed { return nil }
-            state.commands.append(command)
-            state.lazyPosted = true
-            if state.wakePending { return false }
-            if state.lazySleep && state.commands.count < Self.lazyWakeThreshold { return false }
-            state.wakePending = true
-            return true
-        }
-        guard let mustWake else { return false }
-        if mustWake {
-            var one: UInt8 = 1
-            _ = write(writeFD, &one, 1)
-        }
-        return true
-    }
-
-    /// Called by the owner before it sleeps in `poll` with nothing queued:
-    /// the longest it may sleep, in ms. Short (``lazyWakeInterval``) after a
-    /// round that took lazy commands, since more are likely; lazy posts then
-    /// do not wake it. Otherwise `idle`, and every post wakes it.
-    func sleepTimeout(idle: Int32) -> Int32 {
-        state.withLock { state in
-            state.lazySleep = state.tookLazy
-            return state.lazySleep ? Self.lazyWakeInterval : idle
-        }
-    }
-
     var hasCommands: Bool {
         state.withLock { !$0.commands.isEmpty }
     }
@@ -118,9 +69,6 @@ final class Mailbox: Sendable {
     func takeAll() -> [Command] {
         state.withLock { state in
             state.wakePending = false
-            state.lazySleep = false
-            state.tookLazy = state.lazyPosted
-            state.lazyPosted = false
             let commands = state.commands
             state.commands.removeAll(keepingCapacity: true)
             return commands
