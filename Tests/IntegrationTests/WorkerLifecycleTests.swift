@@ -9,13 +9,15 @@ import Testing
 @Suite(.enabled(if: IntegrationEnvironment.enabled, "no RabbitMQ reachable at QTASKS_URL; deploy/test.sh starts one"),
        .timeLimit(.minutes(2)))
 struct WorkerLifecycleTests {
-    /// SIGKILL while `sleep 3` runs: the unacknowledged delivery returns to
-    /// the queue, and a new worker runs it again and answers.
+    /// SIGKILL while `sleep 10` runs: the unacknowledged delivery returns to
+    /// the queue, and a new worker runs it again and answers. (Ten seconds,
+    /// not three: on a starved machine a 3 s task once ended before the
+    /// kill landed.)
     @Test func sigkillWhileATaskRunsThenRestartRunsItAgain() async throws {
         try await TestScope.run("sigkill") { scope in
             let first = try await scope.startWorker(concurrency: 1, prefetch: 1)
             let uuid = UUID().uuidString.lowercased()
-            try await scope.publishTask(#"{"uuid": "\#(uuid)", "task_name": "sleep", "args": [3]}"#, correlationID: uuid)
+            try await scope.publishTask(#"{"uuid": "\#(uuid)", "task_name": "sleep", "args": [10]}"#, correlationID: uuid)
 
             // Running: delivered to the only consumer, nothing ready.
             try await waitUntil("the sleep task to be delivered to the worker", timeout: 30) {
@@ -34,9 +36,9 @@ struct WorkerLifecycleTests {
             }
 
             let second = try await scope.startWorker(concurrency: 1, prefetch: 1)
-            let reply = try await scope.nextReply(timeout: 20, "the result of the redelivered task")
+            let reply = try await scope.nextReply(timeout: 60, "the result of the redelivered task")
             #expect(reply.correlationID == uuid)
-            reply.expectDocumented(uuid: uuid, taskName: "sleep", status: "success", returning: 3)
+            reply.expectDocumented(uuid: uuid, taskName: "sleep", status: "success", returning: 10)
             await scope.stopGracefully(second)
             #expect(try await scope.admin.queueInfo(scope.queue)?.messageCount == 0)
             #expect(try await scope.admin.get(scope.deadLetterQueue) == nil)
